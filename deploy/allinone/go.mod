@@ -1,0 +1,3 @@
+module github.com/latchkey/latchkey/deploy/allinone
+
+go 1.26

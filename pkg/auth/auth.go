@@ -1,0 +1,136 @@
+// Package auth holds the principal a call is made by, how it travels in a context, and the
+// bearer-token plumbing every service shares.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
+)
+
+// Kind says what authenticated a call.
+type Kind string
+
+// The kinds of principal.
+const (
+	// KindUser is a person with a session token.
+	KindUser Kind = "user"
+	// KindAccountKey is a management (account) API key.
+	KindAccountKey Kind = "account_key"
+	// KindOperator is the platform team, with the operator token; it is not bound to an
+	// account and may call admin and internal RPCs.
+	KindOperator Kind = "operator"
+)
+
+// Principal is who makes a call.
+type Principal struct {
+	Kind      Kind
+	AccountID string
+	UserID    string
+	SessionID string
+	// KeyID is the account key's id when Kind is KindAccountKey.
+	KeyID string
+	// Capabilities bound an account key; users hold every capability of their account.
+	Capabilities []string
+	Plan         string
+	// StepUpUntil is when the session's last password re-verification stops counting.
+	StepUpUntil time.Time
+}
+
+// Actor is the id recorded as the author of a change.
+func (p *Principal) Actor() string {
+	switch p.Kind {
+	case KindUser:
+		return p.UserID
+	case KindAccountKey:
+		return p.KeyID
+	default:
+		return "operator"
+	}
+}
+
+// Can reports whether the principal holds a capability.
+func (p *Principal) Can(capability string) bool {
+	switch p.Kind {
+	case KindUser, KindOperator:
+		return true
+	default:
+		return slices.Contains(p.Capabilities, capability)
+	}
+}
+
+type ctxKey struct{}
+
+// With stores p in ctx.
+func With(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// From returns the principal of ctx, or nil for an unauthenticated call.
+func From(ctx context.Context) *Principal {
+	p, _ := ctx.Value(ctxKey{}).(*Principal)
+	return p
+}
+
+// Require returns the caller bound to an account holding capability, or the error to send.
+func Require(ctx context.Context, capability string) (*Principal, error) {
+	p := From(ctx)
+	if p == nil || p.AccountID == "" {
+		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token or an account key")
+	}
+	if !p.Can(capability) {
+		return nil, apierr.New(apierr.InsufficientCapability, "this key lacks the %q capability", capability)
+	}
+	return p, nil
+}
+
+// RequireUser returns the caller if it is a logged-in user.
+func RequireUser(ctx context.Context) (*Principal, error) {
+	p := From(ctx)
+	if p == nil || p.Kind != KindUser {
+		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token")
+	}
+	return p, nil
+}
+
+// RequireOperator returns the caller if it presented the operator token.
+func RequireOperator(ctx context.Context) (*Principal, error) {
+	p := From(ctx)
+	if p == nil || p.Kind != KindOperator {
+		return nil, apierr.New(apierr.Unauthenticated, "this call needs the operator token")
+	}
+	return p, nil
+}
+
+// BearerToken reads `authorization: Bearer <token>` from incoming gRPC metadata.
+func BearerToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+// OutgoingBearer attaches a bearer token to an outgoing gRPC call.
+func OutgoingBearer(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// OperatorToken compares a presented token with the configured one in constant time.
+type OperatorToken string
+
+// Matches reports whether presented is the operator token; an unset token matches nothing.
+func (t OperatorToken) Matches(presented string) bool {
+	if t == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(t), []byte(presented)) == 1
+}

@@ -1,0 +1,51 @@
+package keyformat
+
+import (
+	"hash/crc32"
+	"testing"
+)
+
+// profiles loads every built-in profile, default included.
+func profiles(t testing.TB) map[string]*Registry {
+	t.Helper()
+	out := map[string]*Registry{}
+	for _, name := range ProfileNames() {
+		r, err := LoadProfile(name)
+		if err != nil {
+			t.Fatalf("LoadProfile(%q): %v", name, err)
+		}
+		out[name] = r
+	}
+	return out
+}
+
+// render rebuilds a key from its parts: what Parse accepted must be exactly this.
+func render(k Key) string {
+	s := k.Prefix + k.Body
+	if k.Type.Checksum {
+		var cs [ChecksumLen]byte
+		putChecksum(cs[:], crc32.ChecksumIEEE([]byte(s)))
+		s += string(cs[:])
+	}
+	return s
+}
+
+// withPrefix re-issues key under another prefix with a correct checksum, to build
+// legacy keys and cross-prefix cases.
+func withPrefix(t testing.TB, r *Registry, key, prefix string) string {
+	t.Helper()
+	k, err := r.Parse(key)
+	if err != nil {
+		t.Fatalf("Parse(generated key): %v", err)
+	}
+	return render(Key{Type: k.Type, Prefix: prefix, Body: k.Body})
+}
+
+func mustGenerate(t testing.TB, r *Registry, typeName string) string {
+	t.Helper()
+	s, err := r.Generate(typeName)
+	if err != nil {
+		t.Fatalf("Generate(%q): %v", typeName, err)
+	}
+	return s
+}

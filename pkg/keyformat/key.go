@@ -1,0 +1,211 @@
+package keyformat
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+)
+
+const (
+	// MaxKeyLen is the longest input Parse looks at; anything longer is rejected
+	// before any work, so oversized headers cost nothing.
+	MaxKeyLen = 256
+	// ChecksumLen is the number of base62 characters of a checksum (62^6 > 2^32).
+	ChecksumLen = 6
+	// DisplayBodyLen is how much of the body a listing may show.
+	DisplayBodyLen = 8
+)
+
+const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// Sentinel errors of Parse; test with errors.Is. All three mean "401 without a
+// lookup"; they are distinct for metrics and debugging. Messages never contain
+// the key.
+var (
+	ErrUnknownPrefix = errors.New("keyformat: unknown key prefix")
+	ErrMalformed     = errors.New("keyformat: malformed key")
+	ErrChecksum      = errors.New("keyformat: key checksum mismatch")
+)
+
+// parseError adds the reason to a sentinel. The values are preallocated so that
+// a failing Parse allocates nothing.
+type parseError struct {
+	kind error
+	msg  string
+}
+
+func (e *parseError) Error() string { return e.msg }
+func (e *parseError) Unwrap() error { return e.kind }
+
+var (
+	errEmpty    = &parseError{ErrMalformed, "keyformat: malformed key: empty"}
+	errTooLong  = &parseError{ErrMalformed, "keyformat: malformed key: longer than 256 bytes"}
+	errLength   = &parseError{ErrMalformed, "keyformat: malformed key: wrong length for its type"}
+	errAlphabet = &parseError{ErrMalformed, "keyformat: malformed key: character outside the alphabet"}
+	errNoPrefix = &parseError{ErrUnknownPrefix, "keyformat: unknown key prefix: key has no prefix"}
+	errPrefix   = &parseError{ErrUnknownPrefix, "keyformat: unknown key prefix"}
+	errChecksum = &parseError{ErrChecksum, "keyformat: key checksum mismatch"}
+)
+
+// Lookup tables: digit value+1 (0 = not in the alphabet), so that the zero value
+// of the array rejects everything else.
+var base62Val, hexVal = func() (b62, hx [256]uint8) {
+	for i := 0; i < len(base62Alphabet); i++ {
+		b62[base62Alphabet[i]] = uint8(i + 1)
+	}
+	for i, c := range "0123456789abcdef" {
+		hx[c] = uint8(i + 1)
+	}
+	return
+}()
+
+// Key is a parsed key. Its strings point into the parsed input. Key formats
+// itself as its display prefix so that a stray log line never carries a secret.
+type Key struct {
+	// Type is the key's type; shared, must not be modified.
+	Type *Type
+	// Prefix is the prefix as presented, which may be a legacy prefix.
+	Prefix string
+	// Body is the random part, without the checksum. It is secret.
+	Body string
+	// Legacy reports that Prefix is one of Type.LegacyPrefixes.
+	Legacy bool
+}
+
+// String returns the display prefix, never the secret.
+func (k Key) String() string { return DisplayPrefix(k) }
+
+// GoString keeps %#v from printing the secret too.
+func (k Key) GoString() string { return "keyformat.Key{" + DisplayPrefix(k) + "…}" }
+
+// DisplayPrefix is what listings may show: the prefix and the first 8 characters
+// of the body, never more.
+func DisplayPrefix(k Key) string {
+	b := k.Body
+	if len(b) > DisplayBodyLen {
+		b = b[:DisplayBodyLen]
+	}
+	return k.Prefix + b
+}
+
+// Generate mints a new key of the named type with its current prefix.
+func (r *Registry) Generate(typeName string) (string, error) {
+	t, ok := r.byName[typeName]
+	if !ok {
+		return "", fmt.Errorf("keyformat: unknown key type %q", typeName)
+	}
+	p, bodyLen := len(t.Prefix), t.BodyLen()
+	buf := make([]byte, t.KeyLen(t.Prefix))
+	copy(buf, t.Prefix)
+	body := buf[p : p+bodyLen]
+	switch t.Encoding {
+	case EncodingHex:
+		raw := make([]byte, t.RandomBytes)
+		if _, err := rand.Read(raw); err != nil {
+			return "", fmt.Errorf("keyformat: reading randomness: %w", err)
+		}
+		hex.Encode(body, raw)
+	default:
+		if err := fillBase62(body); err != nil {
+			return "", err
+		}
+	}
+	if t.Checksum {
+		putChecksum(buf[p+bodyLen:], crc32.ChecksumIEEE(buf[:p+bodyLen]))
+	}
+	return string(buf), nil
+}
+
+// fillBase62 draws each character uniformly: bytes of 248 and above are rejected
+// so that byte%62 has no bias (248 = 4*62).
+func fillBase62(dst []byte) error {
+	var pool [64]byte
+	i := 0
+	for i < len(dst) {
+		if _, err := rand.Read(pool[:]); err != nil {
+			return fmt.Errorf("keyformat: reading randomness: %w", err)
+		}
+		for _, b := range pool {
+			if b >= 248 {
+				continue
+			}
+			dst[i] = base62Alphabet[b%62]
+			i++
+			if i == len(dst) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// putChecksum writes v as ChecksumLen base62 digits, most significant first.
+func putChecksum(dst []byte, v uint32) {
+	n := uint64(v)
+	for i := ChecksumLen - 1; i >= 0; i-- {
+		dst[i] = base62Alphabet[n%62]
+		n /= 62
+	}
+}
+
+// crcString is CRC32-IEEE over a string, so Parse needs no []byte conversion.
+func crcString(s string) uint32 {
+	tab := crc32.IEEETable
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = tab[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
+}
+
+// Parse checks a presented key's prefix, length, alphabet and checksum: everything
+// that can be known without a lookup. It allocates nothing, success or failure,
+// because it runs on every request before anything else.
+func (r *Registry) Parse(s string) (Key, error) {
+	switch {
+	case len(s) == 0:
+		return Key{}, errEmpty
+	case len(s) > MaxKeyLen:
+		return Key{}, errTooLong
+	}
+	i := strings.LastIndexByte(s, '_')
+	if i < 0 {
+		return Key{}, errNoPrefix
+	}
+	prefix := s[:i+1]
+	info, ok := r.byPrefix[prefix]
+	if !ok {
+		return Key{}, errPrefix
+	}
+	if len(s) != info.keyLen {
+		return Key{}, errLength
+	}
+	end := len(prefix) + info.bodyLen
+	body := s[len(prefix):end]
+	table := &base62Val
+	if info.hex {
+		table = &hexVal
+	}
+	for j := 0; j < len(body); j++ {
+		if table[body[j]] == 0 {
+			return Key{}, errAlphabet
+		}
+	}
+	if info.checksum {
+		var v uint64
+		for j := end; j < len(s); j++ {
+			d := base62Val[s[j]]
+			if d == 0 {
+				return Key{}, errAlphabet
+			}
+			v = v*62 + uint64(d-1)
+		}
+		if v != uint64(crcString(s[:end])) {
+			return Key{}, errChecksum
+		}
+	}
+	return Key{Type: info.typ, Prefix: prefix, Body: body, Legacy: info.legacy}, nil
+}

@@ -1,0 +1,202 @@
+package keyformat
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+)
+
+var (
+	prefixRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*_$`)
+	capabilityRE = regexp.MustCompile(`^[a-z]+(:[a-z_]+)?$`)
+)
+
+const (
+	minRandomBytes = 8
+	maxRandomBytes = 64
+)
+
+// Registry is a validated set of key types. It is immutable after construction
+// and safe for concurrent use; pointers it hands out (Lookup, Key.Type) point into
+// it and must not be modified.
+type Registry struct {
+	types    []Type
+	byName   map[string]*Type
+	byPrefix map[string]*prefixInfo
+}
+
+// prefixInfo is everything Parse needs about one prefix, precomputed so the hot
+// path is a map lookup and a few comparisons.
+type prefixInfo struct {
+	typ      *Type
+	legacy   bool
+	keyLen   int
+	bodyLen  int
+	hex      bool
+	checksum bool
+}
+
+// NewRegistry validates types and builds a registry from copies of them. All
+// problems are reported at once, each naming the type and the rule it breaks, so an
+// operator fixes a profile in one pass.
+func NewRegistry(types []Type) (*Registry, error) {
+	r := &Registry{
+		types:    make([]Type, len(types)),
+		byName:   make(map[string]*Type, len(types)),
+		byPrefix: make(map[string]*prefixInfo, len(types)),
+	}
+	var errs []error
+	prefixOwner := map[string]string{}
+	for i := range types {
+		r.types[i] = types[i].clone()
+		t := &r.types[i]
+		label := fmt.Sprintf("type %q", t.Name)
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("keyformat: %s: "+format, append([]any{label}, args...)...))
+		}
+		if t.Name == "" {
+			label = fmt.Sprintf("type #%d", i)
+			fail("name must not be empty")
+		} else if _, dup := r.byName[t.Name]; dup {
+			fail("name must be unique")
+		} else {
+			r.byName[t.Name] = t
+		}
+		switch t.Encoding {
+		case EncodingBase62, EncodingHex:
+		default:
+			fail("encoding %q must be %q or %q", t.Encoding, EncodingBase62, EncodingHex)
+		}
+		if t.RandomBytes < minRandomBytes || t.RandomBytes > maxRandomBytes {
+			fail("random_bytes %d must be between %d and %d", t.RandomBytes, minRandomBytes, maxRandomBytes)
+		}
+		switch t.Scope {
+		case ScopeAccount, ScopeProject, ScopeEnvironment:
+		default:
+			fail("scope %q must be %q, %q or %q", t.Scope, ScopeAccount, ScopeProject, ScopeEnvironment)
+		}
+		if len(t.Capabilities) == 0 {
+			fail("capabilities must not be empty")
+		}
+		seenCap := map[string]bool{}
+		for _, c := range t.Capabilities {
+			if !capabilityRE.MatchString(c) {
+				fail("capability %q must match %s", c, capabilityRE)
+			}
+			if seenCap[c] {
+				fail("capability %q must not be listed twice", c)
+			}
+			seenCap[c] = true
+		}
+		for _, d := range []struct {
+			field string
+			v     time.Duration
+		}{{"rotation_grace", t.RotationGrace.Duration}, {"data_ttl", t.DataTTL.Duration}, {"claim_grace", t.ClaimGrace.Duration}} {
+			if d.v < 0 {
+				fail("%s must not be negative", d.field)
+			}
+		}
+		if t.ClaimGrace.Duration != 0 && !t.Anonymous {
+			fail("claim_grace applies only to anonymous types")
+		}
+		rl := t.RateLimit
+		if math.IsNaN(rl.PerSecond) || math.IsInf(rl.PerSecond, 0) || rl.PerSecond < 0 || rl.Burst < 0 {
+			fail("rate_limit must be finite and not negative")
+		} else if rl.PerSecond > 0 && rl.Burst < 1 {
+			fail("rate_limit burst must be at least 1 when per_second is set")
+		}
+
+		addPrefix := func(field, p string, legacy bool) {
+			if !prefixRE.MatchString(p) {
+				fail("%s %q must match %s", field, p, prefixRE)
+				return
+			}
+			if owner, dup := prefixOwner[p]; dup {
+				fail("%s %q is already used by type %q", field, p, owner)
+				return
+			}
+			prefixOwner[p] = t.Name
+			if n := t.KeyLen(p); n > MaxKeyLen {
+				fail("%s %q makes keys %d bytes long, over the %d-byte limit", field, p, n, MaxKeyLen)
+				return
+			}
+			r.byPrefix[p] = &prefixInfo{
+				typ:      t,
+				legacy:   legacy,
+				keyLen:   t.KeyLen(p),
+				bodyLen:  t.BodyLen(),
+				hex:      t.Encoding == EncodingHex,
+				checksum: t.Checksum,
+			}
+		}
+		addPrefix("prefix", t.Prefix, false)
+		for _, p := range t.LegacyPrefixes {
+			addPrefix("legacy prefix", p, true)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r, nil
+}
+
+// Types returns copies of the registry's types in their configured order.
+func (r *Registry) Types() []Type {
+	out := make([]Type, len(r.types))
+	for i := range r.types {
+		out[i] = r.types[i].clone()
+	}
+	return out
+}
+
+// Lookup finds a type by name. The result is shared and must not be modified.
+func (r *Registry) Lookup(name string) (*Type, bool) {
+	t, ok := r.byName[name]
+	return t, ok
+}
+
+// defaultTypes is Latchkey's own scheme.
+func defaultTypes() []Type {
+	day := Duration{24 * time.Hour}
+	return []Type{
+		{
+			Name:          "ingest",
+			Prefix:        "lk_ing_",
+			Encoding:      EncodingBase62,
+			RandomBytes:   32,
+			Checksum:      true,
+			Capabilities:  []string{"ingest"},
+			Scope:         ScopeEnvironment,
+			RotationGrace: day,
+			Browser:       true,
+			RateLimit:     RateLimit{PerSecond: 1000, Burst: 2000},
+			Mintable:      true,
+		},
+		{
+			Name:          "account",
+			Prefix:        "lk_acct_",
+			Encoding:      EncodingBase62,
+			RandomBytes:   32,
+			Checksum:      true,
+			Capabilities:  []string{"keys:read", "keys:write", "projects:read", "projects:write", "audit:read", "servers:manage"},
+			Scope:         ScopeAccount,
+			RotationGrace: day,
+			RequiresPlan:  "pro",
+			Mintable:      true,
+		},
+	}
+}
+
+var defaultRegistry = func() *Registry {
+	r, err := NewRegistry(defaultTypes())
+	if err != nil {
+		panic(err) // a broken built-in default is a programming error caught by tests
+	}
+	return r
+}()
+
+// Default is Latchkey's own key scheme: "ingest" (lk_ing_) and "account"
+// (lk_acct_). It is shared; the registry is immutable.
+func Default() *Registry { return defaultRegistry }

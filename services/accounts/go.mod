@@ -1,0 +1,3 @@
+module github.com/latchkey/latchkey/services/accounts
+
+go 1.26
