@@ -1,0 +1,86 @@
+// Package postgres holds the Postgres plumbing every service shares: the pgx pool, the
+// migrations runner (each service embeds its own migrations and owns one schema), and the
+// mapping of driver errors to client-facing ones.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
+)
+
+// SQLSTATE codes we act on (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+const (
+	UniqueViolation      = "23505"
+	ForeignKeyViolation  = "23503"
+	CheckViolation       = "23514"
+	SerializationFailure = "40001"
+	DeadlockDetected     = "40P01"
+	QueryCanceled        = "57014"
+	InvalidTextRepr      = "22P02"
+	InsufficientPriv     = "42501"
+	RaiseException       = "P0001"
+)
+
+// Connect opens a pool whose connections use schema (the service's own) and waits until
+// the server answers.
+func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: cannot reach %s: %w", cfg.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// Code returns the SQLSTATE of err, or "".
+func Code(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// Error maps a driver error to a client-facing one; notFound is returned for no rows.
+// Anything unexpected stays an internal error (its cause is logged by the server, never sent).
+func Error(err error, notFound *apierr.Error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows) && notFound != nil:
+		return notFound
+	}
+	switch Code(err) {
+	case SerializationFailure, DeadlockDetected:
+		return &apierr.Error{Code: apierr.Conflict, Message: "a concurrent change got in the way; retry"}
+	case QueryCanceled:
+		return &apierr.Error{Code: apierr.DeadlineExceeded, Message: "the request timed out"}
+	}
+	return err
+}
+
+// InTx runs fn in a transaction, committing if it returns nil.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, fn)
+}
