@@ -49,3 +49,5 @@ func mustGenerate(t testing.TB, r *Registry, typeName string) string {
 	}
 	return s
 }
+
+func crcIEEE(s string) uint32 { return crc32.ChecksumIEEE([]byte(s)) }

@@ -151,12 +151,33 @@ func putChecksum(dst []byte, v uint32) {
 	}
 }
 
+// crcTables are slicing-by-8 tables for CRC32-IEEE. hash/crc32 would be faster
+// still, but it takes a []byte through a function variable, so the bytes escape and
+// every Parse would allocate; eight bytes per step keeps the checksum a few ns.
+var crcTables = func() (t [8][256]uint32) {
+	t[0] = *crc32.IEEETable
+	for i := range 256 {
+		c := t[0][i]
+		for k := 1; k < 8; k++ {
+			c = t[0][c&0xff] ^ c>>8
+			t[k][i] = c
+		}
+	}
+	return t
+}()
+
 // crcString is CRC32-IEEE over a string, so Parse needs no []byte conversion.
 func crcString(s string) uint32 {
-	tab := crc32.IEEETable
+	t := &crcTables
 	crc := ^uint32(0)
+	for len(s) >= 8 {
+		crc ^= uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+		crc = t[0][s[7]] ^ t[1][s[6]] ^ t[2][s[5]] ^ t[3][s[4]] ^
+			t[4][crc>>24] ^ t[5][crc>>16&0xff] ^ t[6][crc>>8&0xff] ^ t[7][crc&0xff]
+		s = s[8:]
+	}
 	for i := 0; i < len(s); i++ {
-		crc = tab[byte(crc)^s[i]] ^ (crc >> 8)
+		crc = t[0][byte(crc)^s[i]] ^ crc>>8
 	}
 	return ^crc
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package keyformat
+
+const raceEnabled = false

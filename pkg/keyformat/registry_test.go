@@ -1,0 +1,141 @@
+package keyformat
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validType() Type {
+	return Type{
+		Name:         "ingest",
+		Prefix:       "lk_ing_",
+		Encoding:     EncodingBase62,
+		RandomBytes:  32,
+		Checksum:     true,
+		Capabilities: []string{"ingest"},
+		Scope:        ScopeEnvironment,
+	}
+}
+
+func TestNewRegistryRejects(t *testing.T) {
+	other := func(mod func(*Type)) Type {
+		o := validType()
+		o.Name, o.Prefix = "other", "lk_oth_"
+		if mod != nil {
+			mod(&o)
+		}
+		return o
+	}
+	tests := []struct {
+		name  string
+		mod   func(*Type)
+		extra []Type
+		want  string // the rule, as the message names it
+	}{
+		{"empty name", func(t *Type) { t.Name = "" }, nil, `type #0: name must not be empty`},
+		{"duplicate name", nil, []Type{other(func(t *Type) { t.Name = "ingest" })}, `type "ingest": name must be unique`},
+		{"prefix without underscore", func(t *Type) { t.Prefix = "lk" }, nil, `prefix "lk" must match ^[a-z][a-z0-9_]*_$`},
+		{"empty prefix", func(t *Type) { t.Prefix = "" }, nil, `prefix "" must match`},
+		{"uppercase prefix", func(t *Type) { t.Prefix = "LK_" }, nil, `prefix "LK_" must match`},
+		{"prefix starting with digit", func(t *Type) { t.Prefix = "1k_" }, nil, `prefix "1k_" must match`},
+		{"prefix with dash", func(t *Type) { t.Prefix = "lk-ing_" }, nil, `prefix "lk-ing_" must match`},
+		{"bad legacy prefix", func(t *Type) { t.LegacyPrefixes = []string{"col"} }, nil, `type "ingest": legacy prefix "col" must match`},
+		{"prefix used twice", nil, []Type{other(func(t *Type) { t.Prefix = "lk_ing_" })}, `type "other": prefix "lk_ing_" is already used by type "ingest"`},
+		{"legacy prefix equal to another prefix", nil, []Type{other(func(t *Type) { t.LegacyPrefixes = []string{"lk_ing_"} })}, `legacy prefix "lk_ing_" is already used`},
+		{"legacy prefix equal to own prefix", func(t *Type) { t.LegacyPrefixes = []string{"lk_ing_"} }, nil, `legacy prefix "lk_ing_" is already used by type "ingest"`},
+		{"random bytes too few", func(t *Type) { t.RandomBytes = 7 }, nil, `random_bytes 7 must be between 8 and 64`},
+		{"random bytes too many", func(t *Type) { t.RandomBytes = 65 }, nil, `random_bytes 65 must be between 8 and 64`},
+		{"unknown encoding", func(t *Type) { t.Encoding = "base64" }, nil, `encoding "base64" must be "base62" or "hex"`},
+		{"empty encoding", func(t *Type) { t.Encoding = "" }, nil, `encoding "" must be`},
+		{"unknown scope", func(t *Type) { t.Scope = "org" }, nil, `scope "org" must be "account", "project" or "environment"`},
+		{"no capabilities", func(t *Type) { t.Capabilities = nil }, nil, `capabilities must not be empty`},
+		{"bad capability", func(t *Type) { t.Capabilities = []string{"Keys:write"} }, nil, `capability "Keys:write" must match ^[a-z]+(:[a-z_]+)?$`},
+		{"capability with two colons", func(t *Type) { t.Capabilities = []string{"keys:a:b"} }, nil, `capability "keys:a:b" must match`},
+		{"empty capability", func(t *Type) { t.Capabilities = []string{""} }, nil, `capability "" must match`},
+		{"duplicate capability", func(t *Type) { t.Capabilities = []string{"ingest", "ingest"} }, nil, `capability "ingest" must not be listed twice`},
+		{"negative grace", func(t *Type) { t.RotationGrace = Duration{-time.Hour} }, nil, `rotation_grace must not be negative`},
+		{"negative ttl", func(t *Type) { t.DataTTL = Duration{-time.Hour} }, nil, `data_ttl must not be negative`},
+		{"claim grace on a non-anonymous type", func(t *Type) { t.ClaimGrace = Duration{time.Hour} }, nil, `claim_grace applies only to anonymous types`},
+		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
+		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},
+		{"rate without burst", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 10} }, nil, `burst must be at least 1 when per_second is set`},
+		{"key too long", func(t *Type) { t.Prefix = strings.Repeat("a", 250) + "_" }, nil, `over the 256-byte limit`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			typ := validType()
+			if tt.mod != nil {
+				tt.mod(&typ)
+			}
+			r, err := NewRegistry(append([]Type{typ}, tt.extra...))
+			if err == nil {
+				t.Fatalf("NewRegistry accepted the config, registry %v", r)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name the rule %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewRegistryReportsEveryProblem(t *testing.T) {
+	typ := validType()
+	typ.Encoding, typ.Scope = "b64", "org"
+	_, err := NewRegistry([]Type{typ})
+	if err == nil || !strings.Contains(err.Error(), "encoding") || !strings.Contains(err.Error(), "scope") {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+}
+
+func TestNewRegistryCopies(t *testing.T) {
+	types := []Type{validType()}
+	r, err := NewRegistry(types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types[0].Capabilities[0] = "mutated"
+	types[0].Prefix = "xx_"
+	got, _ := r.Lookup("ingest")
+	if got.Capabilities[0] != "ingest" || got.Prefix != "lk_ing_" {
+		t.Fatalf("registry shares memory with its input: %+v", got)
+	}
+	out := r.Types()
+	out[0].Capabilities[0] = "mutated"
+	if got.Capabilities[0] != "ingest" {
+		t.Fatal("Types() shares memory with the registry")
+	}
+}
+
+func TestDefault(t *testing.T) {
+	r := Default()
+	want := map[string]Type{
+		"ingest": {
+			Name: "ingest", Prefix: "lk_ing_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
+			Capabilities: []string{"ingest"}, Scope: ScopeEnvironment, RotationGrace: Duration{24 * time.Hour},
+			Browser: true, RateLimit: RateLimit{PerSecond: 1000, Burst: 2000}, Mintable: true,
+		},
+		"account": {
+			Name: "account", Prefix: "lk_acct_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
+			Capabilities: []string{"keys:read", "keys:write", "projects:read", "projects:write", "audit:read", "servers:manage"},
+			Scope:        ScopeAccount, RotationGrace: Duration{24 * time.Hour}, RequiresPlan: "pro", Mintable: true,
+		},
+	}
+	if n := len(r.Types()); n != len(want) {
+		t.Fatalf("Default has %d types, want %d", n, len(want))
+	}
+	for name, w := range want {
+		got, ok := r.Lookup(name)
+		if !ok {
+			t.Fatalf("Default lacks %q", name)
+		}
+		if !reflect.DeepEqual(*got, w) {
+			t.Errorf("Default %q = %+v, want %+v", name, *got, w)
+		}
+	}
+	if _, ok := r.Lookup("nope"); ok {
+		t.Error("Lookup of an unknown name succeeded")
+	}
+}
