@@ -134,3 +134,7 @@ func (t OperatorToken) Matches(presented string) bool {
 	}
 	return subtle.ConstantTimeCompare([]byte(t), []byte(presented)) == 1
 }
+
+// SessionTokenPrefix starts every session token, so services tell them from API keys
+// without a lookup. No key type may use it.
+const SessionTokenPrefix = "lks_"

@@ -1,0 +1,66 @@
+// Package verdict decides whether a known key may be used for a request. The keys service
+// (VerifyKey) and the gateways (on a cache hit) decide with this one function, so a key
+// means the same thing everywhere.
+package verdict
+
+import (
+	"slices"
+	"time"
+)
+
+// Code says why a key was or was not accepted. These are the `code` values of VerifyKey.
+type Code string
+
+// The codes, in the order they are checked.
+const (
+	OK                     Code = "ok"
+	Malformed              Code = "malformed"
+	NotFound               Code = "not_found"
+	Revoked                Code = "revoked"
+	Expired                Code = "expired"
+	AccountSuspended       Code = "account_suspended"
+	InsufficientCapability Code = "insufficient_capability"
+	OriginNotAllowed       Code = "origin_not_allowed"
+)
+
+// Facts are what a decision needs to know about a key. Zero times mean "not set".
+type Facts struct {
+	RevokedAt  time.Time
+	ExpiresAt  time.Time
+	GraceUntil time.Time
+	// Capabilities the key holds.
+	Capabilities []string
+	// Browser says whether the key's type may be used from a browser at all.
+	Browser bool
+	// AllowedOrigins of the key's project; empty allows any origin (for browser types).
+	AllowedOrigins   []string
+	AccountSuspended bool
+}
+
+// Decide returns the verdict on using a key with facts f at now, from origin (the request's
+// Origin header, "" when there is none) for capability ("" when the caller asks for none).
+// A request without an Origin header is never refused for its origin: origins guard browsers.
+func Decide(f *Facts, now time.Time, origin, capability string) Code {
+	switch {
+	case !f.RevokedAt.IsZero():
+		return Revoked
+	case !f.ExpiresAt.IsZero() && !f.ExpiresAt.After(now):
+		return Expired
+	case !f.GraceUntil.IsZero() && !f.GraceUntil.After(now):
+		return Expired
+	case f.AccountSuspended:
+		return AccountSuspended
+	case capability != "" && !slices.Contains(f.Capabilities, capability):
+		return InsufficientCapability
+	case origin != "" && !originAllowed(f, origin):
+		return OriginNotAllowed
+	}
+	return OK
+}
+
+func originAllowed(f *Facts, origin string) bool {
+	if !f.Browser {
+		return false
+	}
+	return len(f.AllowedOrigins) == 0 || slices.Contains(f.AllowedOrigins, origin)
+}

@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"time"
+
+
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/events"
+	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/services/keys/internal/store"
+)
+
+// CreateKey issues a key and returns its secret, once.
+func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*keysv1.CreateKeyResponse, error) {
+	p, err := auth.Require(ctx, "keys:write")
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	t, err := s.mintableType(req.GetType())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayManageType(ctx, p, t, now); err != nil {
+		return nil, err
+	}
+	projectID, env, err := s.binding(ctx, p, t, req.GetProjectId(), req.GetEnvironment())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText("name", req.GetName(), maxName); err != nil {
+		return nil, err
+	}
+	caps, err := capabilitiesFor(t, req.GetCapabilities())
+	if err != nil {
+		return nil, err
+	}
+	exp, err := expiry(req.GetExpiresAt(), now)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMetadata(req.GetMetadata()); err != nil {
+		return nil, err
+	}
+	k, secret, err := s.newKey(t, &store.Key{
+		AccountID: p.AccountID, Type: t.Name, Name: req.GetName(), ProjectID: projectID,
+		Environment: env, Capabilities: caps, CreatedBy: p.Actor(), ExpiresAt: exp,
+		Metadata: req.GetMetadata(), CreatedAt: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev := events.New(p.AccountID, requestid.From(ctx))
+	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
+		KeyId: k.ID, KeyHash: k.Hash, Type: k.Type, ProjectId: k.ProjectID, Environment: k.Environment,
+	}}
+	if err := s.store.Create(ctx, k, ev); err != nil {
+		return nil, err
+	}
+	s.notify()
+	return &keysv1.CreateKeyResponse{Key: toProto(k, now), Secret: secret}, nil
+}
+
+// newKey fills in a fresh id, secret, hash and display prefix on template.
+func (s *Server) newKey(t *keyformat.Type, template *store.Key) (*store.Key, string, error) {
+	secret, err := s.types.Generate(t.Name)
+	if err != nil {
+		return nil, "", err
+	}
+	parsed, err := s.types.Parse(secret)
+	if err != nil {
+		return nil, "", err
+	}
+	hash := s.hasher.Hash(secret)
+	k := *template
+	k.ID = ids.New(ids.Key)
+	k.Hash = hash[:]
+	k.DisplayPrefix = keyformat.DisplayPrefix(parsed)
+	return &k, secret, nil
+}
+
+func (s *Server) mintableType(name string) (*keyformat.Type, error) {
+	if name == "" {
+		return nil, invalid("type is required; one of %v", s.mintableNames())
+	}
+	t, ok := s.types.Lookup(name)
+	if !ok || !t.Mintable {
+		return nil, invalid("unknown key type %q; one of %v", name, s.mintableNames())
+	}
+	return t, nil
+}
+
+func (s *Server) mintableNames() []string {
+	var names []string
+	for _, t := range s.types.Types() {
+		if t.Mintable {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
+
+// mayManageType enforces the rules on management (account-scoped) keys: the plan, no key
+// minting another, and a fresh step-up.
+func (s *Server) mayManageType(ctx context.Context, p *auth.Principal, t *keyformat.Type, now time.Time) error {
+	if t.RequiresPlan != "" && p.Kind != auth.KindOperator {
+		acct, err := s.dir.Account(ctx, p.AccountID)
+		if err != nil {
+			return err
+		}
+		if acct.GetPlan() != t.RequiresPlan {
+			return apierr.New(apierr.PlanRequired, "%s keys need the %s plan; this account is on %s", t.Name, t.RequiresPlan, acct.GetPlan())
+		}
+	}
+	if t.Scope != keyformat.ScopeAccount {
+		return nil
+	}
+	if p.Kind == auth.KindAccountKey {
+		return errKeyMintsAccount
+	}
+	if p.Kind == auth.KindUser && !p.StepUpUntil.After(now) {
+		return errStepUp
+	}
+	return nil
+}
+
+// binding checks the project and environment a key of t is bound to.
+func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Type, projectID, env string) (string, string, error) {
+	if t.Scope == keyformat.ScopeAccount {
+		if projectID != "" || env != "" {
+			return "", "", invalid("%s keys belong to the account: leave project_id and environment empty", t.Name)
+		}
+		return "", "", nil
+	}
+	if projectID == "" {
+		return "", "", invalid("project_id is required for %s keys", t.Name)
+	}
+	if !ids.Valid(ids.Project, projectID) {
+		return "", "", invalid("project_id is not a project id (prj_…)")
+	}
+	if env == "" && t.Scope == keyformat.ScopeEnvironment {
+		return "", "", invalid("environment is required for %s keys", t.Name)
+	}
+	proj, err := s.dir.Project(ctx, p.AccountID, projectID)
+	if apierr.IsCode(err, apierr.NotFound) {
+		return "", "", errProjectNotFound
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if env != "" && !slices.Contains(proj.GetEnvironments(), env) {
+		return "", "", invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
+	}
+	return projectID, env, nil
+}
+

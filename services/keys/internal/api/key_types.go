@@ -1,0 +1,24 @@
+package api
+
+import (
+	"context"
+
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
+)
+
+// ListKeyTypes lists the configured key types, so clients can offer the right choices.
+func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest) (*keysv1.ListKeyTypesResponse, error) {
+	if auth.From(ctx) == nil {
+		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token or an account key")
+	}
+	var out []*keysv1.KeyType
+	for _, t := range s.types.Types() {
+		out = append(out, &keysv1.KeyType{
+			Name: t.Name, Prefix: t.Prefix, Capabilities: t.Capabilities, Scope: string(t.Scope),
+			RotationGraceSeconds: int64(t.RotationGrace.Seconds()), RequiresPlan: t.RequiresPlan, Browser: t.Browser,
+		})
+	}
+	return &keysv1.ListKeyTypesResponse{KeyTypes: out}, nil
+}

@@ -1,0 +1,45 @@
+// Package api holds the keys service's gRPC handlers, one file per RPC.
+package api
+
+import (
+	"time"
+
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/store"
+	"github.com/latchkey/latchkey/services/keys/internal/usage"
+)
+
+// Server implements keysv1.KeysServiceServer.
+type Server struct {
+	keysv1.UnimplementedKeysServiceServer
+
+	store    *store.Store
+	types    *keyformat.Registry
+	hasher   *keyformat.Hasher
+	dir      *directory.Directory
+	usage    *usage.Tracker
+	notify   func() // wakes the outbox relay after a commit
+	operator string
+	now      func() time.Time
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Store    *store.Store
+	Types    *keyformat.Registry
+	Hasher   *keyformat.Hasher
+	Dir      *directory.Directory
+	Usage    *usage.Tracker
+	Notify   func()
+	Operator string
+}
+
+// New returns the handlers.
+func New(d Deps) *Server {
+	return &Server{
+		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage,
+		notify: d.Notify, operator: d.Operator, now: time.Now,
+	}
+}

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/verdict"
+	"github.com/latchkey/latchkey/services/keys/internal/store"
+)
+
+// VerifyKey answers whether a presented key may be used. Operators and gateways (the
+// operator token) may verify any key; an account's own callers see only its keys, and
+// another account's key is not_found to them.
+func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*keysv1.VerifyKeyResponse, error) {
+	p := auth.From(ctx)
+	if p == nil {
+		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token, an account key or the operator token")
+	}
+	if len(req.GetOrigin()) > 2048 || len(req.GetCapability()) > 64 {
+		return nil, invalid("origin or capability is too long")
+	}
+	parsed, err := s.types.Parse(req.GetKey())
+	if err != nil {
+		return &keysv1.VerifyKeyResponse{Code: string(verdict.Malformed)}, nil
+	}
+	hash := s.hasher.Hash(req.GetKey())
+	k, err := s.store.ByHash(ctx, hash[:])
+	if store.IsNotFound(err) || err == nil && p.Kind != auth.KindOperator && k.AccountID != p.AccountID {
+		return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	facts := verdict.Facts{
+		RevokedAt: deref(k.RevokedAt), ExpiresAt: deref(k.ExpiresAt), GraceUntil: deref(k.GraceUntil),
+		Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
+	}
+	resp := &keysv1.VerifyKeyResponse{}
+	if k.ProjectID != "" {
+		proj, err := s.dir.Project(ctx, k.AccountID, k.ProjectID)
+		switch {
+		case apierr.IsCode(err, apierr.NotFound):
+			// The project is gone, and its keys with it.
+			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
+		case err != nil:
+			return nil, err
+		}
+		facts.AllowedOrigins = proj.GetAllowedOrigins()
+		resp.AllowedOrigins = proj.GetAllowedOrigins()
+	}
+	acct, err := s.dir.Account(ctx, k.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	facts.AccountSuspended = acct.GetStatus() == "suspended"
+	now := s.now()
+	code := verdict.Decide(&facts, now, req.GetOrigin(), req.GetCapability())
+	if code == verdict.OK {
+		s.usage.Used(k.ID)
+	}
+	resp.Valid = code == verdict.OK
+	resp.Code = string(code)
+	resp.Key = toProto(k, now)
+	return resp, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}

@@ -1,0 +1,118 @@
+// Package directory is the keys service's view of accounts and projects, read from the
+// accounts service over gRPC and cached briefly. Accounts events (suspension, plan and
+// project changes) drop entries as they arrive; the TTL bounds staleness if events are lost.
+package directory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/natsx"
+)
+
+// Directory answers account and project questions.
+type Directory struct {
+	client        accountsv1.InternalServiceClient
+	operatorToken string
+	ttl           time.Duration
+
+	mu       sync.Mutex
+	accounts map[string]entry[*accountsv1.Account]
+	projects map[string]entry[*accountsv1.Project] // by account_id + "/" + project_id
+}
+
+type entry[T any] struct {
+	v  T
+	at time.Time
+}
+
+// New returns a directory calling accounts with the operator token.
+func New(client accountsv1.InternalServiceClient, operatorToken string, ttl time.Duration) *Directory {
+	return &Directory{
+		client: client, operatorToken: operatorToken, ttl: ttl,
+		accounts: map[string]entry[*accountsv1.Account]{},
+		projects: map[string]entry[*accountsv1.Project]{},
+	}
+}
+
+// Authenticate resolves a session token through accounts.
+func (d *Directory) Authenticate(ctx context.Context, token string) (*accountsv1.Principal, error) {
+	resp, err := d.client.Authenticate(auth.OutgoingBearer(ctx, d.operatorToken), &accountsv1.AuthenticateRequest{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetPrincipal(), nil
+}
+
+// Account returns an account; errors from accounts (not_found, unavailable) pass through.
+func (d *Directory) Account(ctx context.Context, id string) (*accountsv1.Account, error) {
+	if a, ok := lookup(d, d.accounts, id); ok {
+		return a, nil
+	}
+	resp, err := d.client.LookupAccount(auth.OutgoingBearer(ctx, d.operatorToken), &accountsv1.LookupAccountRequest{AccountId: id})
+	if err != nil {
+		return nil, err
+	}
+	store(d, d.accounts, id, resp.GetAccount())
+	return resp.GetAccount(), nil
+}
+
+// Project returns one of the account's projects.
+func (d *Directory) Project(ctx context.Context, accountID, projectID string) (*accountsv1.Project, error) {
+	k := accountID + "/" + projectID
+	if p, ok := lookup(d, d.projects, k); ok {
+		return p, nil
+	}
+	resp, err := d.client.LookupProject(auth.OutgoingBearer(ctx, d.operatorToken),
+		&accountsv1.LookupProjectRequest{AccountId: accountID, ProjectId: projectID})
+	if err != nil {
+		return nil, err
+	}
+	store(d, d.projects, k, resp.GetProject())
+	return resp.GetProject(), nil
+}
+
+func lookup[T any](d *Directory, m map[string]entry[T], k string) (T, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := m[k]
+	if !ok || time.Since(e.at) > d.ttl {
+		var zero T
+		return zero, false
+	}
+	return e.v, true
+}
+
+func store[T any](d *Directory, m map[string]entry[T], k string, v T) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m[k] = entry[T]{v: v, at: time.Now()}
+}
+
+// Subscribe drops cached entries as accounts events arrive. Core NATS suffices: a missed
+// event only costs staleness up to the TTL.
+func (d *Directory) Subscribe(nc *nats.Conn, ns string) (*nats.Subscription, error) {
+	return nc.Subscribe(natsx.EventSubject(ns, ">"), func(m *nats.Msg) {
+		var ev eventsv1.Event
+		if proto.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		switch p := ev.GetPayload().(type) {
+		case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountPlanChanged:
+			delete(d.accounts, ev.GetAccountId())
+		case *eventsv1.Event_ProjectUpdated:
+			delete(d.projects, ev.GetAccountId()+"/"+p.ProjectUpdated.GetProjectId())
+		case *eventsv1.Event_ProjectDeleted:
+			delete(d.projects, ev.GetAccountId()+"/"+p.ProjectDeleted.GetProjectId())
+		}
+	})
+}

@@ -1,0 +1,285 @@
+// Package store is the keys service's SQL. Every query that serves a caller is scoped by
+// account_id; only verification looks a key up by hash alone.
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/postgres"
+)
+
+// Statuses a key can be in; derived from its timestamps.
+const (
+	StatusActive  = "active"
+	StatusGrace   = "grace"
+	StatusRevoked = "revoked"
+	StatusExpired = "expired"
+)
+
+// Key is a stored key. It never holds the plaintext.
+type Key struct {
+	ID            string
+	AccountID     string
+	Type          string
+	Name          string
+	Hash          []byte
+	DisplayPrefix string
+	ProjectID     string
+	Environment   string
+	Capabilities  []string
+	CreatedAt     time.Time
+	CreatedBy     string
+	ExpiresAt     *time.Time
+	RevokedAt     *time.Time
+	RevokeReason  string
+	GraceUntil    *time.Time
+	RotatedToID   string
+	LastUsedAt    *time.Time
+	Metadata      map[string]string
+}
+
+// Status is the key's status at now.
+func (k *Key) Status(now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return StatusRevoked
+	case k.ExpiresAt != nil && !k.ExpiresAt.After(now):
+		return StatusExpired
+	case k.GraceUntil != nil && !k.GraceUntil.After(now):
+		return StatusExpired
+	case k.GraceUntil != nil:
+		return StatusGrace
+	default:
+		return StatusActive
+	}
+}
+
+// ErrNotFound is what a caller sees for a key that is not theirs or does not exist.
+var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
+
+const columns = `id, account_id, type, name, key_hash, display_prefix, coalesce(project_id, ''),
+	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
+	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata`
+
+// statusSQL mirrors Key.Status for filtering in SQL.
+const statusSQL = `CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+	WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+	WHEN grace_until IS NOT NULL AND grace_until <= now() THEN 'expired'
+	WHEN grace_until IS NOT NULL THEN 'grace'
+	ELSE 'active' END`
+
+func scan(row pgx.Row) (*Key, error) {
+	var k Key
+	err := row.Scan(&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hash, &k.DisplayPrefix, &k.ProjectID,
+		&k.Environment, &k.Capabilities, &k.CreatedAt, &k.CreatedBy, &k.ExpiresAt, &k.RevokedAt,
+		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// Store runs the keys service's queries.
+type Store struct {
+	pool *pgxpool.Pool
+	ns   string
+}
+
+// New returns a store; ns is the NATS namespace events are written under.
+func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, ns: ns} }
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, display_prefix, project_id,
+	environment, capabilities, created_by, expires_at, metadata, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13)`
+
+func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
+	md := k.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
+		k.ProjectID, k.Environment, k.Capabilities, k.CreatedBy, k.ExpiresAt, md, k.CreatedAt)
+	return err
+}
+
+// Create stores a new key and its key.created event in one transaction.
+func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event) error {
+	return postgres.Error(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := insert(ctx, tx, k); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, s.ns, ev)
+	}), nil)
+}
+
+const getSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2`
+
+// Get reads one of the account's keys.
+func (s *Store) Get(ctx context.Context, accountID, id string) (*Key, error) {
+	k, err := scan(s.pool.QueryRow(ctx, getSQL, accountID, id))
+	return k, postgres.Error(err, ErrNotFound)
+}
+
+const byHashSQL = `SELECT ` + columns + ` FROM keys WHERE key_hash = $1`
+
+// ByHash finds a key by its keyed hash, in any account: the one unscoped lookup, used to
+// verify a presented key before anyone knows whose it is.
+func (s *Store) ByHash(ctx context.Context, hash []byte) (*Key, error) {
+	k, err := scan(s.pool.QueryRow(ctx, byHashSQL, hash))
+	return k, postgres.Error(err, ErrNotFound)
+}
+
+// Filter narrows List.
+type Filter struct {
+	ProjectID, Environment, Type, Status string
+	// After is the last id of the previous page.
+	After string
+	Limit int
+}
+
+// List returns the account's keys, newest first, and the next page's cursor.
+func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, string, error) {
+	// Each condition is a fixed fragment; only values travel as parameters.
+	where := []string{"account_id = $1"}
+	args := []any{accountID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.ProjectID != "" {
+		add("project_id = ?", f.ProjectID)
+	}
+	if f.Environment != "" {
+		add("environment = ?", f.Environment)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.Status != "" {
+		add("("+statusSQL+") = ?", f.Status)
+	}
+	if f.After != "" {
+		add("id < ?", f.After)
+	}
+	args = append(args, f.Limit+1)
+	q := `SELECT ` + columns + ` FROM keys WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", postgres.Error(err, nil)
+	}
+	defer rows.Close()
+	var keys []*Key
+	for rows.Next() {
+		k, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", postgres.Error(err, nil)
+	}
+	next := ""
+	if len(keys) > f.Limit {
+		keys = keys[:f.Limit]
+		next = EncodeCursor(keys[len(keys)-1].ID)
+	}
+	return keys, next, nil
+}
+
+// EncodeCursor makes an opaque page token of an id.
+func EncodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// DecodeCursor reads a page token back; ok is false for one we did not make.
+func DecodeCursor(token string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) == 0 || len(b) > 64 {
+		return "", false
+	}
+	return string(b), true
+}
+
+const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2 FOR UPDATE`
+
+// Change runs fn on the locked key; if fn returns an event, the key's new state (written
+// by fn through the Tx) and the event commit together. fn's error aborts.
+func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx.Tx, k *Key) (*eventsv1.Event, error)) (*Key, error) {
+	var out *Key
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		k, err := scan(tx.QueryRow(ctx, lockSQL, accountID, id))
+		if err != nil {
+			return err
+		}
+		ev, err := fn(tx, k)
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			if err := outbox.Add(ctx, tx, s.ns, ev); err != nil {
+				return err
+			}
+		}
+		out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id))
+		return err
+	})
+	return out, postgres.Error(err, ErrNotFound)
+}
+
+const updateSQL = `UPDATE keys SET name = $3, capabilities = $4, expires_at = $5, metadata = $6
+	WHERE account_id = $1 AND id = $2`
+
+// Update writes k's mutable fields.
+func Update(ctx context.Context, tx pgx.Tx, k *Key) error {
+	_, err := tx.Exec(ctx, updateSQL, k.AccountID, k.ID, k.Name, k.Capabilities, k.ExpiresAt, k.Metadata)
+	return err
+}
+
+const revokeSQL = `UPDATE keys SET revoked_at = $3, revoke_reason = $4 WHERE account_id = $1 AND id = $2`
+
+// Revoke marks k revoked.
+func Revoke(ctx context.Context, tx pgx.Tx, k *Key, at time.Time, reason string) error {
+	_, err := tx.Exec(ctx, revokeSQL, k.AccountID, k.ID, at, reason)
+	return err
+}
+
+const graceSQL = `UPDATE keys SET grace_until = $3, rotated_to_id = $4 WHERE account_id = $1 AND id = $2`
+
+// Rotate stores successor and puts old in grace until graceUntil.
+func Rotate(ctx context.Context, tx pgx.Tx, old, successor *Key, graceUntil time.Time) error {
+	if err := insert(ctx, tx, successor); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, graceSQL, old.AccountID, old.ID, graceUntil, successor.ID)
+	return err
+}
+
+const touchSQL = `UPDATE keys SET last_used_at = u.at
+	FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+	WHERE keys.id = u.id AND (keys.last_used_at IS NULL OR keys.last_used_at < u.at)`
+
+// TouchLastUsed records when keys were last used, many in one statement.
+func (s *Store) TouchLastUsed(ctx context.Context, ids []string, at []time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, touchSQL, ids, at)
+	return err
+}
+
+// IsNotFound reports whether err is the store's not-found error.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,232 @@
+// Package keys is the keys service: it issues, lists, rotates, revokes and verifies API
+// keys, and publishes every change through its transactional outbox.
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/services/keys/internal/api"
+	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/store"
+	"github.com/latchkey/latchkey/services/keys/internal/usage"
+	"github.com/latchkey/latchkey/services/keys/migrations"
+)
+
+// Schema is the Postgres schema the keys service owns.
+const Schema = "keys"
+
+// Config is the keys service's configuration; ConfigFromEnv reads it.
+type Config struct {
+	// GRPCAddr is where the gRPC API listens (KEYS_GRPC_ADDR).
+	GRPCAddr string
+	// HTTPAddr is the REST bridge when run on its own (KEYS_HTTP_ADDR); "" for none.
+	HTTPAddr string
+	// DatabaseURL is the Postgres to use (DATABASE_URL).
+	DatabaseURL string
+	// NATSURL is the NATS server (NATS_URL).
+	NATSURL string
+	// Namespace prefixes NATS subjects and streams (LATCHKEY_NAMESPACE).
+	Namespace string
+	// OperatorToken authenticates the platform team and service-to-service calls
+	// (LATCHKEY_OPERATOR_TOKEN).
+	OperatorToken string
+	// AccountsAddr is the accounts service's gRPC address (ACCOUNTS_GRPC_ADDR).
+	AccountsAddr string
+	// Pepper keys the hash of every stored key (LATCHKEY_PEPPER, at least 32 bytes). Changing
+	// it invalidates every key.
+	Pepper string
+	// KeyProfile names the key types: "default", an embedded profile (typed, envkeys,
+	// deeptracer, gmk, lumiqtrace) or a JSON file (LATCHKEY_KEY_PROFILE).
+	KeyProfile string
+	// DirectoryTTL bounds how long account and project facts are cached
+	// (LATCHKEY_DIRECTORY_TTL).
+	DirectoryTTL time.Duration
+	// UsageFlushInterval is how often last_used_at is written (LATCHKEY_USAGE_FLUSH_INTERVAL).
+	UsageFlushInterval time.Duration
+	// ShutdownGrace is how long in-flight calls get on shutdown (LATCHKEY_SHUTDOWN_GRACE).
+	ShutdownGrace time.Duration
+}
+
+// ConfigFromEnv reads the configuration from the environment, with defaults for one
+// machine. New validates it, so `keys migrate` needs only DATABASE_URL.
+func ConfigFromEnv() (Config, error) {
+	var r envconfig.Reader
+	c := Config{
+		GRPCAddr:           r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
+		HTTPAddr:           r.String("KEYS_HTTP_ADDR", "127.0.0.1:8092"),
+		DatabaseURL:        r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
+		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Namespace:          r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
+		OperatorToken:      r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		AccountsAddr:       r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
+		Pepper:             r.String("LATCHKEY_PEPPER", ""),
+		KeyProfile:         r.String("LATCHKEY_KEY_PROFILE", keyformat.DefaultProfile),
+		DirectoryTTL:       r.Duration("LATCHKEY_DIRECTORY_TTL", 30*time.Second),
+		UsageFlushInterval: r.Duration("LATCHKEY_USAGE_FLUSH_INTERVAL", 5*time.Second),
+		ShutdownGrace:      r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+	}
+	return c, r.Err()
+}
+
+// Validate reports every missing or bad setting.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.OperatorToken) < 16 {
+		errs = append(errs, errors.New("LATCHKEY_OPERATOR_TOKEN must be set, at least 16 characters"))
+	}
+	if len(c.Pepper) < keyformat.MinPepperLen {
+		errs = append(errs, fmt.Errorf("LATCHKEY_PEPPER must be set, at least %d bytes", keyformat.MinPepperLen))
+	}
+	if c.AccountsAddr == "" {
+		errs = append(errs, errors.New("ACCOUNTS_GRPC_ADDR must be set"))
+	}
+	if c.DatabaseURL == "" || c.NATSURL == "" || c.Namespace == "" {
+		errs = append(errs, errors.New("DATABASE_URL, NATS_URL and LATCHKEY_NAMESPACE must not be empty"))
+	}
+	if c.DirectoryTTL <= 0 || c.UsageFlushInterval <= 0 {
+		errs = append(errs, errors.New("LATCHKEY_DIRECTORY_TTL and LATCHKEY_USAGE_FLUSH_INTERVAL must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// New opens every resource the service needs, registering each closer on the unit, and
+// returns it ready to serve. It listens on nothing: server.Run does.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With(zap.String("service", "keys"))
+	types, err := keyformat.LoadProfile(cfg.KeyProfile)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range types.Types() {
+		if strings.HasPrefix(t.Prefix, auth.SessionTokenPrefix) {
+			return nil, fmt.Errorf("key type %s: prefix %q collides with session tokens", t.Name, t.Prefix)
+		}
+	}
+	hasher, err := keyformat.NewHasher([]byte(cfg.Pepper))
+	if err != nil {
+		return nil, err
+	}
+	u = &server.Unit{Name: "keys"}
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 0)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, pool.Close)
+	if _, err := postgres.Migrate(ctx, pool, Schema, migrations.FS); err != nil {
+		return nil, err
+	}
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("nats: events stream: %w", err)
+	}
+	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, func() { _ = accConn.Close() })
+	dir := directory.New(accountsv1.NewInternalServiceClient(accConn), cfg.OperatorToken, cfg.DirectoryTTL)
+	sub, err := dir.Subscribe(nc, cfg.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, func() { _ = sub.Unsubscribe() })
+
+	st := store.New(pool, cfg.Namespace)
+	relay := outbox.NewRelay(pool, js, log)
+	tracker := usage.New(st.TouchLastUsed, cfg.UsageFlushInterval, log)
+	handlers := api.New(api.Deps{
+		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: tracker,
+		Notify: relay.Notify, Operator: cfg.OperatorToken,
+	})
+	g, err := server.NewGRPC(server.GRPCConfig{Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate})
+	if err != nil {
+		return nil, err
+	}
+	keysv1.RegisterKeysServiceServer(g.Server, handlers)
+
+	var dbUp atomic.Bool
+	dbUp.Store(true)
+	u.GRPC = g
+	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
+	}}
+	u.Ready = func() bool { return nc.IsConnected() && dbUp.Load() }
+	u.Workers = []func(context.Context) error{
+		relay.Run,
+		tracker.Run,
+		func(ctx context.Context) error { return watchDB(ctx, st, &dbUp) },
+	}
+	return u, nil
+}
+
+// watchDB keeps a readiness flag for Postgres, so /healthz does not query per probe.
+func watchDB(ctx context.Context, st *store.Store, up *atomic.Bool) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			up.Store(st.Ping(pctx) == nil)
+			cancel()
+		}
+	}
+}
+
+// Run serves the keys service on its own until ctx ends.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	u, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+}
+
+// Migrate applies the keys schema's migrations and returns the versions applied.
+func Migrate(ctx context.Context, cfg Config) ([]string, error) {
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool, Schema, migrations.FS)
+}
