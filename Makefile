@@ -33,7 +33,7 @@ $(GOOGLEAPIS)/annotations.proto:
 
 generate: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(GOOGLEAPIS)/annotations.proto
 	buf lint
-	buf format --diff --exit-code
+	buf format --diff --exit-code proto
 	rm -rf gen/latchkey gen/openapi/*.json
 	buf generate
 

@@ -67,9 +67,17 @@ func (p *Principal) Can(capability string) bool {
 
 type ctxKey struct{}
 
+type errKey struct{}
+
 // With stores p in ctx.
 func With(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// WithError records why the presented credential was refused. Calls that need no
+// credential (sign-up, login) go on regardless; the Require functions return this error.
+func WithError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, errKey{}, err)
 }
 
 // From returns the principal of ctx, or nil for an unauthenticated call.
@@ -78,11 +86,27 @@ func From(ctx context.Context) *Principal {
 	return p
 }
 
+// refused returns the credential's refusal, or fallback when none was presented.
+func refused(ctx context.Context, fallback string) error {
+	if err, ok := ctx.Value(errKey{}).(error); ok {
+		return err
+	}
+	return apierr.New(apierr.Unauthenticated, "%s", fallback)
+}
+
+// RequireAny returns the caller, whoever it is.
+func RequireAny(ctx context.Context) (*Principal, error) {
+	if p := From(ctx); p != nil {
+		return p, nil
+	}
+	return nil, refused(ctx, "this call needs a session token, an account key or the operator token")
+}
+
 // Require returns the caller bound to an account holding capability, or the error to send.
 func Require(ctx context.Context, capability string) (*Principal, error) {
 	p := From(ctx)
 	if p == nil || p.AccountID == "" {
-		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token or an account key")
+		return nil, refused(ctx, "this call needs a session token or an account key")
 	}
 	if !p.Can(capability) {
 		return nil, apierr.New(apierr.InsufficientCapability, "this key lacks the %q capability", capability)
@@ -94,7 +118,7 @@ func Require(ctx context.Context, capability string) (*Principal, error) {
 func RequireUser(ctx context.Context) (*Principal, error) {
 	p := From(ctx)
 	if p == nil || p.Kind != KindUser {
-		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token")
+		return nil, refused(ctx, "this call needs a session token")
 	}
 	return p, nil
 }
@@ -103,7 +127,7 @@ func RequireUser(ctx context.Context) (*Principal, error) {
 func RequireOperator(ctx context.Context) (*Principal, error) {
 	p := From(ctx)
 	if p == nil || p.Kind != KindOperator {
-		return nil, apierr.New(apierr.Unauthenticated, "this call needs the operator token")
+		return nil, refused(ctx, "this call needs the operator token")
 	}
 	return p, nil
 }

@@ -3,11 +3,12 @@
 // retrying until JetStream acknowledges it. The event id is the Nats-Msg-Id, so a publish
 // retried after a lost ack is stored once.
 //
-// Each service owns an `outbox` table in its schema; Migration is its DDL.
+// Each service owns an `outbox` table in its schema, made by Migrations.
 package outbox
 
 import (
 	"context"
+	"embed"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,18 +23,11 @@ import (
 	"github.com/latchkey/latchkey/pkg/natsx"
 )
 
-// Migration creates the outbox table; include it in the service's first migration.
-const Migration = `
-CREATE TABLE outbox (
-	seq          bigserial PRIMARY KEY,
-	event_id     text NOT NULL UNIQUE,
-	subject      text NOT NULL,
-	payload      bytea NOT NULL,
-	created_at   timestamptz NOT NULL DEFAULT now(),
-	published_at timestamptz
-);
-CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-`
+// Migrations creates the outbox table in a service's schema; pass it to postgres.Migrate
+// before the service's own migrations.
+//
+//go:embed *.sql
+var Migrations embed.FS
 
 const (
 	insertSQL  = `INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)`

@@ -11,16 +11,32 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Migrate applies the *.sql files of migrations (sorted by name, e.g. 0001_init.sql) that
-// schema has not seen yet, each in its own transaction, under an advisory lock so that
-// replicas starting together apply each once. Applied versions are kept in
-// <schema>.schema_migrations. It returns the names applied.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS) ([]string, error) {
-	names, err := fs.Glob(migrations, "*.sql")
-	if err != nil {
-		return nil, err
+// Migrate applies the *.sql files of each source in turn (each sorted by name, e.g.
+// 0001_init.sql) that schema has not seen yet, each in its own transaction, under an
+// advisory lock so that replicas starting together apply each once. Applied versions (file
+// names without .sql, unique across sources) are kept in <schema>.schema_migrations.
+// Shared tables come as their own source (outbox.Migrations). It returns the names applied.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, sources ...fs.FS) ([]string, error) {
+	type file struct {
+		src  fs.FS
+		name string
 	}
-	sort.Strings(names)
+	var files []file
+	seen := map[string]bool{}
+	for _, src := range sources {
+		names, err := fs.Glob(src, "*.sql")
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if seen[n] {
+				return nil, fmt.Errorf("migrate %s: two migrations named %s", schema, n)
+			}
+			seen[n] = true
+			files = append(files, file{src, n})
+		}
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -39,7 +55,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		return nil, fmt.Errorf("migrate %s: %w", schema, err)
 	}
 	var applied []string
-	for _, name := range names {
+	for _, f := range files {
+		name := f.name
 		version := strings.TrimSuffix(name, ".sql")
 		var seen bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ident+".schema_migrations WHERE version = $1)", version).Scan(&seen); err != nil {
@@ -48,7 +65,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		if seen {
 			continue
 		}
-		sql, err := fs.ReadFile(migrations, name)
+		sql, err := fs.ReadFile(f.src, name)
 		if err != nil {
 			return applied, err
 		}

@@ -32,8 +32,8 @@ type GRPCConfig struct {
 	Addr string
 	// Logger receives one line per call; it never receives a secret.
 	Logger *zap.Logger
-	// Authenticate resolves bearer tokens. Calls without one reach handlers unauthenticated,
-	// and handlers decide (auth.Require...), so public RPCs need no list.
+	// Authenticate resolves bearer tokens. Calls without a valid one reach handlers
+	// unauthenticated and handlers decide (auth.Require...), so public RPCs need no list.
 	Authenticate Authenticator
 	// MaxRecvBytes bounds one request message; 4 MiB when zero.
 	MaxRecvBytes int

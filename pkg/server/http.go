@@ -152,7 +152,9 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 }
 
 // WriteError writes the error envelope of DESIGN.md for any error.
-func WriteError(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, apierr.FromError(err)) }
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, r, apierr.FromError(err))
+}
 
 func writeError(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 	body := map[string]any{

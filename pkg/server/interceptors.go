@@ -101,7 +101,8 @@ func (i *interceptors) authentication(ctx context.Context, req any, _ *grpc.Unar
 	}
 	p, err := i.authenticate(ctx, token)
 	if err != nil {
-		return nil, err
+		// Handlers that need a caller return this; public ones (sign-up, login) go on.
+		return next(auth.WithError(ctx, err), req)
 	}
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
 		ci.principal = p

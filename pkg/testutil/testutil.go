@@ -86,7 +86,7 @@ func DatabaseURL(t testing.TB) string {
 }
 
 // DB returns a pool on a fresh database with schema migrated to head.
-func DB(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
+func DB(t testing.TB, schema string, migrations ...fs.FS) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Connect(ctx, DatabaseURL(t), schema, 10)
@@ -94,7 +94,7 @@ func DB(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if _, err := postgres.Migrate(ctx, pool, schema, migrations); err != nil {
+	if _, err := postgres.Migrate(ctx, pool, schema, migrations...); err != nil {
 		t.Fatal(err)
 	}
 	return pool

@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	u.Closers = append(u.Closers, pool.Close)
-	if _, err := postgres.Migrate(ctx, pool, Schema, migrations.FS); err != nil {
+	if _, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS); err != nil {
 		return nil, err
 	}
 	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log)
@@ -228,5 +228,5 @@ func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	return postgres.Migrate(ctx, pool, Schema, migrations.FS)
+	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS)
 }

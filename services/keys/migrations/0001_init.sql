@@ -25,13 +25,3 @@ CREATE TABLE keys (
 -- Listing is always per account, newest first (ids are ULIDs, so id order is time order).
 CREATE INDEX keys_account_id ON keys (account_id, id DESC);
 CREATE INDEX keys_account_project ON keys (account_id, project_id, id DESC);
-
-CREATE TABLE outbox (
-    seq          bigserial PRIMARY KEY,
-    event_id     text NOT NULL UNIQUE,
-    subject      text NOT NULL,
-    payload      bytea NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
@@ -28,7 +27,7 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := s.mayManageType(ctx, p, t, now); err != nil {
+	if err := s.mayManageType(p, t, now); err != nil {
 		return nil, err
 	}
 	projectID, env, err := s.binding(ctx, p, t, req.GetProjectId(), req.GetEnvironment())
@@ -109,15 +108,9 @@ func (s *Server) mintableNames() []string {
 
 // mayManageType enforces the rules on management (account-scoped) keys: the plan, no key
 // minting another, and a fresh step-up.
-func (s *Server) mayManageType(ctx context.Context, p *auth.Principal, t *keyformat.Type, now time.Time) error {
-	if t.RequiresPlan != "" && p.Kind != auth.KindOperator {
-		acct, err := s.dir.Account(ctx, p.AccountID)
-		if err != nil {
-			return err
-		}
-		if acct.GetPlan() != t.RequiresPlan {
-			return apierr.New(apierr.PlanRequired, "%s keys need the %s plan; this account is on %s", t.Name, t.RequiresPlan, acct.GetPlan())
-		}
+func (s *Server) mayManageType(p *auth.Principal, t *keyformat.Type, now time.Time) error {
+	if t.RequiresPlan != "" && p.Kind != auth.KindOperator && p.Plan != t.RequiresPlan {
+		return apierr.New(apierr.PlanRequired, "%s keys need the %s plan; this account is on %s", t.Name, t.RequiresPlan, p.Plan)
 	}
 	if t.Scope != keyformat.ScopeAccount {
 		return nil
@@ -160,4 +153,3 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 	}
 	return projectID, env, nil
 }
-

@@ -4,14 +4,13 @@ import (
 	"context"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
-	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 )
 
 // ListKeyTypes lists the configured key types, so clients can offer the right choices.
 func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest) (*keysv1.ListKeyTypesResponse, error) {
-	if auth.From(ctx) == nil {
-		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token or an account key")
+	if _, err := auth.RequireAny(ctx); err != nil {
+		return nil, err
 	}
 	var out []*keysv1.KeyType
 	for _, t := range s.types.Types() {

@@ -27,7 +27,7 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		return nil, errBadKeyID
 	}
 	if req.GracePeriodSeconds != nil {
-		if g := req.GetGracePeriodSeconds(); g < 0 || time.Duration(g)*time.Second > maxGrace {
+		if g := req.GetGracePeriodSeconds(); g < 0 || g > int64(maxGrace/time.Second) {
 			return nil, invalid("grace_period_seconds must be between 0 and %d", int64(maxGrace/time.Second))
 		}
 	}
@@ -44,7 +44,7 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		if !ok {
 			return nil, invalid("key type %q is no longer configured", k.Type)
 		}
-		if err := s.mayManageType(ctx, p, t, now); err != nil {
+		if err := s.mayManageType(p, t, now); err != nil {
 			return nil, err
 		}
 		grace := t.RotationGrace.Duration

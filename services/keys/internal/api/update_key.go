@@ -44,7 +44,7 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 				k.Name = in.GetName()
 			case "capabilities":
 				// Widening a management key is as sensitive as minting one.
-				if err := s.mayManageType(ctx, p, t, now); err != nil {
+				if err := s.mayManageType(p, t, now); err != nil {
 					return nil, err
 				}
 				caps, err := capabilitiesFor(t, in.GetCapabilities())

@@ -15,9 +15,9 @@ import (
 // operator token) may verify any key; an account's own callers see only its keys, and
 // another account's key is not_found to them.
 func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*keysv1.VerifyKeyResponse, error) {
-	p := auth.From(ctx)
-	if p == nil {
-		return nil, apierr.New(apierr.Unauthenticated, "this call needs a session token, an account key or the operator token")
+	p, err := auth.RequireAny(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if len(req.GetOrigin()) > 2048 || len(req.GetCapability()) > 64 {
 		return nil, invalid("origin or capability is too long")

@@ -1,0 +1,214 @@
+package allinone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/testutil"
+	"github.com/latchkey/latchkey/services/accounts"
+	"github.com/latchkey/latchkey/services/keys"
+)
+
+// suite is the whole of Latchkey running in this test process against the local Postgres
+// (a fresh database) and NATS (a namespace of its own).
+type suite struct {
+	t        *testing.T
+	api      string
+	operator string
+	ns       string
+	natsURL  string
+	keysGRPC string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startSuite(t *testing.T) *suite {
+	t.Helper()
+	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL()}
+	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
+	s.keysGRPC = keysAddr
+	ready := make(chan map[string]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	opts := Options{
+		HTTPAddr:      "127.0.0.1:0",
+		DatabaseURL:   testutil.DatabaseURL(t),
+		NATSURL:       s.natsURL,
+		OperatorToken: s.operator,
+		Pepper:        "test-pepper-" + strings.Repeat("x", 40),
+		OnListening:   func(addrs map[string]string, _ string) { ready <- addrs },
+		Configure: func(a *accounts.Config, k *keys.Config) {
+			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
+			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
+			a.Namespace, k.Namespace = s.ns, s.ns
+			k.UsageFlushInterval = 50 * time.Millisecond
+			k.DirectoryTTL = time.Second
+			a.ShutdownGrace, k.ShutdownGrace = time.Second, time.Second
+		},
+	}
+	go func() { done <- Run(ctx, opts, zap.NewNop()) }()
+	select {
+	case addrs := <-ready:
+		s.api = "http://" + addrs["rest"]
+	case err := <-done:
+		t.Fatalf("suite did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("suite did not start within 60s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("suite did not stop within 20s")
+		}
+	})
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get(s.api + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "GET /healthz to answer 200")
+	return s
+}
+
+// reply is a decoded HTTP response.
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r reply) str(path string) string {
+	v := r.get(path)
+	s, _ := v.(string)
+	return s
+}
+
+// get walks a dotted path through the JSON body ("key.id").
+func (r reply) get(path string) any {
+	var cur any = r.body
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
+// call sends body (a string is sent verbatim, anything else as JSON) with a bearer token.
+func (s *suite) call(method, path, token string, body any, headers ...string) reply {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		require.NoError(s.t, err)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, s.api+path, rd)
+	require.NoError(s.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// must asserts the status and returns the reply.
+func (s *suite) must(status int, r reply) reply {
+	s.t.Helper()
+	require.Equalf(s.t, status, r.status, "body: %s", r.raw)
+	return r
+}
+
+// requireError asserts an error envelope of DESIGN.md with the code.
+func requireError(t *testing.T, r reply, status int, code string) {
+	t.Helper()
+	require.Equalf(t, status, r.status, "body: %s", r.raw)
+	require.Equalf(t, code, r.str("error"), "body: %s", r.raw)
+	require.NotEmpty(t, r.str("message"), r.raw)
+	require.NotEmpty(t, r.str("request_id"), r.raw)
+	require.Equal(t, r.str("request_id"), r.header.Get("X-Request-Id"))
+	require.True(t, strings.HasSuffix(r.str("documentation_url"), "/errors/"+code), r.raw)
+}
+
+var userSeq int
+
+// signUp makes an account and returns its session token and account id.
+func (s *suite) signUp(name string) (token, accountID string) {
+	s.t.Helper()
+	userSeq++
+	r := s.must(200, s.call("POST", "/v1/accounts", "", map[string]any{
+		"email":        fmt.Sprintf("%s-%d-%s@example.com", name, userSeq, testutil.Suffix()),
+		"password":     "Correct-Horse-Battery-9",
+		"account_name": name,
+	}))
+	return r.str("session.token"), r.str("account.id")
+}
+
+// project makes a project with default environments and returns its id.
+func (s *suite) project(token string, origins ...string) string {
+	s.t.Helper()
+	if origins == nil {
+		origins = []string{}
+	}
+	r := s.must(200, s.call("POST", "/v1/projects", token, map[string]any{"name": "web-app", "allowed_origins": origins}))
+	return r.str("project.id")
+}
+
+// ingestKey creates an ingest key in project/prd and returns (id, secret).
+func (s *suite) ingestKey(token, project string) (string, string) {
+	s.t.Helper()
+	r := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "ingest", "project_id": project, "environment": "prd", "name": "production-web",
+	}))
+	return r.str("key.id"), r.str("secret")
+}
+
+func (s *suite) verify(token, secret string, extra ...string) reply {
+	s.t.Helper()
+	body := map[string]any{"key": secret}
+	for i := 0; i+1 < len(extra); i += 2 {
+		body[extra[i]] = extra[i+1]
+	}
+	return s.must(200, s.call("POST", "/v1/keys:verify", token, body))
+}

@@ -1,0 +1,148 @@
+// Package allinone runs the whole Latchkey suite in one process for `make run` and the
+// end-to-end tests: every service on its own gRPC port, one REST listener for all of them,
+// an embedded NATS server and whatever Postgres can be found.
+package allinone
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/services/accounts"
+	"github.com/latchkey/latchkey/services/keys"
+)
+
+// Options configures the suite. The services' own settings (ACCOUNTS_GRPC_ADDR,
+// KEYS_GRPC_ADDR, LATCHKEY_KEY_PROFILE, …) are read from the environment by each service.
+type Options struct {
+	// HTTPAddr is the REST listener for every service (LATCHKEY_HTTP_ADDR).
+	HTTPAddr string
+	// DatabaseURL is the Postgres to use (DATABASE_URL); found or made when empty.
+	DatabaseURL string
+	// NATSURL is the NATS to use (NATS_URL); an embedded server when empty.
+	NATSURL string
+	// OperatorToken is the platform team's token (LATCHKEY_OPERATOR_TOKEN); generated when empty.
+	OperatorToken string
+	// Pepper keys stored key hashes (LATCHKEY_PEPPER); when empty, one is generated once and
+	// kept in PepperFile so keys survive restarts.
+	Pepper     string
+	PepperFile string
+	// OnListening is told every bound address and the operator token once all listen.
+	OnListening func(addrs map[string]string, operatorToken string)
+	// Configure, when set, adjusts the services' configurations last (tests use it).
+	Configure func(a *accounts.Config, k *keys.Config)
+}
+
+// OptionsFromEnv reads the suite's options.
+func OptionsFromEnv() (Options, error) {
+	var r envconfig.Reader
+	o := Options{
+		HTTPAddr:      r.String("LATCHKEY_HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:   r.String("DATABASE_URL", ""),
+		NATSURL:       r.String("NATS_URL", ""),
+		OperatorToken: r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		Pepper:        r.String("LATCHKEY_PEPPER", ""),
+		PepperFile:    r.String("LATCHKEY_PEPPER_FILE", filepath.Join(".cache", "dev-pepper")),
+	}
+	return o, r.Err()
+}
+
+// Run starts everything and serves until ctx ends.
+func Run(ctx context.Context, o Options, log *zap.Logger) error {
+	dbURL, stopPG, err := resolvePostgres(ctx, o.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer stopPG()
+	natsURL := o.NATSURL
+	if natsURL == "" {
+		u, stop, err := embeddedNATS()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		natsURL = u
+	}
+	token := o.OperatorToken
+	if token == "" {
+		token = "lkop_" + randomString(32)
+	}
+	pepper, err := pepperOf(o)
+	if err != nil {
+		return err
+	}
+
+	acfg, err := accounts.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	kcfg, err := keys.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	acfg.DatabaseURL, kcfg.DatabaseURL = dbURL, dbURL
+	acfg.NATSURL, kcfg.NATSURL = natsURL, natsURL
+	acfg.OperatorToken, kcfg.OperatorToken = token, token
+	acfg.HTTPAddr, kcfg.HTTPAddr = "", ""
+	acfg.KeysAddr = kcfg.GRPCAddr
+	kcfg.AccountsAddr = acfg.GRPCAddr
+	kcfg.Pepper = pepper
+	if o.Configure != nil {
+		o.Configure(&acfg, &kcfg)
+	}
+
+	accountsUnit, err := accounts.New(ctx, acfg, log)
+	if err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	keysUnit, err := keys.New(ctx, kcfg, log)
+	if err != nil {
+		accountsUnit.Close()
+		return fmt.Errorf("keys: %w", err)
+	}
+	return server.Run(ctx, server.RunConfig{
+		Logger:   log,
+		HTTPAddr: o.HTTPAddr,
+		Grace:    acfg.ShutdownGrace,
+		OnListening: func(addrs map[string]string) {
+			addrs["nats"] = natsURL
+			if o.OnListening != nil {
+				o.OnListening(addrs, token)
+			}
+		},
+	}, accountsUnit, keysUnit)
+}
+
+func pepperOf(o Options) (string, error) {
+	if o.Pepper != "" {
+		return o.Pepper, nil
+	}
+	if b, err := os.ReadFile(o.PepperFile); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	p := randomString(48)
+	if err := os.MkdirAll(filepath.Dir(o.PepperFile), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(o.PepperFile, []byte(p+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keeping the generated pepper in %s: %w", o.PepperFile, err)
+	}
+	return p, nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}

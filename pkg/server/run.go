@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// Unit is one service, built and ready to serve: its gRPC server, its REST handlers, its
+// background workers and what to close when it stops. One process may run several units
+// (make run does), each on its own gRPC port, sharing one REST listener.
+type Unit struct {
+	Name    string
+	GRPC    *GRPC
+	Gateway Gateway
+	// Ready reports whether the unit's dependencies are up.
+	Ready func() bool
+	// Workers run beside the servers until the context ends (outbox relays, consumers).
+	Workers []func(ctx context.Context) error
+	// Closers run in reverse order after everything has stopped.
+	Closers []func()
+}
+
+// Close runs the unit's closers, last first.
+func (u *Unit) Close() {
+	for i := len(u.Closers) - 1; i >= 0; i-- {
+		u.Closers[i]()
+	}
+}
+
+// RunConfig says where the shared REST listener goes and how long shutdown may take.
+type RunConfig struct {
+	Logger *zap.Logger
+	// HTTPAddr is the REST, /healthz and /metrics listener; "" for none.
+	HTTPAddr string
+	// Grace is how long in-flight calls get to finish on shutdown.
+	Grace time.Duration
+	// MaxBodyBytes bounds REST request bodies.
+	MaxBodyBytes int64
+	// OnListening, if set, is told each bound address (name → address) once all listen.
+	OnListening func(map[string]string)
+}
+
+// Run listens on every address first (so a taken port fails fast, before anything is
+// served), then serves all units until ctx ends or one fails, then drains and closes them.
+func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
+	defer func() {
+		for i := len(units) - 1; i >= 0; i-- {
+			units[i].Close()
+		}
+	}()
+	addrs := map[string]string{}
+	listeners := make([]net.Listener, len(units))
+	for i, u := range units {
+		lis, err := u.GRPC.Listen()
+		if err != nil {
+			return err
+		}
+		listeners[i] = lis
+		if lis != nil {
+			addrs[u.Name+" grpc"] = lis.Addr().String()
+		}
+	}
+	var httpLis net.Listener
+	if cfg.HTTPAddr != "" {
+		lis, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		httpLis = lis
+		addrs["rest"] = lis.Addr().String()
+	}
+	h, err := NewHTTPHandler(ctx, HTTPConfig{
+		Logger:       cfg.Logger,
+		Gateways:     gatewaysOf(units),
+		Ready:        func() bool { return allReady(units) },
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, u := range units {
+		g.Go(func() error { return u.GRPC.Serve(gctx, listeners[i], cfg.Grace) })
+		for _, w := range u.Workers {
+			g.Go(func() error { return w(gctx) })
+		}
+	}
+	if httpLis != nil {
+		g.Go(func() error { return ServeHTTP(gctx, httpLis, h, cfg.Grace) })
+	}
+	if cfg.OnListening != nil {
+		cfg.OnListening(addrs)
+	}
+	return g.Wait()
+}
+
+func gatewaysOf(units []*Unit) []Gateway {
+	var gws []Gateway
+	for _, u := range units {
+		if u.Gateway.Register != nil {
+			gws = append(gws, u.Gateway)
+		}
+	}
+	return gws
+}
+
+func allReady(units []*Unit) bool {
+	for _, u := range units {
+		if u.Ready != nil && !u.Ready() {
+			return false
+		}
+	}
+	return true
+}

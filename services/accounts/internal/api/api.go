@@ -1,0 +1,109 @@
+// Package api holds the accounts service's gRPC handlers (served over REST through the
+// gateway too) and the authenticator that turns bearer tokens into principals.
+package api
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/events"
+	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/services/accounts/internal/store"
+)
+
+// Config is what the handlers need.
+type Config struct {
+	Store *store.Store
+	// Notify wakes the outbox relay after a transaction that wrote events commits.
+	Notify func()
+	// Authenticator resolves tokens for InternalService.Authenticate.
+	Authenticator *Authenticator
+	SessionTTL    time.Duration
+	StepUpWindow  time.Duration
+	TrialPeriod   time.Duration
+}
+
+// Service implements AccountsService, AdminService and InternalService.
+type Service struct {
+	cfg Config
+}
+
+// New returns the handlers.
+func New(cfg Config) *Service {
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	// Made now, so the first login for an unknown e-mail costs no more than later ones.
+	_, _ = dummyHash()
+	return &Service{cfg: cfg}
+}
+
+type accountsServer struct {
+	accountsv1.UnimplementedAccountsServiceServer
+	*Service
+}
+
+type adminServer struct {
+	accountsv1.UnimplementedAdminServiceServer
+	*Service
+}
+
+type internalServer struct {
+	accountsv1.UnimplementedInternalServiceServer
+	*Service
+}
+
+// Accounts is the public AccountsService.
+func (s *Service) Accounts() accountsv1.AccountsServiceServer { return accountsServer{Service: s} }
+
+// Admin is the operator's AdminService.
+func (s *Service) Admin() accountsv1.AdminServiceServer { return adminServer{Service: s} }
+
+// Internal is InternalService, for the other Latchkey services.
+func (s *Service) Internal() accountsv1.InternalServiceServer { return internalServer{Service: s} }
+
+// now is the service's clock, at Postgres's precision so what is returned is what is stored.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// newEvent starts an event for an account carrying the request id of ctx.
+func newEvent(ctx context.Context, accountID string) *eventsv1.Event {
+	return events.New(accountID, requestid.From(ctx))
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func accountPB(a store.Account) *accountsv1.Account {
+	return &accountsv1.Account{
+		Id:          a.ID,
+		Name:        a.Name,
+		Plan:        a.Plan,
+		Status:      a.Status,
+		TrialEndsAt: ts(a.TrialEndsAt),
+		CreatedAt:   ts(a.CreatedAt),
+	}
+}
+
+func userPB(u store.User) *accountsv1.User {
+	return &accountsv1.User{Id: u.ID, Email: u.Email, AccountId: u.AccountID, CreatedAt: ts(u.CreatedAt)}
+}
+
+func projectPB(p store.Project) *accountsv1.Project {
+	return &accountsv1.Project{
+		Id:             p.ID,
+		AccountId:      p.AccountID,
+		Name:           p.Name,
+		Environments:   p.Environments,
+		AllowedOrigins: p.AllowedOrigins,
+		CreatedAt:      ts(p.CreatedAt),
+		UpdatedAt:      ts(p.UpdatedAt),
+	}
+}

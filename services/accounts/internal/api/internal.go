@@ -1,0 +1,63 @@
+package api
+
+import (
+	"context"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/ids"
+)
+
+// Authenticate resolves a session token for another service. It needs no bearer of its
+// own: it tells the caller nothing the token's holder could not learn with it.
+func (s internalServer) Authenticate(ctx context.Context, req *accountsv1.AuthenticateRequest) (*accountsv1.AuthenticateResponse, error) {
+	if req.GetToken() == "" {
+		return nil, invalid("token is required")
+	}
+	p, a, err := s.cfg.Authenticator.session(ctx, req.GetToken())
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.AuthenticateResponse{Principal: &accountsv1.Principal{
+		AccountId:       p.AccountID,
+		UserId:          p.UserID,
+		SessionId:       p.SessionID,
+		Plan:            p.Plan,
+		AccountStatus:   a.Status,
+		StepUpExpiresAt: ts(p.StepUpUntil),
+	}}, nil
+}
+
+// LookupAccount reads any account (operator and services only).
+func (s internalServer) LookupAccount(ctx context.Context, req *accountsv1.LookupAccountRequest) (*accountsv1.LookupAccountResponse, error) {
+	if _, err := auth.RequireOperator(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	a, err := s.cfg.Store.Account(ctx, req.GetAccountId())
+	if err != nil {
+		return nil, storeErr(err, errAccountNotFound)
+	}
+	return &accountsv1.LookupAccountResponse{Account: accountPB(a)}, nil
+}
+
+// LookupProject reads a project of the given account (operator and services only); a
+// project of another account is not found.
+func (s internalServer) LookupProject(ctx context.Context, req *accountsv1.LookupProjectRequest) (*accountsv1.LookupProjectResponse, error) {
+	if _, err := auth.RequireOperator(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	if err := checkID("project_id", ids.Project, req.GetProjectId()); err != nil {
+		return nil, err
+	}
+	p, err := s.cfg.Store.Project(ctx, req.GetAccountId(), req.GetProjectId())
+	if err != nil {
+		return nil, storeErr(err, errProjectNotFound)
+	}
+	return &accountsv1.LookupProjectResponse{Project: projectPB(p)}, nil
+}

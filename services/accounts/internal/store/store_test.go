@@ -1,0 +1,120 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/testutil"
+	"github.com/latchkey/latchkey/services/accounts/internal/store"
+	"github.com/latchkey/latchkey/services/accounts/internal/token"
+	"github.com/latchkey/latchkey/services/accounts/migrations"
+)
+
+func noEvent(store.Project) *eventsv1.Event { return nil }
+
+func newAccount(t *testing.T, ctx context.Context, s *store.Store, email string) (store.Account, []byte) {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	a := store.Account{ID: ids.New(ids.Account), Name: "a", Plan: store.PlanFree, Status: store.StatusActive, TrialEndsAt: now, CreatedAt: now, UpdatedAt: now}
+	u := store.User{ID: ids.New(ids.User), AccountID: a.ID, Email: email, PasswordHash: "x", CreatedAt: now}
+	tok, err := token.New()
+	require.NoError(t, err)
+	sess := store.Session{ID: ids.New(ids.Session), UserID: u.ID, AccountID: a.ID, TokenHash: token.Hash(tok), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	require.NoError(t, s.SignUp(ctx, a, u, sess))
+	return a, sess.TokenHash
+}
+
+func TestProjectsAreBoundToTheirAccount(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(testutil.DB(t, "accounts", outbox.Migrations, migrations.FS), testutil.Namespace(t))
+	a, _ := newAccount(t, ctx, s, "a@example.com")
+	b, _ := newAccount(t, ctx, s, "b@example.com")
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var mine []string
+	for range 5 {
+		p := store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
+		require.NoError(t, s.CreateProject(ctx, p, noEvent))
+		mine = append(mine, p.ID)
+	}
+	theirs := store.Project{ID: ids.New(ids.Project), AccountID: b.ID, Name: "q", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, s.CreateProject(ctx, theirs, noEvent))
+
+	got, err := s.Project(ctx, a.ID, mine[0])
+	require.NoError(t, err)
+	require.Empty(t, got.AllowedOrigins)
+	require.NotNil(t, got.AllowedOrigins)
+
+	_, err = s.Project(ctx, a.ID, theirs.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.UpdateProject(ctx, a.ID, theirs.ID, store.ProjectUpdate{SetName: true, Name: "x"}, now, noEvent)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, s.DeleteProject(ctx, a.ID, theirs.ID, func() *eventsv1.Event { return nil }), store.ErrNotFound)
+	kept, err := s.Project(ctx, b.ID, theirs.ID)
+	require.NoError(t, err)
+	require.Equal(t, "q", kept.Name)
+
+	// Pages of two walk all five, newest (highest id) first, none of b's.
+	var walked []string
+	after := ""
+	for {
+		page, err := s.ListProjects(ctx, a.ID, after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, p := range page {
+			require.Equal(t, a.ID, p.AccountID)
+			walked = append(walked, p.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	require.ElementsMatch(t, mine, walked)
+	for i := 1; i < len(walked); i++ {
+		require.Greater(t, walked[i-1], walked[i])
+	}
+}
+
+func TestSessions(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(testutil.DB(t, "accounts", outbox.Migrations, migrations.FS), testutil.Namespace(t))
+	a, hash := newAccount(t, ctx, s, "c@example.com")
+	now := time.Now().UTC()
+
+	sess, acct, err := s.LiveSession(ctx, hash, now)
+	require.NoError(t, err)
+	require.Equal(t, a.ID, acct.ID)
+	require.True(t, sess.StepUpUntil.IsZero())
+
+	// Step-up never outlives the session.
+	until, err := s.OpenStepUp(ctx, a.ID, sess.ID, now.Add(48*time.Hour), now)
+	require.NoError(t, err)
+	require.WithinDuration(t, sess.ExpiresAt, until, time.Millisecond)
+
+	_, _, err = s.LiveSession(ctx, hash, now.Add(2*time.Hour))
+	require.ErrorIs(t, err, store.ErrNotFound, "expired")
+
+	require.ErrorIs(t, s.RevokeSession(ctx, ids.New(ids.Account), sess.ID, now), store.ErrNotFound, "another account's session")
+	require.NoError(t, s.RevokeSession(ctx, a.ID, sess.ID, now))
+	_, _, err = s.LiveSession(ctx, hash, now)
+	require.ErrorIs(t, err, store.ErrNotFound, "revoked")
+	require.ErrorIs(t, s.RevokeSession(ctx, a.ID, sess.ID, now), store.ErrNotFound, "twice")
+	_, err = s.OpenStepUp(ctx, a.ID, sess.ID, now.Add(time.Minute), now)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// The e-mail is unique.
+	tok, err := token.New()
+	require.NoError(t, err)
+	other := store.Account{ID: ids.New(ids.Account), Name: "x", Plan: store.PlanFree, Status: store.StatusActive, TrialEndsAt: now, CreatedAt: now, UpdatedAt: now}
+	u := store.User{ID: ids.New(ids.User), AccountID: other.ID, Email: "c@example.com", PasswordHash: "x", CreatedAt: now}
+	err = s.SignUp(ctx, other, u, store.Session{ID: ids.New(ids.Session), UserID: u.ID, AccountID: other.ID, TokenHash: token.Hash(tok), CreatedAt: now, ExpiresAt: now})
+	require.ErrorIs(t, err, store.ErrEmailTaken)
+	_, err = s.Account(ctx, other.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the whole sign-up rolled back")
+}

@@ -1,0 +1,292 @@
+// Package accounts is the accounts service: accounts (orgs), users, passwords, sessions,
+// plans and projects, and Authenticate for the other services. New builds it as a
+// server.Unit, so it runs alone (Run) or beside other services in one process.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/services/accounts/internal/api"
+	"github.com/latchkey/latchkey/services/accounts/internal/store"
+	"github.com/latchkey/latchkey/services/accounts/migrations"
+)
+
+// Name is the unit's name in logs, health and listener addresses.
+const Name = "accounts"
+
+// Schema is the Postgres schema the service owns.
+const Schema = "accounts"
+
+// Bounds on the operator token's length; bearer tokens over 512 characters are turned
+// away unread.
+const (
+	MinOperatorTokenLen = 16
+	MaxOperatorTokenLen = 512
+)
+
+// Config configures the accounts service. ConfigFromEnv reads it from the environment.
+type Config struct {
+	// GRPCAddr is where the gRPC server listens (ACCOUNTS_GRPC_ADDR, default
+	// 127.0.0.1:8081); "" serves in process only.
+	GRPCAddr string
+	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone
+	// (ACCOUNTS_HTTP_ADDR, default 127.0.0.1:8091). New ignores it: an all-in-one runner
+	// serves the unit's gateway on its own listener.
+	HTTPAddr string
+	// DatabaseURL is the Postgres connection string (DATABASE_URL); the service uses
+	// schema "accounts" in it.
+	DatabaseURL string
+	// NATSURL is the NATS server with JetStream (NATS_URL, default nats://127.0.0.1:4222).
+	NATSURL string
+	// Namespace prefixes NATS subjects and the events stream (LATCHKEY_NAMESPACE, default
+	// "latchkey").
+	Namespace string
+	// OperatorToken authenticates the platform team's admin calls and the other services'
+	// internal calls (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters).
+	OperatorToken string
+	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR); when set, account keys
+	// authenticate here through its VerifyKey. Empty: only sessions and the operator token.
+	KeysAddr string
+	// SessionTTL is how long a login lasts (LATCHKEY_SESSION_TTL, default 24h).
+	SessionTTL time.Duration
+	// StepUpWindow is how long a password re-verification counts (LATCHKEY_STEP_UP_WINDOW,
+	// default 5m).
+	StepUpWindow time.Duration
+	// TrialPeriod is how long after sign-up a new account's trial ends
+	// (LATCHKEY_TRIAL_PERIOD, default 720h).
+	TrialPeriod time.Duration
+	// ShutdownGrace is how long in-flight calls get to finish on stop
+	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
+	ShutdownGrace time.Duration
+	// LogLevel is debug, info, warn or error (LATCHKEY_LOG_LEVEL, default info).
+	LogLevel string
+	// LogFormat is json or console (LATCHKEY_LOG_FORMAT, default json).
+	LogFormat string
+}
+
+// ConfigFromEnv reads the configuration from the environment. It reports values that do
+// not parse; Validate (called by New) checks the rest.
+func ConfigFromEnv() (Config, error) {
+	var r envconfig.Reader
+	cfg := Config{
+		GRPCAddr:      r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
+		HTTPAddr:      r.String("ACCOUNTS_HTTP_ADDR", "127.0.0.1:8091"),
+		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
+		NATSURL:       r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Namespace:     r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
+		OperatorToken: r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		KeysAddr:      r.String("KEYS_GRPC_ADDR", ""),
+		SessionTTL:    r.Duration("LATCHKEY_SESSION_TTL", 24*time.Hour),
+		StepUpWindow:  r.Duration("LATCHKEY_STEP_UP_WINDOW", 5*time.Minute),
+		TrialPeriod:   r.Duration("LATCHKEY_TRIAL_PERIOD", 720*time.Hour),
+		ShutdownGrace: r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+		LogLevel:      r.String("LATCHKEY_LOG_LEVEL", "info"),
+		LogFormat:     r.String("LATCHKEY_LOG_FORMAT", "json"),
+	}
+	return cfg, r.Err()
+}
+
+// namespaceRE is what may name a NATS subject token and a stream.
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Validate reports every setting that cannot work, at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL is required")
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL is required")
+	}
+	if !namespaceRE.MatchString(c.Namespace) {
+		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
+	}
+	if len(c.OperatorToken) < MinOperatorTokenLen || len(c.OperatorToken) > MaxOperatorTokenLen {
+		bad("LATCHKEY_OPERATOR_TOKEN is required and must be %d to %d characters", MinOperatorTokenLen, MaxOperatorTokenLen)
+	}
+	if c.SessionTTL <= 0 {
+		bad("LATCHKEY_SESSION_TTL must be positive")
+	}
+	if c.StepUpWindow <= 0 {
+		bad("LATCHKEY_STEP_UP_WINDOW must be positive")
+	}
+	if c.TrialPeriod < 0 {
+		bad("LATCHKEY_TRIAL_PERIOD must not be negative")
+	}
+	if c.ShutdownGrace < 0 {
+		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
+	}
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("LATCHKEY_LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LATCHKEY_LOG_FORMAT=%q must be json or console", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// Migrate applies the accounts schema's pending migrations and returns their names.
+func Migrate(ctx context.Context, cfg Config) ([]string, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL is required")
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS)
+}
+
+// New validates cfg, opens and migrates Postgres, connects NATS, ensures the events
+// stream and builds the service as a unit. It listens on nothing: server.Run does. On
+// error everything opened so far is closed.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("service", Name))
+	u := &server.Unit{Name: Name}
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 0)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, pool.Close)
+	if applied, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS); err != nil {
+		return nil, err
+	} else if len(applied) > 0 {
+		log.Info("migrated", zap.Strings("versions", applied))
+	}
+
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("events stream: %w", err)
+	}
+
+	authn := &api.Authenticator{Operator: auth.OperatorToken(cfg.OperatorToken)}
+	if cfg.KeysAddr != "" {
+		// NewClient does not connect until the first call, so keys may start later.
+		conn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
+		}
+		u.Closers = append(u.Closers, func() { _ = conn.Close() })
+		authn.Keys = keysv1.NewKeysServiceClient(conn)
+	}
+
+	st := store.New(pool, cfg.Namespace)
+	authn.Store = st
+	relay := outbox.NewRelay(pool, js, log.Named("outbox"))
+	g, err := server.NewGRPC(server.GRPCConfig{
+		Name:         Name,
+		Addr:         cfg.GRPCAddr,
+		Logger:       log,
+		Authenticate: authn.Authenticate,
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc := api.New(api.Config{
+		Store:         st,
+		Notify:        relay.Notify,
+		Authenticator: authn,
+		SessionTTL:    cfg.SessionTTL,
+		StepUpWindow:  cfg.StepUpWindow,
+		TrialPeriod:   cfg.TrialPeriod,
+	})
+	accountsv1.RegisterAccountsServiceServer(g.Server, svc.Accounts())
+	accountsv1.RegisterAdminServiceServer(g.Server, svc.Admin())
+	accountsv1.RegisterInternalServiceServer(g.Server, svc.Internal())
+
+	u.GRPC = g
+	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
+	u.Ready = (&readiness{pool: pool, nc: nc}).ready
+	u.Workers = append(u.Workers, relay.Run)
+	return u, nil
+}
+
+func registerGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	if err := accountsv1.RegisterAccountsServiceHandler(ctx, mux, conn); err != nil {
+		return err
+	}
+	return accountsv1.RegisterAdminServiceHandler(ctx, mux, conn)
+}
+
+// Run serves the accounts service alone, with its REST bridge on cfg.HTTPAddr, until ctx
+// ends.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	u, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+}
+
+// readiness answers /healthz: NATS connected and Postgres answering a ping, the ping
+// result cached briefly so health probes do not load the database.
+type readiness struct {
+	pool *pgxpool.Pool
+	nc   *nats.Conn
+
+	mu      sync.Mutex
+	checked time.Time
+	ok      bool
+}
+
+const readinessTTL = 2 * time.Second
+
+func (r *readiness) ready() bool {
+	if !r.nc.IsConnected() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < readinessTTL {
+		return r.ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r.ok = r.pool.Ping(ctx) == nil
+	r.checked = time.Now()
+	return r.ok
+}
