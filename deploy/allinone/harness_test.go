@@ -23,7 +23,7 @@ import (
 // suite is the whole of Latchkey running in this test process against the local Postgres
 // (a fresh database) and NATS (a namespace of its own).
 type suite struct {
-	t        *testing.T
+	t        testing.TB
 	api      string
 	operator string
 	ns       string
@@ -31,7 +31,7 @@ type suite struct {
 	keysGRPC string
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -39,7 +39,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startSuite(t *testing.T) *suite {
+func startSuite(t testing.TB) *suite {
 	t.Helper()
 	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL()}
 	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
@@ -161,7 +161,7 @@ func (s *suite) must(status int, r reply) reply {
 }
 
 // requireError asserts an error envelope of DESIGN.md with the code.
-func requireError(t *testing.T, r reply, status int, code string) {
+func requireError(t testing.TB, r reply, status int, code string) {
 	t.Helper()
 	require.Equalf(t, status, r.status, "body: %s", r.raw)
 	require.Equalf(t, code, r.str("error"), "body: %s", r.raw)
