@@ -4,6 +4,8 @@ package logging
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -38,4 +40,24 @@ func From(ctx context.Context) *zap.Logger {
 		return l
 	}
 	return zap.NewNop()
+}
+
+// FromEnv builds the logger from LATCHKEY_LOG_LEVEL (default info) and LATCHKEY_LOG_FORMAT
+// (json or console; defaultFormat when unset).
+func FromEnv(defaultFormat string) (*zap.Logger, error) {
+	level, format := os.Getenv("LATCHKEY_LOG_LEVEL"), os.Getenv("LATCHKEY_LOG_FORMAT")
+	if level == "" {
+		level = "info"
+	}
+	if format == "" {
+		format = defaultFormat
+	}
+	if format != "json" && format != "console" {
+		return nil, fmt.Errorf("LATCHKEY_LOG_FORMAT=%q must be json or console", format)
+	}
+	l, err := New(level, format == "console")
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_LOG_LEVEL=%q: %w", level, err)
+	}
+	return l, nil
 }

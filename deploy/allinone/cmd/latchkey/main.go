@@ -27,11 +27,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	level := os.Getenv("LOG_LEVEL")
-	if level == "" {
-		level = "info"
-	}
-	log, err := logging.New(level, true)
+	log, err := logging.FromEnv("console")
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"math/big"
 	"strings"
+
+	"github.com/latchkey/latchkey/pkg/auth"
 )
 
 // Prefix starts every session token, so scanners and our authenticator recognise one.
-const Prefix = "lks_"
+const Prefix = auth.SessionTokenPrefix
 
 // bodyLen is 32 random bytes in base62: 62^43 > 2^256, so 43 characters hold them all.
 const bodyLen = 43

@@ -28,7 +28,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(os.Getenv("LOG_LEVEL"), false)
+	log, err := logging.FromEnv("json")
 	if err != nil {
 		return err
 	}
