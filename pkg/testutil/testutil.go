@@ -9,12 +9,14 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latchkey/latchkey/pkg/postgres"
 )
@@ -43,10 +45,37 @@ func Suffix() string {
 	return hex.EncodeToString(b)
 }
 
-// Namespace returns a NATS subject namespace for this test alone.
+// Namespace returns a NATS subject namespace for this test alone. When the test ends, the
+// streams it made on the shared server (named <NAMESPACE>_…) are deleted.
 func Namespace(t testing.TB) string {
 	t.Helper()
-	return "t" + Suffix()
+	ns := "t" + Suffix()
+	t.Cleanup(func() { deleteStreams(strings.ToUpper(ns) + "_") })
+	return ns
+}
+
+func deleteStreams(prefix string) {
+	nc, err := nats.Connect(NATSURL(), nats.Timeout(2*time.Second))
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	var doomed []string
+	for n := range names.Name() {
+		if strings.HasPrefix(n, prefix) {
+			doomed = append(doomed, n)
+		}
+	}
+	for _, n := range doomed {
+		_ = js.DeleteStream(ctx, n)
+	}
 }
 
 // DatabaseURL creates an empty database for this test and returns its URL; the database
