@@ -100,7 +100,7 @@ func throwawayCluster(ctx context.Context, log *zap.Logger) (string, func(), err
 	}
 	run := func(args ...string) error {
 		full := append(append([]string{}, asUser...), args...)
-		out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput() //nolint:gosec // our own arguments: Postgres binaries and a temp dir
 		if err != nil {
 			return fmt.Errorf("%s: %w: %s", filepath.Base(args[0]), err, out)
 		}
@@ -137,6 +137,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

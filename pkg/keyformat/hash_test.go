@@ -56,8 +56,7 @@ func TestHash(t *testing.T) {
 	if Equal(h.Hash(key+"x"), a) {
 		t.Fatal("different key, same hash")
 	}
-	var c [32]byte
-	c = a
+	c := a
 	c[31] ^= 1
 	if Equal(a, c) {
 		t.Fatal("Equal ignores the last byte")

@@ -60,7 +60,7 @@ func LoadProfile(nameOrPath string) (*Registry, error) {
 	if isProfileName(nameOrPath) {
 		data, err = profilesFS.ReadFile(path.Join("profiles", nameOrPath+".json"))
 	} else {
-		data, err = os.ReadFile(nameOrPath)
+		data, err = os.ReadFile(nameOrPath) //nolint:gosec // the operator names this file in configuration
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("keyformat: profile %q is neither a built-in profile (%s) nor a file: %w",
 				nameOrPath, strings.Join(ProfileNames(), ", "), err)

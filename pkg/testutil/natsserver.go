@@ -44,7 +44,7 @@ func natsServerBinary() string {
 // Start starts the server (again) and waits until it accepts connections.
 func (s *NATSServer) Start() {
 	s.t.Helper()
-	s.cmd = exec.Command(natsServerBinary(), "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.store)
+	s.cmd = exec.Command(natsServerBinary(), "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.store) //nolint:gosec // fixed binary, our own arguments
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("testutil: start nats-server: %v", err)
 	}

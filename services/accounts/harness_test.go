@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
@@ -343,12 +342,4 @@ func (e *env) requireOutboxDrained() {
 		var n int
 		return c.QueryRow(ctx, `SELECT count(*) FROM accounts.outbox WHERE published_at IS NULL`).Scan(&n) == nil && n == 0
 	}, "the outbox to drain")
-}
-
-func metadataValue(ctx context.Context, key string) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
