@@ -48,6 +48,7 @@ func TestKeysBadInput(t *testing.T) {
 		{"forged page token", "GET", "/v1/keys?page_token=zzz", token, nil, 400, "invalid_argument"},
 		{"bad status filter", "GET", "/v1/keys?status=sleeping", token, nil, 400, "invalid_argument"},
 		{"bad type filter", "GET", "/v1/keys?type=platinum", token, nil, 400, "invalid_argument"},
+		{"misspelt filter", "GET", "/v1/keys?projectid=" + project, token, nil, 400, "invalid_argument"},
 		{"unknown patch field", "PATCH", "/v1/keys/" + id, token, map[string]any{"status": "active"}, 400, "invalid_argument"},
 		{"rotate bad grace type", "POST", "/v1/keys/" + id + ":rotate", token, map[string]any{"grace_period_seconds": "soon"}, 400, "invalid_argument"},
 		{"rotate huge grace", "POST", "/v1/keys/" + id + ":rotate", token, map[string]any{"grace_period_seconds": 1 << 40}, 400, "invalid_argument"},

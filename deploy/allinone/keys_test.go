@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
@@ -322,6 +323,10 @@ func TestGRPCSurface(t *testing.T) {
 	require.True(t, apierr.IsCode(err, apierr.InvalidArgument), "%v", err)
 	_, err = client.ListKeys(context.Background(), &keysv1.ListKeysRequest{})
 	require.True(t, apierr.IsCode(err, apierr.Unauthenticated), "%v", err)
+
+	health, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, health.GetStatus())
 }
 
 // TestStaleTokenDoesNotBlockLogin: a client still sending an old session token can log in

@@ -70,6 +70,7 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.SetQueryParameterParser(&strictQuery{}),
 	)
 	for _, g := range cfg.Gateways {
 		if err := g.Register(ctx, gw, g.Conn); err != nil {
