@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
+	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 	"github.com/latchkey/latchkey/services/keys"
 )
 
@@ -29,6 +30,30 @@ type suite struct {
 	ns       string
 	natsURL  string
 	keysGRPC string
+	// ingest is the gateway's HTTP base URL; otlpGRPC its OTLP/gRPC address.
+	ingest   string
+	otlpGRPC string
+	// gatewayCfg is the suite gateway's configuration, for starting more like it.
+	gatewayCfg gateway.Config
+}
+
+// suiteOption adjusts a suite before it starts.
+type suiteOption func(o *Options, s *suite)
+
+// withNATS runs the suite against a NATS server of the test's own.
+func withNATS(url string) suiteOption {
+	return func(o *Options, s *suite) { o.NATSURL, s.natsURL = url, url }
+}
+
+// withConfig adjusts the services' configurations after the defaults of startSuite.
+func withConfig(fn func(a *accounts.Config, k *keys.Config, g *gateway.Config)) suiteOption {
+	return func(o *Options, _ *suite) {
+		base := o.Configure
+		o.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
+			base(a, k, g)
+			fn(a, k, g)
+		}
+	}
 }
 
 func freeAddr(t testing.TB) string {
@@ -39,7 +64,7 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func startSuite(t testing.TB) *suite {
+func startSuite(t testing.TB, options ...suiteOption) *suite {
 	t.Helper()
 	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL()}
 	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
@@ -54,19 +79,33 @@ func startSuite(t testing.TB) *suite {
 		OperatorToken: s.operator,
 		Pepper:        "test-pepper-" + strings.Repeat("x", 40),
 		OnListening:   func(addrs map[string]string, _ string) { ready <- addrs },
-		Configure: func(a *accounts.Config, k *keys.Config) {
+		Configure: func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
 			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
 			a.Namespace, k.Namespace = s.ns, s.ns
 			k.UsageFlushInterval = 50 * time.Millisecond
 			k.DirectoryTTL = time.Second
 			a.ShutdownGrace, k.ShutdownGrace = time.Second, time.Second
+			g.HTTPAddr, g.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+			g.ShutdownGrace = time.Second
+			g.ID = "gw-main"
 		},
+	}
+	for _, o := range options {
+		o(&opts, s)
+	}
+	configure := opts.Configure
+	opts.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
+		configure(a, k, g)
+		s.gatewayCfg = *g
+		s.gatewayCfg.KeysAddr, s.gatewayCfg.Namespace = k.GRPCAddr, k.Namespace
 	}
 	go func() { done <- Run(ctx, opts, zap.NewNop()) }()
 	select {
 	case addrs := <-ready:
 		s.api = "http://" + addrs["rest"]
+		s.ingest = "http://" + addrs["ingest-gateway http"]
+		s.otlpGRPC = addrs["ingest-gateway grpc"]
 	case err := <-done:
 		t.Fatalf("suite did not start: %v", err)
 	case <-time.After(60 * time.Second):
@@ -119,8 +158,22 @@ func (r reply) get(path string) any {
 	return cur
 }
 
-// call sends body (a string is sent verbatim, anything else as JSON) with a bearer token.
+// Short names for the services' configurations in test options.
+type (
+	accountsConfig = accounts.Config
+	keysConfig     = keys.Config
+	gatewayConfig  = gateway.Config
+)
+
+// call sends body (a string is sent verbatim, anything else as JSON) with a bearer token
+// to the management API.
 func (s *suite) call(method, path, token string, body any, headers ...string) reply {
+	s.t.Helper()
+	return s.send(method, s.api+path, token, body, headers...)
+}
+
+// send is call to any URL (the gateway's, say).
+func (s *suite) send(method, url, token string, body any, headers ...string) reply {
 	s.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -132,7 +185,7 @@ func (s *suite) call(method, path, token string, body any, headers ...string) re
 		require.NoError(s.t, err)
 		rd = bytes.NewReader(buf)
 	}
-	req, err := http.NewRequest(method, s.api+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	require.NoError(s.t, err)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

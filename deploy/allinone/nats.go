@@ -21,6 +21,8 @@ func embeddedNATS() (string, func(), error) {
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
 		StoreDir:   dir,
+		// Room for the gateway's largest accepted body (4 MiB by default) and headers.
+		MaxPayload: 8 << 20,
 		NoSigs:     true,
 	})
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package allinone runs the whole Latchkey suite in one process for `make run` and the
-// end-to-end tests: every service on its own gRPC port, one REST listener for all of them,
+// end-to-end tests: every service on its own gRPC port, one REST listener for the
+// management services, the ingest gateway on its own ports (4318 HTTP, 4317 OTLP/gRPC),
 // an embedded NATS server and whatever Postgres can be found.
 package allinone
 
@@ -18,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/accounts"
+	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 	"github.com/latchkey/latchkey/services/keys"
 )
 
@@ -39,7 +41,7 @@ type Options struct {
 	// OnListening is told every bound address and the operator token once all listen.
 	OnListening func(addrs map[string]string, operatorToken string)
 	// Configure, when set, adjusts the services' configurations last (tests use it).
-	Configure func(a *accounts.Config, k *keys.Config)
+	Configure func(a *accounts.Config, k *keys.Config, g *gateway.Config)
 }
 
 // OptionsFromEnv reads the suite's options.
@@ -89,6 +91,10 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	gcfg, err := gateway.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
 	acfg.DatabaseURL, kcfg.DatabaseURL = dbURL, dbURL
 	acfg.NATSURL, kcfg.NATSURL = natsURL, natsURL
 	acfg.OperatorToken, kcfg.OperatorToken = token, token
@@ -96,9 +102,11 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	acfg.KeysAddr = kcfg.GRPCAddr
 	kcfg.AccountsAddr = acfg.GRPCAddr
 	kcfg.Pepper = pepper
+	gcfg.NATSURL, gcfg.ServiceToken = natsURL, token
 	if o.Configure != nil {
-		o.Configure(&acfg, &kcfg)
+		o.Configure(&acfg, &kcfg, &gcfg)
 	}
+	gcfg.KeysAddr, gcfg.Namespace = kcfg.GRPCAddr, kcfg.Namespace
 
 	accountsUnit, err := accounts.New(ctx, acfg, log)
 	if err != nil {
@@ -108,6 +116,12 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	if err != nil {
 		accountsUnit.Close()
 		return fmt.Errorf("keys: %w", err)
+	}
+	gw, err := gateway.New(ctx, gcfg, log)
+	if err != nil {
+		keysUnit.Close()
+		accountsUnit.Close()
+		return fmt.Errorf("ingest-gateway: %w", err)
 	}
 	return server.Run(ctx, server.RunConfig{
 		Logger:   log,
@@ -119,7 +133,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 				o.OnListening(addrs, token)
 			}
 		},
-	}, accountsUnit, keysUnit)
+	}, accountsUnit, keysUnit, gw.Unit)
 }
 
 func pepperOf(o Options) (string, error) {

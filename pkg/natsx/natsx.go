@@ -17,19 +17,20 @@ import (
 // DefaultNamespace prefixes every subject and stream in production.
 const DefaultNamespace = "latchkey"
 
-// Connect connects with endless reconnects, logging each change of state.
-func Connect(url, name string, log *zap.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// Connect connects with endless reconnects, logging each change of state. Options given
+// come last, so they may replace these handlers.
+func Connect(url, name string, log *zap.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
 			if !c.IsClosed() { // closing on shutdown is no news
 				log.Warn("nats disconnected", zap.Error(err))
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: cannot connect to %s: %w", url, err)
 	}
@@ -55,3 +56,9 @@ func EnsureEventsStream(ctx context.Context, js jetstream.JetStream, ns string) 
 		Duplicates:  10 * time.Minute,
 	})
 }
+
+// GatewayHeartbeatSubject is where live gateways announce themselves.
+func GatewayHeartbeatSubject(ns string) string { return ns + ".gateways.heartbeat" }
+
+// GatewayAppliedSubject is where gateways confirm they applied one event.
+func GatewayAppliedSubject(ns, eventID string) string { return ns + ".gateways.applied." + eventID }

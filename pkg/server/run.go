@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +23,15 @@ type Unit struct {
 	Workers []func(ctx context.Context) error
 	// Closers run in reverse order after everything has stopped.
 	Closers []func()
+	// HTTP is a listener of the unit's own beside the shared REST one (the gateway's
+	// ingest endpoints); nil for none.
+	HTTP *HTTPListener
+}
+
+// HTTPListener is an address and what serves it.
+type HTTPListener struct {
+	Addr    string
+	Handler http.Handler
 }
 
 // Close runs the unit's closers, last first.
@@ -64,6 +74,18 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 			addrs[u.Name+" grpc"] = lis.Addr().String()
 		}
 	}
+	own := make([]net.Listener, len(units))
+	for i, u := range units {
+		if u.HTTP == nil {
+			continue
+		}
+		lis, err := net.Listen("tcp", u.HTTP.Addr)
+		if err != nil {
+			return err
+		}
+		own[i] = lis
+		addrs[u.Name+" http"] = lis.Addr().String()
+	}
 	var httpLis net.Listener
 	if cfg.HTTPAddr != "" {
 		lis, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -87,6 +109,9 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 		g.Go(func() error { return u.GRPC.Serve(gctx, listeners[i], cfg.Grace) })
 		for _, w := range u.Workers {
 			g.Go(func() error { return w(gctx) })
+		}
+		if own[i] != nil {
+			g.Go(func() error { return ServeHTTP(gctx, own[i], u.HTTP.Handler, cfg.Grace) })
 		}
 	}
 	if httpLis != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/keys/internal/api"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 	"github.com/latchkey/latchkey/services/keys/internal/usage"
 	"github.com/latchkey/latchkey/services/keys/migrations"
@@ -168,11 +169,18 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	}
 	u.Closers = append(u.Closers, func() { _ = sub.Unsubscribe() })
 
+	tracker := receipts.New(nc, cfg.Namespace)
+	hbSub, err := tracker.Start()
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, func() { _ = hbSub.Unsubscribe() })
+
 	st := store.New(pool, cfg.Namespace)
 	relay := outbox.NewRelay(pool, js, log)
-	tracker := usage.New(st.TouchLastUsed, cfg.UsageFlushInterval, log)
+	uses := usage.New(st.TouchLastUsed, cfg.UsageFlushInterval, log)
 	handlers := api.New(api.Deps{
-		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: tracker,
+		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
 	})
 	g, err := server.NewGRPC(server.GRPCConfig{Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate})
@@ -190,7 +198,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Ready = func() bool { return nc.IsConnected() && dbUp.Load() }
 	u.Workers = []func(context.Context) error{
 		relay.Run,
-		tracker.Run,
+		uses.Run,
 		func(ctx context.Context) error { return watchDB(ctx, st, &dbUp) },
 	}
 	return u, nil

@@ -784,6 +784,123 @@ func (x *ProjectDeleted) GetProjectId() string {
 	return ""
 }
 
+// GatewayHeartbeat is published by every ready gateway on `<namespace>.gateways.heartbeat`
+// about once a second, so the keys service knows which gateways are live.
+type GatewayHeartbeat struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GatewayId string                 `protobuf:"bytes,1,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// Entries in its verification cache.
+	CacheEntries  int64 `protobuf:"varint,3,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayHeartbeat) Reset() {
+	*x = GatewayHeartbeat{}
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayHeartbeat) ProtoMessage() {}
+
+func (x *GatewayHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayHeartbeat.ProtoReflect.Descriptor instead.
+func (*GatewayHeartbeat) Descriptor() ([]byte, []int) {
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GatewayHeartbeat) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
+func (x *GatewayHeartbeat) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *GatewayHeartbeat) GetCacheEntries() int64 {
+	if x != nil {
+		return x.CacheEntries
+	}
+	return 0
+}
+
+// GatewayApplied is published by a gateway on `<namespace>.gateways.applied.<event_id>`
+// once it has applied a key event to its cache: the revocation receipt's evidence.
+type GatewayApplied struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GatewayId     string                 `protobuf:"bytes,1,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayApplied) Reset() {
+	*x = GatewayApplied{}
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayApplied) ProtoMessage() {}
+
+func (x *GatewayApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayApplied.ProtoReflect.Descriptor instead.
+func (*GatewayApplied) Descriptor() ([]byte, []int) {
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GatewayApplied) GetGatewayId() string {
+	if x != nil {
+		return x.GatewayId
+	}
+	return ""
+}
+
+func (x *GatewayApplied) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
 var File_latchkey_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_latchkey_events_v1_events_proto_rawDesc = "" +
@@ -859,7 +976,16 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\x0fallowed_origins\x18\x03 \x03(\tR\x0eallowedOrigins\"/\n" +
 	"\x0eProjectDeleted\x12\x1d\n" +
 	"\n" +
-	"project_id\x18\x01 \x01(\tR\tprojectIdB\xcd\x01\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\"\x86\x01\n" +
+	"\x10GatewayHeartbeat\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12#\n" +
+	"\rcache_entries\x18\x03 \x01(\x03R\fcacheEntries\"J\n" +
+	"\x0eGatewayApplied\x12\x1d\n" +
+	"\n" +
+	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventIdB\xcd\x01\n" +
 	"\x16com.latchkey.events.v1B\vEventsProtoP\x01Z<github.com/latchkey/latchkey/gen/latchkey/events/v1;eventsv1\xa2\x02\x03LEX\xaa\x02\x12Latchkey.Events.V1\xca\x02\x12Latchkey\\Events\\V1\xe2\x02\x1eLatchkey\\Events\\V1\\GPBMetadata\xea\x02\x14Latchkey::Events::V1b\x06proto3"
 
 var (
@@ -874,7 +1000,7 @@ func file_latchkey_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_latchkey_events_v1_events_proto_rawDescData
 }
 
-var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: latchkey.events.v1.Event
 	(*KeyCreated)(nil),            // 1: latchkey.events.v1.KeyCreated
@@ -886,10 +1012,12 @@ var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*AccountPlanChanged)(nil),    // 7: latchkey.events.v1.AccountPlanChanged
 	(*ProjectUpdated)(nil),        // 8: latchkey.events.v1.ProjectUpdated
 	(*ProjectDeleted)(nil),        // 9: latchkey.events.v1.ProjectDeleted
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*GatewayHeartbeat)(nil),      // 10: latchkey.events.v1.GatewayHeartbeat
+	(*GatewayApplied)(nil),        // 11: latchkey.events.v1.GatewayApplied
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_latchkey_events_v1_events_proto_depIdxs = []int32{
-	10, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
+	12, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: latchkey.events.v1.Event.key_created:type_name -> latchkey.events.v1.KeyCreated
 	2,  // 2: latchkey.events.v1.Event.key_updated:type_name -> latchkey.events.v1.KeyUpdated
 	3,  // 3: latchkey.events.v1.Event.key_rotated:type_name -> latchkey.events.v1.KeyRotated
@@ -899,13 +1027,14 @@ var file_latchkey_events_v1_events_proto_depIdxs = []int32{
 	7,  // 7: latchkey.events.v1.Event.account_plan_changed:type_name -> latchkey.events.v1.AccountPlanChanged
 	8,  // 8: latchkey.events.v1.Event.project_updated:type_name -> latchkey.events.v1.ProjectUpdated
 	9,  // 9: latchkey.events.v1.Event.project_deleted:type_name -> latchkey.events.v1.ProjectDeleted
-	10, // 10: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
-	10, // 11: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 10: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
+	12, // 11: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
+	12, // 12: latchkey.events.v1.GatewayHeartbeat.time:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_events_v1_events_proto_init() }
@@ -930,7 +1059,7 @@ func file_latchkey_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_events_v1_events_proto_rawDesc), len(file_latchkey_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -209,7 +209,8 @@ func (x *Key) GetMetadata() map[string]string {
 	return nil
 }
 
-// KeyType is one configured kind of key.
+// KeyType is one configured kind of key: everything a gateway needs to parse, check and
+// rate-limit keys of it, so gateways take their key types from the keys service.
 type KeyType struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -220,8 +221,21 @@ type KeyType struct {
 	RotationGraceSeconds int64  `protobuf:"varint,5,opt,name=rotation_grace_seconds,json=rotationGraceSeconds,proto3" json:"rotation_grace_seconds,omitempty"`
 	RequiresPlan         string `protobuf:"bytes,6,opt,name=requires_plan,json=requiresPlan,proto3" json:"requires_plan,omitempty"`
 	Browser              bool   `protobuf:"varint,7,opt,name=browser,proto3" json:"browser,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// "base62" or "hex".
+	Encoding       string   `protobuf:"bytes,8,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	RandomBytes    int32    `protobuf:"varint,9,opt,name=random_bytes,json=randomBytes,proto3" json:"random_bytes,omitempty"`
+	Checksum       bool     `protobuf:"varint,10,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	LegacyPrefixes []string `protobuf:"bytes,11,rep,name=legacy_prefixes,json=legacyPrefixes,proto3" json:"legacy_prefixes,omitempty"`
+	// Gateway rate limit per key: requests per second and burst; 0 for none.
+	RateLimitPerSecond float64 `protobuf:"fixed64,12,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3" json:"rate_limit_per_second,omitempty"`
+	RateLimitBurst     int32   `protobuf:"varint,13,opt,name=rate_limit_burst,json=rateLimitBurst,proto3" json:"rate_limit_burst,omitempty"`
+	// Retention of data ingested with keys of this type; 0 for the default.
+	DataTtlSeconds    int64 `protobuf:"varint,14,opt,name=data_ttl_seconds,json=dataTtlSeconds,proto3" json:"data_ttl_seconds,omitempty"`
+	Anonymous         bool  `protobuf:"varint,15,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	Mintable          bool  `protobuf:"varint,16,opt,name=mintable,proto3" json:"mintable,omitempty"`
+	ClaimGraceSeconds int64 `protobuf:"varint,17,opt,name=claim_grace_seconds,json=claimGraceSeconds,proto3" json:"claim_grace_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *KeyType) Reset() {
@@ -301,6 +315,76 @@ func (x *KeyType) GetBrowser() bool {
 		return x.Browser
 	}
 	return false
+}
+
+func (x *KeyType) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *KeyType) GetRandomBytes() int32 {
+	if x != nil {
+		return x.RandomBytes
+	}
+	return 0
+}
+
+func (x *KeyType) GetChecksum() bool {
+	if x != nil {
+		return x.Checksum
+	}
+	return false
+}
+
+func (x *KeyType) GetLegacyPrefixes() []string {
+	if x != nil {
+		return x.LegacyPrefixes
+	}
+	return nil
+}
+
+func (x *KeyType) GetRateLimitPerSecond() float64 {
+	if x != nil {
+		return x.RateLimitPerSecond
+	}
+	return 0
+}
+
+func (x *KeyType) GetRateLimitBurst() int32 {
+	if x != nil {
+		return x.RateLimitBurst
+	}
+	return 0
+}
+
+func (x *KeyType) GetDataTtlSeconds() int64 {
+	if x != nil {
+		return x.DataTtlSeconds
+	}
+	return 0
+}
+
+func (x *KeyType) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *KeyType) GetMintable() bool {
+	if x != nil {
+		return x.Mintable
+	}
+	return false
+}
+
+func (x *KeyType) GetClaimGraceSeconds() int64 {
+	if x != nil {
+		return x.ClaimGraceSeconds
+	}
+	return 0
 }
 
 type CreateKeyRequest struct {
@@ -889,9 +973,14 @@ func (x *RotateKeyResponse) GetPrevious() *Key {
 }
 
 type RevokeKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Wait until every live gateway has dropped the key (or wait_timeout_ms passes), and
+	// say how many did in the receipt.
+	WaitForGateways bool `protobuf:"varint,3,opt,name=wait_for_gateways,json=waitForGateways,proto3" json:"wait_for_gateways,omitempty"`
+	// How long to wait; 2000 when unset, at most 30000.
+	WaitTimeoutMs int32 `protobuf:"varint,4,opt,name=wait_timeout_ms,json=waitTimeoutMs,proto3" json:"wait_timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -940,9 +1029,25 @@ func (x *RevokeKeyRequest) GetReason() string {
 	return ""
 }
 
+func (x *RevokeKeyRequest) GetWaitForGateways() bool {
+	if x != nil {
+		return x.WaitForGateways
+	}
+	return false
+}
+
+func (x *RevokeKeyRequest) GetWaitTimeoutMs() int32 {
+	if x != nil {
+		return x.WaitTimeoutMs
+	}
+	return 0
+}
+
 type RevokeKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Set when the call asked to wait for gateways.
+	Receipt       *RevocationReceipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -984,6 +1089,85 @@ func (x *RevokeKeyResponse) GetKey() *Key {
 	return nil
 }
 
+func (x *RevokeKeyResponse) GetReceipt() *RevocationReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// RevocationReceipt says how far a revocation has reached.
+type RevocationReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Gateways that sent a heartbeat in the last few seconds.
+	GatewaysLive int32 `protobuf:"varint,1,opt,name=gateways_live,json=gatewaysLive,proto3" json:"gateways_live,omitempty"`
+	// Of those, how many had applied the revocation when the call returned.
+	GatewaysApplied int32 `protobuf:"varint,2,opt,name=gateways_applied,json=gatewaysApplied,proto3" json:"gateways_applied,omitempty"`
+	// Whether every live gateway applied it.
+	Complete      bool  `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
+	WaitedMs      int64 `protobuf:"varint,4,opt,name=waited_ms,json=waitedMs,proto3" json:"waited_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationReceipt) Reset() {
+	*x = RevocationReceipt{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationReceipt) ProtoMessage() {}
+
+func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationReceipt.ProtoReflect.Descriptor instead.
+func (*RevocationReceipt) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevocationReceipt) GetGatewaysLive() int32 {
+	if x != nil {
+		return x.GatewaysLive
+	}
+	return 0
+}
+
+func (x *RevocationReceipt) GetGatewaysApplied() int32 {
+	if x != nil {
+		return x.GatewaysApplied
+	}
+	return 0
+}
+
+func (x *RevocationReceipt) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *RevocationReceipt) GetWaitedMs() int64 {
+	if x != nil {
+		return x.WaitedMs
+	}
+	return 0
+}
+
 type VerifyKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The presented key.
@@ -998,7 +1182,7 @@ type VerifyKeyRequest struct {
 
 func (x *VerifyKeyRequest) Reset() {
 	*x = VerifyKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1194,7 @@ func (x *VerifyKeyRequest) String() string {
 func (*VerifyKeyRequest) ProtoMessage() {}
 
 func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1207,7 @@ func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VerifyKeyRequest) GetKey() string {
@@ -1063,7 +1247,7 @@ type VerifyKeyResponse struct {
 
 func (x *VerifyKeyResponse) Reset() {
 	*x = VerifyKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1259,7 @@ func (x *VerifyKeyResponse) String() string {
 func (*VerifyKeyResponse) ProtoMessage() {}
 
 func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1272,7 @@ func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VerifyKeyResponse) GetValid() bool {
@@ -1127,7 +1311,7 @@ type ListKeyTypesRequest struct {
 
 func (x *ListKeyTypesRequest) Reset() {
 	*x = ListKeyTypesRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1323,7 @@ func (x *ListKeyTypesRequest) String() string {
 func (*ListKeyTypesRequest) ProtoMessage() {}
 
 func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1336,7 @@ func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
 }
 
 type ListKeyTypesResponse struct {
@@ -1164,7 +1348,7 @@ type ListKeyTypesResponse struct {
 
 func (x *ListKeyTypesResponse) Reset() {
 	*x = ListKeyTypesResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1360,7 @@ func (x *ListKeyTypesResponse) String() string {
 func (*ListKeyTypesResponse) ProtoMessage() {}
 
 func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1373,7 @@ func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListKeyTypesResponse) GetKeyTypes() []*KeyType {
@@ -1234,7 +1418,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\bmetadata\x18\x12 \x03(\v2#.latchkey.keys.v1.Key.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd9\x04\n" +
 	"\aKeyType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\"\n" +
@@ -1242,7 +1426,18 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x05scope\x18\x04 \x01(\tR\x05scope\x124\n" +
 	"\x16rotation_grace_seconds\x18\x05 \x01(\x03R\x14rotationGraceSeconds\x12#\n" +
 	"\rrequires_plan\x18\x06 \x01(\tR\frequiresPlan\x12\x18\n" +
-	"\abrowser\x18\a \x01(\bR\abrowser\"\xe5\x02\n" +
+	"\abrowser\x18\a \x01(\bR\abrowser\x12\x1a\n" +
+	"\bencoding\x18\b \x01(\tR\bencoding\x12!\n" +
+	"\frandom_bytes\x18\t \x01(\x05R\vrandomBytes\x12\x1a\n" +
+	"\bchecksum\x18\n" +
+	" \x01(\bR\bchecksum\x12'\n" +
+	"\x0flegacy_prefixes\x18\v \x03(\tR\x0elegacyPrefixes\x121\n" +
+	"\x15rate_limit_per_second\x18\f \x01(\x01R\x12rateLimitPerSecond\x12(\n" +
+	"\x10rate_limit_burst\x18\r \x01(\x05R\x0erateLimitBurst\x12(\n" +
+	"\x10data_ttl_seconds\x18\x0e \x01(\x03R\x0edataTtlSeconds\x12\x1c\n" +
+	"\tanonymous\x18\x0f \x01(\bR\tanonymous\x12\x1a\n" +
+	"\bmintable\x18\x10 \x01(\bR\bmintable\x12.\n" +
+	"\x13claim_grace_seconds\x18\x11 \x01(\x03R\x11claimGraceSeconds\"\xe5\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1d\n" +
 	"\n" +
@@ -1288,12 +1483,20 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x11RotateKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x121\n" +
-	"\bprevious\x18\x03 \x01(\v2\x15.latchkey.keys.v1.KeyR\bprevious\":\n" +
+	"\bprevious\x18\x03 \x01(\v2\x15.latchkey.keys.v1.KeyR\bprevious\"\x8e\x01\n" +
 	"\x10RevokeKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"<\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
+	"\x11wait_for_gateways\x18\x03 \x01(\bR\x0fwaitForGateways\x12&\n" +
+	"\x0fwait_timeout_ms\x18\x04 \x01(\x05R\rwaitTimeoutMs\"{\n" +
 	"\x11RevokeKeyResponse\x12'\n" +
-	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\"\\\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12=\n" +
+	"\areceipt\x18\x02 \x01(\v2#.latchkey.keys.v1.RevocationReceiptR\areceipt\"\x9c\x01\n" +
+	"\x11RevocationReceipt\x12#\n" +
+	"\rgateways_live\x18\x01 \x01(\x05R\fgatewaysLive\x12)\n" +
+	"\x10gateways_applied\x18\x02 \x01(\x05R\x0fgatewaysApplied\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x1b\n" +
+	"\twaited_ms\x18\x04 \x01(\x03R\bwaitedMs\"\\\n" +
 	"\x10VerifyKeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x1e\n" +
@@ -1332,7 +1535,7 @@ func file_latchkey_keys_v1_keys_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_keys_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*Key)(nil),                   // 0: latchkey.keys.v1.Key
 	(*KeyType)(nil),               // 1: latchkey.keys.v1.KeyType
@@ -1348,56 +1551,58 @@ var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*RotateKeyResponse)(nil),     // 11: latchkey.keys.v1.RotateKeyResponse
 	(*RevokeKeyRequest)(nil),      // 12: latchkey.keys.v1.RevokeKeyRequest
 	(*RevokeKeyResponse)(nil),     // 13: latchkey.keys.v1.RevokeKeyResponse
-	(*VerifyKeyRequest)(nil),      // 14: latchkey.keys.v1.VerifyKeyRequest
-	(*VerifyKeyResponse)(nil),     // 15: latchkey.keys.v1.VerifyKeyResponse
-	(*ListKeyTypesRequest)(nil),   // 16: latchkey.keys.v1.ListKeyTypesRequest
-	(*ListKeyTypesResponse)(nil),  // 17: latchkey.keys.v1.ListKeyTypesResponse
-	nil,                           // 18: latchkey.keys.v1.Key.MetadataEntry
-	nil,                           // 19: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 21: google.protobuf.FieldMask
+	(*RevocationReceipt)(nil),     // 14: latchkey.keys.v1.RevocationReceipt
+	(*VerifyKeyRequest)(nil),      // 15: latchkey.keys.v1.VerifyKeyRequest
+	(*VerifyKeyResponse)(nil),     // 16: latchkey.keys.v1.VerifyKeyResponse
+	(*ListKeyTypesRequest)(nil),   // 17: latchkey.keys.v1.ListKeyTypesRequest
+	(*ListKeyTypesResponse)(nil),  // 18: latchkey.keys.v1.ListKeyTypesResponse
+	nil,                           // 19: latchkey.keys.v1.Key.MetadataEntry
+	nil,                           // 20: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 22: google.protobuf.FieldMask
 }
 var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
-	20, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	20, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	20, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
-	20, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	18, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
-	20, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	21, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	21, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	21, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
+	21, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	19, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
+	21, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	20, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
 	0,  // 8: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 9: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
 	0,  // 10: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 11: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
-	21, // 12: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	22, // 12: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 13: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 14: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 15: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
 	0,  // 16: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 17: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	1,  // 18: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
-	2,  // 19: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
-	4,  // 20: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
-	6,  // 21: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
-	8,  // 22: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
-	10, // 23: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
-	12, // 24: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
-	14, // 25: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
-	16, // 26: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
-	3,  // 27: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
-	5,  // 28: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
-	7,  // 29: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
-	9,  // 30: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
-	11, // 31: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
-	13, // 32: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
-	15, // 33: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
-	17, // 34: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 17: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
+	0,  // 18: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	1,  // 19: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
+	2,  // 20: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
+	4,  // 21: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
+	6,  // 22: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
+	8,  // 23: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
+	10, // 24: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
+	12, // 25: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
+	15, // 26: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
+	17, // 27: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
+	3,  // 28: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
+	5,  // 29: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
+	7,  // 30: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
+	9,  // 31: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
+	11, // 32: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
+	13, // 33: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
+	16, // 34: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
+	18, // 35: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_keys_proto_init() }
@@ -1412,7 +1617,7 @@ func file_latchkey_keys_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_keys_proto_rawDesc), len(file_latchkey_keys_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,7 +7,8 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 )
 
-// ListKeyTypes lists the configured key types, so clients can offer the right choices.
+// ListKeyTypes lists the configured key types: clients offer the right choices, and
+// gateways parse and rate-limit keys exactly as configured here.
 func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest) (*keysv1.ListKeyTypesResponse, error) {
 	if _, err := auth.RequireAny(ctx); err != nil {
 		return nil, err
@@ -17,6 +18,10 @@ func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest
 		out = append(out, &keysv1.KeyType{
 			Name: t.Name, Prefix: t.Prefix, Capabilities: t.Capabilities, Scope: string(t.Scope),
 			RotationGraceSeconds: int64(t.RotationGrace.Seconds()), RequiresPlan: t.RequiresPlan, Browser: t.Browser,
+			Encoding: string(t.Encoding), RandomBytes: int32(t.RandomBytes), Checksum: t.Checksum,
+			LegacyPrefixes: t.LegacyPrefixes, RateLimitPerSecond: t.RateLimit.PerSecond,
+			RateLimitBurst: int32(t.RateLimit.Burst), DataTtlSeconds: int64(t.DataTTL.Seconds()),
+			Anonymous: t.Anonymous, Mintable: t.Mintable, ClaimGraceSeconds: int64(t.ClaimGrace.Seconds()),
 		})
 	}
 	return &keysv1.ListKeyTypesResponse{KeyTypes: out}, nil

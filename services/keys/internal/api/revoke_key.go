@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,10 +12,18 @@ import (
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 
+const (
+	defaultReceiptWait = 2 * time.Second
+	maxReceiptWait     = 30 * time.Second
+)
+
 // RevokeKey stops a key at once; the row stays for history. Revoking twice is a no-op.
+// With wait_for_gateways it also waits until every live gateway has dropped the key and
+// says how many did: a revocation receipt.
 func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*keysv1.RevokeKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -26,7 +35,24 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 	if err := checkText("reason", req.GetReason(), maxReason); err != nil {
 		return nil, err
 	}
+	wait := time.Duration(req.GetWaitTimeoutMs()) * time.Millisecond
+	switch {
+	case req.GetWaitTimeoutMs() < 0 || wait > maxReceiptWait:
+		return nil, invalid("wait_timeout_ms must be between 0 and %d", maxReceiptWait.Milliseconds())
+	case wait == 0:
+		wait = defaultReceiptWait
+	}
+	ev := events.New(p.AccountID, requestid.From(ctx))
+	var watch *receipts.Watch
+	if req.GetWaitForGateways() {
+		// Listen before the commit: a gateway may confirm before this call gets to wait.
+		if watch, err = s.receipts.Watch(ev.GetId()); err != nil {
+			return nil, err
+		}
+		defer watch.Close()
+	}
 	now := s.now()
+	revoked := false
 	k, err := s.store.Change(ctx, p.AccountID, req.GetId(), func(tx pgx.Tx, k *store.Key) (*eventsv1.Event, error) {
 		if k.RevokedAt != nil {
 			return nil, nil
@@ -34,13 +60,29 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 		if err := store.Revoke(ctx, tx, k, now, req.GetReason()); err != nil {
 			return nil, err
 		}
-		ev := events.New(p.AccountID, requestid.From(ctx))
+		revoked = true
 		ev.Payload = &eventsv1.Event_KeyRevoked{KeyRevoked: &eventsv1.KeyRevoked{KeyId: k.ID, KeyHash: k.Hash, Reason: req.GetReason()}}
 		return ev, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	resp := &keysv1.RevokeKeyResponse{Key: toProto(k, now)}
+	if !revoked {
+		if watch != nil {
+			// Revoked earlier: that event has long reached the gateways.
+			live := len(s.receipts.Live())
+			resp.Receipt = &keysv1.RevocationReceipt{GatewaysLive: int32(live), GatewaysApplied: int32(live), Complete: true}
+		}
+		return resp, nil
+	}
 	s.notify()
-	return &keysv1.RevokeKeyResponse{Key: toProto(k, now)}, nil
+	if watch != nil {
+		r := watch.Wait(ctx, wait)
+		resp.Receipt = &keysv1.RevocationReceipt{
+			GatewaysLive: int32(r.Live), GatewaysApplied: int32(r.Applied),
+			Complete: r.Complete(), WaitedMs: r.Waited.Milliseconds(),
+		}
+	}
+	return resp, nil
 }

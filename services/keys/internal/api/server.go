@@ -7,6 +7,7 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 	"github.com/latchkey/latchkey/services/keys/internal/usage"
 )
@@ -20,6 +21,7 @@ type Server struct {
 	hasher   *keyformat.Hasher
 	dir      *directory.Directory
 	usage    *usage.Tracker
+	receipts *receipts.Tracker
 	notify   func() // wakes the outbox relay after a commit
 	operator string
 	now      func() time.Time
@@ -32,6 +34,7 @@ type Deps struct {
 	Hasher   *keyformat.Hasher
 	Dir      *directory.Directory
 	Usage    *usage.Tracker
+	Receipts *receipts.Tracker
 	Notify   func()
 	Operator string
 }
@@ -39,7 +42,7 @@ type Deps struct {
 // New returns the handlers.
 func New(d Deps) *Server {
 	return &Server{
-		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage,
+		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
 		notify: d.Notify, operator: d.Operator, now: time.Now,
 	}
 }

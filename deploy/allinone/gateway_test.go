@@ -1,0 +1,204 @@
+package allinone
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otellog "go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/latchkey/latchkey/pkg/testutil"
+)
+
+// spans records n finished spans named name, ready to hand to an exporter.
+func spans(name string, n int) []sdktrace.ReadOnlySpan {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := tp.Tracer("latchkey-test")
+	for range n {
+		_, sp := tr.Start(context.Background(), name)
+		sp.End()
+	}
+	return rec.Ended()
+}
+
+func logRecords(body string) []sdklog.Record {
+	var r sdklog.Record
+	r.SetBody(attribute.StringValue(body))
+	r.SetTimestamp(time.Now())
+	r.SetSeverity(otellog.SeverityInfo)
+	return []sdklog.Record{r}
+}
+
+// verifications sums the gateway's verification outcomes: one per request that reached
+// verification, so a delta of 1 means the client did not retry.
+func verifications(t *testing.T) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == "latchkey_gateway_verifications_total" {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// stored returns the messages in the ingest stream on subject.
+func (s *suite) stored(subject string) []jetstream.Msg {
+	s.t.Helper()
+	nc, err := nats.Connect(s.natsURL)
+	require.NoError(s.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(s.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, strings.ToUpper(s.ns)+"_INGEST", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	require.NoError(s.t, err)
+	info, err := cons.Info(ctx)
+	require.NoError(s.t, err)
+	var out []jetstream.Msg
+	if info.NumPending == 0 {
+		return nil
+	}
+	batch, err := cons.Fetch(int(info.NumPending), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(s.t, err)
+	for m := range batch.Messages() {
+		out = append(out, m)
+	}
+	return out
+}
+
+func (s *suite) ingestSubject(account, project, env, signal string) string {
+	return s.ns + ".ingest." + account + "." + project + "." + env + "." + signal
+}
+
+// TestOTelExportersThroughTheGateway: the OpenTelemetry Go SDK's own exporters send
+// through the gateway with a valid key; with a revoked, expired or forged key they get the
+// authentication error and do not retry.
+func TestOTelExportersThroughTheGateway(t *testing.T) {
+	s := startSuite(t)
+	token, account := s.signUp("otel")
+	project := s.project(token)
+	_, good := s.ingestKey(token, project)
+	revokedID, revoked := s.ingestKey(token, project)
+	s.must(200, s.call("POST", "/v1/keys/"+revokedID+":revoke", token, map[string]any{"wait_for_gateways": true}))
+	expiring := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "ingest", "project_id": project, "environment": "prd", "expires_at": time.Now().Add(time.Second).Format(time.RFC3339Nano),
+	})).str("secret")
+	forged := good[:len(good)-1] + "a"
+	if forged == good {
+		forged = good[:len(good)-1] + "b"
+	}
+	ctx := context.Background()
+	bearer := func(k string) map[string]string { return map[string]string{"Authorization": "Bearer " + k} }
+	exporters := map[string]func(key string) error{
+		"traces over HTTP": func(key string) error {
+			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.ingest+"/v1/traces"), otlptracehttp.WithHeaders(bearer(key)))
+			require.NoError(t, err)
+			defer exp.Shutdown(ctx)
+			return exp.ExportSpans(ctx, spans("checkout", 3))
+		},
+		"traces over gRPC": func(key string) error {
+			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.otlpGRPC), otlptracegrpc.WithInsecure(), otlptracegrpc.WithHeaders(bearer(key)))
+			require.NoError(t, err)
+			defer exp.Shutdown(ctx)
+			return exp.ExportSpans(ctx, spans("checkout", 3))
+		},
+		"logs over HTTP": func(key string) error {
+			exp, err := otlploghttp.New(ctx, otlploghttp.WithEndpointURL(s.ingest+"/v1/logs"), otlploghttp.WithHeaders(bearer(key)))
+			require.NoError(t, err)
+			defer exp.Shutdown(ctx)
+			return exp.Export(ctx, logRecords("hello"))
+		},
+		"logs over gRPC": func(key string) error {
+			exp, err := otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(s.otlpGRPC), otlploggrpc.WithInsecure(), otlploggrpc.WithHeaders(map[string]string{"x-api-key": key}))
+			require.NoError(t, err)
+			defer exp.Shutdown(ctx)
+			return exp.Export(ctx, logRecords("hello"))
+		},
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return s.verify(token, expiring).str("code") == "expired"
+	}, "the expiring key to expire")
+	for name, export := range exporters {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, export(good))
+			for what, key := range map[string]string{"revoked": revoked, "expired": expiring, "forged": forged} {
+				before := verifications(t)
+				start := time.Now()
+				err := export(key)
+				require.Error(t, err, "%s key", what)
+				require.Less(t, time.Since(start), 3*time.Second, "%s key: the exporter gave up at once", what)
+				require.Equal(t, 1.0, verifications(t)-before, "%s key: exactly one attempt, no retry", what)
+			}
+		})
+	}
+	traces := s.stored(s.ingestSubject(account, project, "prd", "traces"))
+	require.Len(t, traces, 2, "one message per accepted trace export")
+	req := ptraceotlp.NewExportRequest()
+	require.NoError(t, req.UnmarshalProto(traces[0].Data()))
+	require.Equal(t, 3, req.Traces().SpanCount())
+	require.Equal(t, "checkout", req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name())
+	require.NotEmpty(t, traces[0].Headers().Get("Latchkey-Key-Id"))
+	require.Len(t, s.stored(s.ingestSubject(account, project, "prd", "logs")), 2)
+}
+
+// TestGatewayDecisions: origins, capabilities of the key and failed-authentication limits.
+func TestGatewayDecisions(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig) {
+		g.FailedAuthPerSecond, g.FailedAuthBurst = 0.5, 5
+	}))
+	token, _ := s.signUp("decisions")
+	project := s.project(token, "https://app.example.com")
+	_, key := s.ingestKey(token, project)
+	body := string(tracesBody(t))
+	send := func(key, origin string) reply {
+		h := []string{"Content-Type", "application/x-protobuf"}
+		if origin != "" {
+			h = append(h, "Origin", origin)
+		}
+		return s.send("POST", s.ingest+"/v1/traces", key, body, h...)
+	}
+	require.Equal(t, 200, send(key, "").status)
+	require.Equal(t, 200, send(key, "https://app.example.com").status)
+	requireError(t, send(key, "https://evil.example.com"), 403, "origin_not_allowed")
+
+	// Five failed authentications from this address, then the address is refused outright,
+	// good key or not, with a Retry-After.
+	for range 5 {
+		requireError(t, send("lk_ing_"+strings.Repeat("A", 49), ""), 401, "unauthenticated")
+	}
+	r := send(key, "")
+	requireError(t, r, 429, "rate_limited")
+	require.Equal(t, "ip", r.str("tier"))
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+}
+
+func tracesBody(t *testing.T) []byte {
+	t.Helper()
+	req := ptraceotlp.NewExportRequest()
+	sp := req.Traces().ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetName("op")
+	b, err := req.MarshalProto()
+	require.NoError(t, err)
+	return b
+}

@@ -1,0 +1,214 @@
+// Package eventsub keeps the gateway's cache true to the event stream: it consumes the
+// events stream from JetStream, drops entries as key and account events arrive, confirms
+// key events for revocation receipts, flushes the cache after a gap or a reconnect, and
+// announces the gateway with heartbeats while it is subscribed.
+package eventsub
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/keycache"
+)
+
+// Subscriber follows the events stream for one gateway.
+type Subscriber struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	ns        string
+	gatewayID string
+	cache     *keycache.Cache
+	log       *zap.Logger
+
+	subscribed atomic.Bool
+	// lastSeq is the stream sequence of the last event handled; a jump is a gap.
+	lastSeq atomic.Uint64
+	// reset asks Run to start a fresh consumer (after a reconnect or a lost consumer).
+	reset chan struct{}
+	// OnApplied, if set, is told each key event applied, with when (benchmarks use it).
+	OnApplied func(ev *eventsv1.Event, at time.Time)
+}
+
+// New returns a subscriber; call Run.
+func New(nc *nats.Conn, js jetstream.JetStream, ns, gatewayID string, cache *keycache.Cache, log *zap.Logger) *Subscriber {
+	return &Subscriber{nc: nc, js: js, ns: ns, gatewayID: gatewayID, cache: cache, log: log, reset: make(chan struct{}, 1)}
+}
+
+// Subscribed reports whether the gateway is following the stream now.
+func (s *Subscriber) Subscribed() bool { return s.subscribed.Load() && s.nc.IsConnected() }
+
+// Reconnected is for the NATS reconnect handler: whatever happened while disconnected is
+// unknown, so the cache is flushed and a fresh consumer made.
+func (s *Subscriber) Reconnected() {
+	s.subscribed.Store(false)
+	n := s.cache.Flush()
+	flushes.WithLabelValues("reconnect").Inc()
+	s.log.Info("events: reconnected; cache flushed", zap.Int("dropped", n))
+	s.requestReset()
+}
+
+func (s *Subscriber) requestReset() {
+	select {
+	case s.reset <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows the stream until ctx ends, making a new consumer whenever the old one is
+// lost, and sends heartbeats while subscribed.
+func (s *Subscriber) Run(ctx context.Context) error {
+	go s.heartbeats(ctx)
+	for ctx.Err() == nil {
+		cc, err := s.consume(ctx)
+		if err != nil {
+			s.log.Warn("events: cannot subscribe; retrying", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.reset:
+		}
+		s.subscribed.Store(false)
+		cc.Stop()
+	}
+	return nil
+}
+
+// consume makes an ephemeral consumer of new events. Anything before it is unknown to
+// this consumer, so the cache is flushed once it exists.
+func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := natsx.EnsureEventsStream(cctx, s.js, s.ns)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{natsx.EventSubject(s.ns, ">")},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.lastSeq.Store(0)
+	cc, err := cons.Consume(s.handle,
+		jetstream.PullHeartbeat(time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("events: consumer trouble; resubscribing", zap.Error(err))
+			s.gap("consumer error")
+			s.requestReset()
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	n := s.cache.Flush()
+	s.subscribed.Store(true)
+	s.log.Info("events: subscribed", zap.String("stream", natsx.EventsStream(s.ns)), zap.Int("flushed", n))
+	return cc, nil
+}
+
+// gap flushes the cache: an event may have been missed.
+func (s *Subscriber) gap(why string) {
+	n := s.cache.Flush()
+	flushes.WithLabelValues(why).Inc()
+	s.log.Warn("events: gap; cache flushed", zap.String("why", why), zap.Int("dropped", n))
+}
+
+func (s *Subscriber) handle(m jetstream.Msg) {
+	// The stream holds events only and the filter takes them all, so stream sequences run
+	// without holes; a hole is an event this gateway never saw (e.g. aged out of the stream
+	// while the ordered consumer was recovering).
+	if md, err := m.Metadata(); err == nil {
+		if last := s.lastSeq.Swap(md.Sequence.Stream); last != 0 && md.Sequence.Stream != last+1 {
+			s.gap("sequence gap")
+		}
+	}
+	var ev eventsv1.Event
+	if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+		s.log.Warn("events: undecodable event; flushing to be safe", zap.String("subject", m.Subject()))
+		s.gap("bad event")
+		return
+	}
+	s.apply(&ev)
+	if t := ev.GetTime(); t != nil {
+		eventLag.Set(time.Since(t.AsTime()).Seconds())
+	}
+}
+
+// apply changes the cache for one event and, for key events, confirms it.
+func (s *Subscriber) apply(ev *eventsv1.Event) {
+	acct := ev.GetAccountId()
+	keyEvent := true
+	switch p := ev.GetPayload().(type) {
+	case *eventsv1.Event_KeyCreated:
+		s.cache.DropNegative()
+	case *eventsv1.Event_KeyUpdated:
+		s.cache.DropKey(p.KeyUpdated.GetKeyId())
+	case *eventsv1.Event_KeyRotated:
+		s.cache.DropKey(p.KeyRotated.GetKeyId())
+		s.cache.DropNegative()
+	case *eventsv1.Event_KeyRevoked:
+		s.cache.DropKey(p.KeyRevoked.GetKeyId())
+	case *eventsv1.Event_KeyClaimed:
+		s.cache.DropKey(p.KeyClaimed.GetAnonymousKeyId())
+		s.cache.DropNegative()
+	case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountPlanChanged:
+		keyEvent = false
+		s.cache.DropAccount(acct)
+	case *eventsv1.Event_ProjectUpdated:
+		keyEvent = false
+		s.cache.DropProject(acct, p.ProjectUpdated.GetProjectId())
+	case *eventsv1.Event_ProjectDeleted:
+		keyEvent = false
+		s.cache.DropProject(acct, p.ProjectDeleted.GetProjectId())
+	default:
+		keyEvent = false
+	}
+	eventsApplied.Inc()
+	if !keyEvent {
+		return
+	}
+	if s.OnApplied != nil {
+		s.OnApplied(ev, time.Now())
+	}
+	ack, _ := proto.Marshal(&eventsv1.GatewayApplied{GatewayId: s.gatewayID, EventId: ev.GetId()})
+	_ = s.nc.Publish(natsx.GatewayAppliedSubject(s.ns, ev.GetId()), ack)
+}
+
+// heartbeats announces the gateway about once a second while it is subscribed, so
+// revocation receipts count it.
+func (s *Subscriber) heartbeats(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if s.Subscribed() {
+			hb, _ := proto.Marshal(&eventsv1.GatewayHeartbeat{
+				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int64(s.cache.Len()),
+			})
+			_ = s.nc.Publish(natsx.GatewayHeartbeatSubject(s.ns), hb)
+		}
+		now := time.Now().UnixNano()
+		s.cache.Sweep(now)
+		cacheEntries.Set(float64(s.cache.Len()))
+		oldestEntry.Set(s.cache.OldestAge(now).Seconds())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

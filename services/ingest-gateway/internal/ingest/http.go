@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
+)
+
+// The routes NewHTTPHandler serves, all POST.
+const (
+	PathTraces   = "/v1/traces"
+	PathMetrics  = "/v1/metrics"
+	PathLogs     = "/v1/logs"
+	PathJSONLogs = "/ingest/logs"
+)
+
+// emptyResponse is an empty Export*ServiceResponse: no bytes in protobuf, {} in JSON.
+// (pdata's NewExportResponse would set partial_success, which OTLP says to leave unset
+// on full success.)
+var emptyResponse = map[format][]byte{formatProto: {}, formatJSON: []byte("{}")}
+
+type httpHandler struct {
+	auth grant.Authorizer
+	pub  *Publisher
+	cfg  Config
+}
+
+// NewHTTPHandler serves OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs) and plain JSON
+// logs (POST /ingest/logs). Every response carries X-Request-Id; every error is the JSON
+// envelope (other paths 404 not_found, other methods 405 method_not_allowed).
+func NewHTTPHandler(auth grant.Authorizer, pub *Publisher, cfg Config) http.Handler {
+	return &httpHandler{auth: auth, pub: pub, cfg: cfg.withDefaults()}
+}
+
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestid.Sanitize(r.Header.Get(requestid.Header))
+	w.Header().Set(requestid.Header, id)
+	log := h.cfg.Logger.With(zap.String("request_id", id))
+	ctx := logging.With(requestid.With(r.Context(), id), log)
+	r = r.WithContext(ctx)
+	defer func() {
+		// net/http would swallow a panic by cutting the connection; answer properly instead.
+		if p := recover(); p != nil {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(p)
+			}
+			log.Error("panic", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			server.WriteError(w, r, apierr.New(apierr.Internal, "internal error"))
+		}
+	}()
+
+	var sig Signal
+	switch r.URL.Path {
+	case PathTraces:
+		sig = Traces
+	case PathMetrics:
+		sig = Metrics
+	case PathLogs, PathJSONLogs:
+		sig = Logs
+	default:
+		server.WriteError(w, r, apierr.New(apierr.NotFound, "no such route: %s; ingest routes are POST %s, %s, %s and %s",
+			shorten(r.URL.Path, 128), PathTraces, PathMetrics, PathLogs, PathJSONLogs))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		server.WriteError(w, r, apierr.New(apierr.MethodNotAllowed, "%s is not allowed on %s; use POST", shorten(r.Method, 16), r.URL.Path))
+		return
+	}
+	if r.URL.Path == PathJSONLogs {
+		h.serveJSONLogs(w, r)
+		return
+	}
+	h.serveOTLP(w, r, sig)
+}
+
+// authorize checks the key before anything reads the body, so a bad key costs no
+// decompression or decoding.
+func (h *httpHandler) authorize(r *http.Request) (grant.Grant, *apierr.Error) {
+	key, aerr := presentedKey(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+	if aerr != nil {
+		return grant.Grant{}, aerr
+	}
+	return authorize(r.Context(), h.auth, grant.Request{
+		Key:      key,
+		Origin:   r.Header.Get("Origin"),
+		ClientIP: clientIP(r.RemoteAddr),
+	}, logging.From(r.Context()))
+}
+
+func (h *httpHandler) serveOTLP(w http.ResponseWriter, r *http.Request, sig Signal) {
+	ctx := r.Context()
+	g, aerr := h.authorize(r)
+	if aerr != nil {
+		h.fail(w, r, transportOTLPHTTP, sig, aerr)
+		return
+	}
+	f, aerr := otlpFormat(r.Header.Get("Content-Type"))
+	if aerr != nil {
+		h.fail(w, r, transportOTLPHTTP, sig, aerr)
+		return
+	}
+	b, aerr := readBody(w, r, h.cfg.MaxBodyBytes)
+	if aerr != nil {
+		h.fail(w, r, transportOTLPHTTP, sig, aerr)
+		return
+	}
+	defer b.release()
+	payload, items, err := decodeOTLP(sig, f, b.data)
+	if err != nil {
+		h.fail(w, r, transportOTLPHTTP, sig, apierr.New(apierr.InvalidArgument, "%s", decodeError(sig, f, err)))
+		return
+	}
+	if err := h.publish(ctx, g, sig, payload, items); err != nil {
+		h.fail(w, r, transportOTLPHTTP, sig, apierr.FromError(err))
+		return
+	}
+	requestsTotal.WithLabelValues(transportOTLPHTTP, string(sig), "ok").Inc()
+	w.Header().Set("Content-Type", f.contentType())
+	w.Header().Set("Content-Length", strconv.Itoa(len(emptyResponse[f])))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(emptyResponse[f])
+}
+
+// publish publishes payload unless it holds no items: an empty export carries no data,
+// so there is nothing to lose by answering it without a message.
+func (h *httpHandler) publish(ctx context.Context, g grant.Grant, sig Signal, payload []byte, items int) error {
+	if items == 0 {
+		return nil
+	}
+	return h.pub.Publish(ctx, g, sig, requestid.From(ctx), payload)
+}
+
+func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, transport string, sig Signal, e *apierr.Error) {
+	requestsTotal.WithLabelValues(transport, string(sig), string(e.Code)).Inc()
+	if e.Code == apierr.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	server.WriteError(w, r, e)
+}

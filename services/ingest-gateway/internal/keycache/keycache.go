@@ -1,0 +1,191 @@
+// Package keycache is the gateway's verification cache: what the keys service said about a
+// key, by the SHA-256 of the presented key, for at most a bounded time. Invalidation
+// events drop entries by key id, account or project; a flush drops everything.
+package keycache
+
+import (
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/latchkey/latchkey/pkg/verdict"
+)
+
+// Hash is a cache key: the SHA-256 of the presented key. Unkeyed, so gateways never hold
+// the pepper; collision-resistant, so no other string can stand in for a cached key.
+type Hash [32]byte
+
+// Sum hashes a presented key without copying it.
+func Sum(key string) Hash {
+	// sha256 only reads the bytes; copying a 56-byte key would cost a heap allocation.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key))) //nolint:gosec // read-only view
+}
+
+// Entry is one cached answer. Entries are immutable once stored; changes replace them.
+type Entry struct {
+	// Found is false for a key the keys service does not know (a brief negative entry).
+	Found       bool
+	KeyID       string
+	AccountID   string
+	ProjectID   string
+	Environment string
+	Type        string
+	Anonymous   bool
+	Facts       verdict.Facts
+	// storedAt is unix nanoseconds.
+	storedAt int64
+}
+
+const shards = 64
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[Hash]*Entry
+}
+
+// Cache is safe for concurrent use. A hit takes a read lock on one of 64 shards and
+// allocates nothing.
+type Cache struct {
+	shards [shards]shard
+	// maxAge bounds every positive entry; negTTL every negative one.
+	maxAge, negTTL int64
+	// epoch moves on every invalidation, so an answer fetched across one is not cached.
+	epoch atomic.Uint64
+	size  atomic.Int64
+}
+
+// New returns an empty cache.
+func New(maxAge, negativeTTL time.Duration) *Cache {
+	c := &Cache{maxAge: int64(maxAge), negTTL: int64(negativeTTL)}
+	for i := range c.shards {
+		c.shards[i].m = map[Hash]*Entry{}
+	}
+	return c
+}
+
+func (c *Cache) shard(h *Hash) *shard { return &c.shards[h[0]%shards] }
+
+// Get returns the entry for h if it is younger than its bound at now (unix nanoseconds).
+func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
+	s := c.shard(h)
+	s.mu.RLock()
+	e, ok := s.m[*h]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	bound := c.maxAge
+	if !e.Found {
+		bound = c.negTTL
+	}
+	if now-e.storedAt > bound {
+		return nil, false
+	}
+	return e, true
+}
+
+// Epoch is the invalidation counter; read it before fetching an answer and pass it to Put.
+func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
+
+// Put stores e for h unless an invalidation happened since epoch was read: the answer may
+// predate it, and caching it could resurrect a revoked key.
+func (c *Cache) Put(h Hash, e *Entry, epoch uint64, now int64) bool {
+	e.storedAt = now
+	s := c.shard(&h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.epoch.Load() != epoch {
+		return false
+	}
+	if _, had := s.m[h]; !had {
+		c.size.Add(1)
+	}
+	s.m[h] = e
+	return true
+}
+
+// drop removes every entry match selects and returns how many.
+func (c *Cache) drop(match func(*Entry) bool) int {
+	c.epoch.Add(1)
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for h, e := range s.m {
+			if match(e) {
+				delete(s.m, h)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	c.size.Add(-int64(n))
+	return n
+}
+
+// DropKey drops a key's entry (revoked, rotated, updated, claimed).
+func (c *Cache) DropKey(keyID string) int {
+	return c.drop(func(e *Entry) bool { return e.KeyID == keyID })
+}
+
+// DropAccount drops every entry of an account (suspended, plan changed).
+func (c *Cache) DropAccount(accountID string) int {
+	return c.drop(func(e *Entry) bool { return e.AccountID == accountID })
+}
+
+// DropProject drops every entry of a project (origins changed, project deleted).
+func (c *Cache) DropProject(accountID, projectID string) int {
+	return c.drop(func(e *Entry) bool { return e.AccountID == accountID && e.ProjectID == projectID })
+}
+
+// DropNegative drops the "unknown key" entries, when a key is created.
+func (c *Cache) DropNegative() int {
+	return c.drop(func(e *Entry) bool { return !e.Found })
+}
+
+// Flush drops everything: after a disconnect or a gap in the event stream, nothing
+// cached can be trusted to be current.
+func (c *Cache) Flush() int { return c.drop(func(*Entry) bool { return true }) }
+
+// Len is the number of entries, including expired ones not yet replaced.
+func (c *Cache) Len() int { return int(c.size.Load()) }
+
+// OldestAge is the age of the oldest entry at now (unix nanoseconds).
+func (c *Cache) OldestAge(now int64) time.Duration {
+	oldest := now
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			if e.storedAt < oldest {
+				oldest = e.storedAt
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return time.Duration(now - oldest)
+}
+
+// Sweep removes entries past their bound, so memory follows the keys in use.
+func (c *Cache) Sweep(now int64) int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for h, e := range s.m {
+			bound := c.maxAge
+			if !e.Found {
+				bound = c.negTTL
+			}
+			if now-e.storedAt > bound {
+				delete(s.m, h)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	c.size.Add(-int64(n))
+	return n
+}

@@ -1,0 +1,236 @@
+// Package verifier decides whether an ingest request's key may be used, in the order of
+// DESIGN.md: parse and checksum (garbage never costs a lookup), the local cache, then one
+// VerifyKey call to the keys service per key at a time; then status, expiry, grace, the
+// ingest capability, allowed origins and the key's rate limit.
+package verifier
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
+	"github.com/latchkey/latchkey/pkg/verdict"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/keycache"
+)
+
+// capability is what ingesting needs.
+const capability = "ingest"
+
+// Config tunes the verifier.
+type Config struct {
+	// FailedAuthPerIP limits failed authentications per client IP; beyond it the IP gets
+	// 429 before any work is done.
+	FailedAuthPerIP ratelimit.Limit
+	// CallTimeout bounds one VerifyKey call.
+	CallTimeout time.Duration
+}
+
+// Verifier implements grant.Authorizer.
+type Verifier struct {
+	keys     keysv1.KeysServiceClient
+	token    string
+	cfg      Config
+	cache    *keycache.Cache
+	types    atomic.Pointer[keyformat.Registry]
+	flight   singleflight.Group
+	perKey   *ratelimit.Limiter
+	failures *ratelimit.Limiter
+	now      func() time.Time
+}
+
+// New returns a verifier calling keys with the service token. It refuses everything with
+// 503 until LoadTypes has succeeded.
+func New(keys keysv1.KeysServiceClient, token string, cache *keycache.Cache, perKey, failures *ratelimit.Limiter, cfg Config) *Verifier {
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 2 * time.Second
+	}
+	return &Verifier{keys: keys, token: token, cfg: cfg, cache: cache, perKey: perKey, failures: failures, now: time.Now}
+}
+
+var (
+	errNotReady   = &apierr.Error{Code: apierr.Unavailable, Message: "the gateway is starting: key types are not loaded yet", RetryAfter: time.Second}
+	errKeysDown   = &apierr.Error{Code: apierr.Unavailable, Message: "keys cannot be verified right now", RetryAfter: time.Second}
+	errNoKey      = apierr.New(apierr.Unauthenticated, "send the key as Authorization: Bearer <key> or x-api-key")
+	errBadKey     = apierr.New(apierr.Unauthenticated, "the key is not a valid Latchkey key")
+	errRevoked    = apierr.New(apierr.Unauthenticated, "the key has been revoked")
+	errExpired    = apierr.New(apierr.Unauthenticated, "the key has expired")
+	errSuspended  = apierr.New(apierr.AccountSuspended, "the key's account is suspended")
+	errCapability = apierr.New(apierr.InsufficientCapability, "the key may not ingest data")
+	errOrigin     = apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
+)
+
+// Ready reports whether key types are loaded.
+func (v *Verifier) Ready() bool { return v.types.Load() != nil }
+
+// LoadTypes takes the key types from the keys service, so the gateway parses and limits
+// keys exactly as keys issues them.
+func (v *Verifier) LoadTypes(ctx context.Context) error {
+	resp, err := v.keys.ListKeyTypes(auth.OutgoingBearer(ctx, v.token), &keysv1.ListKeyTypesRequest{})
+	if err != nil {
+		return err
+	}
+	types := make([]keyformat.Type, 0, len(resp.GetKeyTypes()))
+	for _, t := range resp.GetKeyTypes() {
+		types = append(types, keyformat.Type{
+			Name: t.GetName(), Prefix: t.GetPrefix(), Encoding: keyformat.Encoding(t.GetEncoding()),
+			RandomBytes: int(t.GetRandomBytes()), Checksum: t.GetChecksum(), Capabilities: t.GetCapabilities(),
+			Scope: keyformat.Scope(t.GetScope()), RotationGrace: seconds(t.GetRotationGraceSeconds()),
+			DataTTL: seconds(t.GetDataTtlSeconds()), Browser: t.GetBrowser(), RequiresPlan: t.GetRequiresPlan(),
+			RateLimit:      keyformat.RateLimit{PerSecond: t.GetRateLimitPerSecond(), Burst: int(t.GetRateLimitBurst())},
+			LegacyPrefixes: t.GetLegacyPrefixes(), Anonymous: t.GetAnonymous(), ClaimGrace: seconds(t.GetClaimGraceSeconds()),
+			Mintable: t.GetMintable(),
+		})
+	}
+	reg, err := keyformat.NewRegistry(types)
+	if err != nil {
+		return err
+	}
+	v.types.Store(reg)
+	return nil
+}
+
+func seconds(s int64) keyformat.Duration {
+	return keyformat.Duration{Duration: time.Duration(s) * time.Second}
+}
+
+// Types returns the loaded registry, or nil.
+func (v *Verifier) Types() *keyformat.Registry { return v.types.Load() }
+
+// Authorize implements grant.Authorizer.
+func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Grant, error) {
+	now := v.now()
+	code, e, err := v.verify(ctx, req, now)
+	observe(code)
+	if err != nil {
+		return grant.Grant{}, err
+	}
+	t, _ := v.types.Load().Lookup(e.Type)
+	if t != nil {
+		if ok, retry := v.perKey.Allow(e.KeyID, ratelimit.Limit{PerSecond: t.RateLimit.PerSecond, Burst: t.RateLimit.Burst}); !ok {
+			return grant.Grant{}, (&apierr.Error{Code: apierr.RateLimited, Message: "this key's rate limit is exceeded", RetryAfter: retry}).With("tier", "key")
+		}
+	}
+	return grant.Grant{
+		KeyID: e.KeyID, AccountID: e.AccountID, ProjectID: e.ProjectID, Environment: e.Environment,
+		KeyType: e.Type, Anonymous: e.Anonymous,
+	}, nil
+}
+
+// verify returns the verdict code, and the entry when the key may be used.
+func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time) (verdict.Code, *keycache.Entry, error) {
+	reg := v.types.Load()
+	if reg == nil {
+		return "unavailable", nil, errNotReady
+	}
+	if ok, retry := v.failures.Peek(req.ClientIP, v.cfg.FailedAuthPerIP); !ok {
+		return "ip_limited", nil, (&apierr.Error{Code: apierr.RateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}).With("tier", "ip")
+	}
+	if req.Key == "" {
+		return verdict.Malformed, nil, v.fail(req, errNoKey)
+	}
+	if _, err := reg.Parse(req.Key); err != nil {
+		return verdict.Malformed, nil, v.fail(req, errBadKey)
+	}
+	h := keycache.Sum(req.Key)
+	nowNs := now.UnixNano()
+	e, hit := v.cache.Get(&h, nowNs)
+	if hit {
+		cacheHits.Inc()
+	} else {
+		cacheMisses.Inc()
+		var err error
+		if e, err = v.fetch(ctx, req.Key, h); err != nil {
+			return "unavailable", nil, err
+		}
+	}
+	if !e.Found {
+		return verdict.NotFound, nil, v.fail(req, errBadKey)
+	}
+	code := verdict.Decide(&e.Facts, now, req.Origin, capability)
+	switch code {
+	case verdict.OK:
+		return code, e, nil
+	case verdict.Revoked:
+		return code, nil, v.fail(req, errRevoked)
+	case verdict.Expired:
+		return code, nil, v.fail(req, errExpired)
+	case verdict.AccountSuspended:
+		return code, nil, errSuspended
+	case verdict.InsufficientCapability:
+		return code, nil, errCapability
+	default:
+		return code, nil, errOrigin
+	}
+}
+
+// fail counts a failed authentication against the client's address.
+func (v *Verifier) fail(req grant.Request, err error) error {
+	v.failures.Allow(req.ClientIP, v.cfg.FailedAuthPerIP)
+	return err
+}
+
+// fetch asks the keys service, once per key however many requests wait for it, and caches
+// the answer unless an invalidation raced with the call.
+func (v *Verifier) fetch(ctx context.Context, key string, h keycache.Hash) (*keycache.Entry, error) {
+	epoch := v.cache.Epoch()
+	res, err, _ := v.flight.Do(string(h[:]), func() (any, error) {
+		// Detached from one caller's cancellation: others share this answer.
+		cctx, cancel := context.WithTimeout(auth.OutgoingBearer(context.WithoutCancel(ctx), v.token), v.cfg.CallTimeout)
+		defer cancel()
+		start := time.Now()
+		resp, err := v.keys.VerifyKey(cctx, &keysv1.VerifyKeyRequest{Key: key})
+		verifySeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			return nil, err
+		}
+		e := v.entry(resp)
+		v.cache.Put(h, e, epoch, v.now().UnixNano())
+		return e, nil
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil, apierr.New(apierr.Canceled, "the request was canceled")
+		}
+		return nil, errKeysDown
+	}
+	return res.(*keycache.Entry), nil
+}
+
+func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
+	k := resp.GetKey()
+	if k == nil {
+		return &keycache.Entry{}
+	}
+	e := &keycache.Entry{
+		Found: true, KeyID: k.GetId(), AccountID: k.GetAccountId(), ProjectID: k.GetProjectId(),
+		Environment: k.GetEnvironment(), Type: k.GetType(),
+		Facts: verdict.Facts{
+			Capabilities:     k.GetCapabilities(),
+			AllowedOrigins:   resp.GetAllowedOrigins(),
+			AccountSuspended: resp.GetCode() == string(verdict.AccountSuspended),
+		},
+	}
+	if k.GetRevokedAt() != nil {
+		e.Facts.RevokedAt = k.GetRevokedAt().AsTime()
+	}
+	if k.GetExpiresAt() != nil {
+		e.Facts.ExpiresAt = k.GetExpiresAt().AsTime()
+	}
+	if k.GetGraceUntil() != nil {
+		e.Facts.GraceUntil = k.GetGraceUntil().AsTime()
+	}
+	if t, ok := v.types.Load().Lookup(k.GetType()); ok {
+		e.Facts.Browser = t.Browser
+		e.Anonymous = t.Anonymous
+	}
+	return e
+}
