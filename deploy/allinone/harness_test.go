@@ -265,3 +265,5 @@ func (s *suite) verify(token, secret string, extra ...string) reply {
 	}
 	return s.must(200, s.call("POST", "/v1/keys:verify", token, body))
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
