@@ -19,13 +19,16 @@ import (
 
 // extraGateway starts one more gateway beside the suite's, with its own NATS connection,
 // and returns its ingest URL.
-func (s *suite) extraGateway(id string) (string, *gateway.Gateway) {
+func (s *suite) extraGateway(id string, setup ...func(*gateway.Gateway)) (string, *gateway.Gateway) {
 	s.t.Helper()
 	cfg := s.gatewayCfg
 	cfg.ID, cfg.HTTPAddr, cfg.GRPCAddr = id, "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	gw, err := gateway.New(ctx, cfg, zap.NewNop())
 	require.NoError(s.t, err)
+	for _, f := range setup {
+		f(gw)
+	}
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	go func() {

@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/latchkey/latchkey/services/ingest-gateway/internal/loadgen"
+	"github.com/latchkey/latchkey/services/ingest-gateway/loadgen"
 )
 
 func main() {

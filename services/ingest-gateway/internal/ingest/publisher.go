@@ -151,7 +151,7 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, requ
 	start := time.Now()
 	// Expecting the stream makes JetStream refuse rather than misfile data if another
 	// stream ever claims the subject.
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(stream))
+	ack, err := p.publish(ctx, msg, stream)
 	publishSeconds.WithLabelValues(string(sig)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
@@ -164,6 +164,23 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, requ
 		log.Debug("duplicate publish dropped by JetStream", zap.String("subject", subject))
 	}
 	return nil
+}
+
+// publish sends msg and waits for its ack. The async API shares one reply subscription
+// across all in-flight publishes, which a request per message (PublishMsg) does not.
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, stream string) (*jetstream.PubAck, error) {
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (p *Publisher) failed(log *zap.Logger, sig Signal, subject, reason string, err error) error {

@@ -94,9 +94,12 @@ func (v *Verifier) LoadTypes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v.types.Store(reg)
+	v.UseTypes(reg)
 	return nil
 }
+
+// UseTypes sets the key types directly (LoadTypes does it from the keys service).
+func (v *Verifier) UseTypes(reg *keyformat.Registry) { v.types.Store(reg) }
 
 func seconds(s int64) keyformat.Duration {
 	return keyformat.Duration{Duration: time.Duration(s) * time.Second}
@@ -131,9 +134,6 @@ func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time)
 	if reg == nil {
 		return "unavailable", nil, errNotReady
 	}
-	if ok, retry := v.failures.Peek(req.ClientIP, v.cfg.FailedAuthPerIP); !ok {
-		return "ip_limited", nil, (&apierr.Error{Code: apierr.RateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}).With("tier", "ip")
-	}
 	if req.Key == "" {
 		return verdict.Malformed, nil, v.fail(req, errNoKey)
 	}
@@ -141,11 +141,15 @@ func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time)
 		return verdict.Malformed, nil, v.fail(req, errBadKey)
 	}
 	h := keycache.Sum(req.Key)
-	nowNs := now.UnixNano()
-	e, hit := v.cache.Get(&h, nowNs)
+	e, hit := v.cache.Get(&h, now.UnixNano())
 	if hit {
 		cacheHits.Inc()
 	} else {
+		// An address that keeps failing gets no more lookups on the keys service. Cache
+		// hits skip this: a working key is not blocked by a noisy neighbour's NAT.
+		if ok, retry := v.failures.Peek(req.ClientIP, v.cfg.FailedAuthPerIP); !ok {
+			return "ip_limited", nil, (&apierr.Error{Code: apierr.RateLimited, Message: "too many failed authentications from this address", RetryAfter: retry}).With("tier", "ip")
+		}
 		cacheMisses.Inc()
 		var err error
 		if e, err = v.fetch(ctx, req.Key, h); err != nil {
