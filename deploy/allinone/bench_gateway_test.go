@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,7 @@ func BenchmarkJetStreamPublishOnly(b *testing.B) {
 	require.NoError(b, err)
 	body := loadgen.TracesBody(1024)
 	const workers, duration = 64, 5 * time.Second
-	var acked atomic.Int64
+	var acked, seq atomic.Int64
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -182,7 +183,12 @@ func BenchmarkJetStreamPublishOnly(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				f, err := js.PublishMsgAsync(&nats.Msg{Subject: ns + ".ingest.a.p.e.traces", Data: body})
+				// Headers as the gateway sends them, a fresh Nats-Msg-Id each.
+				m := &nats.Msg{Subject: ns + ".ingest.a.p.e.traces", Data: body, Header: nats.Header{}}
+				m.Header.Set("Latchkey-Key-Id", "key_01kxyz")
+				m.Header.Set("Latchkey-Request-Id", "req_01kxyz")
+				m.Header.Set(jetstream.MsgIDHeader, "key_01kxyz:traces:req_"+strconv.FormatInt(seq.Add(1), 10))
+				f, err := js.PublishMsgAsync(m)
 				if err != nil {
 					continue
 				}
