@@ -32,8 +32,8 @@ func (s *suite) extraGateway(id string, setup ...func(*gateway.Gateway)) (string
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, server.RunConfig{Logger: zap.NewNop(), Grace: time.Second,
-			OnListening: func(a map[string]string) { addrs <- a }}, gw.Unit)
+		cfg := server.RunConfig{Logger: zap.NewNop(), Grace: time.Second, OnListening: func(a map[string]string) { addrs <- a }}
+		done <- server.Run(ctx, cfg, gw.Unit)
 	}()
 	s.t.Cleanup(func() { cancel(); <-done })
 	url := "http://" + (<-addrs)["ingest-gateway http"]

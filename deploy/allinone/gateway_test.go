@@ -3,6 +3,7 @@ package allinone
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,4 +204,58 @@ func tracesBody(t testing.TB) []byte {
 	b, err := req.MarshalProto()
 	require.NoError(t, err)
 	return b
+}
+
+// metric sums a counter or a histogram's count from the default registry.
+func metric(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				total += float64(h.GetSampleCount())
+			} else {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// TestVerificationOrder: garbage never reaches the keys service; a burst of requests with
+// a key the gateway has not seen makes one VerifyKey call; then the cache answers.
+func TestVerificationOrder(t *testing.T) {
+	s := startSuite(t)
+	token, _ := s.signUp("order")
+	_, key := s.ingestKey(token, s.project(token))
+	body := tracesBody(t)
+	post := func(k string) int {
+		return s.send("POST", s.ingest+"/v1/traces", k, string(body), "Content-Type", "application/x-protobuf").status
+	}
+	rpcs := metric(t, "latchkey_gateway_verify_rpc_seconds")
+	for _, garbage := range []string{"x", "lk_ing_", "lk_ing_" + strings.Repeat("0", 49), key[:len(key)-1] + "!", strings.Repeat("k", 400)} {
+		require.Equal(t, 401, post(garbage), garbage)
+	}
+	require.Equal(t, rpcs, metric(t, "latchkey_gateway_verify_rpc_seconds"), "garbage cost no lookup")
+
+	var wg sync.WaitGroup
+	statuses := make([]int, 50)
+	for i := range statuses {
+		wg.Add(1)
+		go func() { defer wg.Done(); statuses[i] = post(key) }()
+	}
+	wg.Wait()
+	for _, st := range statuses {
+		require.Equal(t, 200, st)
+	}
+	require.Equal(t, rpcs+1, metric(t, "latchkey_gateway_verify_rpc_seconds"), "one VerifyKey for fifty concurrent requests")
+	hits := metric(t, "latchkey_gateway_cache_hits_total")
+	require.Equal(t, 200, post(key))
+	require.Equal(t, hits+1, metric(t, "latchkey_gateway_cache_hits_total"))
+	require.Equal(t, rpcs+1, metric(t, "latchkey_gateway_verify_rpc_seconds"))
 }

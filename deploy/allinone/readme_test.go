@@ -31,7 +31,7 @@ func TestReadmeQuickstart(t *testing.T) {
 	}
 	s := startSuite(t)
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", quickstart(t))
-	cmd.Env = append(os.Environ(), "API="+s.api)
+	cmd.Env = append(os.Environ(), "API="+s.api, "INGEST="+s.ingest)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "quickstart failed:\n%s", out)
 	text := string(out)
@@ -39,5 +39,8 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, `"code": "ok"`)
 	require.Contains(t, text, `"status": "revoked"`)
 	require.Contains(t, text, `"code": "revoked"`)
+	require.Contains(t, text, `"accepted": 1`)
+	require.Contains(t, text, `"complete": true`)
+	require.Contains(t, text, "the gateway now answers 401")
 	require.NotContains(t, text, "null", "every value the quickstart prints is set:\n%s", text)
 }

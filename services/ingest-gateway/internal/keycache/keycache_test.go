@@ -1,0 +1,84 @@
+package keycache
+
+import (
+	"testing"
+	"time"
+)
+
+func entry(key, account, project string) *Entry {
+	return &Entry{Found: true, KeyID: key, AccountID: account, ProjectID: project}
+}
+
+func TestBoundsAndDrops(t *testing.T) {
+	c := New(time.Second, 100*time.Millisecond)
+	now := time.Now().UnixNano()
+	a, b, n := Sum("key-a"), Sum("key-b"), Sum("unknown")
+	c.Put(a, entry("key_a", "acc_1", "prj_1"), c.Epoch(), now)
+	c.Put(b, entry("key_b", "acc_1", "prj_2"), c.Epoch(), now)
+	c.Put(n, &Entry{}, c.Epoch(), now)
+
+	if _, ok := c.Get(&a, now+int64(time.Second)); !ok {
+		t.Fatal("an entry is good up to its bound")
+	}
+	if _, ok := c.Get(&a, now+int64(time.Second)+1); ok {
+		t.Fatal("and not a nanosecond past it")
+	}
+	if _, ok := c.Get(&n, now+int64(200*time.Millisecond)); ok {
+		t.Fatal("negative entries have their own, shorter bound")
+	}
+	if c.DropProject("acc_1", "prj_2") != 1 {
+		t.Fatal("DropProject drops the project's entries only")
+	}
+	if _, ok := c.Get(&a, now); !ok {
+		t.Fatal("other projects' entries stay")
+	}
+	if c.DropNegative() != 1 || c.DropKey("key_a") != 1 || c.Len() != 0 {
+		t.Fatalf("drops: len %d", c.Len())
+	}
+}
+
+// TestAnswerFetchedAcrossAnInvalidationIsNotCached: a VerifyKey answer that left the keys
+// service before a revocation arrives after the revocation's event; caching it would bring
+// the revoked key back until the staleness bound.
+func TestAnswerFetchedAcrossAnInvalidationIsNotCached(t *testing.T) {
+	c := New(time.Minute, time.Second)
+	h := Sum("key")
+	epoch := c.Epoch() // the fetch begins
+	c.DropKey("key_x") // an event arrives meanwhile
+	if c.Put(h, entry("key_x", "acc", "prj"), epoch, time.Now().UnixNano()) {
+		t.Fatal("a stale answer was cached")
+	}
+	if _, ok := c.Get(&h, time.Now().UnixNano()); ok {
+		t.Fatal("a stale answer is served")
+	}
+	if !c.Put(h, entry("key_x", "acc", "prj"), c.Epoch(), time.Now().UnixNano()) {
+		t.Fatal("a fresh answer is cached")
+	}
+}
+
+func TestSweepAndOldest(t *testing.T) {
+	c := New(time.Second, time.Second)
+	now := time.Now().UnixNano()
+	h1, h2 := Sum("old"), Sum("new")
+	c.Put(h1, entry("k1", "a", "p"), c.Epoch(), now-int64(2*time.Second))
+	c.Put(h2, entry("k2", "a", "p"), c.Epoch(), now)
+	if got := c.OldestAge(now); got != 2*time.Second {
+		t.Fatalf("oldest = %v", got)
+	}
+	if c.Sweep(now) != 1 || c.Len() != 1 {
+		t.Fatalf("sweep kept %d", c.Len())
+	}
+}
+
+func TestGetAllocatesNothing(t *testing.T) {
+	c := New(time.Minute, time.Second)
+	h := Sum("key")
+	now := time.Now().UnixNano()
+	c.Put(h, entry("k", "a", "p"), c.Epoch(), now)
+	if n := testing.AllocsPerRun(1000, func() {
+		h := Sum("key")
+		c.Get(&h, now)
+	}); n != 0 {
+		t.Fatalf("Sum+Get allocates %v times", n)
+	}
+}
