@@ -40,10 +40,10 @@ func run(ctx context.Context) error {
 		sort.Strings(names)
 		fmt.Println("Latchkey is up:")
 		for _, n := range names {
-			fmt.Printf("  %-14s %s\n", n, addrs[n])
+			fmt.Printf("  %-20s %s\n", n, addrs[n])
 		}
-		fmt.Printf("  %-14s %s\n", "operator token", token)
-		fmt.Println("REST API and GET /healthz on http://" + addrs["rest"] + "; Ctrl-C stops everything.")
+		fmt.Printf("  %-20s %s\n", "operator token", token)
+		fmt.Println("REST API on http://" + addrs["rest"] + ", ingest on http://" + addrs["ingest-gateway http"] + "; GET /healthz on both. Ctrl-C stops everything.")
 	}
 	return allinone.Run(ctx, opts, log)
 }
