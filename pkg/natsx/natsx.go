@@ -62,3 +62,29 @@ func GatewayHeartbeatSubject(ns string) string { return ns + ".gateways.heartbea
 
 // GatewayAppliedSubject is where gateways confirm they applied one event.
 func GatewayAppliedSubject(ns, eventID string) string { return ns + ".gateways.applied." + eventID }
+
+// AuditStream is the JetStream stream holding a namespace's audit events until the audit
+// service has stored them.
+func AuditStream(ns string) string { return strings.ToUpper(ns) + "_AUDIT" }
+
+// AuditSubject is where one account's audit events go; "_" for calls with no account.
+func AuditSubject(ns, accountID string) string {
+	if accountID == "" {
+		accountID = "_"
+	}
+	return ns + ".audit." + accountID
+}
+
+// EnsureAuditStream creates or updates the audit stream. It keeps events for 30 days, so
+// an audit service outage of up to that long delays events and loses none.
+func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, ns string) (jetstream.Stream, error) {
+	return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        AuditStream(ns),
+		Description: "Latchkey audit events, held until the audit service stores them",
+		Subjects:    []string{ns + ".audit.>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  10 * time.Minute,
+	})
+}
