@@ -18,6 +18,7 @@ const (
 	Project = "prj_"
 	Key     = "key_"
 	Event   = "evt_"
+	Audit   = "aud_"
 	Request = "req_"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,12 +40,22 @@ const (
 
 // Add writes ev to the outbox inside tx, on the subject of its kind under namespace ns.
 func Add(ctx context.Context, tx pgx.Tx, ns string, ev *eventsv1.Event) error {
-	payload, err := proto.Marshal(ev)
+	return AddMessage(ctx, tx, ev.GetId(), natsx.EventSubject(ns, events.Kind(ev)), ev)
+}
+
+// AddMessage writes any message to the outbox on subject; id becomes its Nats-Msg-Id.
+func AddMessage(ctx context.Context, q Execer, id, subject string, m proto.Message) error {
+	payload, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, insertSQL, ev.GetId(), natsx.EventSubject(ns, events.Kind(ev)), payload)
+	_, err = q.Exec(ctx, insertSQL, id, subject, payload)
 	return err
+}
+
+// Execer is a transaction or a pool: an outbox row may be written with a change or alone.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // Relay publishes pending outbox rows.

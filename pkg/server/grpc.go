@@ -37,6 +37,9 @@ type GRPCConfig struct {
 	Authenticate Authenticator
 	// MaxRecvBytes bounds one request message; 4 MiB when zero.
 	MaxRecvBytes int
+	// OnCall, if set, is told about every finished unary call, after it is logged (the
+	// audit trail hooks in here). It runs on the call's goroutine; keep it quick.
+	OnCall func(context.Context, Call)
 }
 
 // GRPC is a configured gRPC server plus an in-process connection to it for the REST bridge.
@@ -56,7 +59,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if cfg.MaxRecvBytes == 0 {
 		cfg.MaxRecvBytes = 4 << 20
 	}
-	i := &interceptors{name: cfg.Name, log: cfg.Logger, authenticate: cfg.Authenticate}
+	i := &interceptors{name: cfg.Name, log: cfg.Logger, authenticate: cfg.Authenticate, onCall: cfg.OnCall}
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		// Outermost first: the request id exists before anything logs; recovery sits inside

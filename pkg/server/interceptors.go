@@ -28,10 +28,30 @@ type interceptors struct {
 	name         string
 	log          *zap.Logger
 	authenticate Authenticator
+	onCall       func(context.Context, Call)
 }
 
 // callInfo lets inner interceptors tell the logging one who the caller was.
-type callInfo struct{ principal *auth.Principal }
+type callInfo struct {
+	principal *auth.Principal
+	authErr   error
+}
+
+// Call is what OnCall hooks learn about each finished unary call.
+type Call struct {
+	Method string
+	// Principal is the authenticated caller, nil when none; AuthErr why a presented
+	// credential was refused.
+	Principal *auth.Principal
+	AuthErr   error
+	Request   any
+	// Response is nil when the call failed.
+	Response any
+	// Code is "ok" or the client-facing error code; Message the error's text.
+	Code     string
+	Message  string
+	Duration time.Duration
+}
 
 type callInfoKey struct{}
 
@@ -56,9 +76,10 @@ func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnarySer
 	start := time.Now()
 	ci := &callInfo{}
 	resp, err := next(context.WithValue(ctx, callInfoKey{}, ci), req)
-	code := "ok"
+	code, message := "ok", ""
 	if err != nil {
-		code = string(apierr.FromError(err).Code)
+		e := apierr.FromError(err)
+		code, message = string(e.Code), e.Message
 	}
 	elapsed := time.Since(start)
 	callSeconds.WithLabelValues(i.name, info.FullMethod, code).Observe(elapsed.Seconds())
@@ -67,6 +88,13 @@ func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnarySer
 		fields = append(fields, zap.String("account_id", p.AccountID), zap.String("actor", p.Actor()))
 	}
 	logging.From(ctx).Info("call", fields...)
+	if i.onCall != nil {
+		c := Call{Method: info.FullMethod, Principal: ci.principal, AuthErr: ci.authErr, Request: req, Code: code, Message: message, Duration: elapsed}
+		if err == nil {
+			c.Response = resp
+		}
+		i.onCall(ctx, c)
+	}
 	return resp, err
 }
 
@@ -101,6 +129,9 @@ func (i *interceptors) authentication(ctx context.Context, req any, _ *grpc.Unar
 	}
 	p, err := i.authenticate(ctx, token)
 	if err != nil {
+		if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+			ci.authErr = err
+		}
 		// Handlers that need a caller return this; public ones (sign-up, login) go on.
 		return next(auth.WithError(ctx, err), req)
 	}

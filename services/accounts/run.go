@@ -22,6 +22,7 @@ import (
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
@@ -202,6 +203,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("events stream: %w", err)
 	}
+	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("audit stream: %w", err)
+	}
 
 	authn := &api.Authenticator{Operator: auth.OperatorToken(cfg.OperatorToken)}
 	if cfg.KeysAddr != "" {
@@ -217,11 +221,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	st := store.New(pool, cfg.Namespace)
 	authn.Store = st
 	relay := outbox.NewRelay(pool, js, log.Named("outbox"))
+	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
 		Authenticate: authn.Authenticate,
+		OnCall:       audit.OnCall,
 	})
 	if err != nil {
 		return nil, err

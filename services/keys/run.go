@@ -18,6 +18,7 @@ import (
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/keyformat"
@@ -157,6 +158,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("nats: events stream: %w", err)
 	}
+	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("nats: audit stream: %w", err)
+	}
 	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
@@ -183,7 +187,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
 	})
-	g, err := server.NewGRPC(server.GRPCConfig{Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate})
+	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
+	g, err := server.NewGRPC(server.GRPCConfig{
+		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,119 @@
+package allinone
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/testutil"
+)
+
+// auditTrail reads every audit event handed to JetStream so far, by request id.
+func (s *suite) auditTrail() map[string][]*auditv1.AuditEvent {
+	s.t.Helper()
+	nc, err := nats.Connect(s.natsURL)
+	require.NoError(s.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(s.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, natsx.AuditStream(s.ns), jetstream.OrderedConsumerConfig{})
+	require.NoError(s.t, err)
+	info, err := cons.Info(ctx)
+	require.NoError(s.t, err)
+	out := map[string][]*auditv1.AuditEvent{}
+	if info.NumPending == 0 {
+		return out
+	}
+	batch, err := cons.Fetch(int(info.NumPending), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(s.t, err)
+	for m := range batch.Messages() {
+		var ev auditv1.AuditEvent
+		require.NoError(s.t, proto.Unmarshal(m.Data(), &ev))
+		require.Equal(s.t, ev.GetId(), m.Headers().Get(jetstream.MsgIDHeader))
+		require.Equal(s.t, natsx.AuditSubject(s.ns, ev.GetAccountId()), m.Subject())
+		out[ev.GetRequestId()] = append(out[ev.GetRequestId()], &ev)
+	}
+	return out
+}
+
+// TestEveryCallIsAudited: every management call of accounts and keys, allowed or refused,
+// hands exactly one audit event to JetStream, saying who did what to what, and how it went.
+func TestEveryCallIsAudited(t *testing.T) {
+	s := startSuite(t)
+	n := 0
+	call := func(method, path, token string, body any) (reply, string) {
+		n++
+		id := fmt.Sprintf("audit-test-%d-%s", n, testutil.Suffix())
+		return s.call(method, path, token, body, "X-Request-Id", id, "User-Agent", "audit-test/1.0"), id
+	}
+	email := "audited-" + testutil.Suffix() + "@example.com"
+	r, signupID := call("POST", "/v1/accounts", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9", "account_name": "audited"})
+	token, account, user := r.str("session.token"), r.str("account.id"), r.str("user.id")
+	r, projectID := call("POST", "/v1/projects", token, map[string]any{"name": "p"})
+	project := r.str("project.id")
+	r, createID := call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"})
+	key := r.str("key.id")
+	_, rotateID := call("POST", "/v1/keys/"+key+":rotate", token, map[string]any{})
+	_, unauthID := call("GET", "/v1/keys", "lks_"+strings.Repeat("x", 43), nil)
+	_, notFoundID := call("GET", "/v1/keys/key_01jq0000000000000000000000", token, nil)
+	_, forbiddenID := call("POST", "/v1/keys", token, map[string]any{"type": "account"})
+	_, badID := call("GET", "/v1/keys?page_size=1000", token, nil)
+	_, planID := call("POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"})
+	_, verifyID := call("POST", "/v1/keys:verify", token, map[string]any{"key": "x"})
+
+	want := []struct {
+		requestID, action, resourceType, resourceID, result, actorType, actorID string
+	}{
+		{signupID, "accounts.signup", "account", account, "ok", "anonymous", ""},
+		{projectID, "projects.create", "project", project, "ok", "user", user},
+		{createID, "keys.create", "key", key, "ok", "user", user},
+		{rotateID, "keys.rotate", "key", key, "ok", "user", user},
+		{unauthID, "keys.list", "key", "", "unauthenticated", "anonymous", ""},
+		{notFoundID, "keys.get", "key", "key_01jq0000000000000000000000", "not_found", "user", user},
+		{forbiddenID, "keys.create", "key", "", "plan_required", "user", user},
+		{badID, "keys.list", "key", "", "invalid_argument", "user", user},
+		{planID, "admin.set_plan", "account", account, "ok", "operator", ""},
+	}
+	var trail map[string][]*auditv1.AuditEvent
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		trail = s.auditTrail()
+		for _, w := range want {
+			if len(trail[w.requestID]) == 0 {
+				return false
+			}
+		}
+		return true
+	}, "every call's audit event in JetStream")
+	for _, w := range want {
+		evs := trail[w.requestID]
+		require.Len(t, evs, 1, "exactly one event for %s", w.action)
+		ev := evs[0]
+		require.Equal(t, w.action, ev.GetAction())
+		require.Equal(t, w.resourceType, ev.GetResourceType(), w.action)
+		require.Equal(t, w.resourceID, ev.GetResourceId(), w.action)
+		require.Equal(t, w.result, ev.GetResult(), w.action)
+		require.Equal(t, w.actorType, ev.GetActor().GetType(), w.action)
+		require.Equal(t, w.actorID, ev.GetActor().GetId(), w.action)
+		require.Equal(t, "127.0.0.1", ev.GetClientIp(), w.action)
+		require.Equal(t, "audit-test/1.0", ev.GetUserAgent(), w.action)
+		if w.result != "unauthenticated" {
+			require.Equal(t, account, ev.GetAccountId(), w.action)
+		}
+		if w.result != "ok" {
+			require.NotEmpty(t, ev.GetDetails()["message"], w.action)
+		}
+	}
+	require.NotEmpty(t, trail[rotateID][0].GetDetails()["new_key_id"])
+	require.Empty(t, trail[verifyID], "verification is not a management call")
+}
