@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
@@ -83,6 +84,9 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
 			a.Namespace, k.Namespace = s.ns, s.ns
+			// Tests make many calls from one address; the limits have tests of their own.
+			a.Limits, k.Limits = limits.Config{}, limits.Config{}
+			a.ProjectChangesPerHour, k.RotationsPerHour, k.AccountKeysPerHour = 0, 0, 0
 			k.UsageFlushInterval = 50 * time.Millisecond
 			k.DirectoryTTL = time.Second
 			a.ShutdownGrace, k.ShutdownGrace = time.Second, time.Second

@@ -6,20 +6,18 @@ package auditlog
 
 import (
 	"context"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/callmeta"
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/outbox"
@@ -84,8 +82,8 @@ func Event(ctx context.Context, a Action, c server.Call) *auditv1.AuditEvent {
 		ResourceId:   first(a.ResourceID, c),
 		Result:       c.Code,
 		RequestId:    requestid.From(ctx),
-		ClientIp:     clientIP(ctx),
-		UserAgent:    userAgent(ctx),
+		ClientIp:     callmeta.ClientIP(ctx),
+		UserAgent:    callmeta.UserAgent(ctx),
 	}
 	if p := c.Principal; p != nil {
 		ev.AccountId = p.AccountID
@@ -154,34 +152,6 @@ func field(m protoreflect.Message, path string) string {
 			return ""
 		}
 		m = m.Get(fd).Message()
-	}
-	return ""
-}
-
-// clientIP is the caller's address: the gRPC peer's, or for calls through the in-process
-// REST bridge (whose peer is not a network address) the last X-Forwarded-For entry, the
-// one the bridge itself added; earlier entries are whatever the client claimed.
-func clientIP(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return host
-		}
-	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-forwarded-for"); len(v) > 0 {
-			parts := strings.Split(v[len(v)-1], ",")
-			return truncate(strings.TrimSpace(parts[len(parts)-1]), 64)
-		}
-	}
-	return ""
-}
-
-func userAgent(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, k := range []string{"x-user-agent", "user-agent"} {
-		if v := md.Get(k); len(v) > 0 {
-			return truncate(v[0], 256)
-		}
 	}
 	return ""
 }

@@ -51,3 +51,6 @@ func (r *Reader) Int(key string, def int) int {
 
 // Err returns every bad value seen, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }
+
+// Fail records a problem found by a caller's own parsing.
+func (r *Reader) Fail(err error) { r.errs = append(r.errs, err) }

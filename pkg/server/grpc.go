@@ -37,6 +37,9 @@ type GRPCConfig struct {
 	Authenticate Authenticator
 	// MaxRecvBytes bounds one request message; 4 MiB when zero.
 	MaxRecvBytes int
+	// Interceptors run innermost, after authentication, so they see the caller
+	// (auth.From): limits, idempotency.
+	Interceptors []grpc.UnaryServerInterceptor
 	// OnCall, if set, is told about every finished unary call, after it is logged (the
 	// audit trail hooks in here). It runs on the call's goroutine; keep it quick.
 	OnCall func(context.Context, Call)
@@ -64,7 +67,9 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		// Outermost first: the request id exists before anything logs; recovery sits inside
 		// error mapping so a panic becomes a clean Internal status.
-		grpc.ChainUnaryInterceptor(i.requestID, i.logging, i.errors, i.recovery, i.authentication),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{
+			i.requestID, i.logging, i.errors, i.recovery, i.authentication,
+		}, cfg.Interceptors...)...),
 		grpc.ChainStreamInterceptor(i.streamRequestID, i.streamRecovery),
 	)
 	hs := health.NewServer()

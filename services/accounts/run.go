@@ -25,9 +25,12 @@ import (
 	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/idempotency"
+	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/accounts/internal/api"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
@@ -78,6 +81,12 @@ type Config struct {
 	// TrialPeriod is how long after sign-up a new account's trial ends
 	// (LATCHKEY_TRIAL_PERIOD, default 720h).
 	TrialPeriod time.Duration
+	// Limits are the per-IP, per-key and per-account token buckets
+	// (LATCHKEY_LIMIT_IP, LATCHKEY_LIMIT_KEY, LATCHKEY_LIMIT_ACCOUNT).
+	Limits limits.Config
+	// ProjectChangesPerHour caps creating and deleting projects per account, across
+	// replicas (LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR; 0 for no cap).
+	ProjectChangesPerHour int
 	// ShutdownGrace is how long in-flight calls get to finish on stop
 	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
 	ShutdownGrace time.Duration
@@ -105,6 +114,9 @@ func ConfigFromEnv() (Config, error) {
 		ShutdownGrace: r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
 		LogLevel:      r.String("LATCHKEY_LOG_LEVEL", "info"),
 		LogFormat:     r.String("LATCHKEY_LOG_FORMAT", "json"),
+		Limits:        limits.ConfigFromEnv(&r),
+
+		ProjectChangesPerHour: r.Int("LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR", 100),
 	}
 	return cfg, r.Err()
 }
@@ -159,7 +171,7 @@ func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS)
+	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS)
 }
 
 // New validates cfg, opens and migrates Postgres, connects NATS, ensures the events
@@ -185,7 +197,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		return nil, err
 	}
 	u.Closers = append(u.Closers, pool.Close)
-	if applied, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS); err != nil {
+	if applied, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS); err != nil {
 		return nil, err
 	} else if len(applied) > 0 {
 		log.Info("migrated", zap.Strings("versions", applied))
@@ -222,11 +234,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	authn.Store = st
 	relay := outbox.NewRelay(pool, js, log.Named("outbox"))
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
+	lim := limits.New(cfg.Limits)
+	idem := idempotency.New(pool, accountsv1.AccountsService_CreateProject_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
 		Authenticate: authn.Authenticate,
+		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
 		OnCall:       audit.OnCall,
 	})
 	if err != nil {
@@ -239,6 +254,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		SessionTTL:    cfg.SessionTTL,
 		StepUpWindow:  cfg.StepUpWindow,
 		TrialPeriod:   cfg.TrialPeriod,
+		Quota:         quota.New(pool),
+		ProjectCap:    cfg.ProjectChangesPerHour,
 	})
 	accountsv1.RegisterAccountsServiceServer(g.Server, svc.Accounts())
 	accountsv1.RegisterAdminServiceServer(g.Server, svc.Admin())
@@ -247,7 +264,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
 	u.Ready = (&readiness{pool: pool, nc: nc}).ready
-	u.Workers = append(u.Workers, relay.Run)
+	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune)
 	return u, nil
 }
 

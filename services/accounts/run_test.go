@@ -2,6 +2,8 @@ package accounts_test
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/pkg/limits"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"testing"
 	"time"
 
@@ -16,7 +18,8 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	for _, k := range []string{
 		"ACCOUNTS_GRPC_ADDR", "ACCOUNTS_HTTP_ADDR", "DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE",
 		"KEYS_GRPC_ADDR", "LATCHKEY_SESSION_TTL", "LATCHKEY_STEP_UP_WINDOW", "LATCHKEY_TRIAL_PERIOD", "LATCHKEY_SHUTDOWN_GRACE",
-		"LATCHKEY_LOG_LEVEL", "LATCHKEY_LOG_FORMAT",
+		"LATCHKEY_LOG_LEVEL", "LATCHKEY_LOG_FORMAT", "LATCHKEY_LIMIT_IP", "LATCHKEY_LIMIT_KEY",
+		"LATCHKEY_LIMIT_ACCOUNT", "LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR",
 	} {
 		t.Setenv(k, "")
 	}
@@ -36,6 +39,12 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		ShutdownGrace: 10 * time.Second,
 		LogLevel:      "info",
 		LogFormat:     "json",
+		Limits: limits.Config{
+			PerIP:      ratelimit.Limit{PerSecond: 10, Burst: 100},
+			PerKey:     ratelimit.Limit{PerSecond: 100, Burst: 1000},
+			PerAccount: ratelimit.Limit{PerSecond: 500, Burst: 5000},
+		},
+		ProjectChangesPerHour: 100,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }

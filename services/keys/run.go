@@ -21,10 +21,13 @@ import (
 	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/idempotency"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/keys/internal/api"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
@@ -67,6 +70,15 @@ type Config struct {
 	UsageFlushInterval time.Duration
 	// ShutdownGrace is how long in-flight calls get on shutdown (LATCHKEY_SHUTDOWN_GRACE).
 	ShutdownGrace time.Duration
+	// Limits are the per-IP, per-key and per-account token buckets
+	// (LATCHKEY_LIMIT_IP, LATCHKEY_LIMIT_KEY, LATCHKEY_LIMIT_ACCOUNT).
+	Limits limits.Config
+	// RotationsPerHour caps key rotations per account, across replicas
+	// (LATCHKEY_CAP_ROTATIONS_PER_HOUR; 0 for no cap).
+	RotationsPerHour int
+	// AccountKeysPerHour caps creating or rotating account keys per account
+	// (LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR; 0 for no cap).
+	AccountKeysPerHour int
 }
 
 // ConfigFromEnv reads the configuration from the environment, with defaults for one
@@ -86,6 +98,9 @@ func ConfigFromEnv() (Config, error) {
 		DirectoryTTL:       r.Duration("LATCHKEY_DIRECTORY_TTL", 30*time.Second),
 		UsageFlushInterval: r.Duration("LATCHKEY_USAGE_FLUSH_INTERVAL", 5*time.Second),
 		ShutdownGrace:      r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+		Limits:             limits.ConfigFromEnv(&r),
+		RotationsPerHour:   r.Int("LATCHKEY_CAP_ROTATIONS_PER_HOUR", 10),
+		AccountKeysPerHour: r.Int("LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR", 10),
 	}
 	return c, r.Err()
 }
@@ -143,7 +158,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	u.Closers = append(u.Closers, pool.Close)
-	if _, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS); err != nil {
+	if _, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS); err != nil {
 		return nil, err
 	}
 	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log)
@@ -186,10 +201,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	handlers := api.New(api.Deps{
 		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
+		Quota: quota.New(pool), Caps: api.Caps{Rotations: cfg.RotationsPerHour, AccountKeys: cfg.AccountKeysPerHour},
 	})
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
+	lim := limits.New(cfg.Limits)
+	idem := idempotency.New(pool, keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
+		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
 	})
 	if err != nil {
 		return nil, err
@@ -206,6 +225,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Workers = []func(context.Context) error{
 		relay.Run,
 		uses.Run,
+		lim.Sweep,
+		idem.Prune,
 		func(ctx context.Context) error { return watchDB(ctx, st, &dbUp) },
 	}
 	return u, nil
@@ -243,5 +264,5 @@ func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, migrations.FS)
+	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS)
 }

@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -25,6 +26,9 @@ type Config struct {
 	SessionTTL    time.Duration
 	StepUpWindow  time.Duration
 	TrialPeriod   time.Duration
+	// Quota enforces ProjectCap: project creations and deletions per account and hour.
+	Quota      *quota.Quota
+	ProjectCap int
 }
 
 // Service implements AccountsService, AdminService and InternalService.

@@ -174,6 +174,9 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	if err != nil {
 		return nil, err
 	}
+	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
+		return nil, err
+	}
 	t := now()
 	p := store.Project{
 		ID:             ids.New(ids.Project),
@@ -301,6 +304,9 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	if err := checkID("id", ids.Project, id); err != nil {
 		return nil, err
 	}
+	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
+		return nil, err
+	}
 	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, func() *eventsv1.Event {
 		ev := newEvent(ctx, caller.AccountID)
 		ev.Payload = &eventsv1.Event_ProjectDeleted{ProjectDeleted: &eventsv1.ProjectDeleted{ProjectId: id}}
@@ -311,4 +317,12 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	}
 	s.cfg.Notify()
 	return &accountsv1.DeleteProjectResponse{}, nil
+}
+
+// takeProjectChange counts one project creation or deletion against the hourly cap.
+func (s accountsServer) takeProjectChange(ctx context.Context, accountID string) error {
+	if s.cfg.Quota == nil {
+		return nil
+	}
+	return s.cfg.Quota.Take(ctx, accountID, "create or delete projects", s.cfg.ProjectCap)
 }

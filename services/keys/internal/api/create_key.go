@@ -48,6 +48,11 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err := checkMetadata(req.GetMetadata()); err != nil {
 		return nil, err
 	}
+	if t.Scope == keyformat.ScopeAccount {
+		if err := s.takeQuota(ctx, p.AccountID, "create or rotate account keys", s.caps.AccountKeys); err != nil {
+			return nil, err
+		}
+	}
 	k, secret, err := s.newKey(t, &store.Key{
 		AccountID: p.AccountID, Type: t.Name, Name: req.GetName(), ProjectID: projectID,
 		Environment: env, Capabilities: caps, CreatedBy: p.Actor(), ExpiresAt: exp,
@@ -152,4 +157,12 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 		return "", "", invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
 	}
 	return projectID, env, nil
+}
+
+// takeQuota counts one use against an hourly cap.
+func (s *Server) takeQuota(ctx context.Context, accountID, action string, perHour int) error {
+	if s.quota == nil {
+		return nil
+	}
+	return s.quota.Take(ctx, accountID, action, perHour)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
@@ -46,6 +47,14 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		}
 		if err := s.mayManageType(p, t, now); err != nil {
 			return nil, err
+		}
+		if err := s.takeQuota(ctx, p.AccountID, "rotate keys", s.caps.Rotations); err != nil {
+			return nil, err
+		}
+		if t.Scope == keyformat.ScopeAccount {
+			if err := s.takeQuota(ctx, p.AccountID, "create or rotate account keys", s.caps.AccountKeys); err != nil {
+				return nil, err
+			}
 		}
 		grace := t.RotationGrace.Duration
 		if req.GracePeriodSeconds != nil {

@@ -6,6 +6,7 @@ import (
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
@@ -22,9 +23,19 @@ type Server struct {
 	dir      *directory.Directory
 	usage    *usage.Tracker
 	receipts *receipts.Tracker
+	quota    *quota.Quota
+	caps     Caps
 	notify   func() // wakes the outbox relay after a commit
 	operator string
 	now      func() time.Time
+}
+
+// Caps are per-account hourly caps; 0 is no cap.
+type Caps struct {
+	// Rotations of any key.
+	Rotations int
+	// AccountKeys created or rotated.
+	AccountKeys int
 }
 
 // Deps are what the handlers need.
@@ -35,6 +46,8 @@ type Deps struct {
 	Dir      *directory.Directory
 	Usage    *usage.Tracker
 	Receipts *receipts.Tracker
+	Quota    *quota.Quota
+	Caps     Caps
 	Notify   func()
 	Operator string
 }
@@ -43,6 +56,7 @@ type Deps struct {
 func New(d Deps) *Server {
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
+		quota: d.Quota, caps: d.Caps,
 		notify: d.Notify, operator: d.Operator, now: time.Now,
 	}
 }

@@ -1,0 +1,254 @@
+// Package idempotency gives creating calls Stripe's Idempotency-Key semantics: the same key
+// and the same request within 24 hours get the stored answer (status and body), the same
+// key with another request is 422 idempotency_key_reused, and concurrent duplicates do the
+// work once. Records live in each service's schema (pass Migrations to postgres.Migrate).
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/logging"
+)
+
+// Migrations creates the records table.
+//
+//go:embed *.sql
+var Migrations embed.FS
+
+// MetadataKey carries the Idempotency-Key header (the REST bridge forwards it).
+const MetadataKey = "idempotency-key"
+
+const (
+	ttl = 24 * time.Hour
+	// abandoned is how long a running call may hold its key before a duplicate takes over
+	// (its replica died mid-call).
+	abandoned = time.Minute
+	maxKeyLen = 255
+)
+
+const (
+	claimSQL = `INSERT INTO idempotency_keys (account_id, key, method, fingerprint) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_id, key) DO UPDATE SET method = $3, fingerprint = $4, done = false,
+			code = '', message = '', response = NULL, created_at = now()
+		WHERE idempotency_keys.created_at < now() - $5 * interval '1 second'
+		   OR (NOT idempotency_keys.done AND idempotency_keys.created_at < now() - $6 * interval '1 second')
+		RETURNING true`
+	readSQL = `SELECT method, fingerprint, done, code, message, response FROM idempotency_keys
+		WHERE account_id = $1 AND key = $2`
+	finishSQL  = `UPDATE idempotency_keys SET done = true, code = $3, message = $4, response = $5 WHERE account_id = $1 AND key = $2`
+	releaseSQL = `DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2 AND NOT done`
+	pruneSQL   = `DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 second'`
+)
+
+// Store keeps the records of one service.
+type Store struct {
+	pool    *pgxpool.Pool
+	methods map[string]bool
+}
+
+// New returns a store applying to the given full method names.
+func New(pool *pgxpool.Pool, methods ...string) *Store {
+	s := &Store{pool: pool, methods: map[string]bool{}}
+	for _, m := range methods {
+		s.methods[m] = true
+	}
+	return s
+}
+
+var (
+	errReused  = apierr.New(apierr.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours")
+	errBadKey  = apierr.New(apierr.InvalidArgument, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+	errTimeout = &apierr.Error{Code: apierr.Conflict, Message: "a request with this Idempotency-Key is still running; retry", RetryAfter: time.Second}
+)
+
+// Unary is the interceptor; it must run after authentication (records are per account).
+func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	key := header(ctx)
+	p := auth.From(ctx)
+	if key == "" || !s.methods[info.FullMethod] || p == nil || p.AccountID == "" {
+		return next(ctx, req)
+	}
+	if !validKey(key) {
+		return nil, errBadKey
+	}
+	msg, ok := req.(proto.Message)
+	if !ok {
+		return next(ctx, req)
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(append([]byte(info.FullMethod+"\x00"), body...))
+	fingerprint := sum[:]
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var claimed bool
+		err := s.pool.QueryRow(ctx, claimSQL, p.AccountID, key, info.FullMethod, fingerprint, ttl.Seconds(), abandoned.Seconds()).Scan(&claimed)
+		if err == nil {
+			return s.run(ctx, p.AccountID, key, req, next)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		var (
+			method        string
+			stored        []byte
+			done          bool
+			code, message string
+			response      []byte
+		)
+		err = s.pool.QueryRow(ctx, readSQL, p.AccountID, key).Scan(&method, &stored, &done, &code, &message, &response)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // released between the two statements: claim again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if method != info.FullMethod || !bytes.Equal(stored, fingerprint) {
+			return nil, errReused
+		}
+		if done {
+			return replay(info.FullMethod, code, message, response)
+		}
+		// A duplicate still running: wait for its answer rather than doing the work twice.
+		if time.Now().After(deadline) {
+			return nil, errTimeout
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// run does the call and stores its answer. Answers worth repeating are stored: successes
+// and the caller's own mistakes; transient failures release the key so a retry can run.
+func (s *Store) run(ctx context.Context, accountID, key string, req any, next grpc.UnaryHandler) (any, error) {
+	resp, callErr := next(ctx, req)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if callErr != nil {
+		e := apierr.FromError(callErr)
+		if transient(e.Code) {
+			if _, err := s.pool.Exec(wctx, releaseSQL, accountID, key); err != nil {
+				logging.From(ctx).Warn("idempotency: release failed", zap.Error(err))
+			}
+			return nil, callErr
+		}
+		if _, err := s.pool.Exec(wctx, finishSQL, accountID, key, string(e.Code), e.Message, nil); err != nil {
+			logging.From(ctx).Warn("idempotency: store failed", zap.Error(err))
+		}
+		return nil, callErr
+	}
+	body, err := proto.Marshal(resp.(proto.Message))
+	if err == nil {
+		_, err = s.pool.Exec(wctx, finishSQL, accountID, key, "ok", "", body)
+	}
+	if err != nil {
+		// The work is done; a retry would do it again. Say so in the log, answer the caller.
+		logging.From(ctx).Error("idempotency: answer not stored", zap.Error(err))
+	}
+	return resp, nil
+}
+
+func transient(c apierr.Code) bool {
+	switch c {
+	case apierr.Internal, apierr.Unavailable, apierr.Canceled, apierr.DeadlineExceeded, apierr.Conflict, apierr.RateLimited:
+		return true
+	}
+	return false
+}
+
+// replay rebuilds the stored answer.
+func replay(method, code, message string, body []byte) (any, error) {
+	if code != "ok" {
+		return nil, &apierr.Error{Code: apierr.Code(code), Message: message}
+	}
+	out, err := responseType(method)
+	if err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(body, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// responseType makes an empty response message of a full method name (/pkg.Service/Method).
+func responseType(method string) (proto.Message, error) {
+	svc, name, ok := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	if !ok {
+		return nil, errors.New("idempotency: bad method name " + method)
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return nil, err
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil, errors.New("idempotency: not a service: " + svc)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(name))
+	if md == nil {
+		return nil, errors.New("idempotency: no method " + method)
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return nil, err
+	}
+	return mt.New().Interface(), nil
+}
+
+func header(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(MetadataKey); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Prune deletes expired records every hour until ctx ends.
+func (s *Store) Prune(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			_, _ = s.pool.Exec(ctx, pruneSQL, ttl.Seconds())
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/latchkey/latchkey/services/audit
+
+go 1.26
