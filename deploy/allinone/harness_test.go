@@ -36,6 +36,8 @@ type suite struct {
 	otlpGRPC string
 	// gatewayCfg is the suite gateway's configuration, for starting more like it.
 	gatewayCfg gateway.Config
+	// dbURL is the suite's database.
+	dbURL string
 }
 
 // suiteOption adjusts a suite before it starts.
@@ -67,7 +69,7 @@ func freeAddr(t testing.TB) string {
 
 func startSuite(t testing.TB, options ...suiteOption) *suite {
 	t.Helper()
-	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL()}
+	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL(), dbURL: testutil.DatabaseURL(t)}
 	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
 	s.keysGRPC = keysAddr
 	ready := make(chan map[string]string, 1)
@@ -75,7 +77,7 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 	done := make(chan error, 1)
 	opts := Options{
 		HTTPAddr:      "127.0.0.1:0",
-		DatabaseURL:   testutil.DatabaseURL(t),
+		DatabaseURL:   s.dbURL,
 		NATSURL:       s.natsURL,
 		OperatorToken: s.operator,
 		Pepper:        "test-pepper-" + strings.Repeat("x", 40),

@@ -7,8 +7,13 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -60,12 +65,17 @@ const (
 // Store keeps the records of one service.
 type Store struct {
 	pool    *pgxpool.Pool
+	seal    []byte
 	methods map[string]bool
 }
 
-// New returns a store applying to the given full method names.
-func New(pool *pgxpool.Pool, methods ...string) *Store {
-	s := &Store{pool: pool, methods: map[string]bool{}}
+// New returns a store applying to the given full method names. Records are kept under a
+// hash of the Idempotency-Key. When sealKey is set, stored answers are encrypted
+// (AES-256-GCM) under a key derived from sealKey, the account and the Idempotency-Key,
+// which is never stored: an answer that holds a secret (a new API key) can be replayed to
+// the caller who knows the Idempotency-Key, and a copy of the database reveals nothing.
+func New(pool *pgxpool.Pool, sealKey []byte, methods ...string) *Store {
+	s := &Store{pool: pool, seal: sealKey, methods: map[string]bool{}}
 	for _, m := range methods {
 		s.methods[m] = true
 	}
@@ -98,13 +108,14 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	sum := sha256.Sum256(append([]byte(info.FullMethod+"\x00"), body...))
 	fingerprint := sum[:]
+	rec := record{account: p.AccountID, rawKey: key, key: hashKey(key)}
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var claimed bool
-		err := s.pool.QueryRow(ctx, claimSQL, p.AccountID, key, info.FullMethod, fingerprint, ttl.Seconds(), abandoned.Seconds()).Scan(&claimed)
+		err := s.pool.QueryRow(ctx, claimSQL, rec.account, rec.key, info.FullMethod, fingerprint, ttl.Seconds(), abandoned.Seconds()).Scan(&claimed)
 		if err == nil {
-			return s.run(ctx, p.AccountID, key, req, next)
+			return s.run(ctx, rec, req, next)
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, err
@@ -116,7 +127,7 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 			code, message string
 			response      []byte
 		)
-		err = s.pool.QueryRow(ctx, readSQL, p.AccountID, key).Scan(&method, &stored, &done, &code, &message, &response)
+		err = s.pool.QueryRow(ctx, readSQL, rec.account, rec.key).Scan(&method, &stored, &done, &code, &message, &response)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the two statements: claim again
 		}
@@ -127,7 +138,7 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 			return nil, errReused
 		}
 		if done {
-			return replay(info.FullMethod, code, message, response)
+			return s.replay(rec, info.FullMethod, code, message, response)
 		}
 		// A duplicate still running: wait for its answer rather than doing the work twice.
 		if time.Now().After(deadline) {
@@ -143,26 +154,29 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 
 // run does the call and stores its answer. Answers worth repeating are stored: successes
 // and the caller's own mistakes; transient failures release the key so a retry can run.
-func (s *Store) run(ctx context.Context, accountID, key string, req any, next grpc.UnaryHandler) (any, error) {
+func (s *Store) run(ctx context.Context, rec record, req any, next grpc.UnaryHandler) (any, error) {
 	resp, callErr := next(ctx, req)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if callErr != nil {
 		e := apierr.FromError(callErr)
 		if transient(e.Code) {
-			if _, err := s.pool.Exec(wctx, releaseSQL, accountID, key); err != nil {
+			if _, err := s.pool.Exec(wctx, releaseSQL, rec.account, rec.key); err != nil {
 				logging.From(ctx).Warn("idempotency: release failed", zap.Error(err))
 			}
 			return nil, callErr
 		}
-		if _, err := s.pool.Exec(wctx, finishSQL, accountID, key, string(e.Code), e.Message, nil); err != nil {
+		if _, err := s.pool.Exec(wctx, finishSQL, rec.account, rec.key, string(e.Code), e.Message, nil); err != nil {
 			logging.From(ctx).Warn("idempotency: store failed", zap.Error(err))
 		}
 		return nil, callErr
 	}
 	body, err := proto.Marshal(resp.(proto.Message))
 	if err == nil {
-		_, err = s.pool.Exec(wctx, finishSQL, accountID, key, "ok", "", body)
+		body, err = s.sealBody(rec, body)
+	}
+	if err == nil {
+		_, err = s.pool.Exec(wctx, finishSQL, rec.account, rec.key, "ok", "", body)
 	}
 	if err != nil {
 		// The work is done; a retry would do it again. Say so in the log, answer the caller.
@@ -180,7 +194,7 @@ func transient(c apierr.Code) bool {
 }
 
 // replay rebuilds the stored answer.
-func replay(method, code, message string, body []byte) (any, error) {
+func (s *Store) replay(rec record, method, code, message string, body []byte) (any, error) {
 	if code != "ok" {
 		return nil, &apierr.Error{Code: apierr.Code(code), Message: message}
 	}
@@ -188,10 +202,65 @@ func replay(method, code, message string, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if body, err = s.openBody(rec, body); err != nil {
+		return nil, err
+	}
 	if err := proto.Unmarshal(body, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// record names one Idempotency-Key of one account.
+type record struct {
+	account string
+	rawKey  string
+	// key is what is stored: a hash of rawKey.
+	key string
+}
+
+func hashKey(k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Store) aead(rec record) (cipher.AEAD, error) {
+	mac := hmac.New(sha256.New, s.seal)
+	mac.Write([]byte(rec.account + "\x00" + rec.rawKey))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (s *Store) sealBody(rec record, body []byte) ([]byte, error) {
+	if s.seal == nil {
+		return body, nil
+	}
+	a, err := s.aead(rec)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, a.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return a.Seal(nonce, nonce, body, []byte(rec.key)), nil
+}
+
+func (s *Store) openBody(rec record, body []byte) ([]byte, error) {
+	if s.seal == nil {
+		return body, nil
+	}
+	a, err := s.aead(rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) < a.NonceSize() {
+		return nil, errors.New("idempotency: stored answer is damaged")
+	}
+	return a.Open(nil, body[:a.NonceSize()], body[a.NonceSize():], []byte(rec.key))
 }
 
 // responseType makes an empty response message of a full method name (/pkg.Service/Method).

@@ -235,7 +235,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	relay := outbox.NewRelay(pool, js, log.Named("outbox"))
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
-	idem := idempotency.New(pool, accountsv1.AccountsService_CreateProject_FullMethodName)
+	// Projects hold no secrets: their stored answers need no sealing.
+	idem := idempotency.New(pool, nil, accountsv1.AccountsService_CreateProject_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,

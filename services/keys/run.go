@@ -4,6 +4,8 @@ package keys
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -205,7 +207,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	})
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
-	idem := idempotency.New(pool, keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
+	// Stored answers hold new secrets: seal them under a key derived from the pepper.
+	sealKey := hmac.New(sha256.New, []byte(cfg.Pepper))
+	sealKey.Write([]byte("latchkey idempotency records"))
+	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
 		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
