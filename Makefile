@@ -8,7 +8,7 @@ TOOLS := $(CURDIR)/.cache/bin
 export PATH := $(TOOLS):$(PATH)
 GOOGLEAPIS_VERSION := v1.16.0
 GOOGLEAPIS := $(CURDIR)/.cache/googleapis/google/api
-MODULES := ./gen/... ./pkg/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./deploy/allinone/...
+MODULES := ./gen/... ./pkg/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./services/audit/... ./deploy/allinone/...
 
 .PHONY: tools generate check-generated lint build test bench run clean
 
@@ -48,7 +48,7 @@ lint: $(TOOLS)/golangci-lint
 
 build:
 	mkdir -p bin
-	go build -o bin/ ./services/accounts/cmd/accounts ./services/keys/cmd/keys ./services/ingest-gateway/cmd/ingest-gateway \
+	go build -o bin/ ./services/accounts/cmd/accounts ./services/keys/cmd/keys ./services/audit/cmd/audit ./services/ingest-gateway/cmd/ingest-gateway \
 		./services/ingest-gateway/cmd/loadgen ./deploy/allinone/cmd/latchkey
 
 test: check-generated

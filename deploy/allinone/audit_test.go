@@ -3,6 +3,7 @@ package allinone
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +117,44 @@ func TestEveryCallIsAudited(t *testing.T) {
 	}
 	require.NotEmpty(t, trail[rotateID][0].GetDetails()["new_key_id"])
 	require.Empty(t, trail[verifyID], "verification is not a management call")
+}
+
+// TestAuditLogEndToEnd: the audit service stores what accounts and keys hand over, and an
+// account reads its own trail (and only its own) and verifies its chain.
+func TestAuditLogEndToEnd(t *testing.T) {
+	s := startSuite(t)
+	token, account := s.signUp("trail")
+	project := s.project(token)
+	id, _ := s.ingestKey(token, project)
+	s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+	requireError(t, s.call("GET", "/v1/keys/key_01jq0000000000000000000000", token, nil), 404, "not_found")
+	other, _ := s.signUp("other")
+	s.project(other)
+
+	var events []any
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		r := s.must(200, s.call("GET", "/v1/audit/events?limit=100", token, nil))
+		events, _ = r.get("events").([]any)
+		return len(events) >= 5 // sign-up, project, key, revoke, the 404
+	}, "the account's events in the audit log")
+	actions := map[string]string{}
+	for _, e := range events {
+		ev := e.(map[string]any)
+		require.Equal(t, account, ev["account_id"], "only this account's events")
+		actions[ev["action"].(string)] = ev["result"].(string)
+	}
+	require.Equal(t, "ok", actions["accounts.signup"])
+	require.Equal(t, "ok", actions["keys.revoke"])
+	require.Equal(t, "not_found", actions["keys.get"])
+
+	filtered := s.must(200, s.call("GET", "/v1/audit/events?resource_id="+id, token, nil))
+	for _, e := range filtered.get("events").([]any) {
+		require.Equal(t, id, e.(map[string]any)["resource_id"])
+	}
+	v := s.must(200, s.call("GET", "/v1/audit/verify", token, nil))
+	require.Equal(t, true, v.get("ok"), v.raw)
+	checked, err := strconv.Atoi(v.str("events_checked")) // int64 travels as a JSON string
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, checked, 5)
+	requireError(t, s.call("GET", "/v1/audit/events", "", nil), 401, "unauthenticated")
 }

@@ -42,7 +42,7 @@ func unlimitedProfile(tb testing.TB) string {
 // handler that does nothing, driven by the repo's load generator in the same run.
 func BenchmarkGatewayThroughput(b *testing.B) {
 	profile := unlimitedProfile(b)
-	s := startSuite(b, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig) { k.KeyProfile = profile }))
+	s := startSuite(b, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("throughput")
 	_, key := s.ingestKey(token, s.project(token))
 	body := loadgen.TracesBody(1024)
@@ -135,7 +135,7 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 func BenchmarkRevocationWithNATSDown(b *testing.B) {
 	srv := testutil.StartNATS(b)
 	const bound = 2 * time.Second
-	s := startSuite(b, withNATS(srv.URL), withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig) {
+	s := startSuite(b, withNATS(srv.URL), withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig, _ *auditConfig) {
 		g.MaxStaleness = bound
 	}))
 	token, _ := s.signUp("bound")

@@ -177,7 +177,7 @@ func TestRevokeWhileSending(t *testing.T) {
 func TestNATSOutage(t *testing.T) {
 	srv := testutil.StartNATS(t)
 	const bound = time.Second
-	s := startSuite(t, withNATS(srv.URL), withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig) {
+	s := startSuite(t, withNATS(srv.URL), withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig, _ *auditConfig) {
 		g.MaxStaleness = bound
 	}))
 	token, account := s.signUp("outage")
@@ -248,7 +248,7 @@ func TestPerKeyRateLimit(t *testing.T) {
 	  {"name": "account", "prefix": "slow_acct_", "encoding": "base62", "random_bytes": 32, "checksum": true,
 	   "capabilities": ["keys:read", "keys:write"], "scope": "account", "requires_plan": "pro", "mintable": true}
 	]}`), 0o600))
-	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig) { k.KeyProfile = profile }))
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("limited")
 	_, key := s.ingestKey(token, s.project(token))
 	body := string(tracesBody(t))

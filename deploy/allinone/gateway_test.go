@@ -165,7 +165,7 @@ func TestOTelExportersThroughTheGateway(t *testing.T) {
 
 // TestGatewayDecisions: origins, capabilities of the key and failed-authentication limits.
 func TestGatewayDecisions(t *testing.T) {
-	s := startSuite(t, withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig, _ *auditConfig) {
 		g.FailedAuthPerSecond, g.FailedAuthBurst = 0.5, 5
 	}))
 	token, _ := s.signUp("decisions")

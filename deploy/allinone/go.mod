@@ -52,6 +52,7 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/latchkey/latchkey/services/audit v0.0.0
 	github.com/latchkey/latchkey/services/ingest-gateway v0.0.0
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -84,3 +85,5 @@ replace github.com/latchkey/latchkey/services/accounts => ../../services/account
 replace github.com/latchkey/latchkey/services/keys => ../../services/keys
 
 replace github.com/latchkey/latchkey/services/ingest-gateway => ../../services/ingest-gateway
+
+replace github.com/latchkey/latchkey/services/audit => ../../services/audit

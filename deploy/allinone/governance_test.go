@@ -87,7 +87,7 @@ func TestIdempotentCreate(t *testing.T) {
 // tier and Retry-After.
 func TestManagementRateLimits(t *testing.T) {
 	slow := ratelimit.Limit{PerSecond: 0.01, Burst: 5}
-	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig) {
+	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
 		k.Limits = limits.Config{PerAccount: slow}
 	}))
 	token, _ := s.signUp("limited")
@@ -116,7 +116,7 @@ func TestManagementRateLimits(t *testing.T) {
 	require.Equal(t, 5, ok, "exactly the burst passes")
 	require.Equal(t, 15, limited)
 
-	s2 := startSuite(t, withConfig(func(a *accountsConfig, _ *keysConfig, _ *gatewayConfig) {
+	s2 := startSuite(t, withConfig(func(a *accountsConfig, _ *keysConfig, _ *gatewayConfig, _ *auditConfig) {
 		a.Limits = limits.Config{PerIP: ratelimit.Limit{PerSecond: 0.01, Burst: 3}}
 	}))
 	for range 3 {
@@ -130,7 +130,7 @@ func TestManagementRateLimits(t *testing.T) {
 // TestHourlyCaps: rotations per account and hour are capped, with the hour's end as
 // Retry-After.
 func TestHourlyCaps(t *testing.T) {
-	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig) {
+	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
 		k.RotationsPerHour = 2
 		a.ProjectChangesPerHour = 2
 	}))

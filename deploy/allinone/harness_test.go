@@ -18,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
+	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 	"github.com/latchkey/latchkey/services/keys"
 )
@@ -49,12 +50,12 @@ func withNATS(url string) suiteOption {
 }
 
 // withConfig adjusts the services' configurations after the defaults of startSuite.
-func withConfig(fn func(a *accounts.Config, k *keys.Config, g *gateway.Config)) suiteOption {
+func withConfig(fn func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config)) suiteOption {
 	return func(o *Options, _ *suite) {
 		base := o.Configure
-		o.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
-			base(a, k, g)
-			fn(a, k, g)
+		o.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config) {
+			base(a, k, g, au)
+			fn(a, k, g, au)
 		}
 	}
 }
@@ -82,7 +83,7 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 		OperatorToken: s.operator,
 		Pepper:        "test-pepper-" + strings.Repeat("x", 40),
 		OnListening:   func(addrs map[string]string, _ string) { ready <- addrs },
-		Configure: func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
+		Configure: func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config) {
 			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
 			a.Namespace, k.Namespace = s.ns, s.ns
@@ -95,14 +96,16 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 			g.HTTPAddr, g.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 			g.ShutdownGrace = time.Second
 			g.ID = "gw-main"
+			au.GRPCAddr = "127.0.0.1:0"
+			au.ShutdownGrace = time.Second
 		},
 	}
 	for _, o := range options {
 		o(&opts, s)
 	}
 	configure := opts.Configure
-	opts.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config) {
-		configure(a, k, g)
+	opts.Configure = func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config) {
+		configure(a, k, g, au)
 		s.gatewayCfg = *g
 		s.gatewayCfg.KeysAddr, s.gatewayCfg.Namespace = k.GRPCAddr, k.Namespace
 	}
@@ -169,6 +172,7 @@ type (
 	accountsConfig = accounts.Config
 	keysConfig     = keys.Config
 	gatewayConfig  = gateway.Config
+	auditConfig    = audit.Config
 )
 
 // call sends body (a string is sent verbatim, anything else as JSON) with a bearer token

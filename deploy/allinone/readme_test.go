@@ -42,5 +42,8 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, `"accepted": 1`)
 	require.Contains(t, text, `"complete": true`)
 	require.Contains(t, text, "the gateway now answers 401")
+	require.Contains(t, text, " keys.revoke ")
+	require.Contains(t, text, " accounts.signup ")
+	require.Contains(t, text, `"ok": true`)
 	require.NotContains(t, text, "null", "every value the quickstart prints is set:\n%s", text)
 }

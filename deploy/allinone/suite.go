@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/accounts"
+	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 	"github.com/latchkey/latchkey/services/keys"
 )
@@ -41,7 +42,7 @@ type Options struct {
 	// OnListening is told every bound address and the operator token once all listen.
 	OnListening func(addrs map[string]string, operatorToken string)
 	// Configure, when set, adjusts the services' configurations last (tests use it).
-	Configure func(a *accounts.Config, k *keys.Config, g *gateway.Config)
+	Configure func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config)
 }
 
 // OptionsFromEnv reads the suite's options.
@@ -95,6 +96,10 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	aucfg, err := audit.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
 	acfg.DatabaseURL, kcfg.DatabaseURL = dbURL, dbURL
 	acfg.NATSURL, kcfg.NATSURL = natsURL, natsURL
 	acfg.OperatorToken, kcfg.OperatorToken = token, token
@@ -103,10 +108,12 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	kcfg.AccountsAddr = acfg.GRPCAddr
 	kcfg.Pepper = pepper
 	gcfg.NATSURL, gcfg.ServiceToken = natsURL, token
+	aucfg.DatabaseURL, aucfg.NATSURL, aucfg.OperatorToken, aucfg.HTTPAddr = dbURL, natsURL, token, ""
 	if o.Configure != nil {
-		o.Configure(&acfg, &kcfg, &gcfg)
+		o.Configure(&acfg, &kcfg, &gcfg, &aucfg)
 	}
 	gcfg.KeysAddr, gcfg.Namespace = kcfg.GRPCAddr, kcfg.Namespace
+	aucfg.AccountsAddr, aucfg.KeysAddr, aucfg.Namespace = acfg.GRPCAddr, kcfg.GRPCAddr, kcfg.Namespace
 
 	accountsUnit, err := accounts.New(ctx, acfg, log)
 	if err != nil {
@@ -123,6 +130,13 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		accountsUnit.Close()
 		return fmt.Errorf("ingest-gateway: %w", err)
 	}
+	auditUnit, err := audit.New(ctx, aucfg, log)
+	if err != nil {
+		gw.Unit.Close()
+		keysUnit.Close()
+		accountsUnit.Close()
+		return fmt.Errorf("audit: %w", err)
+	}
 	return server.Run(ctx, server.RunConfig{
 		Logger:   log,
 		HTTPAddr: o.HTTPAddr,
@@ -133,7 +147,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 				o.OnListening(addrs, token)
 			}
 		},
-	}, accountsUnit, keysUnit, gw.Unit)
+	}, accountsUnit, keysUnit, gw.Unit, auditUnit)
 }
 
 func pepperOf(o Options) (string, error) {

@@ -1,0 +1,278 @@
+// Package consumer stores the audit events services hand to JetStream. A durable pull
+// consumer delivers them; each batch is stored in one transaction and acknowledged only
+// after the commit, so a crash or an outage delays events and loses none, and a
+// redelivery is a no-op (events are stored once, by id).
+package consumer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/services/audit/internal/chain"
+	"github.com/latchkey/latchkey/services/audit/internal/record"
+)
+
+// Name is the durable consumer's name; every replica shares it.
+const Name = "audit"
+
+// Tuning. A batch is what one fetch brings, up to BatchSize; MaxAckPending lets two batches
+// be in flight (one being stored, the next buffered).
+const (
+	BatchSize     = 500
+	MaxAckPending = 2 * BatchSize
+	// AckWait is how long a delivered, unacknowledged message waits before redelivery
+	// (to this replica or another).
+	AckWait = 30 * time.Second
+	// storeTimeout bounds one batch's transaction. It is not tied to the worker's context,
+	// so a batch in progress at shutdown is finished and acknowledged.
+	storeTimeout = 30 * time.Second
+	// pendingEvery is how often the pending gauge is refreshed.
+	pendingEvery = 5 * time.Second
+)
+
+// Appender stores a batch: the audit store's Append.
+type Appender func(ctx context.Context, evs []chain.Content) ([]bool, error)
+
+// Consumer moves events from the audit stream into the store.
+type Consumer struct {
+	js     jetstream.JetStream
+	ns     string
+	stream string
+	append Appender
+	log    *zap.Logger
+
+	mu   sync.Mutex
+	cons jetstream.Consumer
+}
+
+// config is the durable consumer every replica shares. A new consumer starts at the
+// stream's first message, so events handed over before the audit service ever ran are
+// stored too.
+var config = jetstream.ConsumerConfig{
+	Durable:       Name,
+	Description:   "the audit service: stores each event once",
+	AckPolicy:     jetstream.AckExplicitPolicy,
+	AckWait:       AckWait,
+	MaxAckPending: MaxAckPending,
+	DeliverPolicy: jetstream.DeliverAllPolicy,
+	MaxDeliver:    -1,
+}
+
+// Ensure creates (or updates) the durable consumer on the namespace's audit stream, which
+// must exist.
+func Ensure(ctx context.Context, js jetstream.JetStream, ns string, appendFn Appender, log *zap.Logger) (*Consumer, error) {
+	c := &Consumer{js: js, ns: ns, stream: natsx.AuditStream(ns), append: appendFn, log: log}
+	if err := c.ensure(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Consumer) ensure(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, config)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.cons = cons
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Consumer) consumer() jetstream.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cons
+}
+
+// Run consumes until ctx ends. Messages fetched but not stored by then are handed back
+// (nak) so another replica, or the next start, gets them at once. If consuming stops (the
+// consumer or the stream was deleted, JetStream refused), it is set up again after a pause.
+func (c *Consumer) Run(ctx context.Context) error {
+	go c.watchPending(ctx)
+	pause := 250 * time.Millisecond
+	for {
+		began := time.Now()
+		err := c.consume(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(began) > time.Minute {
+			pause = 250 * time.Millisecond // it had been working: no reason to wait long
+		}
+		c.log.Warn("audit consumer stopped; setting it up again", zap.Duration("in", pause), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Second)
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if _, err := natsx.EnsureAuditStream(ectx, c.js, c.ns); err != nil {
+			c.log.Warn("audit consumer: cannot set up the audit stream", zap.Error(err))
+		} else if err := c.ensure(ectx); err != nil {
+			c.log.Warn("audit consumer: cannot set up the durable consumer", zap.Error(err))
+		}
+		cancel()
+	}
+}
+
+// consume delivers batches to process until ctx ends (nil) or consuming stops (the error).
+func (c *Consumer) consume(ctx context.Context) error {
+	msgs := make(chan jetstream.Msg, MaxAckPending)
+	stopped := make(chan error, 1)
+	cc, err := c.consumer().Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			_ = m.Nak()
+		}
+	},
+		jetstream.PullMaxMessages(BatchSize),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				select {
+				case stopped <- err:
+				default:
+				}
+			case errors.Is(err, jetstream.ErrNoHeartbeat), ctx.Err() != nil:
+			default:
+				c.log.Warn("audit consumer", zap.Error(err))
+			}
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cc.Stop()
+		for {
+			select {
+			case m := <-msgs:
+				_ = m.Nak()
+			default:
+				return
+			}
+		}
+	}()
+
+	batch := make([]jetstream.Msg, 0, BatchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-stopped:
+			return err
+		case m := <-msgs:
+			batch = append(batch[:0], m)
+		fill:
+			for len(batch) < BatchSize {
+				select {
+				case m := <-msgs:
+					batch = append(batch, m)
+				default:
+					break fill
+				}
+			}
+			c.process(ctx, batch)
+		}
+	}
+}
+
+// process stores one batch and acknowledges it, or hands it back for redelivery.
+func (c *Consumer) process(ctx context.Context, batch []jetstream.Msg) {
+	evs := make([]chain.Content, 0, len(batch))
+	good := make([]jetstream.Msg, 0, len(batch))
+	for _, m := range batch {
+		ev, err := decode(m)
+		if err != nil {
+			rejectedTotal.Inc()
+			c.log.Error("audit message rejected: not a storable event", zap.String("subject", m.Subject()),
+				zap.String("msg_id", m.Headers().Get(nats.MsgIdHdr)), zap.Error(err))
+			_ = m.Term()
+			continue
+		}
+		evs = append(evs, ev)
+		good = append(good, m)
+	}
+	if len(evs) == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	start := time.Now()
+	stored, err := c.append(sctx, evs)
+	if err != nil {
+		storeFailures.Inc()
+		c.log.Error("audit batch not stored; handing it back", zap.Int("events", len(evs)), zap.Error(err))
+		for _, m := range good {
+			_ = m.NakWithDelay(backoff(m))
+		}
+		return
+	}
+	storeSeconds.Observe(time.Since(start).Seconds())
+	n := 0
+	for _, s := range stored {
+		if s {
+			n++
+		}
+	}
+	storedTotal.Add(float64(n))
+	for _, m := range good {
+		_ = m.Ack()
+	}
+}
+
+// decode reads one message's event: its id from the event, else from Nats-Msg-Id; its time
+// from the event, else when JetStream received it.
+func decode(m jetstream.Msg) (chain.Content, error) {
+	var ev auditv1.AuditEvent
+	if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+		return chain.Content{}, err
+	}
+	received := time.Now()
+	if md, err := m.Metadata(); err == nil {
+		received = md.Timestamp
+	}
+	return record.FromProto(&ev, m.Headers().Get(nats.MsgIdHdr), received)
+}
+
+// backoff grows with each redelivery of a message that could not be stored: 250ms, 500ms,
+// … up to 30s.
+func backoff(m jetstream.Msg) time.Duration {
+	d := 250 * time.Millisecond
+	if md, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < md.NumDelivered && d < 30*time.Second; i++ {
+			d *= 2
+		}
+	}
+	return min(d, 30*time.Second)
+}
+
+// watchPending keeps the pending gauge up to date.
+func (c *Consumer) watchPending(ctx context.Context) {
+	t := time.NewTicker(pendingEvery)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := c.consumer().Info(ictx); err == nil {
+			pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

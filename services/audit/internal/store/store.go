@@ -1,0 +1,91 @@
+// Package store is the audit service's SQL. The service's connections run as the
+// latchkey_audit_writer role, which may read and append events but never change or delete
+// them; retention deletes only through the audit.apply_retention function.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/latchkey/latchkey/services/audit/internal/chain"
+)
+
+// WriterRole is the role every pooled connection takes (SET ROLE) before it is used.
+const WriterRole = "latchkey_audit_writer"
+
+// SQLSTATE codes of the audit schema.
+const (
+	// AppendOnlyViolation is raised by the trigger that refuses UPDATE, DELETE and
+	// TRUNCATE of events outside retention.
+	AppendOnlyViolation = "LKA01"
+	// InsufficientPrivilege is what the writer role gets for UPDATE or DELETE.
+	InsufficientPrivilege = "42501"
+)
+
+// Event is a stored event: its content and its place in its account's chain.
+type Event struct {
+	chain.Content
+	Sequence int64
+	PrevHash string
+	Hash     string
+	StoredAt time.Time
+}
+
+// Store runs the audit service's queries.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a store on a pool made by Connect.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Connect opens a pool on schema whose connections run as WriterRole, and waits until
+// the server answers. Migrations need the schema's owner: run them on another pool.
+func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, setRoleSQL); err != nil {
+			return fmt.Errorf("postgres: SET ROLE %s: %w", WriterRole, err)
+		}
+		return nil
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: cannot reach %s as %s: %w", cfg.ConnConfig.Host, WriterRole, err)
+	}
+	return pool, nil
+}
+
+const setRoleSQL = `SET ROLE ` + WriterRole
+
+// Ping checks that Postgres answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// eventColumns are scanned by scanEvent, in this order.
+const eventColumns = `id, account_id, sequence, occurred_at, actor_type, actor_id, key_id, action,
+	resource_type, resource_id, result, request_id, client_ip, user_agent, details, prev_hash, hash, stored_at`
+
+func scanEvent(row pgx.Row, e *Event) error {
+	e.Details = nil
+	return row.Scan(&e.ID, &e.AccountID, &e.Sequence, &e.Time, &e.ActorType, &e.ActorID, &e.KeyID, &e.Action,
+		&e.ResourceType, &e.ResourceID, &e.Result, &e.RequestID, &e.ClientIP, &e.UserAgent, &e.Details,
+		&e.PrevHash, &e.Hash, &e.StoredAt)
+}

@@ -1,0 +1,293 @@
+// Package audit is the audit service: it stores the audit events every service hands to
+// JetStream, once each, append-only (enforced by Postgres), in a hash chain per account;
+// lists them; verifies the chains; and deletes events past their plan's retention. New
+// builds it as a server.Unit, so it runs alone (Run) or beside other services in one
+// process.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
+	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/authclient"
+	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/services/audit/internal/api"
+	"github.com/latchkey/latchkey/services/audit/internal/consumer"
+	"github.com/latchkey/latchkey/services/audit/internal/retention"
+	"github.com/latchkey/latchkey/services/audit/internal/store"
+	"github.com/latchkey/latchkey/services/audit/migrations"
+)
+
+// Name is the unit's name in logs, health and listener addresses.
+const Name = "audit"
+
+// Schema is the Postgres schema the service owns.
+const Schema = "audit"
+
+// Bounds on the operator token's length, as in the other services.
+const (
+	MinOperatorTokenLen = 16
+	MaxOperatorTokenLen = 512
+)
+
+// MinRetention is the shortest retention period allowed: audit.apply_retention refuses to
+// delete events less than a day old, whoever asks.
+const MinRetention = 24 * time.Hour
+
+// Config configures the audit service. ConfigFromEnv reads it from the environment.
+type Config struct {
+	// GRPCAddr is where the gRPC server listens (AUDIT_GRPC_ADDR, default 127.0.0.1:8083);
+	// "" serves in process only.
+	GRPCAddr string
+	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone
+	// (AUDIT_HTTP_ADDR, default 127.0.0.1:8093). New ignores it: an all-in-one runner
+	// serves the unit's gateway on its own listener.
+	HTTPAddr string
+	// DatabaseURL is the Postgres connection string (DATABASE_URL); the service uses
+	// schema "audit" in it. Migrations run as this user, which must be able to create the
+	// NOLOGIN role latchkey_audit_writer (or find it made by a DBA) and SET ROLE to it;
+	// the service's own connections then run as that role.
+	DatabaseURL string
+	// NATSURL is the NATS server with JetStream (NATS_URL, default nats://127.0.0.1:4222).
+	NATSURL string
+	// Namespace prefixes NATS subjects and the audit stream (LATCHKEY_NAMESPACE, default
+	// "latchkey").
+	Namespace string
+	// OperatorToken authenticates Append and the service's own calls to accounts and keys
+	// (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters). It also keys the MAC of
+	// listing cursors, so changing it invalidates cursors in flight.
+	OperatorToken string
+	// AccountsAddr is the accounts service's gRPC address (ACCOUNTS_GRPC_ADDR, default
+	// 127.0.0.1:8081): sessions are authenticated and plans looked up there. Dialled
+	// lazily, so accounts may start later.
+	AccountsAddr string
+	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR, default
+	// 127.0.0.1:8082): account keys are verified there. Dialled lazily.
+	KeysAddr string
+	// RetentionInterval is how often retention runs (AUDIT_RETENTION_INTERVAL, default 1h).
+	RetentionInterval time.Duration
+	// RetentionFree is how long events are kept on the free plan, for unknown accounts and
+	// for events with no account (AUDIT_RETENTION_FREE, default 720h, at least 24h).
+	RetentionFree time.Duration
+	// RetentionPro is how long events are kept on the pro plan (AUDIT_RETENTION_PRO,
+	// default 8760h, at least 24h).
+	RetentionPro time.Duration
+	// ShutdownGrace is how long in-flight calls get to finish on stop
+	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
+	ShutdownGrace time.Duration
+}
+
+// ConfigFromEnv reads the configuration from the environment. It reports values that do
+// not parse; Validate (called by New) checks the rest, so `audit migrate` needs only
+// DATABASE_URL.
+func ConfigFromEnv() (Config, error) {
+	var r envconfig.Reader
+	cfg := Config{
+		GRPCAddr:          r.String("AUDIT_GRPC_ADDR", "127.0.0.1:8083"),
+		HTTPAddr:          r.String("AUDIT_HTTP_ADDR", "127.0.0.1:8093"),
+		DatabaseURL:       r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
+		NATSURL:           r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Namespace:         r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
+		OperatorToken:     r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		AccountsAddr:      r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
+		KeysAddr:          r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
+		RetentionInterval: r.Duration("AUDIT_RETENTION_INTERVAL", time.Hour),
+		RetentionFree:     r.Duration("AUDIT_RETENTION_FREE", 720*time.Hour),
+		RetentionPro:      r.Duration("AUDIT_RETENTION_PRO", 8760*time.Hour),
+		ShutdownGrace:     r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+	}
+	return cfg, r.Err()
+}
+
+// namespaceRE is what may name a NATS subject token and a stream.
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Validate reports every setting that cannot work, at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL is required")
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL is required")
+	}
+	if !namespaceRE.MatchString(c.Namespace) {
+		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
+	}
+	if len(c.OperatorToken) < MinOperatorTokenLen || len(c.OperatorToken) > MaxOperatorTokenLen {
+		bad("LATCHKEY_OPERATOR_TOKEN is required and must be %d to %d characters", MinOperatorTokenLen, MaxOperatorTokenLen)
+	}
+	if c.AccountsAddr == "" {
+		bad("ACCOUNTS_GRPC_ADDR is required")
+	}
+	if c.KeysAddr == "" {
+		bad("KEYS_GRPC_ADDR is required")
+	}
+	if c.RetentionInterval <= 0 {
+		bad("AUDIT_RETENTION_INTERVAL must be positive")
+	}
+	if c.RetentionFree < MinRetention || c.RetentionPro < MinRetention {
+		bad("AUDIT_RETENTION_FREE and AUDIT_RETENTION_PRO must be at least %s", MinRetention)
+	}
+	if c.ShutdownGrace < 0 {
+		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Migrate applies the audit schema's pending migrations, as the connecting user, and
+// returns their names.
+func Migrate(ctx context.Context, cfg Config) ([]string, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL is required")
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool, Schema, migrations.FS)
+}
+
+// New validates cfg, migrates Postgres (as the connecting user), opens the service's pool
+// (as latchkey_audit_writer), connects NATS, ensures the audit stream and its durable
+// consumer, and builds the service as a unit. It listens on nothing: server.Run does. On
+// error everything opened so far is closed.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("service", Name))
+	u := &server.Unit{Name: Name}
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+
+	if applied, err := Migrate(ctx, cfg); err != nil {
+		return nil, err
+	} else if len(applied) > 0 {
+		log.Info("migrated", zap.Strings("versions", applied))
+	}
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, Schema, 0)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, pool.Close)
+	st := store.New(pool)
+
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log)
+	if err != nil {
+		return nil, err
+	}
+	u.Closers = append(u.Closers, nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("audit stream: %w", err)
+	}
+	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, st.Append, log.Named("consumer"))
+	if err != nil {
+		return nil, fmt.Errorf("audit consumer: %w", err)
+	}
+
+	// NewClient does not connect until the first call, so accounts and keys may start later.
+	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("accounts client for %q: %w", cfg.AccountsAddr, err)
+	}
+	u.Closers = append(u.Closers, func() { _ = accConn.Close() })
+	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
+	}
+	u.Closers = append(u.Closers, func() { _ = keysConn.Close() })
+	accounts := accountsv1.NewInternalServiceClient(accConn)
+
+	g, err := server.NewGRPC(server.GRPCConfig{
+		Name:         Name,
+		Addr:         cfg.GRPCAddr,
+		Logger:       log,
+		Authenticate: authclient.New(accounts, keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken),
+	})
+	if err != nil {
+		return nil, err
+	}
+	auditv1.RegisterAuditServiceServer(g.Server, api.New(api.Deps{Store: st, CursorSecret: cfg.OperatorToken}))
+
+	job := &retention.Job{
+		Store: st, Accounts: accounts, Operator: cfg.OperatorToken, Interval: cfg.RetentionInterval,
+		Free: cfg.RetentionFree, Pro: cfg.RetentionPro, Log: log.Named("retention"),
+	}
+	u.GRPC = g
+	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
+	u.Ready = (&readiness{st: st, nc: nc}).ready
+	u.Workers = append(u.Workers, cons.Run, job.Run)
+	return u, nil
+}
+
+func registerGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return auditv1.RegisterAuditServiceHandler(ctx, mux, conn)
+}
+
+// Run serves the audit service alone, with its REST bridge on cfg.HTTPAddr, until ctx ends.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	u, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+}
+
+// readiness answers /healthz: NATS connected and Postgres answering a ping, the ping
+// result cached briefly so health probes do not load the database.
+type readiness struct {
+	st *store.Store
+	nc *nats.Conn
+
+	mu      sync.Mutex
+	checked time.Time
+	ok      bool
+}
+
+const readinessTTL = 2 * time.Second
+
+func (r *readiness) ready() bool {
+	if !r.nc.IsConnected() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < readinessTTL {
+		return r.ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r.ok = r.st.Ping(ctx) == nil
+	r.checked = time.Now()
+	return r.ok
+}
