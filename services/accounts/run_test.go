@@ -2,14 +2,14 @@ package accounts_test
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/pkg/limits"
-	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/limits"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 )
