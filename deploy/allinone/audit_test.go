@@ -8,14 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
+	"github.com/latchkey/latchkey/services/audit"
 )
 
 // auditTrail reads every audit event handed to JetStream so far, by request id.
@@ -72,6 +76,7 @@ func TestEveryCallIsAudited(t *testing.T) {
 	_, badID := call("GET", "/v1/keys?page_size=1000", token, nil)
 	_, planID := call("POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"})
 	_, verifyID := call("POST", "/v1/keys:verify", token, map[string]any{"key": "x"})
+	_, jsonID := call("POST", "/v1/keys", token, `{"type": `) // refused by the REST bridge itself
 
 	want := []struct {
 		requestID, action, resourceType, resourceID, result, actorType, actorID string
@@ -85,6 +90,7 @@ func TestEveryCallIsAudited(t *testing.T) {
 		{forbiddenID, "keys.create", "key", "", "plan_required", "user", user},
 		{badID, "keys.list", "key", "", "invalid_argument", "user", user},
 		{planID, "admin.set_plan", "account", account, "ok", "operator", ""},
+		{jsonID, "keys.create", "key", "", "invalid_argument", "user", user},
 	}
 	var trail map[string][]*auditv1.AuditEvent
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -157,4 +163,44 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, checked, 5)
 	requireError(t, s.call("GET", "/v1/audit/events", "", nil), 401, "unauthenticated")
+}
+
+// TestAuditOutage: with the audit service down, calls go on; when it starts, every event
+// those calls made arrives, once.
+func TestAuditOutage(t *testing.T) {
+	s := startSuite(t, func(o *Options, _ *suite) { o.Services = []string{"accounts", "keys", "ingest-gateway"} })
+	token, account := s.signUp("outage")
+	project := s.project(token)
+	made := 2
+	for range 10 {
+		id, _ := s.ingestKey(token, project)
+		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+		made += 2
+	}
+	requireError(t, s.call("GET", "/v1/keys?page_size=0x", token, nil), 400, "invalid_argument")
+	made++
+
+	// Now the audit service, on the same database and stream.
+	cfg, err := audit.ConfigFromEnv()
+	require.NoError(t, err)
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DatabaseURL, cfg.NATSURL = "127.0.0.1:0", "127.0.0.1:0", s.dbURL, s.natsURL
+	cfg.Namespace, cfg.OperatorToken, cfg.ShutdownGrace = s.ns, s.operator, time.Second
+	cfg.AccountsAddr, cfg.KeysAddr = s.accountsGRPC, s.keysGRPC
+	ctx, cancel := context.WithCancel(context.Background())
+	unit, err := audit.New(ctx, cfg, zap.NewNop())
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, server.RunConfig{Logger: zap.NewNop(), Grace: time.Second}, unit) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	count := func() int {
+		var n int
+		require.NoError(t, conn.QueryRow(context.Background(), "SELECT count(*) FROM audit.events WHERE account_id = $1", account).Scan(&n))
+		return n
+	}
+	testutil.Eventually(t, 15*time.Second, func() bool { return count() >= made }, fmt.Sprintf("every event stored (made %d)", made))
+	require.Equal(t, made, count(), "each once")
 }

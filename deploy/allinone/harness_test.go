@@ -32,6 +32,8 @@ type suite struct {
 	ns       string
 	natsURL  string
 	keysGRPC string
+	// accountsGRPC is the accounts service's gRPC address.
+	accountsGRPC string
 	// ingest is the gateway's HTTP base URL; otlpGRPC its OTLP/gRPC address.
 	ingest   string
 	otlpGRPC string
@@ -72,7 +74,7 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 	t.Helper()
 	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL(), dbURL: testutil.DatabaseURL(t)}
 	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
-	s.keysGRPC = keysAddr
+	s.keysGRPC, s.accountsGRPC = keysAddr, accountsAddr
 	ready := make(chan map[string]string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

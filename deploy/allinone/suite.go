@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -23,6 +24,9 @@ import (
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 	"github.com/latchkey/latchkey/services/keys"
 )
+
+// allServices are the services the suite can run.
+var allServices = []string{"accounts", "keys", "ingest-gateway", "audit"}
 
 // Options configures the suite. The services' own settings (ACCOUNTS_GRPC_ADDR,
 // KEYS_GRPC_ADDR, LATCHKEY_KEY_PROFILE, …) are read from the environment by each service.
@@ -41,6 +45,9 @@ type Options struct {
 	PepperFile string
 	// OnListening is told every bound address and the operator token once all listen.
 	OnListening func(addrs map[string]string, operatorToken string)
+	// Services names the services to run (LATCHKEY_SERVICES, comma-separated: accounts,
+	// keys, ingest-gateway, audit); all when empty.
+	Services []string
 	// Configure, when set, adjusts the services' configurations last (tests use it).
 	Configure func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config)
 }
@@ -55,6 +62,15 @@ func OptionsFromEnv() (Options, error) {
 		OperatorToken: r.String("LATCHKEY_OPERATOR_TOKEN", ""),
 		Pepper:        r.String("LATCHKEY_PEPPER", ""),
 		PepperFile:    r.String("LATCHKEY_PEPPER_FILE", filepath.Join(".cache", "dev-pepper")),
+	}
+	if v := r.String("LATCHKEY_SERVICES", ""); v != "" {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(allServices, name) {
+				r.Fail(fmt.Errorf("LATCHKEY_SERVICES: unknown service %q; known: %s", name, strings.Join(allServices, ", ")))
+			}
+			o.Services = append(o.Services, name)
+		}
 	}
 	return o, r.Err()
 }
@@ -115,27 +131,37 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	gcfg.KeysAddr, gcfg.Namespace = kcfg.GRPCAddr, kcfg.Namespace
 	aucfg.AccountsAddr, aucfg.KeysAddr, aucfg.Namespace = acfg.GRPCAddr, kcfg.GRPCAddr, kcfg.Namespace
 
-	accountsUnit, err := accounts.New(ctx, acfg, log)
-	if err != nil {
-		return fmt.Errorf("accounts: %w", err)
+	builders := []struct {
+		name  string
+		build func() (*server.Unit, error)
+	}{
+		{"accounts", func() (*server.Unit, error) { return accounts.New(ctx, acfg, log) }},
+		{"keys", func() (*server.Unit, error) { return keys.New(ctx, kcfg, log) }},
+		{"ingest-gateway", func() (*server.Unit, error) {
+			gw, err := gateway.New(ctx, gcfg, log)
+			if err != nil {
+				return nil, err
+			}
+			return gw.Unit, nil
+		}},
+		{"audit", func() (*server.Unit, error) { return audit.New(ctx, aucfg, log) }},
 	}
-	keysUnit, err := keys.New(ctx, kcfg, log)
-	if err != nil {
-		accountsUnit.Close()
-		return fmt.Errorf("keys: %w", err)
+	var units []*server.Unit
+	closeAll := func() {
+		for i := len(units) - 1; i >= 0; i-- {
+			units[i].Close()
+		}
 	}
-	gw, err := gateway.New(ctx, gcfg, log)
-	if err != nil {
-		keysUnit.Close()
-		accountsUnit.Close()
-		return fmt.Errorf("ingest-gateway: %w", err)
-	}
-	auditUnit, err := audit.New(ctx, aucfg, log)
-	if err != nil {
-		gw.Unit.Close()
-		keysUnit.Close()
-		accountsUnit.Close()
-		return fmt.Errorf("audit: %w", err)
+	for _, b := range builders {
+		if !o.runs(b.name) {
+			continue
+		}
+		u, err := b.build()
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		units = append(units, u)
 	}
 	return server.Run(ctx, server.RunConfig{
 		Logger:   log,
@@ -147,7 +173,12 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 				o.OnListening(addrs, token)
 			}
 		},
-	}, accountsUnit, keysUnit, gw.Unit, auditUnit)
+	}, units...)
+}
+
+// runs reports whether the suite runs the named service.
+func (o Options) runs(name string) bool {
+	return len(o.Services) == 0 || slices.Contains(o.Services, name)
 }
 
 func pepperOf(o Options) (string, error) {

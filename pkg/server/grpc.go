@@ -89,6 +89,9 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	return &GRPC{cfg: cfg, Server: s, Health: hs, local: local, conn: conn}, nil
 }
 
+// OnCall is the configured call hook, or nil.
+func (g *GRPC) OnCall() func(context.Context, Call) { return g.cfg.OnCall }
+
 // LocalConn is an in-process connection to this server: calls through it run the whole
 // interceptor chain, exactly as calls from the network do.
 func (g *GRPC) LocalConn() *grpc.ClientConn { return g.conn }

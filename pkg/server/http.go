@@ -15,7 +15,10 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/latchkey/latchkey/gen/openapi"
@@ -37,6 +40,10 @@ type HTTPConfig struct {
 	Ready func() bool
 	// MaxBodyBytes bounds a request body; 1 MiB when zero. Bigger bodies get 413.
 	MaxBodyBytes int64
+	// Rejected, if set, is told about calls the bridge refused before they reached gRPC
+	// (malformed JSON, bad query parameters, oversized bodies), so the audit trail has them
+	// too. method is the gRPC method the route maps to.
+	Rejected func(ctx context.Context, c Call)
 }
 
 // forwardedHeaders are the HTTP headers passed on to gRPC handlers as metadata.
@@ -68,7 +75,7 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		}),
 		// Response metadata stays internal; the request id header is set by the middleware.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithErrorHandler(errorHandler),
+		runtime.WithErrorHandler(errorHandler(cfg.Rejected)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.SetQueryParameterParser(&strictQuery{}),
 	)
@@ -133,12 +140,32 @@ func withRequest(cfg HTTPConfig, next http.Handler) http.Handler {
 	})
 }
 
-func errorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	e := apierr.FromError(err)
-	if st, ok := r.Context().Value(bodyStateKey{}).(*bodyState); ok && st.tooLarge.Load() {
-		e = apierr.New(apierr.PayloadTooLarge, "the request body is too large")
+func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc {
+	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+		e := apierr.FromError(err)
+		if st, ok := r.Context().Value(bodyStateKey{}).(*bodyState); ok && st.tooLarge.Load() {
+			e = apierr.New(apierr.PayloadTooLarge, "the request body is too large")
+		}
+		// An error without ErrorInfo was made by the bridge itself: the call never reached
+		// the gRPC chain, which would have logged and audited it.
+		if st, ok := status.FromError(err); rejected != nil && ok && !hasErrorInfo(st) {
+			if method, ok := runtime.RPCMethod(ctx); ok {
+				md, _ := metadata.FromOutgoingContext(ctx)
+				in := metadata.NewIncomingContext(requestid.With(ctx, requestid.From(r.Context())), md)
+				rejected(in, Call{Method: method, Code: string(e.Code), Message: e.Message})
+			}
+		}
+		writeError(w, r, e)
 	}
-	writeError(w, r, e)
+}
+
+func hasErrorInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.ErrorInfo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {

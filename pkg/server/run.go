@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/latchkey/latchkey/pkg/auth"
 )
 
 // Unit is one service, built and ready to serve: its gRPC server, its REST handlers, its
@@ -100,6 +102,7 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 		Gateways:     gatewaysOf(units),
 		Ready:        func() bool { return allReady(units) },
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Rejected:     rejectedHook(units),
 	})
 	if err != nil {
 		return err
@@ -140,4 +143,31 @@ func allReady(units []*Unit) bool {
 		}
 	}
 	return true
+}
+
+// rejectedHook sends calls the REST bridge refused to the OnCall hook of the unit that
+// serves the method.
+func rejectedHook(units []*Unit) func(context.Context, Call) {
+	owners := map[string]*GRPC{}
+	for _, u := range units {
+		if u.GRPC.OnCall() == nil {
+			continue
+		}
+		for svc, info := range u.GRPC.Server.GetServiceInfo() {
+			for _, m := range info.Methods {
+				owners["/"+svc+"/"+m.Name] = u.GRPC
+			}
+		}
+	}
+	return func(ctx context.Context, c Call) {
+		g := owners[c.Method]
+		if g == nil {
+			return
+		}
+		// Say who the caller was, as the chain would have.
+		if token := auth.BearerToken(ctx); token != "" && g.cfg.Authenticate != nil {
+			c.Principal, c.AuthErr = g.cfg.Authenticate(ctx, token)
+		}
+		g.cfg.OnCall(ctx, c)
+	}
 }

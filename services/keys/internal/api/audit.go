@@ -5,8 +5,8 @@ import (
 	"github.com/latchkey/latchkey/pkg/auditlog"
 )
 
-// AuditActions are the keys calls written to the audit log. VerifyKey is not among them:
-// it is a check run on behalf of gateways and backends, not a management call.
+// AuditActions are the keys calls written to the audit log. VerifyKey and ListKeyTypes are
+// not among them: gateways and backends call them to check keys, not to manage them.
 var AuditActions = map[string]auditlog.Action{
 	keysv1.KeysService_CreateKey_FullMethodName: {Name: "keys.create", Resource: "key", ResourceID: []string{"key.id"}},
 	keysv1.KeysService_ListKeys_FullMethodName:  {Name: "keys.list", Resource: "key"},
@@ -16,6 +16,5 @@ var AuditActions = map[string]auditlog.Action{
 		Name: "keys.rotate", Resource: "key", ResourceID: []string{"previous.id", "id"},
 		Details: map[string]string{"new_key_id": "key.id"},
 	},
-	keysv1.KeysService_RevokeKey_FullMethodName:    {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
-	keysv1.KeysService_ListKeyTypes_FullMethodName: {Name: "keys.list_types", Resource: "key_type"},
+	keysv1.KeysService_RevokeKey_FullMethodName: {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
 }
