@@ -55,12 +55,14 @@ func (s *suite) auditTrail() map[string][]*auditv1.AuditEvent {
 // TestEveryCallIsAudited: every management call of accounts and keys, allowed or refused,
 // hands exactly one audit event to JetStream, saying who did what to what, and how it went.
 func TestEveryCallIsAudited(t *testing.T) {
-	s := startSuite(t)
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.RotationsPerHour = 1
+	}))
 	n := 0
-	call := func(method, path, token string, body any) (reply, string) {
+	call := func(method, path, token string, body any, headers ...string) (reply, string) {
 		n++
 		id := fmt.Sprintf("audit-test-%d-%s", n, testutil.Suffix())
-		return s.call(method, path, token, body, "X-Request-Id", id, "User-Agent", "audit-test/1.0"), id
+		return s.call(method, path, token, body, append([]string{"X-Request-Id", id, "User-Agent", "audit-test/1.0"}, headers...)...), id
 	}
 	email := "audited-" + testutil.Suffix() + "@example.com"
 	r, signupID := call("POST", "/v1/accounts", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9", "account_name": "audited"})
@@ -69,7 +71,11 @@ func TestEveryCallIsAudited(t *testing.T) {
 	project := r.str("project.id")
 	r, createID := call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"})
 	key := r.str("key.id")
-	_, rotateID := call("POST", "/v1/keys/"+key+":rotate", token, map[string]any{})
+	r, rotateID := call("POST", "/v1/keys/"+key+":rotate", token, map[string]any{})
+	successor := r.str("key.id")
+	_, limitedID := call("POST", "/v1/keys/"+successor+":rotate", token, map[string]any{})
+	call("POST", "/v1/projects", token, map[string]any{"name": "a"}, "Idempotency-Key", "k1")
+	_, reusedID := call("POST", "/v1/projects", token, map[string]any{"name": "b"}, "Idempotency-Key", "k1")
 	_, unauthID := call("GET", "/v1/keys", "lks_"+strings.Repeat("x", 43), nil)
 	_, notFoundID := call("GET", "/v1/keys/key_01jq0000000000000000000000", token, nil)
 	_, forbiddenID := call("POST", "/v1/keys", token, map[string]any{"type": "account"})
@@ -91,6 +97,8 @@ func TestEveryCallIsAudited(t *testing.T) {
 		{badID, "keys.list", "key", "", "invalid_argument", "user", user},
 		{planID, "admin.set_plan", "account", account, "ok", "operator", ""},
 		{jsonID, "keys.create", "key", "", "invalid_argument", "user", user},
+		{limitedID, "keys.rotate", "key", successor, "rate_limited", "user", user},
+		{reusedID, "projects.create", "project", "", "idempotency_key_reused", "user", user},
 	}
 	var trail map[string][]*auditv1.AuditEvent
 	testutil.Eventually(t, 5*time.Second, func() bool {
