@@ -231,8 +231,14 @@ func metric(t *testing.T, name string) float64 {
 // a key the gateway has not seen makes one VerifyKey call; then the cache answers.
 func TestVerificationOrder(t *testing.T) {
 	s := startSuite(t)
+	applied := metric(t, "latchkey_gateway_events_applied_total")
 	token, _ := s.signUp("order")
 	_, key := s.ingestKey(token, s.project(token))
+	// The project's and the key's events invalidate entries; let them land first, so the
+	// counts below are exact.
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return metric(t, "latchkey_gateway_events_applied_total") >= applied+2
+	}, "the project and key events at the gateway")
 	body := tracesBody(t)
 	post := func(k string) int {
 		return s.send("POST", s.ingest+"/v1/traces", k, string(body), "Content-Type", "application/x-protobuf").status

@@ -10,11 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -245,7 +243,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
-	u.Ready = (&readiness{st: st, nc: nc}).ready
+	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
 	u.Workers = append(u.Workers, cons.Run, job.Run)
 	return u, nil
 }
@@ -261,33 +259,4 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
-}
-
-// readiness answers /healthz: NATS connected and Postgres answering a ping, the ping
-// result cached briefly so health probes do not load the database.
-type readiness struct {
-	st *store.Store
-	nc *nats.Conn
-
-	mu      sync.Mutex
-	checked time.Time
-	ok      bool
-}
-
-const readinessTTL = 2 * time.Second
-
-func (r *readiness) ready() bool {
-	if !r.nc.IsConnected() {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Since(r.checked) < readinessTTL {
-		return r.ok
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	r.ok = r.st.Ping(ctx) == nil
-	r.checked = time.Now()
-	return r.ok
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -220,37 +219,18 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	}
 	keysv1.RegisterKeysServiceServer(g.Server, handlers)
 
-	var dbUp atomic.Bool
-	dbUp.Store(true)
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
 	}}
-	u.Ready = func() bool { return nc.IsConnected() && dbUp.Load() }
+	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
 	u.Workers = []func(context.Context) error{
 		relay.Run,
 		uses.Run,
 		lim.Sweep,
 		idem.Prune,
-		func(ctx context.Context) error { return watchDB(ctx, st, &dbUp) },
 	}
 	return u, nil
-}
-
-// watchDB keeps a readiness flag for Postgres, so /healthz does not query per probe.
-func watchDB(ctx context.Context, st *store.Store, up *atomic.Bool) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			up.Store(st.Ping(pctx) == nil)
-			cancel()
-		}
-	}
 }
 
 // Run serves the keys service on its own until ctx ends.

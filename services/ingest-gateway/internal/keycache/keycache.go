@@ -51,9 +51,12 @@ type Cache struct {
 	shards [shards]shard
 	// maxAge bounds every positive entry; negTTL every negative one.
 	maxAge, negTTL int64
-	// epoch moves on every invalidation, so an answer fetched across one is not cached.
-	epoch atomic.Uint64
-	size  atomic.Int64
+	// The epochs move on invalidations, so an answer fetched across one is not cached:
+	// found moves when known keys change (revocations, rotations, project or account
+	// changes), unknown when keys are created. Kept apart, a stream of new keys does not
+	// stop answers about existing ones from being cached.
+	found, unknown atomic.Uint64
+	size           atomic.Int64
 }
 
 // New returns an empty cache.
@@ -86,17 +89,20 @@ func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
 	return e, true
 }
 
-// Epoch is the invalidation counter; read it before fetching an answer and pass it to Put.
-func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
+// Epoch is the invalidation state; read it before fetching an answer and pass it to Put.
+type Epoch struct{ found, unknown uint64 }
+
+// Epoch returns the current invalidation state.
+func (c *Cache) Epoch() Epoch { return Epoch{c.found.Load(), c.unknown.Load()} }
 
 // Put stores e for h unless an invalidation happened since epoch was read: the answer may
 // predate it, and caching it could resurrect a revoked key.
-func (c *Cache) Put(h Hash, e *Entry, epoch uint64, now int64) bool {
+func (c *Cache) Put(h Hash, e *Entry, epoch Epoch, now int64) bool {
 	e.storedAt = now
 	s := c.shard(&h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.epoch.Load() != epoch {
+	if e.Found && c.found.Load() != epoch.found || !e.Found && c.unknown.Load() != epoch.unknown {
 		return false
 	}
 	if _, had := s.m[h]; !had {
@@ -106,9 +112,9 @@ func (c *Cache) Put(h Hash, e *Entry, epoch uint64, now int64) bool {
 	return true
 }
 
-// drop removes every entry match selects and returns how many.
-func (c *Cache) drop(match func(*Entry) bool) int {
-	c.epoch.Add(1)
+// drop removes every entry match selects and returns how many, after moving epoch.
+func (c *Cache) drop(epoch *atomic.Uint64, match func(*Entry) bool) int {
+	epoch.Add(1)
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -127,27 +133,30 @@ func (c *Cache) drop(match func(*Entry) bool) int {
 
 // DropKey drops a key's entry (revoked, rotated, updated, claimed).
 func (c *Cache) DropKey(keyID string) int {
-	return c.drop(func(e *Entry) bool { return e.KeyID == keyID })
+	return c.drop(&c.found, func(e *Entry) bool { return e.KeyID == keyID })
 }
 
 // DropAccount drops every entry of an account (suspended, plan changed).
 func (c *Cache) DropAccount(accountID string) int {
-	return c.drop(func(e *Entry) bool { return e.AccountID == accountID })
+	return c.drop(&c.found, func(e *Entry) bool { return e.AccountID == accountID })
 }
 
 // DropProject drops every entry of a project (origins changed, project deleted).
 func (c *Cache) DropProject(accountID, projectID string) int {
-	return c.drop(func(e *Entry) bool { return e.AccountID == accountID && e.ProjectID == projectID })
+	return c.drop(&c.found, func(e *Entry) bool { return e.AccountID == accountID && e.ProjectID == projectID })
 }
 
 // DropNegative drops the "unknown key" entries, when a key is created.
 func (c *Cache) DropNegative() int {
-	return c.drop(func(e *Entry) bool { return !e.Found })
+	return c.drop(&c.unknown, func(e *Entry) bool { return !e.Found })
 }
 
 // Flush drops everything: after a disconnect or a gap in the event stream, nothing
 // cached can be trusted to be current.
-func (c *Cache) Flush() int { return c.drop(func(*Entry) bool { return true }) }
+func (c *Cache) Flush() int {
+	c.unknown.Add(1)
+	return c.drop(&c.found, func(*Entry) bool { return true })
+}
 
 // Len is the number of entries, including expired ones not yet replaced.
 func (c *Cache) Len() int { return int(c.size.Load()) }

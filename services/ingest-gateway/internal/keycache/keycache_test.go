@@ -54,6 +54,16 @@ func TestAnswerFetchedAcrossAnInvalidationIsNotCached(t *testing.T) {
 	if !c.Put(h, entry("key_x", "acc", "prj"), c.Epoch(), time.Now().UnixNano()) {
 		t.Fatal("a fresh answer is cached")
 	}
+
+	// A key created meanwhile makes "unknown key" answers stale, not answers about others.
+	epoch = c.Epoch()
+	c.DropNegative()
+	if !c.Put(Sum("known"), entry("key_y", "acc", "prj"), epoch, time.Now().UnixNano()) {
+		t.Fatal("a new key elsewhere kept a known key's answer out of the cache")
+	}
+	if c.Put(Sum("unknown"), &Entry{}, epoch, time.Now().UnixNano()) {
+		t.Fatal("an unknown-key answer fetched across a creation was cached")
+	}
 }
 
 func TestSweepAndOldest(t *testing.T) {
