@@ -197,8 +197,8 @@ func (r *Registry) Parse(s string) (Key, error) {
 		return Key{}, errNoPrefix
 	}
 	prefix := s[:i+1]
-	info, ok := r.byPrefix[prefix]
-	if !ok {
+	info := r.lookupPrefix(prefix)
+	if info == nil {
 		return Key{}, errPrefix
 	}
 	if len(s) != info.keyLen {
@@ -229,4 +229,17 @@ func (r *Registry) Parse(s string) (Key, error) {
 		}
 	}
 	return Key{Type: info.typ, Prefix: prefix, Body: body, Legacy: info.legacy}, nil
+}
+
+// lookupPrefix finds a prefix's info: by scanning when there are few, by map otherwise.
+func (r *Registry) lookupPrefix(prefix string) *prefixInfo {
+	if len(r.prefixes) > 8 {
+		return r.byPrefix[prefix]
+	}
+	for _, info := range r.prefixes {
+		if info.prefix == prefix {
+			return info
+		}
+	}
+	return nil
 }

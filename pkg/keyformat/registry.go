@@ -25,11 +25,15 @@ type Registry struct {
 	types    []Type
 	byName   map[string]*Type
 	byPrefix map[string]*prefixInfo
+	// prefixes holds the same as byPrefix: with a handful of types, comparing a few
+	// strings is cheaper than hashing one.
+	prefixes []*prefixInfo
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
 // path is a map lookup and a few comparisons.
 type prefixInfo struct {
+	prefix   string
 	typ      *Type
 	legacy   bool
 	keyLen   int
@@ -122,7 +126,8 @@ func NewRegistry(types []Type) (*Registry, error) {
 				fail("%s %q makes keys %d bytes long, over the %d-byte limit", field, p, n, MaxKeyLen)
 				return
 			}
-			r.byPrefix[p] = &prefixInfo{
+			info := &prefixInfo{
+				prefix:   p,
 				typ:      t,
 				legacy:   legacy,
 				keyLen:   t.KeyLen(p),
@@ -130,6 +135,8 @@ func NewRegistry(types []Type) (*Registry, error) {
 				hex:      t.Encoding == EncodingHex,
 				checksum: t.Checksum,
 			}
+			r.byPrefix[p] = info
+			r.prefixes = append(r.prefixes, info)
 		}
 		addPrefix("prefix", t.Prefix, false)
 		for _, p := range t.LegacyPrefixes {

@@ -5,6 +5,7 @@ package keycache
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,14 +37,20 @@ type Entry struct {
 	Facts       verdict.Facts
 	// storedAt is unix nanoseconds.
 	storedAt int64
+	// hash is the full key hash; the map is keyed by its first 8 bytes, cheaper to hash.
+	hash Hash
 }
 
 const shards = 64
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[Hash]*Entry
+	m  map[uint64]*Entry
 }
+
+// short is the map key of a hash: its first 8 bytes. Entries carry the full hash, and a
+// lookup compares it, so a clash of short keys is a miss, never a wrong answer.
+func short(h *Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 // Cache is safe for concurrent use. A hit takes a read lock on one of 64 shards and
 // allocates nothing.
@@ -63,20 +70,20 @@ type Cache struct {
 func New(maxAge, negativeTTL time.Duration) *Cache {
 	c := &Cache{maxAge: int64(maxAge), negTTL: int64(negativeTTL)}
 	for i := range c.shards {
-		c.shards[i].m = map[Hash]*Entry{}
+		c.shards[i].m = map[uint64]*Entry{}
 	}
 	return c
 }
 
-func (c *Cache) shard(h *Hash) *shard { return &c.shards[h[0]%shards] }
+func (c *Cache) shard(h *Hash) *shard { return &c.shards[h[31]%shards] }
 
 // Get returns the entry for h if it is younger than its bound at now (unix nanoseconds).
 func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
 	s := c.shard(h)
 	s.mu.RLock()
-	e, ok := s.m[*h]
+	e, ok := s.m[short(h)]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || e.hash != *h {
 		return nil, false
 	}
 	bound := c.maxAge
@@ -98,17 +105,17 @@ func (c *Cache) Epoch() Epoch { return Epoch{c.found.Load(), c.unknown.Load()} }
 // Put stores e for h unless an invalidation happened since epoch was read: the answer may
 // predate it, and caching it could resurrect a revoked key.
 func (c *Cache) Put(h Hash, e *Entry, epoch Epoch, now int64) bool {
-	e.storedAt = now
+	e.storedAt, e.hash = now, h
 	s := c.shard(&h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e.Found && c.found.Load() != epoch.found || !e.Found && c.unknown.Load() != epoch.unknown {
 		return false
 	}
-	if _, had := s.m[h]; !had {
+	if _, had := s.m[short(&h)]; !had {
 		c.size.Add(1)
 	}
-	s.m[h] = e
+	s.m[short(&h)] = e
 	return true
 }
 

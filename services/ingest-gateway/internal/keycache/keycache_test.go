@@ -92,3 +92,18 @@ func TestGetAllocatesNothing(t *testing.T) {
 		t.Fatalf("Sum+Get allocates %v times", n)
 	}
 }
+
+// Two hashes sharing their first 8 bytes (the map key) never answer for each other.
+func TestShortKeyClashIsAMiss(t *testing.T) {
+	c := New(time.Minute, time.Second)
+	a, b := Sum("a"), Sum("a")
+	b[30] ^= 0xff // same short key and shard, other hash
+	now := time.Now().UnixNano()
+	c.Put(a, entry("key_a", "acc", "prj"), c.Epoch(), now)
+	if _, ok := c.Get(&b, now); ok {
+		t.Fatal("a clashing hash got another key's entry")
+	}
+	if e, ok := c.Get(&a, now); !ok || e.KeyID != "key_a" {
+		t.Fatal("the entry itself is still found")
+	}
+}
