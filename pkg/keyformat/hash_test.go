@@ -91,24 +91,3 @@ func TestHashConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
-
-func TestHashAllocatesNothing(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops items under the race detector")
-	}
-	h := mustHasher(t, pepper(4))
-	key := mustGenerate(t, Default(), "ingest")
-	long := strings.Repeat("x", 1000)
-	var sink [32]byte
-	if n := testing.AllocsPerRun(1000, func() { sink = h.Hash(key) }); n != 0 {
-		t.Errorf("Hash allocates %v times", n)
-	}
-	if n := testing.AllocsPerRun(1000, func() { sink = h.Hash(long) }); n != 0 {
-		t.Errorf("Hash of a long input allocates %v times", n)
-	}
-	var eq bool
-	if n := testing.AllocsPerRun(1000, func() { eq = Equal(sink, sink) }); n != 0 {
-		t.Errorf("Equal allocates %v times", n)
-	}
-	_ = eq
-}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
 // fakeClock is safe for concurrent use so that tests may move it while workers call Allow.
@@ -350,13 +352,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { l.Run(ctx, time.Millisecond); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not sweep the full bucket")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return l.Len() == 0 }, "Run to sweep the full bucket")
 	cancel()
 	select {
 	case <-done:

@@ -1,5 +1,0 @@
-//go:build !race
-
-package keyformat
-
-const raceEnabled = false
