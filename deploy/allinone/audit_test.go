@@ -171,6 +171,25 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, checked, 5)
 	requireError(t, s.call("GET", "/v1/audit/events", "", nil), 401, "unauthenticated")
+
+	// An account cannot name another; the operator names any, and "_" for refused calls
+	// no account could be named for, like this one.
+	requireError(t, s.call("GET", "/v1/keys", "", nil), 401, "unauthenticated")
+	otherAccount := s.must(200, s.call("GET", "/v1/account", other, nil)).str("account.id")
+	requireError(t, s.call("GET", "/v1/audit/events?account_id="+otherAccount, token, nil), 403, "permission_denied")
+	requireError(t, s.call("GET", "/v1/audit/events", s.operator, nil), 400, "invalid_argument")
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		r := s.must(200, s.call("GET", "/v1/audit/events?account_id=_", s.operator, nil))
+		evs, _ := r.get("events").([]any)
+		for _, e := range evs {
+			if ev := e.(map[string]any); ev["action"] == "keys.list" && ev["result"] == "unauthenticated" {
+				return true
+			}
+		}
+		return false
+	}, "the unauthenticated call's event, for the operator")
+	ops := s.must(200, s.call("GET", "/v1/audit/verify?account_id="+account, s.operator, nil))
+	require.Equal(t, true, ops.get("ok"), ops.raw)
 }
 
 // TestAuditOutage: with the audit service down, calls go on; when it starts, every event

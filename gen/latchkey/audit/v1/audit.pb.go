@@ -256,12 +256,15 @@ type ListEventsRequest struct {
 	// At most 1000; 100 when unset.
 	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// From the previous page's next_cursor.
-	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	KeyId         string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	ResourceType  string `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
-	ResourceId    string `protobuf:"bytes,5,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
-	Action        string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
-	Result        string `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	Cursor       string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	KeyId        string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	ResourceType string `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string `protobuf:"bytes,5,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	Action       string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	Result       string `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	// For the operator only, who is bound to no account: the account to read, or "_" for
+	// events no account could be named for (refused unauthenticated calls).
+	AccountId     string `protobuf:"bytes,8,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -345,6 +348,13 @@ func (x *ListEventsRequest) GetResult() string {
 	return ""
 }
 
+func (x *ListEventsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
 type ListEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -398,7 +408,9 @@ func (x *ListEventsResponse) GetNextCursor() string {
 }
 
 type VerifyChainRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For the operator only: the account whose chain to verify, or "_" (see ListEvents).
+	AccountId     string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +443,13 @@ func (x *VerifyChainRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use VerifyChainRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainRequest) Descriptor() ([]byte, []int) {
 	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VerifyChainRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
 }
 
 type VerifyChainResponse struct {
@@ -616,7 +635,7 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"\tprev_hash\x18\x10 \x01(\tR\bprevHash\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x01\n" +
 	"\x11ListEventsRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x15\n" +
@@ -625,12 +644,16 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"\vresource_id\x18\x05 \x01(\tR\n" +
 	"resourceId\x12\x16\n" +
 	"\x06action\x18\x06 \x01(\tR\x06action\x12\x16\n" +
-	"\x06result\x18\a \x01(\tR\x06result\"l\n" +
+	"\x06result\x18\a \x01(\tR\x06result\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\b \x01(\tR\taccountId\"l\n" +
 	"\x12ListEventsResponse\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.latchkey.audit.v1.AuditEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"\x14\n" +
-	"\x12VerifyChainRequest\"n\n" +
+	"nextCursor\"3\n" +
+	"\x12VerifyChainRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\"n\n" +
 	"\x13VerifyChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12%\n" +
 	"\x0eevents_checked\x18\x02 \x01(\x03R\reventsChecked\x12 \n" +

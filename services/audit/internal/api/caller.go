@@ -6,13 +6,25 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 )
 
-// reader returns the caller of a read of one account's log: a user of the account or an
-// account key with audit:read. The operator is refused with a clear message rather than
-// a bare 401: its token is valid, it just names no account (ListEventsRequest has no
-// account field).
-func reader(ctx context.Context) (*auth.Principal, error) {
+// reader returns the account a read of the log is about: the caller's own (a user of the
+// account, or an account key with audit:read), or for the operator, who is bound to no
+// account, the one it names ("_" for events with no account).
+func reader(ctx context.Context, requested string) (string, error) {
 	if p := auth.From(ctx); p != nil && p.Kind == auth.KindOperator {
-		return nil, errOperatorNoAccount
+		switch requested {
+		case "":
+			return "", errOperatorNoAccount
+		case "_":
+			return "", nil
+		}
+		return requested, nil
 	}
-	return auth.Require(ctx, ReadCapability)
+	p, err := auth.Require(ctx, ReadCapability)
+	if err != nil {
+		return "", err
+	}
+	if requested != "" && requested != p.AccountID {
+		return "", errOtherAccount
+	}
+	return p.AccountID, nil
 }

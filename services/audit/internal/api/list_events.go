@@ -24,7 +24,7 @@ const (
 // are on the first page of the next walk. The cursor carries a MAC bound to the account,
 // so a forged or borrowed cursor is invalid_argument.
 func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest) (*auditv1.ListEventsResponse, error) {
-	p, err := reader(ctx)
+	account, err := reader(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, err
 	}
@@ -48,13 +48,13 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 		}
 	}
 	if c := req.GetCursor(); c != "" {
-		pos, ok := s.cursors.Decode(p.AccountID, c)
+		pos, ok := s.cursors.Decode(account, c)
 		if !ok {
 			return nil, errBadCursor
 		}
 		f.Before = &pos
 	}
-	evs, err := s.store.List(ctx, p.AccountID, f)
+	evs, err := s.store.List(ctx, account, f)
 	if err != nil {
 		return nil, postgres.Error(err, nil)
 	}
@@ -62,7 +62,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if len(evs) > limit {
 		evs = evs[:limit]
 		last := evs[limit-1]
-		resp.NextCursor = s.cursors.Encode(p.AccountID, store.Position{Time: last.Time, ID: last.ID})
+		resp.NextCursor = s.cursors.Encode(account, store.Position{Time: last.Time, ID: last.ID})
 	}
 	resp.Events = make([]*auditv1.AuditEvent, len(evs))
 	for i := range evs {

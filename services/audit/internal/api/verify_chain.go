@@ -16,14 +16,14 @@ import (
 // first_bad_id names the first event that fails. The last event must also be the chain's
 // recorded head: when events were removed from the end, ok is false and first_bad_id
 // names the last event that remains.
-func (s *Server) VerifyChain(ctx context.Context, _ *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
-	p, err := reader(ctx)
+func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
+	account, err := reader(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, err
 	}
 	w := chain.NewWalker()
 	var bad, last string
-	head, err := s.store.Walk(ctx, p.AccountID, func(e *store.Event) bool {
+	head, err := s.store.Walk(ctx, account, func(e *store.Event) bool {
 		last = e.ID
 		if !w.Next(chain.Link{Sequence: e.Sequence, PrevHash: e.PrevHash, Hash: e.Hash}, &e.Content) {
 			bad = e.ID
