@@ -38,15 +38,24 @@ func TestIdempotentCreate(t *testing.T) {
 	}
 	require.Len(t, s.must(200, s.call("GET", "/v1/keys", token, nil)).get("keys"), 1)
 
+	// Another caller of the same account, even one allowed to create keys, never gets the
+	// stored answer (it would hand over a secret that caller did not make).
+	account := s.must(200, s.call("GET", "/v1/account", token, nil)).str("account.id")
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.must(200, s.call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
+	acctKey := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read", "keys:write"}})).str("secret")
+	requireError(t, s.call("POST", "/v1/keys", acctKey, body, "Idempotency-Key", "create-once-1"), 422, "idempotency_key_reused")
+
 	// Later, the same key and body: the stored answer; another body: 422.
 	again := s.must(200, s.call("POST", "/v1/keys", token, body, "Idempotency-Key", "create-once-1"))
 	require.Equal(t, replies[0].str("key.id"), again.str("key.id"))
 	other := map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}
 	requireError(t, s.call("POST", "/v1/keys", token, other, "Idempotency-Key", "create-once-1"), 422, "idempotency_key_reused")
-	// A refusal is an answer too, and is replayed.
-	bad := map[string]any{"type": "platinum"}
+	// A refusal is not kept (as with Stripe): fixed, the request runs under the same key.
+	bad := map[string]any{"type": "platinum", "project_id": project, "environment": "dev"}
 	requireError(t, s.call("POST", "/v1/keys", token, bad, "Idempotency-Key", "bad-1"), 400, "invalid_argument")
-	requireError(t, s.call("POST", "/v1/keys", token, bad, "Idempotency-Key", "bad-1"), 400, "invalid_argument")
+	fixed := map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}
+	s.must(200, s.call("POST", "/v1/keys", token, fixed, "Idempotency-Key", "bad-1"))
 	// Keys are per account: another account's identical key is its own.
 	bob, _ := s.signUp("idem-bob")
 	bobProject := s.project(bob)
@@ -80,7 +89,7 @@ func TestIdempotentCreate(t *testing.T) {
 		n++
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, 4, n, "create-once-1 twice (two accounts), bad-1, rotate-1")
+	require.Equal(t, 4, n, "create-once-1 twice (two accounts), bad-1 once fixed, rotate-1")
 }
 
 // TestManagementRateLimits: the token buckets refuse exactly what exceeds them, with the

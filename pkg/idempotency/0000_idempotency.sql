@@ -1,4 +1,5 @@
--- Idempotency-Key records: the request's fingerprint and the answer it got, for 24 hours.
+-- Idempotency-Key records: the request's fingerprint (caller included) and its successful
+-- answer, for 24 hours.
 -- A row with done = false is a call still running; a duplicate waits for it.
 CREATE TABLE idempotency_keys (
     account_id  text NOT NULL,
@@ -6,8 +7,6 @@ CREATE TABLE idempotency_keys (
     method      text NOT NULL,
     fingerprint bytea NOT NULL,
     done        boolean NOT NULL DEFAULT false,
-    code        text NOT NULL DEFAULT '',
-    message     text NOT NULL DEFAULT '',
     response    bytea,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, key)

@@ -1,7 +1,8 @@
 // Package idempotency gives creating calls Stripe's Idempotency-Key semantics: the same key
 // and the same request within 24 hours get the stored answer (status and body), the same
 // key with another request is 422 idempotency_key_reused, and concurrent duplicates do the
-// work once. Records live in each service's schema (pass Migrations to postgres.Migrate).
+// work once. Only successful answers are kept (as Stripe does): a refused call may be sent
+// again once its cause is fixed. Records live in each service's schema (pass Migrations to postgres.Migrate).
 package idempotency
 
 import (
@@ -51,13 +52,13 @@ const (
 const (
 	claimSQL = `INSERT INTO idempotency_keys (account_id, key, method, fingerprint) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (account_id, key) DO UPDATE SET method = $3, fingerprint = $4, done = false,
-			code = '', message = '', response = NULL, created_at = now()
+			response = NULL, created_at = now()
 		WHERE idempotency_keys.created_at < now() - $5 * interval '1 second'
 		   OR (NOT idempotency_keys.done AND idempotency_keys.created_at < now() - $6 * interval '1 second')
 		RETURNING true`
-	readSQL = `SELECT method, fingerprint, done, code, message, response FROM idempotency_keys
+	readSQL = `SELECT method, fingerprint, done, response FROM idempotency_keys
 		WHERE account_id = $1 AND key = $2`
-	finishSQL  = `UPDATE idempotency_keys SET done = true, code = $3, message = $4, response = $5 WHERE account_id = $1 AND key = $2`
+	finishSQL  = `UPDATE idempotency_keys SET done = true, response = $3 WHERE account_id = $1 AND key = $2`
 	releaseSQL = `DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2 AND NOT done`
 	pruneSQL   = `DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 second'`
 )
@@ -106,7 +107,9 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(append([]byte(info.FullMethod+"\x00"), body...))
+	// The caller is part of the request: another principal of the same account (an account
+	// key replaying a user's account-key creation, say) must not get its answer.
+	sum := sha256.Sum256(append([]byte(info.FullMethod+"\x00"+string(p.Kind)+"\x00"+p.Actor()+"\x00"), body...))
 	fingerprint := sum[:]
 	rec := record{account: p.AccountID, rawKey: key, key: hashKey(key)}
 
@@ -121,13 +124,12 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 			return nil, err
 		}
 		var (
-			method        string
-			stored        []byte
-			done          bool
-			code, message string
-			response      []byte
+			method   string
+			stored   []byte
+			done     bool
+			response []byte
 		)
-		err = s.pool.QueryRow(ctx, readSQL, rec.account, rec.key).Scan(&method, &stored, &done, &code, &message, &response)
+		err = s.pool.QueryRow(ctx, readSQL, rec.account, rec.key).Scan(&method, &stored, &done, &response)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the two statements: claim again
 		}
@@ -138,7 +140,7 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 			return nil, errReused
 		}
 		if done {
-			return s.replay(rec, info.FullMethod, code, message, response)
+			return s.replay(rec, info.FullMethod, response)
 		}
 		// A duplicate still running: wait for its answer rather than doing the work twice.
 		if time.Now().After(deadline) {
@@ -152,22 +154,16 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 }
 
-// run does the call and stores its answer. Answers worth repeating are stored: successes
-// and the caller's own mistakes; transient failures release the key so a retry can run.
+// run does the call and stores its answer. As with Stripe, only work that was done is
+// stored: a refused call (bad input, step-up or plan missing, limits, outages) releases the
+// key, so the same request may run again once the cause is fixed.
 func (s *Store) run(ctx context.Context, rec record, req any, next grpc.UnaryHandler) (any, error) {
 	resp, callErr := next(ctx, req)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if callErr != nil {
-		e := apierr.FromError(callErr)
-		if transient(e.Code) {
-			if _, err := s.pool.Exec(wctx, releaseSQL, rec.account, rec.key); err != nil {
-				logging.From(ctx).Warn("idempotency: release failed", zap.Error(err))
-			}
-			return nil, callErr
-		}
-		if _, err := s.pool.Exec(wctx, finishSQL, rec.account, rec.key, string(e.Code), e.Message, nil); err != nil {
-			logging.From(ctx).Warn("idempotency: store failed", zap.Error(err))
+		if _, err := s.pool.Exec(wctx, releaseSQL, rec.account, rec.key); err != nil {
+			logging.From(ctx).Warn("idempotency: release failed", zap.Error(err))
 		}
 		return nil, callErr
 	}
@@ -176,7 +172,7 @@ func (s *Store) run(ctx context.Context, rec record, req any, next grpc.UnaryHan
 		body, err = s.sealBody(rec, body)
 	}
 	if err == nil {
-		_, err = s.pool.Exec(wctx, finishSQL, rec.account, rec.key, "ok", "", body)
+		_, err = s.pool.Exec(wctx, finishSQL, rec.account, rec.key, body)
 	}
 	if err != nil {
 		// The work is done; a retry would do it again. Say so in the log, answer the caller.
@@ -185,19 +181,8 @@ func (s *Store) run(ctx context.Context, rec record, req any, next grpc.UnaryHan
 	return resp, nil
 }
 
-func transient(c apierr.Code) bool {
-	switch c {
-	case apierr.Internal, apierr.Unavailable, apierr.Canceled, apierr.DeadlineExceeded, apierr.Conflict, apierr.RateLimited:
-		return true
-	}
-	return false
-}
-
 // replay rebuilds the stored answer.
-func (s *Store) replay(rec record, method, code, message string, body []byte) (any, error) {
-	if code != "ok" {
-		return nil, &apierr.Error{Code: apierr.Code(code), Message: message}
-	}
+func (s *Store) replay(rec record, method string, body []byte) (any, error) {
 	out, err := responseType(method)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,8 @@ const (
 	DeadlockDetected     = "40P01"
 	QueryCanceled        = "57014"
 	InvalidTextRepr      = "22P02"
+	CharNotInRepertoire  = "22021"
+	UntranslatableChar   = "22P05"
 	InsufficientPriv     = "42501"
 	RaiseException       = "P0001"
 )
@@ -76,6 +78,9 @@ func Error(err error, notFound *apierr.Error) error {
 		return &apierr.Error{Code: apierr.Conflict, Message: "a concurrent change got in the way; retry"}
 	case QueryCanceled:
 		return &apierr.Error{Code: apierr.DeadlineExceeded, Message: "the request timed out"}
+	case CharNotInRepertoire, UntranslatableChar, InvalidTextRepr:
+		// Text Postgres cannot hold (a NUL byte, say) that validation let through.
+		return &apierr.Error{Code: apierr.InvalidArgument, Message: "the request holds characters that cannot be stored"}
 	}
 	return err
 }

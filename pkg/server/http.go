@@ -152,7 +152,8 @@ func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc
 			if method, ok := runtime.RPCMethod(ctx); ok {
 				md, _ := metadata.FromOutgoingContext(ctx)
 				in := metadata.NewIncomingContext(requestid.With(ctx, requestid.From(r.Context())), md)
-				rejected(in, Call{Method: method, Code: string(e.Code), Message: e.Message})
+				// Not e.Message: a decoder's complaint quotes the input, which may be a password.
+				rejected(in, Call{Method: method, Code: string(e.Code), Message: "the request could not be decoded"})
 			}
 		}
 		writeError(w, r, e)
@@ -208,7 +209,12 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 
 // ServeHTTP serves h on lis until ctx ends, then shuts down within grace.
 func ServeHTTP(ctx context.Context, lis net.Listener, h http.Handler, grace time.Duration) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	// Bounded reads: a client that declares a body and sends it slowly, or holds an idle
+	// connection, must not hold a goroutine and a buffer for ever.
+	srv := &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	"github.com/latchkey/latchkey/pkg/postgres"
@@ -45,6 +48,9 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	} {
 		if len(v) > maxFilterLen {
 			return nil, invalid("%s is over %d bytes", name, maxFilterLen)
+		}
+		if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+			return nil, invalid("%s must be UTF-8 without control characters", name)
 		}
 	}
 	if c := req.GetCursor(); c != "" {

@@ -67,7 +67,7 @@ func TestOTLPHTTPEachSignalAndEncoding(t *testing.T) {
 				require.Equal(t, "prd", m.Header.Get(HeaderEnvironment))
 				require.Equal(t, string(sig), m.Header.Get(HeaderSignal))
 				require.Equal(t, contentTypeProto, m.Header.Get("Content-Type"))
-				require.Equal(t, "key_good:"+string(sig)+":"+id, m.Header.Get(jetstream.MsgIDHeader))
+				require.Equal(t, MsgID("key_good", sig, id, m.Data), m.Header.Get(jetstream.MsgIDHeader))
 				// Whatever came in, the stream holds the same protobuf.
 				require.Equal(t, want, m.Data)
 			})
@@ -132,8 +132,8 @@ func TestOTLPHTTPAnonymousGoesToAnonStream(t *testing.T) {
 	require.Empty(t, e.byRequestID(t, Stream(e.ns), "anon-1"))
 }
 
-// A client's retry (same key, same X-Request-Id) is stored once; another key choosing the
-// same id is not mistaken for it.
+// A client's retry (same key, same X-Request-Id, same payload) is stored once; another key
+// or another payload under the same id is not mistaken for it.
 func TestOTLPHTTPDeduplicatesPerKey(t *testing.T) {
 	e := newEnv(t, "")
 	body := encodeProto(t, sampleRequest(Traces))
@@ -148,8 +148,17 @@ func TestOTLPHTTPDeduplicatesPerKey(t *testing.T) {
 	send("good2")
 	msgs := e.byRequestID(t, Stream(e.ns), "same-id")
 	require.Len(t, msgs, 2)
-	require.Equal(t, "key_good:traces:same-id", msgs[0].Header.Get(jetstream.MsgIDHeader))
-	require.Equal(t, "key_good2:traces:same-id", msgs[1].Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, MsgID("key_good", Traces, "same-id", msgs[0].Data), msgs[0].Header.Get(jetstream.MsgIDHeader))
+	require.Equal(t, MsgID("key_good2", Traces, "same-id", msgs[1].Data), msgs[1].Header.Get(jetstream.MsgIDHeader))
+
+	// Another payload under a reused request id (a proxy setting a constant one) is data,
+	// not a retry: it is stored too.
+	other := ptraceotlp.NewExportRequestFromTraces(sampleTraces(2))
+	r := e.post(t, PathTraces, bytes.NewReader(encodeProto(t, other)), map[string]string{
+		"Authorization": "Bearer good", "Content-Type": contentTypeProto, requestid.Header: "same-id",
+	})
+	require.Equal(t, http.StatusOK, r.status)
+	require.Len(t, e.byRequestID(t, Stream(e.ns), "same-id"), 3)
 }
 
 // An export with nothing in it is answered 200 and stores nothing.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc64"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,7 +146,7 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, requ
 		HeaderEnvironment:     []string{g.Environment},
 		HeaderSignal:          []string{string(sig)},
 		HeaderContentType:     []string{contentTypeProto},
-		jetstream.MsgIDHeader: []string{g.KeyID + ":" + string(sig) + ":" + requestID},
+		jetstream.MsgIDHeader: []string{MsgID(g.KeyID, sig, requestID, payload)},
 	}}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -207,4 +209,14 @@ func failureReason(err error) string {
 		}
 		return "other"
 	}
+}
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// MsgID is the Nats-Msg-Id of a publish: key, signal, request id and a digest of the
+// payload. A client's retry of the same payload under the same X-Request-Id is stored once;
+// a different payload that reuses a request id (a proxy setting a constant one) is stored
+// too, never dropped as a duplicate.
+func MsgID(keyID string, sig Signal, requestID string, payload []byte) string {
+	return keyID + ":" + string(sig) + ":" + requestID + ":" + strconv.FormatUint(crc64.Checksum(payload, crcTable), 36)
 }

@@ -6,6 +6,7 @@ package keycache
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,11 @@ func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
 
 // Epoch is the invalidation state; read it before fetching an answer and pass it to Put.
 type Epoch struct{ found, unknown uint64 }
+
+// Key is a string naming the epoch, for keying work that must not span an invalidation.
+func (e Epoch) Key() string {
+	return strconv.FormatUint(e.found, 36) + "." + strconv.FormatUint(e.unknown, 36)
+}
 
 // Epoch returns the current invalidation state.
 func (c *Cache) Epoch() Epoch { return Epoch{c.found.Load(), c.unknown.Load()} }

@@ -186,7 +186,9 @@ func (v *Verifier) fail(req grant.Request, err error) error {
 // the answer unless an invalidation raced with the call.
 func (v *Verifier) fetch(ctx context.Context, key string, h keycache.Hash) (*keycache.Entry, error) {
 	epoch := v.cache.Epoch()
-	res, err, _ := v.flight.Do(string(h[:]), func() (any, error) {
+	// The epoch is part of the flight's name: a request arriving after an invalidation
+	// (a revocation applied, its receipt sent) must not share an answer fetched before it.
+	res, err, _ := v.flight.Do(string(h[:])+epoch.Key(), func() (any, error) {
 		// Detached from one caller's cancellation: others share this answer.
 		cctx, cancel := context.WithTimeout(auth.OutgoingBearer(context.WithoutCancel(ctx), v.token), v.cfg.CallTimeout)
 		defer cancel()

@@ -2,7 +2,9 @@ package api
 
 import (
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,6 +32,9 @@ func invalid(format string, args ...any) error {
 func checkText(field, v string, maxLen int) error {
 	if !utf8.ValidString(v) {
 		return invalid("%s must be UTF-8", field)
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return invalid("%s must not contain control characters", field)
 	}
 	if n := utf8.RuneCountInString(v); n > maxLen {
 		return invalid("%s is %d characters; at most %d are allowed", field, n, maxLen)
