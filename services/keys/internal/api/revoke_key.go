@@ -19,6 +19,9 @@ import (
 const (
 	defaultReceiptWait = 2 * time.Second
 	maxReceiptWait     = 30 * time.Second
+	// revokedSettled is past any gateway's staleness bound (30 s by default): a key revoked
+	// this long ago is refused everywhere whatever happened to its event.
+	revokedSettled = 2 * time.Minute
 )
 
 // RevokeKey stops a key at once; the row stays for history. Revoking twice is a no-op.
@@ -44,12 +47,14 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 	}
 	ev := events.New(p.AccountID, requestid.From(ctx))
 	var watch *receipts.Watch
-	if req.GetWaitForGateways() {
+	wantReceipt := req.GetWaitForGateways()
+	if wantReceipt {
 		// Listen before the commit: a gateway may confirm before this call gets to wait.
-		if watch, err = s.receipts.Watch(ev.GetId()); err != nil {
-			return nil, err
+		// Without NATS there is nothing to listen to; the revocation goes ahead and the
+		// receipt says nothing was confirmed.
+		if watch, err = s.receipts.Watch(ev.GetId()); err == nil {
+			defer watch.Close()
 		}
-		defer watch.Close()
 	}
 	now := s.now()
 	revoked := false
@@ -69,20 +74,30 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 	}
 	resp := &keysv1.RevokeKeyResponse{Key: toProto(k, now)}
 	if !revoked {
-		if watch != nil {
-			// Revoked earlier: that event has long reached the gateways.
+		if wantReceipt {
+			// Revoked by an earlier call, whose event this one cannot watch. Once that is
+			// longer ago than any gateway keeps an entry, every gateway has dropped the key;
+			// before, say nothing was confirmed.
 			live := len(s.receipts.Live())
-			resp.Receipt = &keysv1.RevocationReceipt{GatewaysLive: int32(live), GatewaysApplied: int32(live), Complete: true}
+			settled := now.Sub(*k.RevokedAt) > revokedSettled && s.receipts.Known()
+			applied := 0
+			if settled {
+				applied = live
+			}
+			resp.Receipt = &keysv1.RevocationReceipt{GatewaysLive: int32(live), GatewaysApplied: int32(applied), Complete: settled}
 		}
 		return resp, nil
 	}
 	s.notify()
-	if watch != nil {
+	switch {
+	case watch != nil:
 		r := watch.Wait(ctx, wait)
 		resp.Receipt = &keysv1.RevocationReceipt{
 			GatewaysLive: int32(r.Live), GatewaysApplied: int32(r.Applied),
 			Complete: r.Complete(), WaitedMs: r.Waited.Milliseconds(),
 		}
+	case wantReceipt:
+		resp.Receipt = &keysv1.RevocationReceipt{GatewaysLive: int32(len(s.receipts.Live()))}
 	}
 	return resp, nil
 }

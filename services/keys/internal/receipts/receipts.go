@@ -5,6 +5,7 @@ package receipts
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,8 +23,9 @@ type Tracker struct {
 	// Window is how recent a heartbeat must be for its gateway to count as live.
 	Window time.Duration
 
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu      sync.Mutex
+	seen    map[string]time.Time
+	started time.Time
 }
 
 // New returns a tracker; call Start to follow heartbeats.
@@ -33,6 +35,9 @@ func New(nc *nats.Conn, ns string) *Tracker {
 
 // Start follows gateway heartbeats until the subscription is closed.
 func (t *Tracker) Start() (*nats.Subscription, error) {
+	t.mu.Lock()
+	t.started = time.Now()
+	t.mu.Unlock()
 	return t.nc.Subscribe(natsx.GatewayHeartbeatSubject(t.ns), func(m *nats.Msg) {
 		var hb eventsv1.GatewayHeartbeat
 		if proto.Unmarshal(m.Data, &hb) != nil || hb.GetGatewayId() == "" {
@@ -67,8 +72,14 @@ type Watch struct {
 	applied chan string
 }
 
+// errCutOff: with no NATS connection there is nothing to watch.
+var errCutOff = errors.New("receipts: not connected to NATS")
+
 // Watch starts collecting confirmations of eventID.
 func (t *Tracker) Watch(eventID string) (*Watch, error) {
+	if !t.nc.IsConnected() {
+		return nil, errCutOff
+	}
 	w := &Watch{t: t, applied: make(chan string, 64)}
 	sub, err := t.nc.Subscribe(natsx.GatewayAppliedSubject(t.ns, eventID), func(m *nats.Msg) {
 		var a eventsv1.GatewayApplied
@@ -83,6 +94,11 @@ func (t *Tracker) Watch(eventID string) (*Watch, error) {
 		return nil, err
 	}
 	w.sub = sub
+	// Make sure the server knows of the subscription before the event can go out.
+	if err := t.nc.FlushTimeout(2 * time.Second); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -90,10 +106,26 @@ func (t *Tracker) Watch(eventID string) (*Watch, error) {
 type Receipt struct {
 	Live, Applied int
 	Waited        time.Duration
+	// Known is false when the tracker cannot tell which gateways are live: it is cut off
+	// from NATS, or has not listened for a whole heartbeat window yet.
+	Known bool
 }
 
-// Complete reports whether every live gateway applied the event.
-func (r Receipt) Complete() bool { return r.Applied >= r.Live }
+// Complete reports whether every live gateway applied the event. An unknown set of live
+// gateways is never complete: silence is not confirmation.
+func (r Receipt) Complete() bool { return r.Known && r.Applied >= r.Live }
+
+// Known reports whether the tracker can tell which gateways are live.
+func (t *Tracker) Known() bool {
+	t.mu.Lock()
+	started := t.started
+	t.mu.Unlock()
+	return t.nc.IsConnected() && !started.IsZero() && time.Since(started) >= warmup
+}
+
+// warmup is how long the tracker listens before it trusts its live set: one and a half
+// heartbeat intervals, so every live gateway has been heard once.
+const warmup = 1500 * time.Millisecond
 
 // Wait blocks until every gateway live now has confirmed, or timeout passes, or ctx ends.
 func (w *Watch) Wait(ctx context.Context, timeout time.Duration) Receipt {
@@ -108,14 +140,18 @@ func (w *Watch) Wait(ctx context.Context, timeout time.Duration) Receipt {
 				n++
 			}
 		}
-		return Receipt{Live: len(live), Applied: n, Waited: time.Since(start)}
+		return Receipt{Live: len(live), Applied: n, Waited: time.Since(start), Known: w.t.Known()}
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	// Re-evaluate now and then too: whether the live set is known changes with time.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for r := count(); !r.Complete(); r = count() {
 		select {
 		case id := <-w.applied:
 			got[id] = true
+		case <-tick.C:
 		case <-timer.C:
 			return r
 		case <-ctx.Done():

@@ -1,0 +1,66 @@
+package receipts
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/testutil"
+)
+
+func publish(t *testing.T, nc *nats.Conn, subject string, m proto.Message) {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(subject, b))
+	require.NoError(t, nc.Flush())
+}
+
+// TestReceipts: confirmations of the live gateways complete a receipt; silence never does,
+// neither before the tracker has heard a heartbeat window nor when it is cut off from NATS.
+func TestReceipts(t *testing.T) {
+	srv := testutil.StartNATS(t)
+	ns := testutil.Namespace(t)
+	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	defer nc.Close()
+	gw, err := nats.Connect(srv.URL)
+	require.NoError(t, err)
+	defer gw.Close()
+
+	tr := New(nc, ns)
+	sub, err := tr.Start()
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	w, err := tr.Watch("evt_early")
+	require.NoError(t, err)
+	r := w.Wait(context.Background(), 100*time.Millisecond)
+	require.False(t, r.Complete(), "no live set is known yet: %+v", r)
+
+	publish(t, gw, natsx.GatewayHeartbeatSubject(ns), &eventsv1.GatewayHeartbeat{GatewayId: "gw-1"})
+	testutil.Eventually(t, 5*time.Second, func() bool { return tr.Known() && len(tr.Live()) == 1 }, "the gateway to be live")
+
+	w, err = tr.Watch("evt_1")
+	require.NoError(t, err)
+	publish(t, gw, natsx.GatewayAppliedSubject(ns, "evt_1"), &eventsv1.GatewayApplied{GatewayId: "gw-1", EventId: "evt_1"})
+	r = w.Wait(context.Background(), 5*time.Second)
+	require.True(t, r.Complete(), "%+v", r)
+	require.Equal(t, 1, r.Applied)
+
+	w, err = tr.Watch("evt_2")
+	require.NoError(t, err)
+	r = w.Wait(context.Background(), 100*time.Millisecond)
+	require.False(t, r.Complete(), "no confirmation, no receipt: %+v", r)
+
+	srv.Stop()
+	testutil.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the tracker to lose NATS")
+	require.False(t, tr.Known(), "cut off, the tracker cannot know who is live")
+}
