@@ -265,3 +265,22 @@ func TestVerificationOrder(t *testing.T) {
 	require.Equal(t, hits+1, metric(t, "latchkey_gateway_cache_hits_total"))
 	require.Equal(t, rpcs+1, metric(t, "latchkey_gateway_verify_rpc_seconds"))
 }
+
+// TestSuspensionReachesGateways: suspending an account stops its keys at the gateway at
+// once, even though the keys service caches account facts for an hour here: the gateway
+// drops its entries on the event and the keys service answers it from accounts, fresh.
+func TestSuspensionReachesGateways(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.DirectoryTTL = time.Hour
+	}))
+	token, account := s.signUp("suspended")
+	_, key := s.ingestKey(token, s.project(token))
+	body := string(tracesBody(t))
+	post := func() reply {
+		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	}
+	s.must(200, post())
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":suspend", s.operator, map[string]any{"reason": "test"}))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 403 }, "the gateway to refuse the suspended account's key")
+	requireError(t, post(), 403, "account_suspended")
+}

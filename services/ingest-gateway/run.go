@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,10 +140,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		}
 	}()
 	cache := keycache.New(cfg.MaxStaleness, cfg.NegativeTTL)
-	var sub *eventsub.Subscriber
+	var subRef atomic.Pointer[eventsub.Subscriber] // set below; the handler may run first
 	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-gateway-"+cfg.ID, log,
 		nats.ReconnectHandler(func(*nats.Conn) {
-			if sub != nil {
+			if sub := subRef.Load(); sub != nil {
 				sub.Reconnected()
 			}
 		}))
@@ -157,7 +158,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err := ingest.EnsureStreams(ctx, js, cfg.Namespace, cfg.Retention, cfg.AnonRetention); err != nil {
 		return nil, fmt.Errorf("nats: ingest streams: %w", err)
 	}
-	sub = eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, log)
+	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, log)
+	subRef.Store(sub)
 
 	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -162,7 +164,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if _, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS); err != nil {
 		return nil, err
 	}
-	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log)
+	var dirRef atomic.Pointer[directory.Directory] // set below; the handler may run first
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log, nats.ReconnectHandler(func(*nats.Conn) {
+		if d := dirRef.Load(); d != nil {
+			d.Flush() // events may have been missed while disconnected
+		}
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +190,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	}
 	u.Closers = append(u.Closers, func() { _ = accConn.Close() })
 	dir := directory.New(accountsv1.NewInternalServiceClient(accConn), cfg.OperatorToken, cfg.DirectoryTTL)
+	dirRef.Store(dir)
 	sub, err := dir.Subscribe(nc, cfg.Namespace)
 	if err != nil {
 		return nil, err

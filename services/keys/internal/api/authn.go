@@ -44,7 +44,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (*auth.Principa
 	if st := k.Status(s.now()); st != store.StatusActive && st != store.StatusGrace {
 		return nil, errBadCredential
 	}
-	acct, err := s.dir.Account(ctx, k.AccountID)
+	acct, err := s.dir.Account(ctx, k.AccountID, false)
 	if err != nil {
 		return nil, apierr.FromError(err)
 	}

@@ -146,7 +146,7 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 	if env == "" && t.Scope == keyformat.ScopeEnvironment {
 		return "", "", invalid("environment is required for %s keys", t.Name)
 	}
-	proj, err := s.dir.Project(ctx, p.AccountID, projectID)
+	proj, err := s.dir.Project(ctx, p.AccountID, projectID, false)
 	if apierr.IsCode(err, apierr.NotFound) {
 		return "", "", errProjectNotFound
 	}

@@ -22,6 +22,8 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 	if len(req.GetOrigin()) > 2048 || len(req.GetCapability()) > 64 {
 		return nil, invalid("origin or capability is too long")
 	}
+	// Gateways (the operator token) cache this answer: give them facts fresh from accounts.
+	gateway := p.Kind == auth.KindOperator
 	parsed, err := s.types.Parse(req.GetKey())
 	if err != nil {
 		return &keysv1.VerifyKeyResponse{Code: string(verdict.Malformed)}, nil
@@ -40,7 +42,7 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 	}
 	resp := &keysv1.VerifyKeyResponse{}
 	if k.ProjectID != "" {
-		proj, err := s.dir.Project(ctx, k.AccountID, k.ProjectID)
+		proj, err := s.dir.Project(ctx, k.AccountID, k.ProjectID, gateway)
 		switch {
 		case apierr.IsCode(err, apierr.NotFound):
 			// The project is gone, and its keys with it.
@@ -51,7 +53,7 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 		facts.AllowedOrigins = proj.GetAllowedOrigins()
 		resp.AllowedOrigins = proj.GetAllowedOrigins()
 	}
-	acct, err := s.dir.Account(ctx, k.AccountID)
+	acct, err := s.dir.Account(ctx, k.AccountID, gateway)
 	if err != nil {
 		return nil, err
 	}

@@ -52,8 +52,10 @@ func (d *Directory) Authenticate(ctx context.Context, token string) (*accountsv1
 }
 
 // Account returns an account; errors from accounts (not_found, unavailable) pass through.
-func (d *Directory) Account(ctx context.Context, id string) (*accountsv1.Account, error) {
-	if a, ok := lookup(d, d.accounts, id); ok {
+// fresh skips the cache: gateways cache what VerifyKey says, and must not be handed an
+// answer this cache has not yet dropped for an event the gateway has already applied.
+func (d *Directory) Account(ctx context.Context, id string, fresh bool) (*accountsv1.Account, error) {
+	if a, ok := lookup(d, d.accounts, id); ok && !fresh {
 		return a, nil
 	}
 	resp, err := d.client.LookupAccount(auth.OutgoingBearer(ctx, d.operatorToken), &accountsv1.LookupAccountRequest{AccountId: id})
@@ -64,10 +66,10 @@ func (d *Directory) Account(ctx context.Context, id string) (*accountsv1.Account
 	return resp.GetAccount(), nil
 }
 
-// Project returns one of the account's projects.
-func (d *Directory) Project(ctx context.Context, accountID, projectID string) (*accountsv1.Project, error) {
+// Project returns one of the account's projects; fresh as for Account.
+func (d *Directory) Project(ctx context.Context, accountID, projectID string, fresh bool) (*accountsv1.Project, error) {
 	k := accountID + "/" + projectID
-	if p, ok := lookup(d, d.projects, k); ok {
+	if p, ok := lookup(d, d.projects, k); ok && !fresh {
 		return p, nil
 	}
 	resp, err := d.client.LookupProject(auth.OutgoingBearer(ctx, d.operatorToken),
@@ -115,4 +117,12 @@ func (d *Directory) Subscribe(nc *nats.Conn, ns string) (*nats.Subscription, err
 			delete(d.projects, ev.GetAccountId()+"/"+p.ProjectDeleted.GetProjectId())
 		}
 	})
+}
+
+// Flush forgets everything, after a NATS reconnect: events may have been missed.
+func (d *Directory) Flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.accounts = map[string]entry[*accountsv1.Account]{}
+	d.projects = map[string]entry[*accountsv1.Project]{}
 }
