@@ -65,11 +65,21 @@ type Cache struct {
 	// stop answers about existing ones from being cached.
 	found, unknown atomic.Uint64
 	size           atomic.Int64
+
+	// byKey finds a known key's entry for DropKey without scanning (every key event would
+	// otherwise walk the whole cache). It may name entries already gone: DropKey checks.
+	idxMu sync.Mutex
+	byKey map[string]Hash
+
+	// Unknown keys live apart, so DropNegative (on every key created, in any account) is
+	// one swap rather than a scan.
+	negMu sync.RWMutex
+	neg   map[uint64]*Entry
 }
 
 // New returns an empty cache.
 func New(maxAge, negativeTTL time.Duration) *Cache {
-	c := &Cache{maxAge: int64(maxAge), negTTL: int64(negativeTTL)}
+	c := &Cache{maxAge: int64(maxAge), negTTL: int64(negativeTTL), byKey: map[string]Hash{}, neg: map[uint64]*Entry{}}
 	for i := range c.shards {
 		c.shards[i].m = map[uint64]*Entry{}
 	}
@@ -84,17 +94,16 @@ func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
 	s.mu.RLock()
 	e, ok := s.m[short(h)]
 	s.mu.RUnlock()
-	if !ok || e.hash != *h {
-		return nil, false
+	if ok && e.hash == *h && now-e.storedAt <= c.maxAge {
+		return e, true
 	}
-	bound := c.maxAge
-	if !e.Found {
-		bound = c.negTTL
+	c.negMu.RLock()
+	e, ok = c.neg[short(h)]
+	c.negMu.RUnlock()
+	if ok && e.hash == *h && now-e.storedAt <= c.negTTL {
+		return e, true
 	}
-	if now-e.storedAt > bound {
-		return nil, false
-	}
-	return e, true
+	return nil, false
 }
 
 // Epoch is the invalidation state; read it before fetching an answer and pass it to Put.
@@ -112,22 +121,38 @@ func (c *Cache) Epoch() Epoch { return Epoch{c.found.Load(), c.unknown.Load()} }
 // predate it, and caching it could resurrect a revoked key.
 func (c *Cache) Put(h Hash, e *Entry, epoch Epoch, now int64) bool {
 	e.storedAt, e.hash = now, h
+	if !e.Found {
+		c.negMu.Lock()
+		defer c.negMu.Unlock()
+		if c.unknown.Load() != epoch.unknown {
+			return false
+		}
+		if _, had := c.neg[short(&h)]; !had {
+			c.size.Add(1)
+		}
+		c.neg[short(&h)] = e
+		return true
+	}
 	s := c.shard(&h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Found && c.found.Load() != epoch.found || !e.Found && c.unknown.Load() != epoch.unknown {
+	if c.found.Load() != epoch.found {
 		return false
 	}
 	if _, had := s.m[short(&h)]; !had {
 		c.size.Add(1)
 	}
 	s.m[short(&h)] = e
+	c.idxMu.Lock()
+	c.byKey[e.KeyID] = h
+	c.idxMu.Unlock()
 	return true
 }
 
-// drop removes every entry match selects and returns how many, after moving epoch.
-func (c *Cache) drop(epoch *atomic.Uint64, match func(*Entry) bool) int {
-	epoch.Add(1)
+// drop removes every known-key entry match selects and returns how many, after moving
+// the epoch: rare events (suspensions, project changes, flushes) may scan.
+func (c *Cache) drop(match func(*Entry) bool) int {
+	c.found.Add(1)
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -144,31 +169,56 @@ func (c *Cache) drop(epoch *atomic.Uint64, match func(*Entry) bool) int {
 	return n
 }
 
-// DropKey drops a key's entry (revoked, rotated, updated, claimed).
+// DropKey drops a key's entry (revoked, rotated, updated, claimed), found by its index.
 func (c *Cache) DropKey(keyID string) int {
-	return c.drop(&c.found, func(e *Entry) bool { return e.KeyID == keyID })
+	c.found.Add(1)
+	c.idxMu.Lock()
+	h, ok := c.byKey[keyID]
+	delete(c.byKey, keyID)
+	c.idxMu.Unlock()
+	if !ok {
+		return 0
+	}
+	s := c.shard(&h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[short(&h)]; ok && e.KeyID == keyID {
+		delete(s.m, short(&h))
+		c.size.Add(-1)
+		return 1
+	}
+	return 0
 }
 
 // DropAccount drops every entry of an account (suspended, plan changed).
 func (c *Cache) DropAccount(accountID string) int {
-	return c.drop(&c.found, func(e *Entry) bool { return e.AccountID == accountID })
+	return c.drop(func(e *Entry) bool { return e.AccountID == accountID })
 }
 
 // DropProject drops every entry of a project (origins changed, project deleted).
 func (c *Cache) DropProject(accountID, projectID string) int {
-	return c.drop(&c.found, func(e *Entry) bool { return e.AccountID == accountID && e.ProjectID == projectID })
+	return c.drop(func(e *Entry) bool { return e.AccountID == accountID && e.ProjectID == projectID })
 }
 
 // DropNegative drops the "unknown key" entries, when a key is created.
 func (c *Cache) DropNegative() int {
-	return c.drop(&c.unknown, func(e *Entry) bool { return !e.Found })
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	c.unknown.Add(1)
+	n := len(c.neg)
+	c.neg = map[uint64]*Entry{}
+	c.size.Add(-int64(n))
+	return n
 }
 
 // Flush drops everything: after a disconnect or a gap in the event stream, nothing
 // cached can be trusted to be current.
 func (c *Cache) Flush() int {
-	c.unknown.Add(1)
-	return c.drop(&c.found, func(*Entry) bool { return true })
+	n := c.DropNegative() + c.drop(func(*Entry) bool { return true })
+	c.idxMu.Lock()
+	c.byKey = map[string]Hash{}
+	c.idxMu.Unlock()
+	return n
 }
 
 // Len is the number of entries, including expired ones not yet replaced.
@@ -190,24 +240,41 @@ func (c *Cache) OldestAge(now int64) time.Duration {
 	return time.Duration(now - oldest)
 }
 
-// Sweep removes entries past their bound, so memory follows the keys in use.
+// Sweep removes entries past their bound, and index entries whose entry is gone, so
+// memory follows the keys in use.
 func (c *Cache) Sweep(now int64) int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for h, e := range s.m {
-			bound := c.maxAge
-			if !e.Found {
-				bound = c.negTTL
-			}
-			if now-e.storedAt > bound {
+			if now-e.storedAt > c.maxAge {
 				delete(s.m, h)
 				n++
 			}
 		}
 		s.mu.Unlock()
 	}
+	c.negMu.Lock()
+	for h, e := range c.neg {
+		if now-e.storedAt > c.negTTL {
+			delete(c.neg, h)
+			n++
+		}
+	}
+	c.negMu.Unlock()
 	c.size.Add(-int64(n))
+
+	c.idxMu.Lock()
+	defer c.idxMu.Unlock()
+	for id, h := range c.byKey {
+		s := c.shard(&h)
+		s.mu.RLock()
+		e, ok := s.m[short(&h)]
+		s.mu.RUnlock()
+		if !ok || e.KeyID != id {
+			delete(c.byKey, id)
+		}
+	}
 	return n
 }
