@@ -123,6 +123,6 @@ func (d *Directory) Subscribe(nc *nats.Conn, ns string) (*nats.Subscription, err
 func (d *Directory) Flush() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.accounts = map[string]entry[*accountsv1.Account]{}
-	d.projects = map[string]entry[*accountsv1.Project]{}
+	clear(d.accounts) // in place: readers hold the maps, not the fields
+	clear(d.projects)
 }
