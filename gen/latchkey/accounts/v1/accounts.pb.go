@@ -1783,8 +1783,10 @@ func (x *LookupProjectRequest) GetProjectId() string {
 }
 
 type LookupProjectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Project       *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Project *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	// The project's account, so a caller needs one call for both.
+	Account       *Account `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1822,6 +1824,13 @@ func (*LookupProjectResponse) Descriptor() ([]byte, []int) {
 func (x *LookupProjectResponse) GetProject() *Project {
 	if x != nil {
 		return x.Project
+	}
+	return nil
+}
+
+func (x *LookupProjectResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
 	}
 	return nil
 }
@@ -1945,9 +1954,10 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tR\tprojectId\"P\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\"\x89\x01\n" +
 	"\x15LookupProjectResponse\x127\n" +
-	"\aproject\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.ProjectR\aproject2\xc7\n" +
+	"\aproject\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.ProjectR\aproject\x127\n" +
+	"\aaccount\x18\x02 \x01(\v2\x1d.latchkey.accounts.v1.AccountR\aaccount2\xc7\n" +
 	"\n" +
 	"\x0fAccountsService\x12l\n" +
 	"\x06SignUp\x12#.latchkey.accounts.v1.SignUpRequest\x1a$.latchkey.accounts.v1.SignUpResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/accounts\x12\x81\x01\n" +
@@ -2050,41 +2060,42 @@ var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
 	4,  // 23: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
 	0,  // 24: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
 	3,  // 25: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	5,  // 26: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
-	7,  // 27: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
-	9,  // 28: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
-	11, // 29: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
-	13, // 30: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
-	15, // 31: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
-	17, // 32: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
-	19, // 33: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
-	21, // 34: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
-	23, // 35: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
-	25, // 36: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
-	27, // 37: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
-	29, // 38: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
-	31, // 39: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
-	33, // 40: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
-	6,  // 41: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
-	8,  // 42: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
-	10, // 43: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
-	12, // 44: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
-	14, // 45: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
-	16, // 46: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
-	18, // 47: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
-	20, // 48: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
-	22, // 49: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
-	24, // 50: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
-	26, // 51: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
-	28, // 52: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
-	30, // 53: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
-	32, // 54: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
-	34, // 55: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
-	41, // [41:56] is the sub-list for method output_type
-	26, // [26:41] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	0,  // 26: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
+	5,  // 27: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
+	7,  // 28: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
+	9,  // 29: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
+	11, // 30: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
+	13, // 31: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
+	15, // 32: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
+	17, // 33: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
+	19, // 34: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
+	21, // 35: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
+	23, // 36: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
+	25, // 37: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
+	27, // 38: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
+	29, // 39: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
+	31, // 40: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
+	33, // 41: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
+	6,  // 42: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
+	8,  // 43: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
+	10, // 44: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
+	12, // 45: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
+	14, // 46: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
+	16, // 47: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
+	18, // 48: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
+	20, // 49: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
+	22, // 50: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
+	24, // 51: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
+	26, // 52: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
+	28, // 53: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
+	30, // 54: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
+	32, // 55: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
+	34, // 56: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
+	42, // [42:57] is the sub-list for method output_type
+	27, // [27:42] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_accounts_v1_accounts_proto_init() }

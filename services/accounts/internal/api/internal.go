@@ -59,5 +59,9 @@ func (s internalServer) LookupProject(ctx context.Context, req *accountsv1.Looku
 	if err != nil {
 		return nil, storeErr(err, errProjectNotFound)
 	}
-	return &accountsv1.LookupProjectResponse{Project: projectPB(p)}, nil
+	a, err := s.cfg.Store.Account(ctx, req.GetAccountId())
+	if err != nil {
+		return nil, storeErr(err, errAccountNotFound)
+	}
+	return &accountsv1.LookupProjectResponse{Project: projectPB(p), Account: accountPB(a)}, nil
 }

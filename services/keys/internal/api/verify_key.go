@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
@@ -41,8 +42,10 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 		Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
 	}
 	resp := &keysv1.VerifyKeyResponse{}
+	var acct *accountsv1.Account
 	if k.ProjectID != "" {
-		proj, err := s.dir.Project(ctx, k.AccountID, k.ProjectID, gateway)
+		var proj *accountsv1.Project
+		proj, acct, err = s.dir.ProjectAndAccount(ctx, k.AccountID, k.ProjectID, gateway)
 		switch {
 		case apierr.IsCode(err, apierr.NotFound):
 			// The project is gone, and its keys with it.
@@ -52,9 +55,7 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 		}
 		facts.AllowedOrigins = proj.GetAllowedOrigins()
 		resp.AllowedOrigins = proj.GetAllowedOrigins()
-	}
-	acct, err := s.dir.Account(ctx, k.AccountID, gateway)
-	if err != nil {
+	} else if acct, err = s.dir.Account(ctx, k.AccountID, gateway); err != nil {
 		return nil, err
 	}
 	facts.AccountSuspended = acct.GetStatus() == "suspended"

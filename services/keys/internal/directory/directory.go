@@ -72,13 +72,32 @@ func (d *Directory) Project(ctx context.Context, accountID, projectID string, fr
 	if p, ok := lookup(d, d.projects, k); ok && !fresh {
 		return p, nil
 	}
+	p, _, err := d.lookupProject(ctx, accountID, projectID)
+	return p, err
+}
+
+// ProjectAndAccount returns a project and its account in one call to accounts; fresh as
+// for Account.
+func (d *Directory) ProjectAndAccount(ctx context.Context, accountID, projectID string, fresh bool) (*accountsv1.Project, *accountsv1.Account, error) {
+	if !fresh {
+		p, okP := lookup(d, d.projects, accountID+"/"+projectID)
+		a, okA := lookup(d, d.accounts, accountID)
+		if okP && okA {
+			return p, a, nil
+		}
+	}
+	return d.lookupProject(ctx, accountID, projectID)
+}
+
+func (d *Directory) lookupProject(ctx context.Context, accountID, projectID string) (*accountsv1.Project, *accountsv1.Account, error) {
 	resp, err := d.client.LookupProject(auth.OutgoingBearer(ctx, d.operatorToken),
 		&accountsv1.LookupProjectRequest{AccountId: accountID, ProjectId: projectID})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	store(d, d.projects, k, resp.GetProject())
-	return resp.GetProject(), nil
+	store(d, d.projects, accountID+"/"+projectID, resp.GetProject())
+	store(d, d.accounts, accountID, resp.GetAccount())
+	return resp.GetProject(), resp.GetAccount(), nil
 }
 
 func lookup[T any](d *Directory, m map[string]entry[T], k string) (T, bool) {
