@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -73,6 +74,33 @@ func freeAddr(t testing.TB) string {
 func startSuite(t testing.TB, options ...suiteOption) *suite {
 	t.Helper()
 	s := &suite{t: t, operator: "test-operator-" + testutil.Suffix(), ns: testutil.Namespace(t), natsURL: testutil.NATSURL(), dbURL: testutil.DatabaseURL(t)}
+	// The services must know each other's gRPC addresses before they listen, so free ports
+	// are picked first; another process may take one meanwhile, and then the start is tried
+	// again on new ones.
+	for attempt := 1; ; attempt++ {
+		err := s.start(options)
+		if err == nil {
+			break
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
+		t.Fatalf("suite did not start: %v", err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get(s.api + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "GET /healthz to answer 200")
+	return s
+}
+
+// start starts the suite once; it returns the error of a start that failed.
+func (s *suite) start(options []suiteOption) error {
+	t := s.t
 	accountsAddr, keysAddr := freeAddr(t), freeAddr(t)
 	s.keysGRPC, s.accountsGRPC = keysAddr, accountsAddr
 	ready := make(chan map[string]string, 1)
@@ -118,9 +146,11 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 		s.ingest = "http://" + addrs["ingest-gateway http"]
 		s.otlpGRPC = addrs["ingest-gateway grpc"]
 	case err := <-done:
-		t.Fatalf("suite did not start: %v", err)
+		cancel()
+		return err
 	case <-time.After(60 * time.Second):
-		t.Fatal("suite did not start within 60s")
+		cancel()
+		return errors.New("suite did not start within 60s")
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -131,15 +161,7 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 			t.Error("suite did not stop within 20s")
 		}
 	})
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		resp, err := http.Get(s.api + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "GET /healthz to answer 200")
-	return s
+	return nil
 }
 
 // reply is a decoded HTTP response.
