@@ -235,6 +235,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Workers = []func(context.Context) error{
 		relay.Run,
 		uses.Run,
+		dir.Prune,
 		lim.Sweep,
 		idem.Prune,
 	}

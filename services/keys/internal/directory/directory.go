@@ -145,3 +145,29 @@ func (d *Directory) Flush() {
 	clear(d.accounts) // in place: readers hold the maps, not the fields
 	clear(d.projects)
 }
+
+// Prune drops expired entries every TTL until ctx ends, so memory follows the accounts and
+// projects in use.
+func (d *Directory) Prune(ctx context.Context) error {
+	t := time.NewTicker(d.ttl)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			d.mu.Lock()
+			prune(d.accounts, d.ttl)
+			prune(d.projects, d.ttl)
+			d.mu.Unlock()
+		}
+	}
+}
+
+func prune[T any](m map[string]entry[T], ttl time.Duration) {
+	for k, e := range m {
+		if time.Since(e.at) > ttl {
+			delete(m, k)
+		}
+	}
+}
