@@ -262,7 +262,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
 	u.Ready = server.Readiness(nc.IsConnected, pool.Ping)
-	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune)
+	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
+		return pruneSessions(ctx, st, log)
+	})
 	return u, nil
 }
 
@@ -281,4 +283,21 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+}
+
+// pruneSessions deletes sessions that ended over a day ago, hourly, so the table follows
+// the users who are logged in.
+func pruneSessions(ctx context.Context, st *store.Store, log *zap.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := st.PruneSessions(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("session pruning failed; will retry", zap.Error(err))
+			}
+		}
+	}
 }

@@ -84,3 +84,12 @@ func (s *Store) OpenStepUp(ctx context.Context, accountID, id string, until, now
 	err := s.pool.QueryRow(ctx, stepUpSQL, id, accountID, until, now).Scan(&got)
 	return got, wrap(err)
 }
+
+// Ended sessions are kept a day (for support questions), then deleted.
+const pruneSessionsSQL = `DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1`
+
+// PruneSessions deletes sessions that ended before cutoff and returns how many.
+func (s *Store) PruneSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, pruneSessionsSQL, cutoff)
+	return tag.RowsAffected(), err
+}

@@ -118,3 +118,20 @@ func TestSessions(t *testing.T) {
 	_, err = s.Account(ctx, other.ID)
 	require.ErrorIs(t, err, store.ErrNotFound, "the whole sign-up rolled back")
 }
+
+func TestPruneSessions(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(testutil.DB(t, "accounts", outbox.Migrations, migrations.FS), testutil.Namespace(t))
+	newAccount(t, ctx, s, "live@example.com") // its session ends in an hour
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	a := store.Account{ID: ids.New(ids.Account), Name: "b", Plan: store.PlanFree, Status: store.StatusActive, TrialEndsAt: now, CreatedAt: now, UpdatedAt: now}
+	u := store.User{ID: ids.New(ids.User), AccountID: a.ID, Email: "ended@example.com", PasswordHash: "x", CreatedAt: now}
+	tok, err := token.New()
+	require.NoError(t, err)
+	ended := store.Session{ID: ids.New(ids.Session), UserID: u.ID, AccountID: a.ID, TokenHash: token.Hash(tok), CreatedAt: now.Add(-72 * time.Hour), ExpiresAt: now.Add(-48 * time.Hour)}
+	require.NoError(t, s.SignUp(ctx, a, u, ended))
+
+	n, err := s.PruneSessions(ctx, now.Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n, "only the session that ended over a day ago")
+}
