@@ -31,6 +31,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/periodic"
 )
 
 // Migrations creates the records table.
@@ -295,14 +296,7 @@ func validKey(k string) bool {
 
 // Prune deletes expired records every hour until ctx ends.
 func (s *Store) Prune(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			_, _ = s.pool.Exec(ctx, pruneSQL, ttl.Seconds())
-		}
-	}
+	return periodic.Every(ctx, time.Hour, func(ctx context.Context) {
+		_, _ = s.pool.Exec(ctx, pruneSQL, ttl.Seconds())
+	})
 }

@@ -31,9 +31,26 @@ const (
 	RaiseException       = "P0001"
 )
 
+// Option adjusts a pool before it connects.
+type Option func(*pgxpool.Config)
+
+// AsRole makes every connection run as role (SET ROLE), so the service holds only that
+// role's privileges: e.g. a writer that may not UPDATE or DELETE.
+func AsRole(role string) Option {
+	return func(cfg *pgxpool.Config) {
+		set := "SET ROLE " + pgx.Identifier{role}.Sanitize()
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			if _, err := c.Exec(ctx, set); err != nil {
+				return fmt.Errorf("postgres: SET ROLE %s: %w", role, err)
+			}
+			return nil
+		}
+	}
+}
+
 // Connect opens a pool whose connections use schema (the service's own) and waits until
 // the server answers.
-func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+func Connect(ctx context.Context, url, schema string, maxConns int32, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
@@ -41,6 +58,9 @@ func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

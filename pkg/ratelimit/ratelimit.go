@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/latchkey/latchkey/pkg/periodic"
 )
 
 // Limit is a refill rate and a burst. A zero Limit means unlimited; so does any Limit whose
@@ -196,16 +198,7 @@ func (l *Limiter) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Minute
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.Sweep()
-		}
-	}
+	_ = periodic.Every(ctx, every, func(context.Context) { l.Sweep() })
 }
 
 // Len returns the number of buckets held.

@@ -57,8 +57,6 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 		StepUpWindow:  5 * time.Minute,
 		TrialPeriod:   720 * time.Hour,
 		ShutdownGrace: 2 * time.Second,
-		LogLevel:      "debug",
-		LogFormat:     "json",
 	}
 	for _, o := range opts {
 		o(&cfg)

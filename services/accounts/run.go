@@ -13,7 +13,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/periodic"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/server"
@@ -87,10 +87,6 @@ type Config struct {
 	// ShutdownGrace is how long in-flight calls get to finish on stop
 	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
 	ShutdownGrace time.Duration
-	// LogLevel is debug, info, warn or error (LATCHKEY_LOG_LEVEL, default info).
-	LogLevel string
-	// LogFormat is json or console (LATCHKEY_LOG_FORMAT, default json).
-	LogFormat string
 }
 
 // ConfigFromEnv reads the configuration from the environment. It reports values that do
@@ -109,8 +105,6 @@ func ConfigFromEnv() (Config, error) {
 		StepUpWindow:  r.Duration("LATCHKEY_STEP_UP_WINDOW", 5*time.Minute),
 		TrialPeriod:   r.Duration("LATCHKEY_TRIAL_PERIOD", 720*time.Hour),
 		ShutdownGrace: r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
-		LogLevel:      r.String("LATCHKEY_LOG_LEVEL", "info"),
-		LogFormat:     r.String("LATCHKEY_LOG_FORMAT", "json"),
 		Limits:        limits.ConfigFromEnv(&r),
 
 		ProjectChangesPerHour: r.Int("LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR", 100),
@@ -148,12 +142,6 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
-	}
-	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
-		bad("LATCHKEY_LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("LATCHKEY_LOG_FORMAT=%q must be json or console", c.LogFormat)
 	}
 	return errors.Join(errs...)
 }
@@ -288,16 +276,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 // pruneSessions deletes sessions that ended over a day ago, hourly, so the table follows
 // the users who are logged in.
 func pruneSessions(ctx context.Context, st *store.Store, log *zap.Logger) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := st.PruneSessions(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
-				log.Warn("session pruning failed; will retry", zap.Error(err))
-			}
+	return periodic.Every(ctx, time.Hour, func(ctx context.Context) {
+		if _, err := st.PruneSessions(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Warn("session pruning failed; will retry", zap.Error(err))
 		}
-	}
+	})
 }

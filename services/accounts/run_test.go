@@ -18,7 +18,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	for _, k := range []string{
 		"ACCOUNTS_GRPC_ADDR", "ACCOUNTS_HTTP_ADDR", "DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE",
 		"KEYS_GRPC_ADDR", "LATCHKEY_SESSION_TTL", "LATCHKEY_STEP_UP_WINDOW", "LATCHKEY_TRIAL_PERIOD", "LATCHKEY_SHUTDOWN_GRACE",
-		"LATCHKEY_LOG_LEVEL", "LATCHKEY_LOG_FORMAT", "LATCHKEY_LIMIT_IP", "LATCHKEY_LIMIT_KEY",
+		"LATCHKEY_LIMIT_IP", "LATCHKEY_LIMIT_KEY",
 		"LATCHKEY_LIMIT_ACCOUNT", "LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR",
 	} {
 		t.Setenv(k, "")
@@ -37,8 +37,6 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		StepUpWindow:  5 * time.Minute,
 		TrialPeriod:   720 * time.Hour,
 		ShutdownGrace: 10 * time.Second,
-		LogLevel:      "info",
-		LogFormat:     "json",
 		Limits: limits.Config{
 			PerIP:      ratelimit.Limit{PerSecond: 10, Burst: 100},
 			PerKey:     ratelimit.Limit{PerSecond: 100, Burst: 1000},
@@ -58,12 +56,12 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	cfg := accounts.Config{Namespace: "bad.ns", OperatorToken: "short", LogLevel: "loud", LogFormat: "xml", TrialPeriod: -1}
+	cfg := accounts.Config{Namespace: "bad.ns", OperatorToken: "short", TrialPeriod: -1}
 	err := cfg.Validate()
 	require.Error(t, err)
 	for _, want := range []string{
 		"DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN",
-		"LATCHKEY_SESSION_TTL", "LATCHKEY_STEP_UP_WINDOW", "LATCHKEY_TRIAL_PERIOD", "LATCHKEY_LOG_LEVEL", "LATCHKEY_LOG_FORMAT",
+		"LATCHKEY_SESSION_TTL", "LATCHKEY_STEP_UP_WINDOW", "LATCHKEY_TRIAL_PERIOD",
 	} {
 		require.ErrorContains(t, err, want)
 	}
@@ -76,7 +74,7 @@ func TestNewWithoutNATS(t *testing.T) {
 	defer cancel()
 	cfg := accounts.Config{
 		DatabaseURL: testutil.DatabaseURL(t), NATSURL: "nats://127.0.0.1:1", Namespace: testutil.Namespace(t),
-		OperatorToken: "0123456789abcdef", SessionTTL: time.Hour, StepUpWindow: time.Minute, LogLevel: "info", LogFormat: "json",
+		OperatorToken: "0123456789abcdef", SessionTTL: time.Hour, StepUpWindow: time.Minute,
 	}
 	u, err := accounts.New(ctx, cfg, zap.NewNop())
 	require.ErrorContains(t, err, "nats")

@@ -45,15 +45,15 @@ func TestEventsAreAppendOnly(t *testing.T) {
 	// As the role the service's connections take (store.Connect's SET ROLE).
 	_, err := e.super.Exec(ctx, `SET ROLE `+store.WriterRole)
 	require.NoError(t, err)
-	refused(store.InsufficientPrivilege, changes[0])
-	refused(store.InsufficientPrivilege, changes[1])
-	refused(store.InsufficientPrivilege, changes[2])
+	refused(postgres.InsufficientPriv, changes[0])
+	refused(postgres.InsufficientPriv, changes[1])
+	refused(postgres.InsufficientPriv, changes[2])
 	refused("22023", changes[3]) // invalid_parameter_value: retention cannot reach recent events
-	refused(store.InsufficientPrivilege, `UPDATE audit.events SET resource_id = 'x' WHERE false`)
-	refused(store.InsufficientPrivilege, `ALTER TABLE audit.events DISABLE TRIGGER events_append_only`)
+	refused(postgres.InsufficientPriv, `UPDATE audit.events SET resource_id = 'x' WHERE false`)
+	refused(postgres.InsufficientPriv, `ALTER TABLE audit.events DISABLE TRIGGER events_append_only`)
 	_, err = e.super.Exec(ctx, `SELECT set_config('latchkey.audit_retention', 'on', false)`)
 	require.NoError(t, err, "the setting alone grants nothing")
-	refused(store.InsufficientPrivilege, changes[1])
+	refused(postgres.InsufficientPriv, changes[1])
 	_, err = e.super.Exec(ctx, `RESET ROLE; RESET latchkey.audit_retention`)
 	require.NoError(t, err)
 

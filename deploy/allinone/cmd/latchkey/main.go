@@ -4,46 +4,35 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"sort"
-	"syscall"
+
+	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/deploy/allinone"
-	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/server"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "latchkey:", err)
-		os.Exit(1)
-	}
+	opts, err := allinone.OptionsFromEnv()
+	opts.OnListening = printAddresses
+	server.Main(server.Command{
+		Name:      "latchkey",
+		Serve:     func(ctx context.Context, log *zap.Logger) error { return allinone.Run(ctx, opts, log) },
+		LogFormat: "console",
+	}, err)
 }
 
-func run(ctx context.Context) error {
-	opts, err := allinone.OptionsFromEnv()
-	if err != nil {
-		return err
+// printAddresses tells whoever ran `make run` where everything is.
+func printAddresses(addrs map[string]string, token string) {
+	names := make([]string, 0, len(addrs))
+	for n := range addrs {
+		names = append(names, n)
 	}
-	log, err := logging.FromEnv("console")
-	if err != nil {
-		return err
+	sort.Strings(names)
+	fmt.Println("Latchkey is up:")
+	for _, n := range names {
+		fmt.Printf("  %-20s %s\n", n, addrs[n])
 	}
-	defer func() { _ = log.Sync() }()
-	opts.OnListening = func(addrs map[string]string, token string) {
-		names := make([]string, 0, len(addrs))
-		for n := range addrs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Println("Latchkey is up:")
-		for _, n := range names {
-			fmt.Printf("  %-20s %s\n", n, addrs[n])
-		}
-		fmt.Printf("  %-20s %s\n", "operator token", token)
-		fmt.Println("REST API on http://" + addrs["rest"] + ", ingest on http://" + addrs["ingest-gateway http"] + "; GET /healthz on both. Ctrl-C stops everything.")
-	}
-	return allinone.Run(ctx, opts, log)
+	fmt.Printf("  %-20s %s\n", "operator token", token)
+	fmt.Println("REST API on http://" + addrs["rest"] + ", ingest on http://" + addrs["ingest-gateway http"] + "; GET /healthz on both. Ctrl-C stops everything.")
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/services/audit/internal/chain"
 	"github.com/latchkey/latchkey/services/audit/internal/record"
+
+	"github.com/latchkey/latchkey/pkg/periodic"
 )
 
 // Name is the durable consumer's name; every replica shares it.
@@ -261,18 +263,11 @@ func backoff(m jetstream.Msg) time.Duration {
 
 // watchPending keeps the pending gauge up to date.
 func (c *Consumer) watchPending(ctx context.Context) {
-	t := time.NewTicker(pendingEvery)
-	defer t.Stop()
-	for {
+	_ = periodic.Now(ctx, pendingEvery, func(ctx context.Context) {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		if info, err := c.consumer().Info(ictx); err == nil {
 			pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
 		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

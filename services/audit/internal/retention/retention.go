@@ -16,6 +16,8 @@ import (
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+
+	"github.com/latchkey/latchkey/pkg/periodic"
 )
 
 // PlanPro is the plan whose events are kept for the Pro period; every other plan, an
@@ -52,20 +54,13 @@ type Job struct {
 // Run applies retention at once and then every Interval until ctx ends. A failed pass is
 // logged and tried again at the next tick.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTicker(j.Interval)
-	defer t.Stop()
-	for {
+	return periodic.Now(ctx, j.Interval, func(ctx context.Context) {
 		if deleted, err := j.Pass(ctx); err != nil && ctx.Err() == nil {
 			j.Log.Warn("audit retention pass failed", zap.Error(err))
 		} else if deleted > 0 {
 			j.Log.Info("audit retention", zap.Int64("deleted", deleted))
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Pass applies retention to every account with a chain once and returns how many events

@@ -5,13 +5,12 @@ package store
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/services/audit/internal/chain"
 )
 
@@ -23,8 +22,6 @@ const (
 	// AppendOnlyViolation is raised by the trigger that refuses UPDATE, DELETE and
 	// TRUNCATE of events outside retention.
 	AppendOnlyViolation = "LKA01"
-	// InsufficientPrivilege is what the writer role gets for UPDATE or DELETE.
-	InsufficientPrivilege = "42501"
 )
 
 // Event is a stored event: its content and its place in its account's chain.
@@ -47,34 +44,8 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // Connect opens a pool on schema whose connections run as WriterRole, and waits until
 // the server answers. Migrations need the schema's owner: run them on another pool.
 func Connect(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		if _, err := c.Exec(ctx, setRoleSQL); err != nil {
-			return fmt.Errorf("postgres: SET ROLE %s: %w", WriterRole, err)
-		}
-		return nil
-	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: cannot reach %s as %s: %w", cfg.ConnConfig.Host, WriterRole, err)
-	}
-	return pool, nil
+	return postgres.Connect(ctx, url, schema, maxConns, postgres.AsRole(WriterRole))
 }
-
-const setRoleSQL = `SET ROLE ` + WriterRole
 
 // Ping checks that Postgres answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

@@ -3,33 +3,17 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/latchkey/latchkey/pkg/logging"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/server"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest-gateway:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
 	cfg, err := gateway.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	log, err := logging.FromEnv("json")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	return gateway.Run(ctx, cfg, log)
+	server.Main(server.Command{
+		Name:  "ingest-gateway",
+		Serve: func(ctx context.Context, log *zap.Logger) error { return gateway.Run(ctx, cfg, log) },
+	}, err)
 }

@@ -15,6 +15,7 @@ import (
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/periodic"
 )
 
 // Directory answers account and project questions.
@@ -149,19 +150,12 @@ func (d *Directory) Flush() {
 // Prune drops expired entries every TTL until ctx ends, so memory follows the accounts and
 // projects in use.
 func (d *Directory) Prune(ctx context.Context) error {
-	t := time.NewTicker(d.ttl)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			d.mu.Lock()
-			prune(d.accounts, d.ttl)
-			prune(d.projects, d.ttl)
-			d.mu.Unlock()
-		}
-	}
+	return periodic.Every(ctx, d.ttl, func(context.Context) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		prune(d.accounts, d.ttl)
+		prune(d.projects, d.ttl)
+	})
 }
 
 func prune[T any](m map[string]entry[T], ttl time.Duration) {

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/logging"
+)
+
+// Command is what a service binary does: serve, and (for services with a database) apply
+// migrations. Both get a context that ends on SIGINT or SIGTERM.
+type Command struct {
+	// Name is the binary's name, for messages.
+	Name string
+	// Serve runs the service until ctx ends.
+	Serve func(ctx context.Context, log *zap.Logger) error
+	// Migrate applies the service's migrations and returns the versions applied; nil for
+	// a service without a database.
+	Migrate func(ctx context.Context) ([]string, error)
+	// LogFormat is the default of LATCHKEY_LOG_FORMAT: json, or console for people.
+	LogFormat string
+}
+
+// Main runs `<name>` (serve) or `<name> migrate`, configured by the environment; a
+// configuration error (configErr) or a failure prints the reason and exits 1.
+func Main(c Command, configErr error) {
+	if err := c.main(configErr, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", c.Name, err)
+		os.Exit(1)
+	}
+}
+
+func (c Command) main(configErr error, args []string) error {
+	if configErr != nil {
+		return configErr
+	}
+	format := c.LogFormat
+	if format == "" {
+		format = "json"
+	}
+	log, err := logging.FromEnv(format)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case len(args) == 0:
+		return c.Serve(ctx, log)
+	case len(args) == 1 && args[0] == "migrate" && c.Migrate != nil:
+		applied, err := c.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("migrations applied", zap.Strings("versions", applied))
+		return nil
+	case c.Migrate != nil:
+		return fmt.Errorf("usage: %s [migrate]", c.Name)
+	default:
+		return fmt.Errorf("usage: %s (it takes no arguments)", c.Name)
+	}
+}
