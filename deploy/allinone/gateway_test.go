@@ -88,6 +88,16 @@ func (s *suite) stored(subject string) []jetstream.Msg {
 	return out
 }
 
+// storedRequestIDs lists the request ids of the messages on subject, as many times as
+// they are stored (a message may hold several requests of one key).
+func (s *suite) storedRequestIDs(subject string) []string {
+	var ids []string
+	for _, m := range s.stored(subject) {
+		ids = append(ids, m.Headers().Values("Latchkey-Request-Id")...)
+	}
+	return ids
+}
+
 func (s *suite) ingestSubject(account, project, env, signal string) string {
 	return s.ns + ".ingest." + account + "." + project + "." + env + "." + signal
 }

@@ -5,6 +5,11 @@ package requestid
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/latchkey/latchkey/pkg/ids"
 )
@@ -17,33 +22,62 @@ const (
 
 type ctxKey struct{}
 
-// New makes a fresh request id.
-func New() string { return ids.New(ids.Request) }
+type value struct {
+	id       string
+	supplied bool
+}
 
-// Sanitize returns id if a client may choose it (1 to 128 characters of [A-Za-z0-9._:-]),
-// else a fresh one, so logs never carry attacker-shaped text.
-func Sanitize(id string) string {
-	if id == "" || len(id) > 128 {
-		return New()
+// New makes a fresh request id: a ULID like every other id, but its randomness comes from
+// the runtime's generator, not crypto/rand. A request id names a request in logs and is
+// no secret, and the gateway makes one per request it ingests.
+func New() string {
+	var u ulid.ULID
+	_ = u.SetTime(ulid.Timestamp(time.Now()))                      // fails only after the year 10889
+	binary.LittleEndian.PutUint64(u[6:14], rand.Uint64())          //nolint:gosec // no secret; see above
+	binary.LittleEndian.PutUint16(u[14:16], uint16(rand.Uint32())) //nolint:gosec // no secret; see above
+	var b [len(ids.Request) + ulid.EncodedSize]byte
+	copy(b[:], ids.Request)
+	_ = u.MarshalTextTo(b[len(ids.Request):]) // fails only for a short buffer
+	for i := len(ids.Request); i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	return string(b[:])
+}
+
+// Resolve returns raw as the request id if a client may choose it (1 to 128 characters of
+// [A-Za-z0-9._:-]) with supplied true, else a fresh id, so logs never carry
+// attacker-shaped text.
+func Resolve(raw string) (id string, supplied bool) {
+	if raw == "" || len(raw) > 128 {
+		return New(), false
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 			c == '-' || c == '_' || c == '.' || c == ':'
 		if !ok {
-			return New()
+			return New(), false
 		}
 	}
-	return id
+	return raw, true
 }
 
-// With stores id in ctx.
-func With(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
+// With stores id in ctx; supplied says whether the client chose it (see Resolve).
+func With(ctx context.Context, id string, supplied bool) context.Context {
+	return context.WithValue(ctx, ctxKey{}, value{id: id, supplied: supplied})
 }
 
 // From returns the request id of ctx, or "".
 func From(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
+	v, _ := ctx.Value(ctxKey{}).(value)
+	return v.id
+}
+
+// Supplied reports whether the client chose ctx's request id. Only such an id can come
+// again with a retry of the same request.
+func Supplied(ctx context.Context) bool {
+	v, _ := ctx.Value(ctxKey{}).(value)
+	return v.supplied
 }

@@ -125,10 +125,10 @@ func (b limitedBody) Read(p []byte) (int, error) {
 // withRequest gives every request an id (echoed in X-Request-Id) and a body limit.
 func withRequest(cfg HTTPConfig, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := requestid.Sanitize(r.Header.Get(requestid.Header))
+		id, supplied := requestid.Resolve(r.Header.Get(requestid.Header))
 		r.Header.Set(requestid.Header, id)
 		w.Header().Set(requestid.Header, id)
-		ctx := requestid.With(r.Context(), id)
+		ctx := requestid.With(r.Context(), id, supplied)
 		if r.ContentLength > cfg.MaxBodyBytes {
 			writeError(w, r.WithContext(ctx), apierr.New(apierr.PayloadTooLarge, "the request body is over %d bytes", cfg.MaxBodyBytes))
 			return
@@ -151,7 +151,7 @@ func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc
 		if st, ok := status.FromError(err); rejected != nil && ok && !hasErrorInfo(st) {
 			if method, ok := runtime.RPCMethod(ctx); ok {
 				md, _ := metadata.FromOutgoingContext(ctx)
-				in := metadata.NewIncomingContext(requestid.With(ctx, requestid.From(r.Context())), md)
+				in := metadata.NewIncomingContext(requestid.With(ctx, requestid.From(r.Context()), requestid.Supplied(r.Context())), md)
 				// Not e.Message: a decoder's complaint quotes the input, which may be a password.
 				rejected(in, Call{Method: method, Code: string(e.Code), Message: "the request could not be decoded"})
 			}

@@ -66,9 +66,9 @@ func (i *interceptors) withRequestID(ctx context.Context) context.Context {
 			id = v[0]
 		}
 	}
-	id = requestid.Sanitize(id)
+	id, supplied := requestid.Resolve(id)
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.MetadataKey, id))
-	ctx = requestid.With(ctx, id)
+	ctx = requestid.With(ctx, id, supplied)
 	return logging.With(ctx, i.log.With(zap.String("request_id", id)))
 }
 

@@ -158,7 +158,7 @@ func TestHTTPEdges(t *testing.T) {
 
 func TestRetryAfterInEnvelope(t *testing.T) {
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", "/", nil).WithContext(requestid.With(context.Background(), "req_x"))
+	req := httptest.NewRequest("GET", "/", nil).WithContext(requestid.With(context.Background(), "req_x", false))
 	WriteError(rec, req, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", Metadata: map[string]string{"tier": "ip"}, RetryAfter: 2500 * time.Millisecond})
 	require.Equal(t, 429, rec.Code)
 	require.Equal(t, "3", rec.Header().Get("Retry-After"))

@@ -172,7 +172,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	})
 
 	icfg := ingest.Config{Namespace: cfg.Namespace, MaxBodyBytes: cfg.MaxBodyBytes, PublishTimeout: cfg.PublishTimeout, Logger: log}
-	pub := ingest.NewPublisher(js, icfg)
+	pub, err := ingest.NewPublisher(nc, icfg)
+	if err != nil {
+		return nil, err
+	}
 	g, err := server.NewGRPC(server.GRPCConfig{Name: "ingest-gateway", Addr: cfg.GRPCAddr, Logger: log, MaxRecvBytes: int(cfg.MaxBodyBytes)})
 	if err != nil {
 		return nil, err

@@ -76,8 +76,7 @@ func (s *logsServer) Export(ctx context.Context, req plogotlp.ExportRequest) (pl
 // before any handler runs, so unlike HTTP the key is checked after decoding; the server's
 // MaxRecvMsgSize bounds that work.
 func (e *grpcExporter) export(ctx context.Context, sig Signal, items int, marshal func() ([]byte, error)) error {
-	ctx, id := e.requestContext(ctx)
-	err := e.exportAuthorized(ctx, sig, id, items, marshal)
+	err := e.exportAuthorized(e.requestContext(ctx), sig, items, marshal)
 	code := "ok"
 	if err != nil {
 		code = string(err.Code)
@@ -89,7 +88,7 @@ func (e *grpcExporter) export(ctx context.Context, sig Signal, items int, marsha
 	return nil
 }
 
-func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, id string, items int, marshal func() ([]byte, error)) *apierr.Error {
+func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, items int, marshal func() ([]byte, error)) *apierr.Error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	key, aerr := presentedKey(first(md, "authorization"), first(md, "x-api-key"))
 	if aerr != nil {
@@ -111,23 +110,23 @@ func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, id stri
 		logging.From(ctx).Error("marshal export request", zap.Error(err))
 		return apierr.New(apierr.Internal, "internal error")
 	}
-	if err := e.pub.Publish(ctx, g, sig, id, payload); err != nil {
+	if err := e.pub.Publish(ctx, g, sig, payload); err != nil {
 		return apierr.FromError(err)
 	}
 	return nil
 }
 
-// requestContext returns the call's request id: the one pkg/server's interceptor set, or,
-// on a bare server, one from x-request-id metadata (sanitized) or a fresh one.
-func (e *grpcExporter) requestContext(ctx context.Context) (context.Context, string) {
-	if id := requestid.From(ctx); id != "" {
-		return ctx, id
+// requestContext gives the call a request id: the one pkg/server's interceptor set, or, on
+// a bare server, one from x-request-id metadata (see requestid.Resolve).
+func (e *grpcExporter) requestContext(ctx context.Context) context.Context {
+	if requestid.From(ctx) != "" {
+		return ctx
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	id := requestid.Sanitize(first(md, requestid.MetadataKey))
+	id, supplied := requestid.Resolve(first(md, requestid.MetadataKey))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.MetadataKey, id))
-	ctx = requestid.With(ctx, id)
-	return logging.With(ctx, e.cfg.Logger.With(zap.String("request_id", id))), id
+	ctx = requestid.With(ctx, id, supplied)
+	return logging.With(ctx, e.cfg.Logger.WithLazy(zap.String("request_id", id)))
 }
 
 func first(md metadata.MD, key string) string {

@@ -52,7 +52,6 @@ func TestOTLPGRPCExport(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.traces", msgs[0].Subject)
 	require.Equal(t, MsgID("key_good", Traces, "grpc-traces", msgs[0].Data), msgs[0].Header.Get(jetstream.MsgIDHeader))
-	require.Equal(t, contentTypeProto, msgs[0].Header.Get("Content-Type"))
 	got := ptraceotlp.NewExportRequest()
 	require.NoError(t, got.UnmarshalProto(msgs[0].Data))
 	require.Equal(t, 3, got.Traces().SpanCount())

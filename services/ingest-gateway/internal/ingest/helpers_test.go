@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,7 +108,8 @@ func newEnv(t testing.TB, url string, opts ...envOpt) *env {
 		require.NoError(t, EnsureStreams(ctx, js, ns, time.Hour, time.Hour))
 	}
 	e.ns, e.nc, e.js = ns, nc, js
-	e.pub = NewPublisher(js, e.cfg)
+	e.pub, err = NewPublisher(nc, e.cfg)
+	require.NoError(t, err)
 	e.h = NewHTTPHandler(testAuth{}, e.pub, e.cfg)
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
@@ -203,12 +205,12 @@ func (e *env) messages(t testing.TB, stream string) []*jetstream.RawStreamMsg {
 	return out
 }
 
-// byRequestID returns the messages of a stream published for one request id.
+// byRequestID returns the messages of a stream that hold the request id.
 func (e *env) byRequestID(t testing.TB, stream, id string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	var out []*jetstream.RawStreamMsg
 	for _, m := range e.messages(t, stream) {
-		if m.Header.Get(HeaderRequestID) == id {
+		if slices.Contains(m.Header.Values(HeaderRequestID), id) {
 			out = append(out, m)
 		}
 	}

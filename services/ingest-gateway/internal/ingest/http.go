@@ -43,10 +43,11 @@ func NewHTTPHandler(auth grant.Authorizer, pub *Publisher, cfg Config) http.Hand
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := requestid.Sanitize(r.Header.Get(requestid.Header))
+	id, supplied := requestid.Resolve(r.Header.Get(requestid.Header))
 	w.Header().Set(requestid.Header, id)
-	log := h.cfg.Logger.With(zap.String("request_id", id))
-	ctx := logging.With(requestid.With(r.Context(), id), log)
+	// WithLazy: most requests log nothing, so the field is encoded only if one does.
+	log := h.cfg.Logger.WithLazy(zap.String("request_id", id))
+	ctx := logging.With(requestid.With(r.Context(), id, supplied), log)
 	r = r.WithContext(ctx)
 	defer func() {
 		// net/http would swallow a panic by cutting the connection; answer properly instead.
@@ -138,7 +139,7 @@ func (h *httpHandler) publish(ctx context.Context, g grant.Grant, sig Signal, pa
 	if items == 0 {
 		return nil
 	}
-	return h.pub.Publish(ctx, g, sig, requestid.From(ctx), payload)
+	return h.pub.Publish(ctx, g, sig, payload)
 }
 
 func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, transport string, sig Signal, e *apierr.Error) {

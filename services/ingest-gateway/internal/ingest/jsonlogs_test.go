@@ -37,8 +37,6 @@ func TestJSONLogsAccepted(t *testing.T) {
 	require.Len(t, msgs, 1)
 	m := msgs[0]
 	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.logs", m.Subject)
-	require.Equal(t, "logs", m.Header.Get(HeaderSignal))
-	require.Equal(t, contentTypeProto, m.Header.Get("Content-Type"))
 
 	req := plogotlp.NewExportRequest()
 	require.NoError(t, req.UnmarshalProto(m.Data))

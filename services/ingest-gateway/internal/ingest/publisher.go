@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/crc64"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,18 +17,16 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
 
-// Headers of every published message.
+// Headers of published messages. The subject names the account, project, environment and
+// signal, and the payload is always OTLP protobuf, so headers carry only what the subject
+// cannot: every header is parsed by nats-server and by each consumer, per message.
 const (
-	HeaderKeyID       = "Latchkey-Key-Id"
-	HeaderRequestID   = "Latchkey-Request-Id"
-	HeaderAccountID   = "Latchkey-Account-Id"
-	HeaderProjectID   = "Latchkey-Project-Id"
-	HeaderEnvironment = "Latchkey-Environment"
-	HeaderSignal      = "Latchkey-Signal"
-	HeaderContentType = "Content-Type"
+	HeaderKeyID     = "Latchkey-Key-Id"
+	HeaderRequestID = "Latchkey-Request-Id"
 )
 
 // duplicateWindow is how long JetStream remembers a Nats-Msg-Id: a client's retry of the
@@ -103,85 +103,212 @@ func orUnderscore(s string) string {
 	return s
 }
 
+// maxMergedRequests bounds how many requests one message carries, which keeps its
+// Latchkey-Request-Id header small.
+const maxMergedRequests = 256
+
+// maxMergedBytes bounds a merged message below NATS's max_payload as well as this.
+const maxMergedBytes = 1 << 20
+
 // Publisher publishes accepted payloads to JetStream and waits for the ack.
+//
+// Requests of one key and signal that arrive while that key's previous message is still
+// waiting for its ack are merged into the next message: JetStream's cost is mostly per
+// message, so under load a busy key pays it once per batch instead of once per request,
+// and an idle one is published at once, alone. Merging is concatenation: an
+// Export*ServiceRequest holds a single repeated field, so concatenated requests are
+// themselves one valid request holding all their resources.
 type Publisher struct {
-	js      jetstream.JetStream
-	ns      string
-	timeout time.Duration
-	log     *zap.Logger
+	js                 jetstream.JetStream
+	ns                 string
+	stream, anonStream string
+	maxBytes           int // of a merged message's payload
+	maxRequests        int // in a merged message
+
+	mu    sync.Mutex
+	lanes map[lane]*laneState
 }
 
-// NewPublisher returns a Publisher on js. Call EnsureStreams first: without the streams
+// lane is where merging happens: one key's data of one signal.
+type lane struct{ subject, keyID string }
+
+type laneState struct {
+	busy bool   // a message of the lane is waiting for its ack
+	next *batch // requests gathered meanwhile, sent when it is acked
+}
+
+// batch is a merged message in the making. Its payloads are copied in, so a request that
+// gives up waiting (its client went away) leaves no buffer behind that it might reuse.
+type batch struct {
+	payload    *bytes.Buffer
+	requestIDs []string
+	turn       chan struct{} // closed when the lane is free for this batch
+	done       chan struct{} // closed once err is set
+	err        error
+}
+
+// NewPublisher returns a Publisher on nc. Call EnsureStreams first: without the streams
 // every publish fails (503).
-func NewPublisher(js jetstream.JetStream, cfg Config) *Publisher {
+func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	cfg = cfg.withDefaults()
-	return &Publisher{js: js, ns: cfg.Namespace, timeout: cfg.PublishTimeout, log: cfg.Logger}
+	// The async timeout also drops the pending ack of a message whose ack never comes.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return nil, err
+	}
+	maxBytes := maxMergedBytes
+	if mp := int(nc.MaxPayload()); mp > 0 {
+		maxBytes = min(maxBytes, mp/2) // room for headers, which grow with the batch
+	}
+	return &Publisher{
+		js: js, ns: cfg.Namespace, stream: Stream(cfg.Namespace), anonStream: AnonStream(cfg.Namespace),
+		maxBytes: maxBytes, maxRequests: maxMergedRequests, lanes: map[lane]*laneState{},
+	}, nil
 }
 
 // Publish stores payload (an OTLP Export*ServiceRequest in protobuf) and returns once
-// JetStream has acknowledged it. Its errors are *apierr.Error: unavailable (with
-// RetryAfter) for anything JetStream did not take, payload_too_large when the message is
-// over the server's max_payload, internal for a grant that cannot name a subject.
-func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, requestID string, payload []byte) error {
+// JetStream has acknowledged the message holding it. The request id comes from ctx (pkg/
+// requestid). Its errors are *apierr.Error: unavailable (with RetryAfter) for anything
+// JetStream did not take, payload_too_large when the message is over the server's
+// max_payload, internal for a grant that cannot name a subject.
+func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payload []byte) error {
 	log := logging.From(ctx)
 	subject, err := Subject(p.ns, g, sig)
 	if err != nil || g.KeyID == "" || strings.ContainsAny(g.KeyID, "\r\n") {
 		log.Error("grant cannot be published", zap.String("key_id", g.KeyID), zap.NamedError("cause", err))
 		return apierr.New(apierr.Internal, "internal error")
 	}
-	stream := Stream(p.ns)
+	stream := p.stream
 	if g.Anonymous {
-		stream = AnonStream(p.ns)
+		stream = p.anonStream
 	}
-	// Disconnected, nats.go would buffer the request and flush it after a reconnect, long
-	// after we told the client 503; refusing at once keeps such late copies rare.
-	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
-		return p.failed(log, sig, subject, "disconnected", nats.ErrConnectionClosed)
+	out := outgoing{subject: subject, stream: stream, keyID: g.KeyID, sig: sig}
+	requestID := requestid.From(ctx)
+	switch {
+	case requestid.Supplied(ctx):
+		// Only an id the client chose can come again with its retry: such a request is
+		// sent alone, under a Nats-Msg-Id JetStream deduplicates on. An id the gateway
+		// made is unique already; JetStream would keep it in its window for nothing.
+		out.msgID = MsgID(g.KeyID, sig, requestID, payload)
+		err = p.send(ctx, out, []string{requestID}, payload)
+	case len(payload) > p.maxBytes:
+		err = p.send(ctx, out, []string{requestID}, payload)
+	default:
+		err = p.merged(ctx, out, requestID, payload)
 	}
-	msg := &nats.Msg{Subject: subject, Data: payload, Header: nats.Header{
-		HeaderKeyID:           []string{g.KeyID},
-		HeaderRequestID:       []string{requestID},
-		HeaderAccountID:       []string{g.AccountID},
-		HeaderProjectID:       []string{g.ProjectID},
-		HeaderEnvironment:     []string{g.Environment},
-		HeaderSignal:          []string{string(sig)},
-		HeaderContentType:     []string{contentTypeProto},
-		jetstream.MsgIDHeader: []string{MsgID(g.KeyID, sig, requestID, payload)},
-	}}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	start := time.Now()
-	// Expecting the stream makes JetStream refuse rather than misfile data if another
-	// stream ever claims the subject.
-	ack, err := p.publish(ctx, msg, stream)
-	publishSeconds.WithLabelValues(string(sig)).Observe(time.Since(start).Seconds())
-	if err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) {
-			publishFailures.WithLabelValues(string(sig), "max_payload").Inc()
-			return apierr.New(apierr.PayloadTooLarge, "the payload (%d bytes) is over the ingest queue's message limit", len(payload))
-		}
-		return p.failed(log, sig, subject, failureReason(err), err)
+	if err == nil {
+		return nil
 	}
-	if ack.Duplicate {
-		log.Debug("duplicate publish dropped by JetStream", zap.String("subject", subject))
+	if errors.Is(err, nats.ErrMaxPayload) {
+		publishFailures.WithLabelValues(string(sig), "max_payload").Inc()
+		return apierr.New(apierr.PayloadTooLarge, "the payload (%d bytes) is over the ingest queue's message limit", len(payload))
 	}
-	return nil
+	return p.failed(log, sig, subject, failureReason(err), err)
 }
 
-// publish sends msg and waits for its ack. The async API shares one reply subscription
-// across all in-flight publishes, which a request per message (PublishMsg) does not.
-func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, stream string) (*jetstream.PubAck, error) {
-	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream))
+// outgoing is where a message goes and what its headers say.
+type outgoing struct {
+	subject, stream, keyID, msgID string
+	sig                           Signal
+}
+
+// merged sends a request alone if its lane is free, or else adds it to the lane's next
+// batch.
+func (p *Publisher) merged(ctx context.Context, out outgoing, requestID string, payload []byte) error {
+	l := lane{subject: out.subject, keyID: out.keyID}
+	p.mu.Lock()
+	st := p.lanes[l]
+	if st == nil {
+		st = &laneState{}
+		p.lanes[l] = st
+	}
+	if !st.busy {
+		st.busy = true
+		p.mu.Unlock()
+		err := p.send(ctx, out, []string{requestID}, payload)
+		p.release(l, st)
+		return err
+	}
+	b := st.next
+	if b != nil && (len(b.requestIDs) >= p.maxRequests || b.payload.Len()+len(payload) > p.maxBytes) {
+		p.mu.Unlock()
+		return p.send(ctx, out, []string{requestID}, payload) // the batch is full: this one goes alone
+	}
+	leader := b == nil
+	if leader {
+		b = &batch{payload: getBuffer(), turn: make(chan struct{}), done: make(chan struct{})}
+		st.next = b
+	}
+	b.payload.Write(payload)
+	b.requestIDs = append(b.requestIDs, requestID)
+	p.mu.Unlock()
+
+	if !leader {
+		select {
+		case <-b.done:
+			return b.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// The batch's first request sends it for all: it waits for the lane even if its own
+	// client goes away, and sends under the publish timeout only.
+	<-b.turn
+	b.err = p.send(context.WithoutCancel(ctx), out, b.requestIDs, b.payload.Bytes())
+	close(b.done)
+	p.release(l, st)
+	putBuffer(b.payload)
+	return b.err
+}
+
+// release hands the lane to its next batch, or frees it.
+func (p *Publisher) release(l lane, st *laneState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b := st.next; b != nil {
+		st.next = nil
+		close(b.turn)
+		return
+	}
+	st.busy = false
+	delete(p.lanes, l)
+}
+
+// send publishes one message and waits for its ack, at most the publish timeout (nats.go's
+// async timeout). The async API shares one reply subscription across all in-flight
+// publishes, which a request per message (PublishMsg) does not. Retries are off: a retry
+// would resend the payload after Publish returned and its buffer went back to the pool.
+func (p *Publisher) send(ctx context.Context, out outgoing, requestIDs []string, payload []byte) error {
+	// Disconnected, nats.go would buffer the message and flush it after a reconnect, long
+	// after we told the client 503; refusing at once keeps such late copies rare.
+	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
+		return nats.ErrConnectionClosed
+	}
+	start := time.Now()
+	defer func() { publishSeconds.WithLabelValues(string(out.sig)).Observe(time.Since(start).Seconds()) }()
+	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{
+		HeaderKeyID:     {out.keyID},
+		HeaderRequestID: requestIDs,
+	}}
+	if out.msgID != "" {
+		msg.Header[jetstream.MsgIDHeader] = []string{out.msgID}
+	}
+	// Expecting the stream makes JetStream refuse rather than misfile data if another
+	// stream ever claims the subject.
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(out.stream), jetstream.WithRetryAttempts(0))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	select {
 	case ack := <-f.Ok():
-		return ack, nil
+		if ack.Duplicate {
+			logging.From(ctx).Debug("duplicate publish dropped by JetStream", zap.String("subject", out.subject))
+		}
+		return nil
 	case err := <-f.Err():
-		return nil, err
+		return err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -194,7 +321,7 @@ func (p *Publisher) failed(log *zap.Logger, sig Signal, subject, reason string, 
 // failureReason is a small fixed set of labels for the failures counter.
 func failureReason(err error) string {
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "canceled"

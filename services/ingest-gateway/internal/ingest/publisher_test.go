@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc/codes"
 
@@ -74,9 +76,9 @@ func TestSubject(t *testing.T) {
 // A grant that cannot name a subject is a bug on our side: refused, never misfiled.
 func TestPublishRefusesUnroutableGrant(t *testing.T) {
 	e := newEnv(t, "")
-	err := e.pub.Publish(context.Background(), grant.Grant{KeyID: "k", AccountID: "a.b"}, Logs, "r1", []byte{})
+	err := e.pub.Publish(context.Background(), grant.Grant{KeyID: "k", AccountID: "a.b"}, Logs, []byte{})
 	require.True(t, apierr.IsCode(err, apierr.Internal), "%v", err)
-	err = e.pub.Publish(context.Background(), grant.Grant{AccountID: "a"}, Logs, "r1", []byte{})
+	err = e.pub.Publish(context.Background(), grant.Grant{AccountID: "a"}, Logs, []byte{})
 	require.True(t, apierr.IsCode(err, apierr.Internal), "%v", err)
 	require.Empty(t, e.messages(t, Stream(e.ns)))
 }
@@ -153,11 +155,141 @@ func TestJetStreamUnavailable(t *testing.T) {
 	msgs := e.messages(t, Stream(e.ns))
 	perID := map[string]int{}
 	for _, m := range msgs {
-		perID[m.Header.Get(HeaderRequestID)]++
+		for _, id := range m.Header.Values(HeaderRequestID) {
+			perID[id]++
+		}
 	}
 	for _, id := range accepted {
 		require.Equal(t, 1, perID[id], "request %s was answered 200", id)
 	}
 	// Refused while disconnected means never sent, so nothing else turned up later.
 	require.Len(t, msgs, len(accepted))
+}
+
+// Requests of one key that arrive while its previous message awaits JetStream's ack are
+// merged into one message; every request is stored exactly once, under its own key, and
+// each message is a valid export request holding exactly its requests' data.
+func TestPublishMergesConcurrentRequestsOfAKey(t *testing.T) {
+	e := newEnv(t, "")
+	msgs, ids := publishConcurrently(t, e, 200)
+	require.Less(t, len(msgs), 2*200, "concurrent requests of a key share messages")
+	t.Logf("%d requests in %d messages", 2*200, len(msgs))
+	requireEachStoredOnce(t, msgs, ids)
+}
+
+// A merged message stops at the configured number of requests and bytes.
+func TestPublishMergeLimits(t *testing.T) {
+	e := newEnv(t, "")
+	e.pub.maxRequests = 3
+	msgs, ids := publishConcurrently(t, e, 60)
+	requireEachStoredOnce(t, msgs, ids)
+	for _, m := range msgs {
+		require.LessOrEqual(t, len(m.Header.Values(HeaderRequestID)), 3)
+	}
+
+	e = newEnv(t, "")
+	one := len(encodeProto(t, ptraceotlp.NewExportRequestFromTraces(namedSpan("r-000"))))
+	e.pub.maxBytes = 2 * one
+	msgs, ids = publishConcurrently(t, e, 60)
+	requireEachStoredOnce(t, msgs, ids)
+	for _, m := range msgs {
+		require.LessOrEqual(t, len(m.Data), 2*one)
+	}
+}
+
+// When the message fails, every request merged into it fails: none is told it was accepted.
+func TestPublishMergedFailureFailsEveryRequest(t *testing.T) {
+	e := newEnv(t, "", withoutStreams())
+	_, errs := publishAll(t, e, 50)
+	require.Len(t, errs, 100)
+	for id, err := range errs {
+		require.True(t, apierr.IsCode(err, apierr.Unavailable), "%s: %v", id, err)
+	}
+}
+
+// A request id the gateway made is unique: no Nats-Msg-Id for JetStream to remember.
+func TestGeneratedRequestIDHasNoMsgID(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.post(t, PathTraces, bytes.NewReader(encodeProto(t, sampleRequest(Traces))), map[string]string{
+		"Authorization": "Bearer good", "Content-Type": contentTypeProto,
+	})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	id := r.header.Get(requestid.Header)
+	msgs := e.byRequestID(t, Stream(e.ns), id)
+	require.Len(t, msgs, 1)
+	require.Empty(t, msgs[0].Header.Get(jetstream.MsgIDHeader))
+}
+
+// publishConcurrently publishes n requests for each of two keys at once, each one span
+// named after its request id, requires every one to succeed, and returns the stream's
+// messages and the request ids.
+func publishConcurrently(t *testing.T, e *env, n int) ([]*jetstream.RawStreamMsg, map[string]string) {
+	t.Helper()
+	ids, errs := publishAll(t, e, n)
+	for id, err := range errs {
+		require.NoError(t, err, id)
+	}
+	return e.messages(t, Stream(e.ns)), ids
+}
+
+// publishAll publishes n requests for each of two keys at once and returns the request
+// ids (to their key ids) and each one's error.
+func publishAll(t *testing.T, e *env, n int) (ids map[string]string, errs map[string]error) {
+	t.Helper()
+	keys := map[string]grant.Grant{"key_a": goodGrant, "key_b": goodGrant}
+	ids, errs = map[string]string{}, map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for keyID, g := range keys {
+		g.KeyID = keyID
+		for i := range n {
+			id := fmt.Sprintf("%s-r-%03d", keyID, i)
+			ids[id] = keyID
+			payload := encodeProto(t, ptraceotlp.NewExportRequestFromTraces(namedSpan(id)))
+			wg.Go(func() {
+				<-start
+				ctx := requestid.With(context.Background(), id, false)
+				err := e.pub.Publish(ctx, g, Traces, payload)
+				mu.Lock()
+				defer mu.Unlock()
+				errs[id] = err
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	return ids, errs
+}
+
+func namedSpan(name string) ptrace.Traces {
+	td := ptrace.NewTraces()
+	td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName(name)
+	return td
+}
+
+func requireEachStoredOnce(t *testing.T, msgs []*jetstream.RawStreamMsg, ids map[string]string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, m := range msgs {
+		keyIDs := m.Header.Values(HeaderKeyID)
+		require.Len(t, keyIDs, 1)
+		require.Empty(t, m.Header.Get(jetstream.MsgIDHeader))
+		req := ptraceotlp.NewExportRequest()
+		require.NoError(t, req.UnmarshalProto(m.Data), "a merged message is one export request")
+		var names []string
+		rss := req.Traces().ResourceSpans()
+		for i := range rss.Len() {
+			names = append(names, rss.At(i).ScopeSpans().At(0).Spans().At(0).Name())
+		}
+		require.Equal(t, m.Header.Values(HeaderRequestID), names, "the request ids name the requests in order")
+		for _, id := range names {
+			require.Equal(t, ids[id], keyIDs[0], "request %s under its own key", id)
+			seen[id]++
+		}
+	}
+	require.Len(t, seen, len(ids))
+	for id, n := range seen {
+		require.Equal(t, 1, n, id)
+	}
 }

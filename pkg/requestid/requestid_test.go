@@ -1,0 +1,55 @@
+package requestid
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/ids"
+)
+
+func TestNewIsAValidRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := New()
+		require.True(t, ids.Valid(ids.Request, id), "%q", id)
+		require.Equal(t, strings.ToLower(id), id)
+		require.False(t, seen[id], "duplicate %q", id)
+		seen[id] = true
+	}
+}
+
+func TestResolve(t *testing.T) {
+	for _, tc := range []struct {
+		raw      string
+		supplied bool
+	}{
+		{"abc-123_x.y:z", true},
+		{strings.Repeat("a", 128), true},
+		{"", false},
+		{strings.Repeat("a", 129), false},
+		{"has space", false},
+		{"new\nline", false},
+		{"ünïcode", false},
+	} {
+		id, supplied := Resolve(tc.raw)
+		require.Equal(t, tc.supplied, supplied, "%q", tc.raw)
+		if tc.supplied {
+			require.Equal(t, tc.raw, id)
+		} else {
+			require.True(t, ids.Valid(ids.Request, id), "%q got %q", tc.raw, id)
+		}
+	}
+}
+
+func TestContext(t *testing.T) {
+	ctx := context.Background()
+	require.Empty(t, From(ctx))
+	require.False(t, Supplied(ctx))
+	ctx = With(ctx, "mine", true)
+	require.Equal(t, "mine", From(ctx))
+	require.True(t, Supplied(ctx))
+	require.False(t, Supplied(With(ctx, "req_x", false)))
+}
