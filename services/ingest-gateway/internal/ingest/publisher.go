@@ -284,6 +284,7 @@ func (p *Publisher) send(ctx context.Context, out outgoing, requestIDs []string,
 	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
 		return nats.ErrConnectionClosed
 	}
+	publishRequests.Observe(float64(len(requestIDs)))
 	start := time.Now()
 	defer func() { publishSeconds.WithLabelValues(string(out.sig)).Observe(time.Since(start).Seconds()) }()
 	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{

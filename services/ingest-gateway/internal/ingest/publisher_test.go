@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -171,10 +173,21 @@ func TestJetStreamUnavailable(t *testing.T) {
 // each message is a valid export request holding exactly its requests' data.
 func TestPublishMergesConcurrentRequestsOfAKey(t *testing.T) {
 	e := newEnv(t, "")
+	count, sum := histogram(t, publishRequests)
 	msgs, ids := publishConcurrently(t, e, 200)
 	require.Less(t, len(msgs), 2*200, "concurrent requests of a key share messages")
 	t.Logf("%d requests in %d messages", 2*200, len(msgs))
 	requireEachStoredOnce(t, msgs, ids)
+	count2, sum2 := histogram(t, publishRequests)
+	require.Equal(t, uint64(len(msgs)), count2-count, "one observation per message")
+	require.Equal(t, 400.0, sum2-sum, "of how many requests it holds")
+}
+
+func histogram(t *testing.T, h prometheus.Histogram) (count uint64, sum float64) {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, h.Write(&m))
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
 
 // A merged message stops at the configured number of requests and bytes.
