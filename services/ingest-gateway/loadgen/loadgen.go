@@ -36,8 +36,10 @@ type Config struct {
 	// URL is where every request goes, e.g. http://127.0.0.1:4318/v1/traces. Required;
 	// http or https.
 	URL string
-	// Key is sent as `Authorization: Bearer <key>`; "" sends no Authorization header.
-	Key string
+	// Keys are sent as `Authorization: Bearer <key>`, worker i sending Keys[i % len(Keys)]:
+	// several keys spread the load as many clients of a platform do. None sends no
+	// Authorization header.
+	Keys []string
 	// Body is the request body, sent whole with every request; see TracesBody.
 	Body []byte
 	// ContentType is the Content-Type header; default DefaultContentType.
@@ -137,11 +139,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	client, closeIdle := newClient(cfg.Concurrency)
 	defer closeIdle()
 
-	header := http.Header{"Content-Type": {cfg.ContentType}}
-	if cfg.Key != "" {
-		header.Set("Authorization", "Bearer "+cfg.Key)
-	}
-
 	workers := make([]worker, cfg.Concurrency)
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
@@ -151,6 +148,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// Presized so appends rarely grow the slice mid-run.
 		w.latencies = make([]time.Duration, 0, 4096)
 		w.byStatus = make(map[int]int64, 4)
+		header := http.Header{"Content-Type": {cfg.ContentType}}
+		if len(cfg.Keys) > 0 {
+			header.Set("Authorization", "Bearer "+cfg.Keys[i%len(cfg.Keys)])
+		}
 		wg.Go(func() { w.run(ctx, client, cfg, header, deadline) })
 	}
 	wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestRunAgainstBare(t *testing.T) {
 
 	res, err := Run(t.Context(), Config{
 		URL:         url,
-		Key:         "lk_test_key",
+		Keys:        []string{"lk_test_key"},
 		Body:        TracesBody(1024),
 		Concurrency: 4,
 		Duration:    300 * time.Millisecond,
@@ -55,10 +56,31 @@ func TestRunSendsRequest(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	res, err := Run(t.Context(), Config{URL: srv.URL + "/v1/traces", Key: "lk_abc", Body: body, Concurrency: 2, Duration: 50 * time.Millisecond})
+	res, err := Run(t.Context(), Config{URL: srv.URL + "/v1/traces", Keys: []string{"lk_abc"}, Body: body, Concurrency: 2, Duration: 50 * time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, map[int]int64{http.StatusOK: res.Requests}, res.ByStatus)
 	require.Equal(t, res.Requests, seen.Load())
+}
+
+// Workers take the keys in turn.
+func TestRunSpreadsKeys(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Authorization")]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+
+	_, err := Run(t.Context(), Config{URL: srv.URL, Keys: []string{"k1", "k2", "k3"}, Concurrency: 6, Duration: 50 * time.Millisecond})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, 3, "%v", seen)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		require.Positive(t, seen["Bearer "+k], "%v", seen)
+	}
 }
 
 func TestRunWithoutKeySendsNoAuthorization(t *testing.T) {
@@ -84,7 +106,7 @@ func TestRunCounts401(t *testing.T) {
 
 	res, err := Run(t.Context(), Config{
 		URL:         srv.URL + "/v1/traces",
-		Key:         "lk_bad",
+		Keys:        []string{"lk_bad"},
 		Body:        TracesBody(1024),
 		Concurrency: 4,
 		Duration:    100 * time.Millisecond,

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/services/ingest-gateway/loadgen"
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	url := flag.String("url", "", "target URL, e.g. http://127.0.0.1:4318/v1/traces")
-	key := flag.String("key", "", "API key, sent as Authorization: Bearer <key>; empty sends none")
+	keys := flag.String("key", "", "API key, sent as Authorization: Bearer <key>; several, comma-separated, are spread over the workers; empty sends none")
 	concurrency := flag.Int("concurrency", loadgen.DefaultConcurrency, "workers, each with a keep-alive connection")
 	duration := flag.Duration("duration", loadgen.DefaultDuration, "how long to send, per run")
 	size := flag.Int("size", 1024, "request body size in bytes (an OTLP traces export)")
@@ -36,16 +37,16 @@ func main() {
 	// Ctrl-C ends the run early; what was measured so far is still printed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *url, *key, *concurrency, *duration, *size, *bare); err != nil {
+	if err := run(ctx, *url, *keys, *concurrency, *duration, *size, *bare); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		stop()
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, url, key string, concurrency int, duration time.Duration, size int, bare bool) error {
+func run(ctx context.Context, url, keys string, concurrency int, duration time.Duration, size int, bare bool) error {
 	cfg := loadgen.Config{
-		Key:         key,
+		Keys:        strings.FieldsFunc(keys, func(r rune) bool { return r == ',' }),
 		Body:        loadgen.TracesBody(size),
 		Concurrency: concurrency,
 		Duration:    duration,
