@@ -36,16 +36,19 @@ func unlimitedProfile(tb testing.TB) string {
 // the gateway (verification, decoding, JetStream publish and ack), beside a bare net/http
 // handler that does nothing, driven by the repo's load generator in the same run. The bare
 // handler is at its peak at 64 clients and at 128; the gateway, whose answers wait for
-// JetStream, needs more requests in flight to fill the cores. With one key a busy key's
-// requests share JetStream messages; 32 keys, each sending a little, show the other end.
+// JetStream, needs more requests in flight to fill the cores. Requests for one subject
+// share JetStream messages: one key, or 32 keys of one project (a fleet's per-server
+// keys), are the case merging is for; 32 keys of 32 projects, each sending a little, the
+// other end.
 func BenchmarkGatewayThroughput(b *testing.B) {
 	profile := unlimitedProfile(b)
 	s := startSuite(b, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("throughput")
 	project := s.project(token)
-	keys := make([]string, 32)
-	for i := range keys {
-		_, keys[i] = s.ingestKey(token, project)
+	oneProject, ownProjects := make([]string, 32), make([]string, 32)
+	for i := range oneProject {
+		_, oneProject[i] = s.ingestKey(token, project)
+		_, ownProjects[i] = s.ingestKey(token, s.project(token))
 	}
 	body := loadgen.TracesBody(1024)
 	const duration = 5 * time.Second
@@ -54,9 +57,18 @@ func BenchmarkGatewayThroughput(b *testing.B) {
 	bareURL, stop, err := loadgen.Bare()
 	require.NoError(b, err)
 	defer stop()
-	for _, tc := range []struct{ clients, keys int }{{64, 1}, {128, 1}, {128, 32}} {
-		b.Run(fmt.Sprintf("clients=%d/keys=%d", tc.clients, tc.keys), func(b *testing.B) {
-			cfg := loadgen.Config{URL: bareURL, Keys: keys[:tc.keys], Body: body, Concurrency: tc.clients, Duration: duration}
+	for _, tc := range []struct {
+		name    string
+		clients int
+		keys    []string
+	}{
+		{"one key", 64, oneProject[:1]},
+		{"one key", 128, oneProject[:1]},
+		{"32 keys of one project", 128, oneProject},
+		{"32 keys of 32 projects", 128, ownProjects},
+	} {
+		b.Run(fmt.Sprintf("clients=%d/%s", tc.clients, tc.name), func(b *testing.B) {
+			cfg := loadgen.Config{URL: bareURL, Keys: tc.keys, Body: body, Concurrency: tc.clients, Duration: duration}
 			bare, err := loadgen.Run(ctx, cfg)
 			require.NoError(b, err)
 			cfg.URL = s.ingest + "/v1/traces"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -63,6 +64,7 @@ func TestOTLPHTTPEachSignalAndEncoding(t *testing.T) {
 				require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd."+string(sig), m.Subject)
 				require.Equal(t, "key_good", m.Header.Get(HeaderKeyID))
 				require.Equal(t, []string{id}, m.Header.Values(HeaderRequestID))
+				require.Equal(t, []string{strconv.Itoa(len(want))}, m.Header.Values(HeaderRequestSize))
 				require.Equal(t, MsgID("key_good", sig, id, m.Data), m.Header.Get(jetstream.MsgIDHeader))
 				// Whatever came in, the stream holds the same protobuf.
 				require.Equal(t, want, m.Data)

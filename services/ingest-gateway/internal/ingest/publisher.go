@@ -21,12 +21,15 @@ import (
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
 
-// Headers of published messages. The subject names the account, project, environment and
-// signal, and the payload is always OTLP protobuf, so headers carry only what the subject
-// cannot: every header is parsed by nats-server and by each consumer, per message.
+// Headers of published messages, each with one value per request the message holds, in
+// payload order: the key that sent it, its request id, and its length in bytes, by which
+// the payload splits back into the requests. The subject names the account, project,
+// environment and signal, and the payload is always OTLP protobuf, so headers carry only
+// what the subject cannot: every header is parsed by nats-server and by each consumer.
 const (
-	HeaderKeyID     = "Latchkey-Key-Id"
-	HeaderRequestID = "Latchkey-Request-Id"
+	HeaderKeyID       = "Latchkey-Key-Id"
+	HeaderRequestID   = "Latchkey-Request-Id"
+	HeaderRequestSize = "Latchkey-Request-Size"
 )
 
 // duplicateWindow is how long JetStream remembers a Nats-Msg-Id: a client's retry of the
@@ -103,8 +106,8 @@ func orUnderscore(s string) string {
 	return s
 }
 
-// maxMergedRequests bounds how many requests one message carries, which keeps its
-// Latchkey-Request-Id header small.
+// maxMergedRequests bounds how many requests one message carries, which keeps its headers
+// small.
 const maxMergedRequests = 256
 
 // maxMergedBytes bounds a merged message below NATS's max_payload as well as this.
@@ -112,12 +115,13 @@ const maxMergedBytes = 1 << 20
 
 // Publisher publishes accepted payloads to JetStream and waits for the ack.
 //
-// Requests of one key and signal that arrive while that key's previous message is still
-// waiting for its ack are merged into the next message: JetStream's cost is mostly per
-// message, so under load a busy key pays it once per batch instead of once per request,
-// and an idle one is published at once, alone. Merging is concatenation: an
-// Export*ServiceRequest holds a single repeated field, so concatenated requests are
-// themselves one valid request holding all their resources.
+// Requests for one subject (account, project, environment and signal) that arrive while
+// the subject's previous message is still waiting for its ack are merged into the next
+// message: JetStream's cost is mostly per message, so under load a busy subject pays it
+// once per batch instead of once per request, and an idle one is published at once,
+// alone. Merging is concatenation: an Export*ServiceRequest holds a single repeated
+// field, so concatenated requests are themselves one valid request holding all their
+// resources; the headers say which bytes came from which key and request.
 type Publisher struct {
 	js                 jetstream.JetStream
 	ns                 string
@@ -126,25 +130,36 @@ type Publisher struct {
 	maxRequests        int // in a merged message
 
 	mu    sync.Mutex
-	lanes map[lane]*laneState
+	lanes map[string]*lane // by subject
 }
 
-// lane is where merging happens: one key's data of one signal.
-type lane struct{ subject, keyID string }
-
-type laneState struct {
-	busy bool   // a message of the lane is waiting for its ack
+// lane is one subject's merging.
+type lane struct {
+	busy bool   // a message of the subject is waiting for its ack
 	next *batch // requests gathered meanwhile, sent when it is acked
 }
 
 // batch is a merged message in the making. Its payloads are copied in, so a request that
 // gives up waiting (its client went away) leaves no buffer behind that it might reuse.
 type batch struct {
-	payload    *bytes.Buffer
-	requestIDs []string
-	turn       chan struct{} // closed when the lane is free for this batch
-	done       chan struct{} // closed once err is set
-	err        error
+	payload *bytes.Buffer
+	parts   parts
+	turn    chan struct{} // closed when the lane is free for this batch
+	done    chan struct{} // closed once err is set
+	err     error
+}
+
+// parts are the header values of a message: per request, in payload order.
+type parts struct{ keyIDs, requestIDs, sizes []string }
+
+func (ps *parts) add(keyID, requestID string, size int) {
+	ps.keyIDs = append(ps.keyIDs, keyID)
+	ps.requestIDs = append(ps.requestIDs, requestID)
+	ps.sizes = append(ps.sizes, strconv.Itoa(size))
+}
+
+func onePart(keyID, requestID string, size int) parts {
+	return parts{keyIDs: []string{keyID}, requestIDs: []string{requestID}, sizes: []string{strconv.Itoa(size)}}
 }
 
 // NewPublisher returns a Publisher on nc. Call EnsureStreams first: without the streams
@@ -162,7 +177,7 @@ func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	}
 	return &Publisher{
 		js: js, ns: cfg.Namespace, stream: Stream(cfg.Namespace), anonStream: AnonStream(cfg.Namespace),
-		maxBytes: maxBytes, maxRequests: maxMergedRequests, lanes: map[lane]*laneState{},
+		maxBytes: maxBytes, maxRequests: maxMergedRequests, lanes: map[string]*lane{},
 	}, nil
 }
 
@@ -182,7 +197,7 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 	if g.Anonymous {
 		stream = p.anonStream
 	}
-	out := outgoing{subject: subject, stream: stream, keyID: g.KeyID, sig: sig}
+	out := outgoing{subject: subject, stream: stream, sig: sig}
 	requestID := requestid.From(ctx)
 	switch {
 	case requestid.Supplied(ctx):
@@ -190,11 +205,11 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 		// sent alone, under a Nats-Msg-Id JetStream deduplicates on. An id the gateway
 		// made is unique already; JetStream would keep it in its window for nothing.
 		out.msgID = MsgID(g.KeyID, sig, requestID, payload)
-		err = p.send(ctx, out, []string{requestID}, payload)
+		err = p.send(ctx, out, onePart(g.KeyID, requestID, len(payload)), payload)
 	case len(payload) > p.maxBytes:
-		err = p.send(ctx, out, []string{requestID}, payload)
+		err = p.send(ctx, out, onePart(g.KeyID, requestID, len(payload)), payload)
 	default:
-		err = p.merged(ctx, out, requestID, payload)
+		err = p.merged(ctx, out, g.KeyID, requestID, payload)
 	}
 	if err == nil {
 		return nil
@@ -206,41 +221,41 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 	return p.failed(log, sig, subject, failureReason(err), err)
 }
 
-// outgoing is where a message goes and what its headers say.
+// outgoing is where a message goes, and its Nats-Msg-Id if any.
 type outgoing struct {
-	subject, stream, keyID, msgID string
-	sig                           Signal
+	subject, stream, msgID string
+	sig                    Signal
 }
 
-// merged sends a request alone if its lane is free, or else adds it to the lane's next
-// batch.
-func (p *Publisher) merged(ctx context.Context, out outgoing, requestID string, payload []byte) error {
-	l := lane{subject: out.subject, keyID: out.keyID}
+// merged sends a request alone if its subject's lane is free, or else adds it to the
+// lane's next batch.
+func (p *Publisher) merged(ctx context.Context, out outgoing, keyID, requestID string, payload []byte) error {
 	p.mu.Lock()
-	st := p.lanes[l]
-	if st == nil {
-		st = &laneState{}
-		p.lanes[l] = st
+	l := p.lanes[out.subject]
+	if l == nil {
+		l = &lane{}
+		p.lanes[out.subject] = l
 	}
-	if !st.busy {
-		st.busy = true
+	if !l.busy {
+		l.busy = true
 		p.mu.Unlock()
-		err := p.send(ctx, out, []string{requestID}, payload)
-		p.release(l, st)
+		err := p.send(ctx, out, onePart(keyID, requestID, len(payload)), payload)
+		p.release(out.subject, l)
 		return err
 	}
-	b := st.next
-	if b != nil && (len(b.requestIDs) >= p.maxRequests || b.payload.Len()+len(payload) > p.maxBytes) {
+	b := l.next
+	if b != nil && (len(b.parts.requestIDs) >= p.maxRequests || b.payload.Len()+len(payload) > p.maxBytes) {
 		p.mu.Unlock()
-		return p.send(ctx, out, []string{requestID}, payload) // the batch is full: this one goes alone
+		// The batch is full: this one goes alone.
+		return p.send(ctx, out, onePart(keyID, requestID, len(payload)), payload)
 	}
 	leader := b == nil
 	if leader {
 		b = &batch{payload: getBuffer(), turn: make(chan struct{}), done: make(chan struct{})}
-		st.next = b
+		l.next = b
 	}
 	b.payload.Write(payload)
-	b.requestIDs = append(b.requestIDs, requestID)
+	b.parts.add(keyID, requestID, len(payload))
 	p.mu.Unlock()
 
 	if !leader {
@@ -254,42 +269,43 @@ func (p *Publisher) merged(ctx context.Context, out outgoing, requestID string, 
 	// The batch's first request sends it for all: it waits for the lane even if its own
 	// client goes away, and sends under the publish timeout only.
 	<-b.turn
-	b.err = p.send(context.WithoutCancel(ctx), out, b.requestIDs, b.payload.Bytes())
+	b.err = p.send(context.WithoutCancel(ctx), out, b.parts, b.payload.Bytes())
 	close(b.done)
-	p.release(l, st)
+	p.release(out.subject, l)
 	putBuffer(b.payload)
 	return b.err
 }
 
 // release hands the lane to its next batch, or frees it.
-func (p *Publisher) release(l lane, st *laneState) {
+func (p *Publisher) release(subject string, l *lane) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if b := st.next; b != nil {
-		st.next = nil
+	if b := l.next; b != nil {
+		l.next = nil
 		close(b.turn)
 		return
 	}
-	st.busy = false
-	delete(p.lanes, l)
+	l.busy = false
+	delete(p.lanes, subject)
 }
 
 // send publishes one message and waits for its ack, at most the publish timeout (nats.go's
 // async timeout). The async API shares one reply subscription across all in-flight
 // publishes, which a request per message (PublishMsg) does not. Retries are off: a retry
 // would resend the payload after Publish returned and its buffer went back to the pool.
-func (p *Publisher) send(ctx context.Context, out outgoing, requestIDs []string, payload []byte) error {
+func (p *Publisher) send(ctx context.Context, out outgoing, ps parts, payload []byte) error {
 	// Disconnected, nats.go would buffer the message and flush it after a reconnect, long
 	// after we told the client 503; refusing at once keeps such late copies rare.
 	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
 		return nats.ErrConnectionClosed
 	}
-	publishRequests.Observe(float64(len(requestIDs)))
+	publishRequests.Observe(float64(len(ps.requestIDs)))
 	start := time.Now()
 	defer func() { publishSeconds.WithLabelValues(string(out.sig)).Observe(time.Since(start).Seconds()) }()
 	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{
-		HeaderKeyID:     {out.keyID},
-		HeaderRequestID: requestIDs,
+		HeaderKeyID:       ps.keyIDs,
+		HeaderRequestID:   ps.requestIDs,
+		HeaderRequestSize: ps.sizes,
 	}}
 	if out.msgID != "" {
 		msg.Header[jetstream.MsgIDHeader] = []string{out.msgID}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,19 +171,26 @@ func TestJetStreamUnavailable(t *testing.T) {
 	require.Len(t, msgs, len(accepted))
 }
 
-// Requests of one key that arrive while its previous message awaits JetStream's ack are
-// merged into one message; every request is stored exactly once, under its own key, and
-// each message is a valid export request holding exactly its requests' data.
-func TestPublishMergesConcurrentRequestsOfAKey(t *testing.T) {
+// Requests for one subject that arrive while its previous message awaits JetStream's ack
+// are merged into one message, across keys; every request is stored exactly once, on its
+// own subject, and each message is a valid export request that splits back into its
+// requests by the headers.
+func TestPublishMergesConcurrentRequestsOfASubject(t *testing.T) {
 	e := newEnv(t, "")
 	count, sum := histogram(t, publishRequests)
 	msgs, ids := publishConcurrently(t, e, 200)
-	require.Less(t, len(msgs), 2*200, "concurrent requests of a key share messages")
-	t.Logf("%d requests in %d messages", 2*200, len(msgs))
+	require.Less(t, len(msgs), 3*200, "concurrent requests of a subject share messages")
+	t.Logf("%d requests in %d messages", 3*200, len(msgs))
 	requireEachStoredOnce(t, msgs, ids)
+	mixed := false
+	for _, m := range msgs {
+		keys := m.Header.Values(HeaderKeyID)
+		mixed = mixed || slices.ContainsFunc(keys, func(k string) bool { return k != keys[0] })
+	}
+	require.True(t, mixed, "requests of several keys share a message")
 	count2, sum2 := histogram(t, publishRequests)
 	require.Equal(t, uint64(len(msgs)), count2-count, "one observation per message")
-	require.Equal(t, 400.0, sum2-sum, "of how many requests it holds")
+	require.Equal(t, 600.0, sum2-sum, "of how many requests it holds")
 }
 
 func histogram(t *testing.T, h prometheus.Histogram) (count uint64, sum float64) {
@@ -214,7 +224,7 @@ func TestPublishMergeLimits(t *testing.T) {
 func TestPublishMergedFailureFailsEveryRequest(t *testing.T) {
 	e := newEnv(t, "", withoutStreams())
 	_, errs := publishAll(t, e, 50)
-	require.Len(t, errs, 100)
+	require.Len(t, errs, 150)
 	for id, err := range errs {
 		require.True(t, apierr.IsCode(err, apierr.Unavailable), "%s: %v", id, err)
 	}
@@ -233,9 +243,9 @@ func TestGeneratedRequestIDHasNoMsgID(t *testing.T) {
 	require.Empty(t, msgs[0].Header.Get(jetstream.MsgIDHeader))
 }
 
-// publishConcurrently publishes n requests for each of two keys at once, each one span
-// named after its request id, requires every one to succeed, and returns the stream's
-// messages and the request ids.
+// publishConcurrently publishes n requests for each of three keys at once (two of them
+// for one subject), each one span named after its request id, requires every one to
+// succeed, and returns the stream's messages and the request ids.
 func publishConcurrently(t *testing.T, e *env, n int) ([]*jetstream.RawStreamMsg, map[string]string) {
 	t.Helper()
 	ids, errs := publishAll(t, e, n)
@@ -245,11 +255,14 @@ func publishConcurrently(t *testing.T, e *env, n int) ([]*jetstream.RawStreamMsg
 	return e.messages(t, Stream(e.ns)), ids
 }
 
-// publishAll publishes n requests for each of two keys at once and returns the request
-// ids (to their key ids) and each one's error.
+// publishAll publishes n requests for each of three keys at once (key_a and key_b for
+// one subject, key_c in another environment) and returns the request ids (to their key
+// ids) and each one's error.
 func publishAll(t *testing.T, e *env, n int) (ids map[string]string, errs map[string]error) {
 	t.Helper()
-	keys := map[string]grant.Grant{"key_a": goodGrant, "key_b": goodGrant}
+	staging := goodGrant
+	staging.Environment = "stg"
+	keys := map[string]grant.Grant{"key_a": goodGrant, "key_b": goodGrant, "key_c": staging}
 	ids, errs = map[string]string{}, map[string]error{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -285,21 +298,31 @@ func requireEachStoredOnce(t *testing.T, msgs []*jetstream.RawStreamMsg, ids map
 	t.Helper()
 	seen := map[string]int{}
 	for _, m := range msgs {
-		keyIDs := m.Header.Values(HeaderKeyID)
-		require.Len(t, keyIDs, 1)
 		require.Empty(t, m.Header.Get(jetstream.MsgIDHeader))
 		req := ptraceotlp.NewExportRequest()
 		require.NoError(t, req.UnmarshalProto(m.Data), "a merged message is one export request")
-		var names []string
-		rss := req.Traces().ResourceSpans()
-		for i := range rss.Len() {
-			names = append(names, rss.At(i).ScopeSpans().At(0).Spans().At(0).Name())
-		}
-		require.Equal(t, m.Header.Values(HeaderRequestID), names, "the request ids name the requests in order")
-		for _, id := range names {
-			require.Equal(t, ids[id], keyIDs[0], "request %s under its own key", id)
+		keyIDs, requestIDs, sizes := m.Header.Values(HeaderKeyID), m.Header.Values(HeaderRequestID), m.Header.Values(HeaderRequestSize)
+		require.Len(t, keyIDs, len(requestIDs))
+		require.Len(t, sizes, len(requestIDs))
+		rest := m.Data
+		for i, id := range requestIDs {
+			// Each part, cut out by its size, is the request itself.
+			n, err := strconv.Atoi(sizes[i])
+			require.NoError(t, err)
+			part := ptraceotlp.NewExportRequest()
+			require.NoError(t, part.UnmarshalProto(rest[:n]))
+			rest = rest[n:]
+			require.Equal(t, id, part.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name())
+			require.Equal(t, ids[id], keyIDs[i], "request %s under its own key", id)
+			wantEnv := "prd"
+			if keyIDs[i] == "key_c" {
+				wantEnv = "stg"
+			}
+			require.Equal(t, "acc_1.prj_1."+wantEnv+".traces", m.Subject[strings.Index(m.Subject, "acc_1"):], "request %s on its own subject", id)
 			seen[id]++
 		}
+		require.Empty(t, rest, "the sizes add up to the payload")
+		require.Equal(t, len(requestIDs), req.Traces().ResourceSpans().Len())
 	}
 	require.Len(t, seen, len(ids))
 	for id, n := range seen {
