@@ -142,9 +142,12 @@ type lane struct {
 // batch is a merged message in the making. Its payloads are copied in, so a request that
 // gives up waiting (its client went away) leaves no buffer behind that it might reuse.
 type batch struct {
+	out     outgoing
 	payload *bytes.Buffer
 	parts   parts
-	turn    chan struct{} // closed when the lane is free for this batch
+	turn    chan struct{} // closed once the batch is sent: sent and sendErr are set
+	sent    inFlight
+	sendErr error
 	done    chan struct{} // closed once err is set
 	err     error
 }
@@ -251,7 +254,7 @@ func (p *Publisher) merged(ctx context.Context, out outgoing, keyID, requestID s
 	}
 	leader := b == nil
 	if leader {
-		b = &batch{payload: getBuffer(), turn: make(chan struct{}), done: make(chan struct{})}
+		b = &batch{out: out, payload: getBuffer(), turn: make(chan struct{}), done: make(chan struct{})}
 		l.next = b
 	}
 	b.payload.Write(payload)
@@ -266,42 +269,65 @@ func (p *Publisher) merged(ctx context.Context, out outgoing, keyID, requestID s
 			return ctx.Err()
 		}
 	}
-	// The batch's first request sends it for all: it waits for the lane even if its own
-	// client goes away, and sends under the publish timeout only.
+	// The batch's first request waits for it for all: even if its own client goes away,
+	// and under the publish timeout only.
 	<-b.turn
-	b.err = p.send(context.WithoutCancel(ctx), out, b.parts, b.payload.Bytes())
+	b.err = b.sendErr
+	if b.err == nil {
+		b.err = b.sent.wait(context.WithoutCancel(ctx))
+	}
 	close(b.done)
 	p.release(out.subject, l)
 	putBuffer(b.payload)
 	return b.err
 }
 
-// release hands the lane to its next batch, or frees it.
+// release sends the lane's next batch, or frees the lane.
 func (p *Publisher) release(subject string, l *lane) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if b := l.next; b != nil {
-		l.next = nil
-		close(b.turn)
+	b := l.next
+	if b == nil {
+		l.busy = false
+		delete(p.lanes, subject)
+		p.mu.Unlock()
 		return
 	}
-	l.busy = false
-	delete(p.lanes, subject)
+	l.next = nil // b is complete: later requests gather in a new batch
+	p.mu.Unlock()
+	// Sent here rather than by the batch's leader once it wakes: between an ack and the
+	// next message there is then no goroutine to schedule.
+	b.sent, b.sendErr = p.start(b.out, b.parts, b.payload.Bytes())
+	close(b.turn)
 }
 
-// send publishes one message and waits for its ack, at most the publish timeout (nats.go's
-// async timeout). The async API shares one reply subscription across all in-flight
-// publishes, which a request per message (PublishMsg) does not. Retries are off: a retry
-// would resend the payload after Publish returned and its buffer went back to the pool.
+// send publishes one message and waits for its ack.
 func (p *Publisher) send(ctx context.Context, out outgoing, ps parts, payload []byte) error {
+	m, err := p.start(out, ps, payload)
+	if err != nil {
+		return err
+	}
+	return m.wait(ctx)
+}
+
+// inFlight is a published message awaiting its ack.
+type inFlight struct {
+	future  jetstream.PubAckFuture
+	subject string
+	sig     Signal
+	start   time.Time
+}
+
+// start publishes one message without waiting for its ack. The async API shares one reply
+// subscription across all in-flight publishes, which a request per message (PublishMsg)
+// does not. Retries are off: a retry would resend the payload after Publish returned and
+// its buffer went back to the pool.
+func (p *Publisher) start(out outgoing, ps parts, payload []byte) (inFlight, error) {
 	// Disconnected, nats.go would buffer the message and flush it after a reconnect, long
 	// after we told the client 503; refusing at once keeps such late copies rare.
 	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
-		return nats.ErrConnectionClosed
+		return inFlight{}, nats.ErrConnectionClosed
 	}
 	publishRequests.Observe(float64(len(ps.requestIDs)))
-	start := time.Now()
-	defer func() { publishSeconds.WithLabelValues(string(out.sig)).Observe(time.Since(start).Seconds()) }()
 	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{
 		HeaderKeyID:       ps.keyIDs,
 		HeaderRequestID:   ps.requestIDs,
@@ -310,19 +336,27 @@ func (p *Publisher) send(ctx context.Context, out outgoing, ps parts, payload []
 	if out.msgID != "" {
 		msg.Header[jetstream.MsgIDHeader] = []string{out.msgID}
 	}
+	m := inFlight{subject: out.subject, sig: out.sig, start: time.Now()}
 	// Expecting the stream makes JetStream refuse rather than misfile data if another
 	// stream ever claims the subject.
 	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(out.stream), jetstream.WithRetryAttempts(0))
 	if err != nil {
-		return err
+		return inFlight{}, err
 	}
+	m.future = f
+	return m, nil
+}
+
+// wait waits for the ack, at most the publish timeout (nats.go's async timeout).
+func (m inFlight) wait(ctx context.Context) error {
+	defer func() { publishSeconds.WithLabelValues(string(m.sig)).Observe(time.Since(m.start).Seconds()) }()
 	select {
-	case ack := <-f.Ok():
+	case ack := <-m.future.Ok():
 		if ack.Duplicate {
-			logging.From(ctx).Debug("duplicate publish dropped by JetStream", zap.String("subject", out.subject))
+			logging.From(ctx).Debug("duplicate publish dropped by JetStream", zap.String("subject", m.subject))
 		}
 		return nil
-	case err := <-f.Err():
+	case err := <-m.future.Err():
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
