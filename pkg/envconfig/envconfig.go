@@ -49,6 +49,20 @@ func (r *Reader) Int(key string, def int) int {
 	return n
 }
 
+// Bool returns $key as a boolean (true/false, 1/0, t/f), or def.
+func (r *Reader) Bool(key string, def bool) bool {
+	v := r.String(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q is not true or false", key, v))
+		return def
+	}
+	return b
+}
+
 // Err returns every bad value seen, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }
 

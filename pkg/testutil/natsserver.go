@@ -3,7 +3,10 @@ package testutil
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,16 +14,17 @@ import (
 // NATSServer is a nats-server process of a test's own (JetStream on), for tests that stop
 // and restart NATS. Restarts keep the port and the JetStream store.
 type NATSServer struct {
-	t     testing.TB
-	port  int
-	store string
-	cmd   *exec.Cmd
-	URL   string
+	t      testing.TB
+	port   int
+	store  string
+	config string // a config file, or ""
+	cmd    *exec.Cmd
+	URL    string
 }
 
 // StartNATS starts nats-server (from PATH or /usr/sbin) on a free port; it is stopped when
-// the test ends.
-func StartNATS(t testing.TB) *NATSServer {
+// the test ends. Config lines, e.g. "max_payload: 16384", go into a config file.
+func StartNATS(t testing.TB, config ...string) *NATSServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,6 +33,12 @@ func StartNATS(t testing.TB) *NATSServer {
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	s := &NATSServer{t: t, port: port, store: t.TempDir(), URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	if len(config) > 0 {
+		s.config = filepath.Join(t.TempDir(), "nats.conf")
+		if err := os.WriteFile(s.config, []byte(strings.Join(config, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -44,7 +54,11 @@ func natsServerBinary() string {
 // Start starts the server (again) and waits until it accepts connections.
 func (s *NATSServer) Start() {
 	s.t.Helper()
-	s.cmd = exec.Command(natsServerBinary(), "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.store) //nolint:gosec // fixed binary, our own arguments
+	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.store}
+	if s.config != "" {
+		args = append(args, "-c", s.config)
+	}
+	s.cmd = exec.Command(natsServerBinary(), args...) //nolint:gosec // fixed binary, our own arguments
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("testutil: start nats-server: %v", err)
 	}

@@ -60,6 +60,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// PublishTimeout bounds the wait for JetStream's ack (GATEWAY_PUBLISH_TIMEOUT).
 	PublishTimeout time.Duration
+	// MergeClientRequestIDs merges requests that carry their client's X-Request-Id like
+	// any other, giving up JetStream's deduplication of their retries; for deployments
+	// behind a proxy that stamps every request with an id
+	// (GATEWAY_MERGE_CLIENT_REQUEST_IDS; see ingest.Config).
+	MergeClientRequestIDs bool
 	// Retention and AnonRetention are the ingest streams' MaxAge (GATEWAY_RETENTION,
 	// GATEWAY_ANON_RETENTION).
 	Retention, AnonRetention time.Duration
@@ -75,22 +80,23 @@ type Config struct {
 func ConfigFromEnv() (Config, error) {
 	var r envconfig.Reader
 	c := Config{
-		ID:                  r.String("GATEWAY_ID", ""),
-		HTTPAddr:            r.String("GATEWAY_HTTP_ADDR", "127.0.0.1:4318"),
-		GRPCAddr:            r.String("GATEWAY_GRPC_ADDR", "127.0.0.1:4317"),
-		KeysAddr:            r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
-		NATSURL:             r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:           r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		ServiceToken:        r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		MaxStaleness:        r.Duration("GATEWAY_MAX_STALENESS", 30*time.Second),
-		NegativeTTL:         r.Duration("GATEWAY_NEGATIVE_TTL", 2*time.Second),
-		MaxBodyBytes:        int64(r.Int("GATEWAY_MAX_BODY_BYTES", 4<<20)),
-		PublishTimeout:      r.Duration("GATEWAY_PUBLISH_TIMEOUT", 2*time.Second),
-		Retention:           r.Duration("GATEWAY_RETENTION", 72*time.Hour),
-		AnonRetention:       r.Duration("GATEWAY_ANON_RETENTION", 48*time.Hour),
-		FailedAuthPerSecond: float64(r.Int("GATEWAY_FAILED_AUTH_PER_SECOND", 10)),
-		FailedAuthBurst:     r.Int("GATEWAY_FAILED_AUTH_BURST", 50),
-		ShutdownGrace:       r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+		ID:                    r.String("GATEWAY_ID", ""),
+		HTTPAddr:              r.String("GATEWAY_HTTP_ADDR", "127.0.0.1:4318"),
+		GRPCAddr:              r.String("GATEWAY_GRPC_ADDR", "127.0.0.1:4317"),
+		KeysAddr:              r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
+		NATSURL:               r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Namespace:             r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
+		ServiceToken:          r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		MaxStaleness:          r.Duration("GATEWAY_MAX_STALENESS", 30*time.Second),
+		NegativeTTL:           r.Duration("GATEWAY_NEGATIVE_TTL", 2*time.Second),
+		MaxBodyBytes:          int64(r.Int("GATEWAY_MAX_BODY_BYTES", 4<<20)),
+		PublishTimeout:        r.Duration("GATEWAY_PUBLISH_TIMEOUT", 2*time.Second),
+		MergeClientRequestIDs: r.Bool("GATEWAY_MERGE_CLIENT_REQUEST_IDS", false),
+		Retention:             r.Duration("GATEWAY_RETENTION", 72*time.Hour),
+		AnonRetention:         r.Duration("GATEWAY_ANON_RETENTION", 48*time.Hour),
+		FailedAuthPerSecond:   float64(r.Int("GATEWAY_FAILED_AUTH_PER_SECOND", 10)),
+		FailedAuthBurst:       r.Int("GATEWAY_FAILED_AUTH_BURST", 50),
+		ShutdownGrace:         r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
 	}
 	return c, r.Err()
 }
@@ -142,6 +148,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	cache := keycache.New(cfg.MaxStaleness, cfg.NegativeTTL)
 	var subRef atomic.Pointer[eventsub.Subscriber] // set below; the handler may run first
 	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-gateway-"+cfg.ID, log,
+		// No reconnect buffer: a publish while disconnected fails at once (503) instead
+		// of being flushed after a reconnect, long after its client was told to retry.
+		nats.ReconnectBufSize(-1),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			if sub := subRef.Load(); sub != nil {
 				sub.Reconnected()
@@ -171,7 +180,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		FailedAuthPerIP: ratelimit.Limit{PerSecond: cfg.FailedAuthPerSecond, Burst: cfg.FailedAuthBurst},
 	})
 
-	icfg := ingest.Config{Namespace: cfg.Namespace, MaxBodyBytes: cfg.MaxBodyBytes, PublishTimeout: cfg.PublishTimeout, Logger: log}
+	icfg := ingest.Config{
+		Namespace: cfg.Namespace, MaxBodyBytes: cfg.MaxBodyBytes, PublishTimeout: cfg.PublishTimeout,
+		MergeClientRequestIDs: cfg.MergeClientRequestIDs, Logger: log,
+	}
 	pub, err := ingest.NewPublisher(nc, icfg)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,12 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's ack (2 s when zero); past it the
 	// client gets 503 / UNAVAILABLE and retries.
 	PublishTimeout time.Duration
+	// MergeClientRequestIDs merges requests whose client sent its own X-Request-Id like
+	// any other, without a Nats-Msg-Id. Off, each such request is sent alone and
+	// JetStream deduplicates a retry of it; turn it on behind a proxy that stamps every
+	// request with an id (Envoy, nginx's $request_id), where a retry gets a new id anyway
+	// and merging would otherwise never happen.
+	MergeClientRequestIDs bool
 	// Logger receives failures, with the request id; never a key. No-op when nil.
 	Logger *zap.Logger
 }

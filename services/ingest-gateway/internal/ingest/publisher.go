@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,63 +105,18 @@ func orUnderscore(s string) string {
 	return s
 }
 
-// maxMergedRequests bounds how many requests one message carries, which keeps its headers
-// small.
-const maxMergedRequests = 256
-
-// maxMergedBytes bounds a merged message below NATS's max_payload as well as this.
-const maxMergedBytes = 1 << 20
-
-// Publisher publishes accepted payloads to JetStream and waits for the ack.
-//
-// Requests for one subject (account, project, environment and signal) that arrive while
-// the subject's previous message is still waiting for its ack are merged into the next
-// message: JetStream's cost is mostly per message, so under load a busy subject pays it
-// once per batch instead of once per request, and an idle one is published at once,
-// alone. Merging is concatenation: an Export*ServiceRequest holds a single repeated
-// field, so concatenated requests are themselves one valid request holding all their
-// resources; the headers say which bytes came from which key and request.
+// Publisher publishes accepted payloads to JetStream and waits for the ack, merging the
+// requests of a busy subject into shared messages (merge.go).
 type Publisher struct {
-	js                 jetstream.JetStream
-	ns                 string
-	stream, anonStream string
-	maxBytes           int // of a merged message's payload
-	maxRequests        int // in a merged message
+	js                    jetstream.JetStream
+	ns                    string
+	stream, anonStream    string
+	maxBytes              int // of a merged message, headers included
+	maxRequests           int // in a merged message
+	mergeClientRequestIDs bool
 
 	mu    sync.Mutex
 	lanes map[string]*lane // by subject
-}
-
-// lane is one subject's merging.
-type lane struct {
-	busy bool   // a message of the subject is waiting for its ack
-	next *batch // requests gathered meanwhile, sent when it is acked
-}
-
-// batch is a merged message in the making. Its payloads are copied in, so a request that
-// gives up waiting (its client went away) leaves no buffer behind that it might reuse.
-type batch struct {
-	out     outgoing
-	payload *bytes.Buffer
-	parts   parts
-	turn    chan struct{} // closed once the batch is sent: sent and sendErr are set
-	sent    inFlight
-	sendErr error
-	done    chan struct{} // closed once err is set
-	err     error
-}
-
-// parts are the header values of a message: per request, in payload order.
-type parts struct{ keyIDs, requestIDs, sizes []string }
-
-func (ps *parts) add(keyID, requestID string, size int) {
-	ps.keyIDs = append(ps.keyIDs, keyID)
-	ps.requestIDs = append(ps.requestIDs, requestID)
-	ps.sizes = append(ps.sizes, strconv.Itoa(size))
-}
-
-func onePart(keyID, requestID string, size int) parts {
-	return parts{keyIDs: []string{keyID}, requestIDs: []string{requestID}, sizes: []string{strconv.Itoa(size)}}
 }
 
 // NewPublisher returns a Publisher on nc. Call EnsureStreams first: without the streams
@@ -174,13 +128,10 @@ func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxBytes := maxMergedBytes
-	if mp := int(nc.MaxPayload()); mp > 0 {
-		maxBytes = min(maxBytes, mp/2) // room for headers, which grow with the batch
-	}
 	return &Publisher{
 		js: js, ns: cfg.Namespace, stream: Stream(cfg.Namespace), anonStream: AnonStream(cfg.Namespace),
-		maxBytes: maxBytes, maxRequests: maxMergedRequests, lanes: map[string]*lane{},
+		maxBytes: maxMergedBytes, maxRequests: maxMergedRequests, mergeClientRequestIDs: cfg.MergeClientRequestIDs,
+		lanes: map[string]*lane{},
 	}, nil
 }
 
@@ -201,18 +152,15 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 		stream = p.anonStream
 	}
 	out := outgoing{subject: subject, stream: stream, sig: sig}
-	requestID := requestid.From(ctx)
-	switch {
-	case requestid.Supplied(ctx):
+	pt := part{keyID: g.KeyID, requestID: requestid.From(ctx), size: len(payload)}
+	if requestid.Supplied(ctx) && !p.mergeClientRequestIDs {
 		// Only an id the client chose can come again with its retry: such a request is
 		// sent alone, under a Nats-Msg-Id JetStream deduplicates on. An id the gateway
 		// made is unique already; JetStream would keep it in its window for nothing.
-		out.msgID = MsgID(g.KeyID, sig, requestID, payload)
-		err = p.send(ctx, out, onePart(g.KeyID, requestID, len(payload)), payload)
-	case len(payload) > p.maxBytes:
-		err = p.send(ctx, out, onePart(g.KeyID, requestID, len(payload)), payload)
-	default:
-		err = p.merged(ctx, out, g.KeyID, requestID, payload)
+		out.msgID = MsgID(g.KeyID, sig, pt.requestID, payload)
+		err = p.send(ctx, out, []part{pt}, payload)
+	} else {
+		err = p.merged(ctx, out, pt, payload)
 	}
 	if err == nil {
 		return nil
@@ -230,78 +178,8 @@ type outgoing struct {
 	sig                    Signal
 }
 
-// merged sends a request alone if its subject's lane is free, or else adds it to the
-// lane's next batch.
-func (p *Publisher) merged(ctx context.Context, out outgoing, keyID, requestID string, payload []byte) error {
-	p.mu.Lock()
-	l := p.lanes[out.subject]
-	if l == nil {
-		l = &lane{}
-		p.lanes[out.subject] = l
-	}
-	if !l.busy {
-		l.busy = true
-		p.mu.Unlock()
-		err := p.send(ctx, out, onePart(keyID, requestID, len(payload)), payload)
-		p.release(out.subject, l)
-		return err
-	}
-	b := l.next
-	if b != nil && (len(b.parts.requestIDs) >= p.maxRequests || b.payload.Len()+len(payload) > p.maxBytes) {
-		p.mu.Unlock()
-		// The batch is full: this one goes alone.
-		return p.send(ctx, out, onePart(keyID, requestID, len(payload)), payload)
-	}
-	leader := b == nil
-	if leader {
-		b = &batch{out: out, payload: getBuffer(), turn: make(chan struct{}), done: make(chan struct{})}
-		l.next = b
-	}
-	b.payload.Write(payload)
-	b.parts.add(keyID, requestID, len(payload))
-	p.mu.Unlock()
-
-	if !leader {
-		select {
-		case <-b.done:
-			return b.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	// The batch's first request waits for it for all: even if its own client goes away,
-	// and under the publish timeout only.
-	<-b.turn
-	b.err = b.sendErr
-	if b.err == nil {
-		b.err = b.sent.wait(context.WithoutCancel(ctx))
-	}
-	close(b.done)
-	p.release(out.subject, l)
-	putBuffer(b.payload)
-	return b.err
-}
-
-// release sends the lane's next batch, or frees the lane.
-func (p *Publisher) release(subject string, l *lane) {
-	p.mu.Lock()
-	b := l.next
-	if b == nil {
-		l.busy = false
-		delete(p.lanes, subject)
-		p.mu.Unlock()
-		return
-	}
-	l.next = nil // b is complete: later requests gather in a new batch
-	p.mu.Unlock()
-	// Sent here rather than by the batch's leader once it wakes: between an ack and the
-	// next message there is then no goroutine to schedule.
-	b.sent, b.sendErr = p.start(b.out, b.parts, b.payload.Bytes())
-	close(b.turn)
-}
-
 // send publishes one message and waits for its ack.
-func (p *Publisher) send(ctx context.Context, out outgoing, ps parts, payload []byte) error {
+func (p *Publisher) send(ctx context.Context, out outgoing, ps []part, payload []byte) error {
 	m, err := p.start(out, ps, payload)
 	if err != nil {
 		return err
@@ -319,19 +197,23 @@ type inFlight struct {
 
 // start publishes one message without waiting for its ack. The async API shares one reply
 // subscription across all in-flight publishes, which a request per message (PublishMsg)
-// does not. Retries are off: a retry would resend the payload after Publish returned and
-// its buffer went back to the pool.
-func (p *Publisher) start(out outgoing, ps parts, payload []byte) (inFlight, error) {
+// does not. nats.go keeps the message (and so payload) only to retry it, and retries are
+// off: the buffers behind payload go back to their pools once the ack or an error is in.
+func (p *Publisher) start(out outgoing, ps []part, payload []byte) (inFlight, error) {
 	// Disconnected, nats.go would buffer the message and flush it after a reconnect, long
 	// after we told the client 503; refusing at once keeps such late copies rare.
 	if nc := p.js.Conn(); nc != nil && !nc.IsConnected() {
 		return inFlight{}, nats.ErrConnectionClosed
 	}
-	publishRequests.Observe(float64(len(ps.requestIDs)))
+	publishRequests.Observe(float64(len(ps)))
+	keyIDs, requestIDs, sizes := make([]string, len(ps)), make([]string, len(ps)), make([]string, len(ps))
+	for i, pt := range ps {
+		keyIDs[i], requestIDs[i], sizes[i] = pt.keyID, pt.requestID, strconv.Itoa(pt.size)
+	}
 	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{
-		HeaderKeyID:       ps.keyIDs,
-		HeaderRequestID:   ps.requestIDs,
-		HeaderRequestSize: ps.sizes,
+		HeaderKeyID:       keyIDs,
+		HeaderRequestID:   requestIDs,
+		HeaderRequestSize: sizes,
 	}}
 	if out.msgID != "" {
 		msg.Header[jetstream.MsgIDHeader] = []string{out.msgID}
@@ -365,7 +247,11 @@ func (m inFlight) wait(ctx context.Context) error {
 
 func (p *Publisher) failed(log *zap.Logger, sig Signal, subject, reason string, err error) error {
 	publishFailures.WithLabelValues(string(sig), reason).Inc()
-	log.Warn("publish failed", zap.String("subject", subject), zap.String("reason", reason), zap.Error(err))
+	level := zap.WarnLevel
+	if reason == "canceled" {
+		level = zap.DebugLevel // the client went away: nothing for an operator to do
+	}
+	log.Log(level, "publish failed", zap.String("subject", subject), zap.String("reason", reason), zap.Error(err))
 	return &apierr.Error{Code: apierr.Unavailable, Message: "the ingest queue is unavailable; retry later", RetryAfter: retryAfter}
 }
 
@@ -378,8 +264,13 @@ func failureReason(err error) string {
 		return "canceled"
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		return "no_stream"
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, nats.ErrConnectionReconnecting):
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrReconnectBufExceeded):
 		return "disconnected"
+	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+		return "stalled"
+	case errors.Is(err, errMergedTooLarge):
+		return "merged_too_large"
 	default:
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) {
