@@ -163,14 +163,14 @@ func TestOTelExportersThroughTheGateway(t *testing.T) {
 			}
 		})
 	}
+	require.Len(t, s.storedRequestIDs(s.ingestSubject(account, project, "prd", "traces")), 2, "each accepted trace export stored once")
+	require.Len(t, s.storedRequestIDs(s.ingestSubject(account, project, "prd", "logs")), 2, "each accepted log export stored once")
 	traces := s.stored(s.ingestSubject(account, project, "prd", "traces"))
-	require.Len(t, traces, 2, "one message per accepted trace export")
 	req := ptraceotlp.NewExportRequest()
 	require.NoError(t, req.UnmarshalProto(traces[0].Data()))
 	require.Equal(t, 3, req.Traces().SpanCount())
 	require.Equal(t, "checkout", req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name())
 	require.NotEmpty(t, traces[0].Headers().Get("Latchkey-Key-Id"))
-	require.Len(t, s.stored(s.ingestSubject(account, project, "prd", "logs")), 2)
 }
 
 // TestGatewayDecisions: origins, capabilities of the key and failed-authentication limits.
