@@ -293,4 +293,9 @@ func TestSuspensionReachesGateways(t *testing.T) {
 	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":suspend", s.operator, map[string]any{"reason": "test"}))
 	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 403 }, "the gateway to refuse the suspended account's key")
 	requireError(t, post(), 403, "account_suspended")
+
+	// Reinstated, the key works again just as promptly: the gateway's cached refusal goes
+	// with the event.
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":reinstate", s.operator, map[string]any{"reason": "paid"}))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 200 }, "the gateway to accept the reinstated account's key")
 }

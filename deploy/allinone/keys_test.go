@@ -193,7 +193,11 @@ func TestUpdateKey(t *testing.T) {
 // TestAccountKeys covers management keys: the pro plan, step-up, capabilities and the rule
 // that an account key never mints another.
 func TestAccountKeys(t *testing.T) {
-	s := startSuite(t)
+	// The keys service keeps account facts for an hour: the plan change, the suspension
+	// and the reinstatement below reach it by their events alone.
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.DirectoryTTL = time.Hour
+	}))
 	token, accountID := s.signUp("pro")
 	project := s.project(token)
 	create := map[string]any{"type": "account", "name": "ci", "capabilities": []string{"keys:read", "keys:write", "projects:read"}}
@@ -225,6 +229,14 @@ func TestAccountKeys(t *testing.T) {
 	readOnly := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).str("secret")
 	requireError(t, s.call("POST", "/v1/keys", readOnly, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}), 403, "insufficient_capability")
 	s.must(200, s.call("GET", "/v1/keys", readOnly, nil))
+
+	// Suspended, the account's keys stop authenticating; reinstated, they work again.
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "unpaid"}))
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return s.call("GET", "/v1/keys", acctKey, nil).str("error") == "account_suspended"
+	}, "the suspension to reach keys")
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":reinstate", s.operator, map[string]any{}))
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.call("GET", "/v1/keys", acctKey, nil).status == 200 }, "the reinstatement to reach keys")
 
 	// Revoked, the account key stops authenticating.
 	s.must(200, s.call("POST", "/v1/keys/"+acctKeyID+":revoke", token, map[string]any{}))

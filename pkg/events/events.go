@@ -30,6 +30,8 @@ func Kind(e *eventsv1.Event) string {
 		return "key.claimed"
 	case *eventsv1.Event_AccountSuspended:
 		return "account.suspended"
+	case *eventsv1.Event_AccountReinstated:
+		return "account.reinstated"
 	case *eventsv1.Event_AccountPlanChanged:
 		return "account.plan_changed"
 	case *eventsv1.Event_ProjectUpdated:

@@ -279,6 +279,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("admin", func(t *testing.T) {
 		sp := "/v1/admin/accounts/" + u.accountID + ":setPlan"
 		su := "/v1/admin/accounts/" + u.accountID + ":suspend"
+		re := "/v1/admin/accounts/" + u.accountID + ":reinstate"
 		missing := "/v1/admin/accounts/" + ids.New(ids.Account)
 		runBad(t, e, []badCase{
 			{"no token", "POST", sp, "", map[string]any{"plan": "pro"}, s401, unauth, "operator"},
@@ -294,6 +295,10 @@ func TestBadInput(t *testing.T) {
 			{"suspend oversized reason", "POST", su, op, map[string]any{"reason": long(501)}, s400, inv, "500"},
 			{"suspend bad id", "POST", "/v1/admin/accounts/" + pid + ":suspend", op, map[string]any{}, s400, inv, "acc_"},
 			{"suspend unknown account", "POST", missing + ":suspend", op, map[string]any{}, s404, nf, ""},
+			{"reinstate session token", "POST", re, u.token, map[string]any{}, s401, unauth, "operator"},
+			{"reinstate oversized reason", "POST", re, op, map[string]any{"reason": long(501)}, s400, inv, "500"},
+			{"reinstate bad id", "POST", "/v1/admin/accounts/" + pid + ":reinstate", op, map[string]any{}, s400, inv, "acc_"},
+			{"reinstate unknown account", "POST", missing + ":reinstate", op, map[string]any{}, s404, nf, ""},
 		})
 		// None of it suspended or upgraded anyone.
 		a := e.call("GET", "/v1/account", u.token, nil).ok(t)

@@ -195,6 +195,19 @@ func TestEndToEnd(t *testing.T) {
 	// Bob is unaffected.
 	e.call("GET", "/v1/account", bob.token, nil).ok(t)
 
+	// Reinstated, the account works again: its session, signing in, the internal lookups.
+	reinstate := "/v1/admin/accounts/" + accountID + ":reinstate"
+	// Not by the account itself: its session is refused as suspended before anything else.
+	e.call("POST", reinstate, tok1, map[string]any{}).requireError(t, http.StatusForbidden, apierr.AccountSuspended)
+	e.call("POST", reinstate, bob.token, map[string]any{}).requireError(t, http.StatusUnauthorized, apierr.Unauthenticated)
+	re := e.call("POST", reinstate, e.cfg.OperatorToken, map[string]any{"reason": "paid"}).ok(t)
+	require.Equal(t, "active", str(re, "account", "status"))
+	e.call("POST", reinstate, e.cfg.OperatorToken, map[string]any{}).ok(t) // again: no change, no error
+	e.call("GET", "/v1/account", tok1, nil).ok(t)
+	e.call("POST", "/v1/sessions", "", map[string]any{"email": "alice@example.com", "password": pw}).ok(t)
+	_, err = e.internal().Authenticate(t.Context(), &accountsv1.AuthenticateRequest{Token: tok1})
+	require.NoError(t, err)
+
 	e.requireNoSecretsLogged(pw, tok1, tok2, bob.token, bob.password, e.cfg.OperatorToken)
 }
 

@@ -58,22 +58,29 @@ func TestEvents(t *testing.T) {
 	ev = e.lastEvent("account.suspended", func(ev *eventsv1.Event) bool { return ev.GetAccountId() == u.accountID })
 	require.Equal(t, "unpaid", ev.GetAccountSuspended().GetReason())
 
+	// Reinstate: account.reinstated with the reason.
+	e.call("POST", "/v1/admin/accounts/"+u.accountID+":reinstate", e.cfg.OperatorToken, map[string]any{"reason": "paid"}).ok(t)
+	ev = e.lastEvent("account.reinstated", func(ev *eventsv1.Event) bool { return ev.GetAccountId() == u.accountID })
+	require.Equal(t, "paid", ev.GetAccountReinstated().GetReason())
+
 	// Every event was published once.
 	counts := e.eventCounts()
 	require.Equal(t, uint64(2), counts["project.updated"])
 	require.Equal(t, uint64(1), counts["project.deleted"])
 	require.Equal(t, uint64(1), counts["account.plan_changed"])
 	require.Equal(t, uint64(1), counts["account.suspended"])
+	require.Equal(t, uint64(1), counts["account.reinstated"])
 
-	// Setting the same plan again or re-suspending writes no event. The outbox publishes in
+	// Setting the same plan or status again writes no event. The outbox publishes in
 	// order, so once a later event is in the stream, any from these calls would be too.
 	e.call("POST", "/v1/admin/accounts/"+u.accountID+":setPlan", e.cfg.OperatorToken, map[string]any{"plan": "pro"}).ok(t)
-	e.call("POST", "/v1/admin/accounts/"+u.accountID+":suspend", e.cfg.OperatorToken, map[string]any{}).ok(t)
+	e.call("POST", "/v1/admin/accounts/"+u.accountID+":reinstate", e.cfg.OperatorToken, map[string]any{}).ok(t)
 	other := e.signUp("hal")
 	e.call("POST", "/v1/admin/accounts/"+other.accountID+":setPlan", e.cfg.OperatorToken, map[string]any{"plan": "pro"}).ok(t)
 	e.lastEvent("account.plan_changed", func(ev *eventsv1.Event) bool { return ev.GetAccountId() == other.accountID })
 	counts = e.eventCounts()
 	require.Equal(t, uint64(2), counts["account.plan_changed"])
 	require.Equal(t, uint64(1), counts["account.suspended"])
+	require.Equal(t, uint64(1), counts["account.reinstated"])
 	e.requireOutboxDrained()
 }

@@ -1554,6 +1554,102 @@ func (x *SuspendAccountResponse) GetAccount() *Account {
 	return nil
 }
 
+type ReinstateAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateAccountRequest) Reset() {
+	*x = ReinstateAccountRequest{}
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateAccountRequest) ProtoMessage() {}
+
+func (x *ReinstateAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateAccountRequest.ProtoReflect.Descriptor instead.
+func (*ReinstateAccountRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReinstateAccountRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ReinstateAccountRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReinstateAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *Account               `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstateAccountResponse) Reset() {
+	*x = ReinstateAccountResponse{}
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstateAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstateAccountResponse) ProtoMessage() {}
+
+func (x *ReinstateAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstateAccountResponse.ProtoReflect.Descriptor instead.
+func (*ReinstateAccountResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReinstateAccountResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
 type AuthenticateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -1563,7 +1659,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1671,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1684,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuthenticateRequest) GetToken() string {
@@ -1607,7 +1703,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1715,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1728,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuthenticateResponse) GetPrincipal() *Principal {
@@ -1651,7 +1747,7 @@ type LookupAccountRequest struct {
 
 func (x *LookupAccountRequest) Reset() {
 	*x = LookupAccountRequest{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1759,7 @@ func (x *LookupAccountRequest) String() string {
 func (*LookupAccountRequest) ProtoMessage() {}
 
 func (x *LookupAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1772,7 @@ func (x *LookupAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupAccountRequest.ProtoReflect.Descriptor instead.
 func (*LookupAccountRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LookupAccountRequest) GetAccountId() string {
@@ -1695,7 +1791,7 @@ type LookupAccountResponse struct {
 
 func (x *LookupAccountResponse) Reset() {
 	*x = LookupAccountResponse{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1803,7 @@ func (x *LookupAccountResponse) String() string {
 func (*LookupAccountResponse) ProtoMessage() {}
 
 func (x *LookupAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1816,7 @@ func (x *LookupAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupAccountResponse.ProtoReflect.Descriptor instead.
 func (*LookupAccountResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LookupAccountResponse) GetAccount() *Account {
@@ -1740,7 +1836,7 @@ type LookupProjectRequest struct {
 
 func (x *LookupProjectRequest) Reset() {
 	*x = LookupProjectRequest{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1848,7 @@ func (x *LookupProjectRequest) String() string {
 func (*LookupProjectRequest) ProtoMessage() {}
 
 func (x *LookupProjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1861,7 @@ func (x *LookupProjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupProjectRequest.ProtoReflect.Descriptor instead.
 func (*LookupProjectRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LookupProjectRequest) GetAccountId() string {
@@ -1793,7 +1889,7 @@ type LookupProjectResponse struct {
 
 func (x *LookupProjectResponse) Reset() {
 	*x = LookupProjectResponse{}
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1901,7 @@ func (x *LookupProjectResponse) String() string {
 func (*LookupProjectResponse) ProtoMessage() {}
 
 func (x *LookupProjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1914,7 @@ func (x *LookupProjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupProjectResponse.ProtoReflect.Descriptor instead.
 func (*LookupProjectResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LookupProjectResponse) GetProject() *Project {
@@ -1940,6 +2036,12 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
 	"\x16SuspendAccountResponse\x127\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.AccountR\aaccount\"P\n" +
+	"\x17ReinstateAccountRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"S\n" +
+	"\x18ReinstateAccountResponse\x127\n" +
 	"\aaccount\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.AccountR\aaccount\"+\n" +
 	"\x13AuthenticateRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"U\n" +
@@ -1971,10 +2073,11 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"GetProject\x12'.latchkey.accounts.v1.GetProjectRequest\x1a(.latchkey.accounts.v1.GetProjectResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/projects/{id}\x12\x94\x01\n" +
 	"\rUpdateProject\x12*.latchkey.accounts.v1.UpdateProjectRequest\x1a+.latchkey.accounts.v1.UpdateProjectResponse\"*\x82\xd3\xe4\x93\x02$:\aproject2\x19/v1/projects/{project.id}\x12\x83\x01\n" +
-	"\rDeleteProject\x12*.latchkey.accounts.v1.DeleteProjectRequest\x1a+.latchkey.accounts.v1.DeleteProjectResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/projects/{id}2\xbd\x02\n" +
+	"\rDeleteProject\x12*.latchkey.accounts.v1.DeleteProjectRequest\x1a+.latchkey.accounts.v1.DeleteProjectResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/projects/{id}2\xe7\x03\n" +
 	"\fAdminService\x12\x8a\x01\n" +
 	"\aSetPlan\x12$.latchkey.accounts.v1.SetPlanRequest\x1a%.latchkey.accounts.v1.SetPlanResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/admin/accounts/{account_id}:setPlan\x12\x9f\x01\n" +
-	"\x0eSuspendAccount\x12+.latchkey.accounts.v1.SuspendAccountRequest\x1a,.latchkey.accounts.v1.SuspendAccountResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/admin/accounts/{account_id}:suspend2\xcc\x02\n" +
+	"\x0eSuspendAccount\x12+.latchkey.accounts.v1.SuspendAccountRequest\x1a,.latchkey.accounts.v1.SuspendAccountResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/admin/accounts/{account_id}:suspend\x12\xa7\x01\n" +
+	"\x10ReinstateAccount\x12-.latchkey.accounts.v1.ReinstateAccountRequest\x1a..latchkey.accounts.v1.ReinstateAccountResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/admin/accounts/{account_id}:reinstate2\xcc\x02\n" +
 	"\x0fInternalService\x12e\n" +
 	"\fAuthenticate\x12).latchkey.accounts.v1.AuthenticateRequest\x1a*.latchkey.accounts.v1.AuthenticateResponse\x12h\n" +
 	"\rLookupAccount\x12*.latchkey.accounts.v1.LookupAccountRequest\x1a+.latchkey.accounts.v1.LookupAccountResponse\x12h\n" +
@@ -1993,7 +2096,7 @@ func file_latchkey_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_latchkey_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*Account)(nil),                      // 0: latchkey.accounts.v1.Account
 	(*User)(nil),                         // 1: latchkey.accounts.v1.User
@@ -2024,78 +2127,83 @@ var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*SetPlanResponse)(nil),              // 26: latchkey.accounts.v1.SetPlanResponse
 	(*SuspendAccountRequest)(nil),        // 27: latchkey.accounts.v1.SuspendAccountRequest
 	(*SuspendAccountResponse)(nil),       // 28: latchkey.accounts.v1.SuspendAccountResponse
-	(*AuthenticateRequest)(nil),          // 29: latchkey.accounts.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),         // 30: latchkey.accounts.v1.AuthenticateResponse
-	(*LookupAccountRequest)(nil),         // 31: latchkey.accounts.v1.LookupAccountRequest
-	(*LookupAccountResponse)(nil),        // 32: latchkey.accounts.v1.LookupAccountResponse
-	(*LookupProjectRequest)(nil),         // 33: latchkey.accounts.v1.LookupProjectRequest
-	(*LookupProjectResponse)(nil),        // 34: latchkey.accounts.v1.LookupProjectResponse
-	(*timestamppb.Timestamp)(nil),        // 35: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 36: google.protobuf.FieldMask
+	(*ReinstateAccountRequest)(nil),      // 29: latchkey.accounts.v1.ReinstateAccountRequest
+	(*ReinstateAccountResponse)(nil),     // 30: latchkey.accounts.v1.ReinstateAccountResponse
+	(*AuthenticateRequest)(nil),          // 31: latchkey.accounts.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),         // 32: latchkey.accounts.v1.AuthenticateResponse
+	(*LookupAccountRequest)(nil),         // 33: latchkey.accounts.v1.LookupAccountRequest
+	(*LookupAccountResponse)(nil),        // 34: latchkey.accounts.v1.LookupAccountResponse
+	(*LookupProjectRequest)(nil),         // 35: latchkey.accounts.v1.LookupProjectRequest
+	(*LookupProjectResponse)(nil),        // 36: latchkey.accounts.v1.LookupProjectResponse
+	(*timestamppb.Timestamp)(nil),        // 37: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 38: google.protobuf.FieldMask
 }
 var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
-	35, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
-	35, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
-	35, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	35, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	35, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 6: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
+	37, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	37, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	37, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	37, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 6: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: latchkey.accounts.v1.SignUpResponse.account:type_name -> latchkey.accounts.v1.Account
 	1,  // 8: latchkey.accounts.v1.SignUpResponse.user:type_name -> latchkey.accounts.v1.User
 	2,  // 9: latchkey.accounts.v1.SignUpResponse.session:type_name -> latchkey.accounts.v1.Session
 	2,  // 10: latchkey.accounts.v1.CreateSessionResponse.session:type_name -> latchkey.accounts.v1.Session
 	1,  // 11: latchkey.accounts.v1.CreateSessionResponse.user:type_name -> latchkey.accounts.v1.User
 	0,  // 12: latchkey.accounts.v1.CreateSessionResponse.account:type_name -> latchkey.accounts.v1.Account
-	35, // 13: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 13: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 14: latchkey.accounts.v1.GetAccountResponse.account:type_name -> latchkey.accounts.v1.Account
 	3,  // 15: latchkey.accounts.v1.CreateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	3,  // 16: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
 	3,  // 17: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	3,  // 18: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
-	36, // 19: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	38, // 19: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 20: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	0,  // 21: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
 	0,  // 22: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	4,  // 23: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
-	0,  // 24: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	3,  // 25: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	0,  // 26: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
-	5,  // 27: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
-	7,  // 28: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
-	9,  // 29: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
-	11, // 30: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
-	13, // 31: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
-	15, // 32: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
-	17, // 33: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
-	19, // 34: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
-	21, // 35: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
-	23, // 36: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
-	25, // 37: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
-	27, // 38: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
-	29, // 39: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
-	31, // 40: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
-	33, // 41: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
-	6,  // 42: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
-	8,  // 43: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
-	10, // 44: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
-	12, // 45: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
-	14, // 46: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
-	16, // 47: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
-	18, // 48: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
-	20, // 49: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
-	22, // 50: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
-	24, // 51: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
-	26, // 52: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
-	28, // 53: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
-	30, // 54: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
-	32, // 55: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
-	34, // 56: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
-	42, // [42:57] is the sub-list for method output_type
-	27, // [27:42] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 23: latchkey.accounts.v1.ReinstateAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	4,  // 24: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
+	0,  // 25: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	3,  // 26: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	0,  // 27: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
+	5,  // 28: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
+	7,  // 29: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
+	9,  // 30: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
+	11, // 31: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
+	13, // 32: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
+	15, // 33: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
+	17, // 34: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
+	19, // 35: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
+	21, // 36: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
+	23, // 37: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
+	25, // 38: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
+	27, // 39: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
+	29, // 40: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
+	31, // 41: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
+	33, // 42: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
+	35, // 43: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
+	6,  // 44: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
+	8,  // 45: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
+	10, // 46: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
+	12, // 47: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
+	14, // 48: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
+	16, // 49: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
+	18, // 50: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
+	20, // 51: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
+	22, // 52: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
+	24, // 53: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
+	26, // 54: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
+	28, // 55: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
+	30, // 56: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
+	32, // 57: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
+	34, // 58: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
+	36, // 59: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
+	44, // [44:60] is the sub-list for method output_type
+	28, // [28:44] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_accounts_v1_accounts_proto_init() }
@@ -2109,7 +2217,7 @@ func file_latchkey_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_accounts_v1_accounts_proto_rawDesc), len(file_latchkey_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -493,8 +493,9 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AdminService_SetPlan_FullMethodName        = "/latchkey.accounts.v1.AdminService/SetPlan"
-	AdminService_SuspendAccount_FullMethodName = "/latchkey.accounts.v1.AdminService/SuspendAccount"
+	AdminService_SetPlan_FullMethodName          = "/latchkey.accounts.v1.AdminService/SetPlan"
+	AdminService_SuspendAccount_FullMethodName   = "/latchkey.accounts.v1.AdminService/SuspendAccount"
+	AdminService_ReinstateAccount_FullMethodName = "/latchkey.accounts.v1.AdminService/ReinstateAccount"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -508,6 +509,8 @@ type AdminServiceClient interface {
 	SetPlan(ctx context.Context, in *SetPlanRequest, opts ...grpc.CallOption) (*SetPlanResponse, error)
 	// SuspendAccount suspends an account: its sessions and keys stop working.
 	SuspendAccount(ctx context.Context, in *SuspendAccountRequest, opts ...grpc.CallOption) (*SuspendAccountResponse, error)
+	// ReinstateAccount lifts a suspension: the account's sessions and keys work again.
+	ReinstateAccount(ctx context.Context, in *ReinstateAccountRequest, opts ...grpc.CallOption) (*ReinstateAccountResponse, error)
 }
 
 type adminServiceClient struct {
@@ -538,6 +541,16 @@ func (c *adminServiceClient) SuspendAccount(ctx context.Context, in *SuspendAcco
 	return out, nil
 }
 
+func (c *adminServiceClient) ReinstateAccount(ctx context.Context, in *ReinstateAccountRequest, opts ...grpc.CallOption) (*ReinstateAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReinstateAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_ReinstateAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -549,6 +562,8 @@ type AdminServiceServer interface {
 	SetPlan(context.Context, *SetPlanRequest) (*SetPlanResponse, error)
 	// SuspendAccount suspends an account: its sessions and keys stop working.
 	SuspendAccount(context.Context, *SuspendAccountRequest) (*SuspendAccountResponse, error)
+	// ReinstateAccount lifts a suspension: the account's sessions and keys work again.
+	ReinstateAccount(context.Context, *ReinstateAccountRequest) (*ReinstateAccountResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -564,6 +579,9 @@ func (UnimplementedAdminServiceServer) SetPlan(context.Context, *SetPlanRequest)
 }
 func (UnimplementedAdminServiceServer) SuspendAccount(context.Context, *SuspendAccountRequest) (*SuspendAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SuspendAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) ReinstateAccount(context.Context, *ReinstateAccountRequest) (*ReinstateAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReinstateAccount not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -622,6 +640,24 @@ func _AdminService_SuspendAccount_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ReinstateAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReinstateAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ReinstateAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ReinstateAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ReinstateAccount(ctx, req.(*ReinstateAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -636,6 +672,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SuspendAccount",
 			Handler:    _AdminService_SuspendAccount_Handler,
+		},
+		{
+			MethodName: "ReinstateAccount",
+			Handler:    _AdminService_ReinstateAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -43,6 +43,7 @@ type Event struct {
 	//	*Event_AccountPlanChanged
 	//	*Event_ProjectUpdated
 	//	*Event_ProjectDeleted
+	//	*Event_AccountReinstated
 	Payload       isEvent_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -194,6 +195,15 @@ func (x *Event) GetProjectDeleted() *ProjectDeleted {
 	return nil
 }
 
+func (x *Event) GetAccountReinstated() *AccountReinstated {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_AccountReinstated); ok {
+			return x.AccountReinstated
+		}
+	}
+	return nil
+}
+
 type isEvent_Payload interface {
 	isEvent_Payload()
 }
@@ -234,6 +244,10 @@ type Event_ProjectDeleted struct {
 	ProjectDeleted *ProjectDeleted `protobuf:"bytes,23,opt,name=project_deleted,json=projectDeleted,proto3,oneof"`
 }
 
+type Event_AccountReinstated struct {
+	AccountReinstated *AccountReinstated `protobuf:"bytes,24,opt,name=account_reinstated,json=accountReinstated,proto3,oneof"`
+}
+
 func (*Event_KeyCreated) isEvent_Payload() {}
 
 func (*Event_KeyUpdated) isEvent_Payload() {}
@@ -251,6 +265,8 @@ func (*Event_AccountPlanChanged) isEvent_Payload() {}
 func (*Event_ProjectUpdated) isEvent_Payload() {}
 
 func (*Event_ProjectDeleted) isEvent_Payload() {}
+
+func (*Event_AccountReinstated) isEvent_Payload() {}
 
 type KeyCreated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -628,6 +644,50 @@ func (x *AccountSuspended) GetReason() string {
 	return ""
 }
 
+type AccountReinstated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountReinstated) Reset() {
+	*x = AccountReinstated{}
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountReinstated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountReinstated) ProtoMessage() {}
+
+func (x *AccountReinstated) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountReinstated.ProtoReflect.Descriptor instead.
+func (*AccountReinstated) Descriptor() ([]byte, []int) {
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AccountReinstated) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type AccountPlanChanged struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Plan          string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
@@ -638,7 +698,7 @@ type AccountPlanChanged struct {
 
 func (x *AccountPlanChanged) Reset() {
 	*x = AccountPlanChanged{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +710,7 @@ func (x *AccountPlanChanged) String() string {
 func (*AccountPlanChanged) ProtoMessage() {}
 
 func (x *AccountPlanChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +723,7 @@ func (x *AccountPlanChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountPlanChanged.ProtoReflect.Descriptor instead.
 func (*AccountPlanChanged) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AccountPlanChanged) GetPlan() string {
@@ -691,7 +751,7 @@ type ProjectUpdated struct {
 
 func (x *ProjectUpdated) Reset() {
 	*x = ProjectUpdated{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +763,7 @@ func (x *ProjectUpdated) String() string {
 func (*ProjectUpdated) ProtoMessage() {}
 
 func (x *ProjectUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +776,7 @@ func (x *ProjectUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectUpdated.ProtoReflect.Descriptor instead.
 func (*ProjectUpdated) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProjectUpdated) GetProjectId() string {
@@ -749,7 +809,7 @@ type ProjectDeleted struct {
 
 func (x *ProjectDeleted) Reset() {
 	*x = ProjectDeleted{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +821,7 @@ func (x *ProjectDeleted) String() string {
 func (*ProjectDeleted) ProtoMessage() {}
 
 func (x *ProjectDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +834,7 @@ func (x *ProjectDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectDeleted.ProtoReflect.Descriptor instead.
 func (*ProjectDeleted) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProjectDeleted) GetProjectId() string {
@@ -798,7 +858,7 @@ type GatewayHeartbeat struct {
 
 func (x *GatewayHeartbeat) Reset() {
 	*x = GatewayHeartbeat{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +870,7 @@ func (x *GatewayHeartbeat) String() string {
 func (*GatewayHeartbeat) ProtoMessage() {}
 
 func (x *GatewayHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +883,7 @@ func (x *GatewayHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayHeartbeat.ProtoReflect.Descriptor instead.
 func (*GatewayHeartbeat) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GatewayHeartbeat) GetGatewayId() string {
@@ -859,7 +919,7 @@ type GatewayApplied struct {
 
 func (x *GatewayApplied) Reset() {
 	*x = GatewayApplied{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +931,7 @@ func (x *GatewayApplied) String() string {
 func (*GatewayApplied) ProtoMessage() {}
 
 func (x *GatewayApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +944,7 @@ func (x *GatewayApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayApplied.ProtoReflect.Descriptor instead.
 func (*GatewayApplied) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GatewayApplied) GetGatewayId() string {
@@ -905,7 +965,7 @@ var File_latchkey_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1flatchkey/events/v1/events.proto\x12\x12latchkey.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x06\n" +
+	"\x1flatchkey/events/v1/events.proto\x12\x12latchkey.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\a\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
@@ -927,7 +987,8 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\x11account_suspended\x18\x14 \x01(\v2$.latchkey.events.v1.AccountSuspendedH\x00R\x10accountSuspended\x12Z\n" +
 	"\x14account_plan_changed\x18\x15 \x01(\v2&.latchkey.events.v1.AccountPlanChangedH\x00R\x12accountPlanChanged\x12M\n" +
 	"\x0fproject_updated\x18\x16 \x01(\v2\".latchkey.events.v1.ProjectUpdatedH\x00R\x0eprojectUpdated\x12M\n" +
-	"\x0fproject_deleted\x18\x17 \x01(\v2\".latchkey.events.v1.ProjectDeletedH\x00R\x0eprojectDeletedB\t\n" +
+	"\x0fproject_deleted\x18\x17 \x01(\v2\".latchkey.events.v1.ProjectDeletedH\x00R\x0eprojectDeleted\x12V\n" +
+	"\x12account_reinstated\x18\x18 \x01(\v2%.latchkey.events.v1.AccountReinstatedH\x00R\x11accountReinstatedB\t\n" +
 	"\apayload\"\x93\x01\n" +
 	"\n" +
 	"KeyCreated\x12\x15\n" +
@@ -965,6 +1026,8 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\vgrace_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"graceUntil\"*\n" +
 	"\x10AccountSuspended\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"+\n" +
+	"\x11AccountReinstated\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"M\n" +
 	"\x12AccountPlanChanged\x12\x12\n" +
 	"\x04plan\x18\x01 \x01(\tR\x04plan\x12#\n" +
@@ -1000,7 +1063,7 @@ func file_latchkey_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_latchkey_events_v1_events_proto_rawDescData
 }
 
-var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: latchkey.events.v1.Event
 	(*KeyCreated)(nil),            // 1: latchkey.events.v1.KeyCreated
@@ -1009,32 +1072,34 @@ var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*KeyRevoked)(nil),            // 4: latchkey.events.v1.KeyRevoked
 	(*KeyClaimed)(nil),            // 5: latchkey.events.v1.KeyClaimed
 	(*AccountSuspended)(nil),      // 6: latchkey.events.v1.AccountSuspended
-	(*AccountPlanChanged)(nil),    // 7: latchkey.events.v1.AccountPlanChanged
-	(*ProjectUpdated)(nil),        // 8: latchkey.events.v1.ProjectUpdated
-	(*ProjectDeleted)(nil),        // 9: latchkey.events.v1.ProjectDeleted
-	(*GatewayHeartbeat)(nil),      // 10: latchkey.events.v1.GatewayHeartbeat
-	(*GatewayApplied)(nil),        // 11: latchkey.events.v1.GatewayApplied
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*AccountReinstated)(nil),     // 7: latchkey.events.v1.AccountReinstated
+	(*AccountPlanChanged)(nil),    // 8: latchkey.events.v1.AccountPlanChanged
+	(*ProjectUpdated)(nil),        // 9: latchkey.events.v1.ProjectUpdated
+	(*ProjectDeleted)(nil),        // 10: latchkey.events.v1.ProjectDeleted
+	(*GatewayHeartbeat)(nil),      // 11: latchkey.events.v1.GatewayHeartbeat
+	(*GatewayApplied)(nil),        // 12: latchkey.events.v1.GatewayApplied
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_latchkey_events_v1_events_proto_depIdxs = []int32{
-	12, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
+	13, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: latchkey.events.v1.Event.key_created:type_name -> latchkey.events.v1.KeyCreated
 	2,  // 2: latchkey.events.v1.Event.key_updated:type_name -> latchkey.events.v1.KeyUpdated
 	3,  // 3: latchkey.events.v1.Event.key_rotated:type_name -> latchkey.events.v1.KeyRotated
 	4,  // 4: latchkey.events.v1.Event.key_revoked:type_name -> latchkey.events.v1.KeyRevoked
 	5,  // 5: latchkey.events.v1.Event.key_claimed:type_name -> latchkey.events.v1.KeyClaimed
 	6,  // 6: latchkey.events.v1.Event.account_suspended:type_name -> latchkey.events.v1.AccountSuspended
-	7,  // 7: latchkey.events.v1.Event.account_plan_changed:type_name -> latchkey.events.v1.AccountPlanChanged
-	8,  // 8: latchkey.events.v1.Event.project_updated:type_name -> latchkey.events.v1.ProjectUpdated
-	9,  // 9: latchkey.events.v1.Event.project_deleted:type_name -> latchkey.events.v1.ProjectDeleted
-	12, // 10: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
-	12, // 11: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
-	12, // 12: latchkey.events.v1.GatewayHeartbeat.time:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 7: latchkey.events.v1.Event.account_plan_changed:type_name -> latchkey.events.v1.AccountPlanChanged
+	9,  // 8: latchkey.events.v1.Event.project_updated:type_name -> latchkey.events.v1.ProjectUpdated
+	10, // 9: latchkey.events.v1.Event.project_deleted:type_name -> latchkey.events.v1.ProjectDeleted
+	7,  // 10: latchkey.events.v1.Event.account_reinstated:type_name -> latchkey.events.v1.AccountReinstated
+	13, // 11: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
+	13, // 12: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
+	13, // 13: latchkey.events.v1.GatewayHeartbeat.time:type_name -> google.protobuf.Timestamp
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_events_v1_events_proto_init() }
@@ -1052,6 +1117,7 @@ func file_latchkey_events_v1_events_proto_init() {
 		(*Event_AccountPlanChanged)(nil),
 		(*Event_ProjectUpdated)(nil),
 		(*Event_ProjectDeleted)(nil),
+		(*Event_AccountReinstated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1059,7 +1125,7 @@ func file_latchkey_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_events_v1_events_proto_rawDesc), len(file_latchkey_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -12,7 +12,7 @@ import (
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
-// maxReasonLen bounds a suspension reason, in characters.
+// maxReasonLen bounds the reason of a suspension or reinstatement, in characters.
 const maxReasonLen = 500
 
 // SetPlan moves an account to the free or pro plan (operator only).
@@ -45,24 +45,48 @@ func (s adminServer) SetPlan(ctx context.Context, req *accountsv1.SetPlanRequest
 // SuspendAccount suspends an account (operator only): its sessions and keys stop working.
 // Suspending a suspended account changes nothing.
 func (s adminServer) SuspendAccount(ctx context.Context, req *accountsv1.SuspendAccountRequest) (*accountsv1.SuspendAccountResponse, error) {
-	if _, err := auth.RequireOperator(ctx); err != nil {
-		return nil, err
-	}
-	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
-		return nil, err
-	}
-	reason := strings.TrimSpace(req.GetReason())
-	if utf8.RuneCountInString(reason) > maxReasonLen {
-		return nil, invalid("reason must be at most %d characters", maxReasonLen)
-	}
-	a, err := s.cfg.Store.Suspend(ctx, req.GetAccountId(), reason, now(), func(a store.Account) *eventsv1.Event {
-		ev := newEvent(ctx, a.ID)
+	a, err := s.setStatus(ctx, req.GetAccountId(), store.StatusSuspended, req.GetReason(), func(reason string) *eventsv1.Event {
+		ev := newEvent(ctx, req.GetAccountId())
 		ev.Payload = &eventsv1.Event_AccountSuspended{AccountSuspended: &eventsv1.AccountSuspended{Reason: reason}}
 		return ev
 	})
 	if err != nil {
-		return nil, storeErr(err, errAccountNotFound)
+		return nil, err
+	}
+	return &accountsv1.SuspendAccountResponse{Account: accountPB(a)}, nil
+}
+
+// ReinstateAccount lifts a suspension (operator only): the account's sessions and keys
+// work again. Reinstating an active account changes nothing.
+func (s adminServer) ReinstateAccount(ctx context.Context, req *accountsv1.ReinstateAccountRequest) (*accountsv1.ReinstateAccountResponse, error) {
+	a, err := s.setStatus(ctx, req.GetAccountId(), store.StatusActive, req.GetReason(), func(reason string) *eventsv1.Event {
+		ev := newEvent(ctx, req.GetAccountId())
+		ev.Payload = &eventsv1.Event_AccountReinstated{AccountReinstated: &eventsv1.AccountReinstated{Reason: reason}}
+		return ev
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.ReinstateAccountResponse{Account: accountPB(a)}, nil
+}
+
+// setStatus is SuspendAccount and ReinstateAccount: event makes the change's event from
+// the checked reason.
+func (s adminServer) setStatus(ctx context.Context, accountID, status, reason string, event func(reason string) *eventsv1.Event) (store.Account, error) {
+	if _, err := auth.RequireOperator(ctx); err != nil {
+		return store.Account{}, err
+	}
+	if err := checkID("account_id", ids.Account, accountID); err != nil {
+		return store.Account{}, err
+	}
+	reason = strings.TrimSpace(reason)
+	if utf8.RuneCountInString(reason) > maxReasonLen {
+		return store.Account{}, invalid("reason must be at most %d characters", maxReasonLen)
+	}
+	a, err := s.cfg.Store.SetStatus(ctx, accountID, status, reason, now(), func(store.Account) *eventsv1.Event { return event(reason) })
+	if err != nil {
+		return store.Account{}, storeErr(err, errAccountNotFound)
 	}
 	s.cfg.Notify()
-	return &accountsv1.SuspendAccountResponse{Account: accountPB(a)}, nil
+	return a, nil
 }

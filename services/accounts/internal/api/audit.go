@@ -29,4 +29,7 @@ var AuditActions = map[string]auditlog.Action{
 	accountsv1.AdminService_SuspendAccount_FullMethodName: {
 		Name: "admin.suspend", Resource: "account", ResourceID: []string{"account_id"}, Account: []string{"account_id"},
 	},
+	accountsv1.AdminService_ReinstateAccount_FullMethodName: {
+		Name: "admin.reinstate", Resource: "account", ResourceID: []string{"account_id"}, Account: []string{"account_id"},
+	},
 }

@@ -126,22 +126,27 @@ func (s *Store) SetPlan(ctx context.Context, id, plan string, now time.Time, eve
 	return out, err
 }
 
-const suspendSQL = `UPDATE accounts SET status = 'suspended', suspend_reason = $2, updated_at = $3
+const setStatusSQL = `UPDATE accounts SET status = $2, suspend_reason = $3, updated_at = $4
 	WHERE id = $1 RETURNING ` + accountColumns
 
-// Suspend suspends an account; event(updated) goes to the outbox when it was active.
-func (s *Store) Suspend(ctx context.Context, id, reason string, now time.Time, event func(Account) *eventsv1.Event) (Account, error) {
+// SetStatus suspends an account (StatusSuspended, with the reason) or reinstates it
+// (StatusActive); event(updated) goes to the outbox when the status changed. Setting the
+// status it has changes nothing.
+func (s *Store) SetStatus(ctx context.Context, id, status, reason string, now time.Time, event func(Account) *eventsv1.Event) (Account, error) {
+	if status != StatusSuspended {
+		reason = "" // the reason is the suspension's
+	}
 	var out Account
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		prev, err := scanAccount(tx.QueryRow(ctx, selectAccountForUp, id))
 		if err != nil {
 			return err
 		}
-		if prev.Status == StatusSuspended {
+		if prev.Status == status {
 			out = prev
 			return nil
 		}
-		if out, err = scanAccount(tx.QueryRow(ctx, suspendSQL, id, reason, now)); err != nil {
+		if out, err = scanAccount(tx.QueryRow(ctx, setStatusSQL, id, status, reason, now)); err != nil {
 			return err
 		}
 		return s.emit(ctx, tx, event(out))

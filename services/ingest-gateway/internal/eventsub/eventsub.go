@@ -166,7 +166,7 @@ func (s *Subscriber) apply(ev *eventsv1.Event) {
 	case *eventsv1.Event_KeyClaimed:
 		s.cache.DropKey(p.KeyClaimed.GetAnonymousKeyId())
 		s.cache.DropNegative()
-	case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountPlanChanged:
+	case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountReinstated, *eventsv1.Event_AccountPlanChanged:
 		keyEvent = false
 		s.cache.DropAccount(acct)
 	case *eventsv1.Event_ProjectUpdated:

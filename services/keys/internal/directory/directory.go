@@ -129,7 +129,7 @@ func (d *Directory) Subscribe(nc *nats.Conn, ns string) (*nats.Subscription, err
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		switch p := ev.GetPayload().(type) {
-		case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountPlanChanged:
+		case *eventsv1.Event_AccountSuspended, *eventsv1.Event_AccountReinstated, *eventsv1.Event_AccountPlanChanged:
 			delete(d.accounts, ev.GetAccountId())
 		case *eventsv1.Event_ProjectUpdated:
 			delete(d.projects, ev.GetAccountId()+"/"+p.ProjectUpdated.GetProjectId())
