@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,4 +301,29 @@ func TestMergeClientRequestIDs(t *testing.T) {
 	require.NoError(t, <-second)
 	require.Equal(t, [][]string{{"r-client-1", "r-client-2"}}, h.requestIDs())
 	require.Empty(t, e.messages(t, Stream(e.ns))[0].Header.Get(jetstream.MsgIDHeader))
+}
+
+// Sealing keeps exactly the parts nobody dropped, bytes and headers in the same order,
+// whatever was dropped (never the leader, the first part).
+func TestSealKeepsWhatWasNotDropped(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		b := &batch{payload: getBuffer()}
+		var want []byte
+		var wantParts []part
+		for i := range 1 + rng.IntN(20) {
+			data := bytes.Repeat([]byte{byte(i)}, 1+rng.IntN(50))
+			pt := part{keyID: "k", requestID: fmt.Sprint("r", i), size: len(data), dropped: i > 0 && rng.IntN(3) == 0}
+			b.payload.Write(data)
+			b.parts = append(b.parts, pt)
+			if !pt.dropped {
+				want = append(want, data...)
+				wantParts = append(wantParts, pt)
+			}
+		}
+		b.seal()
+		require.Equal(t, want, b.payload.Bytes())
+		require.Equal(t, wantParts, b.parts)
+		putBuffer(b.payload)
+	}
 }
