@@ -240,7 +240,6 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		SessionTTL:    cfg.SessionTTL,
 		StepUpWindow:  cfg.StepUpWindow,
 		TrialPeriod:   cfg.TrialPeriod,
-		Quota:         quota.New(pool),
 		ProjectCap:    cfg.ProjectChangesPerHour,
 	})
 	accountsv1.RegisterAccountsServiceServer(g.Server, svc.Accounts())

@@ -11,7 +11,6 @@ import (
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/events"
-	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
@@ -26,8 +25,8 @@ type Config struct {
 	SessionTTL    time.Duration
 	StepUpWindow  time.Duration
 	TrialPeriod   time.Duration
-	// Quota enforces ProjectCap: project creations and deletions per account and hour.
-	Quota      *quota.Quota
+	// ProjectCap caps project creations and deletions per account and hour (0: no cap);
+	// each is taken in the change's own transaction.
 	ProjectCap int
 }
 

@@ -14,6 +14,7 @@ import (
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -174,9 +175,6 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	if err != nil {
 		return nil, err
 	}
-	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
-		return nil, err
-	}
 	t := now()
 	p := store.Project{
 		ID:             ids.New(ids.Project),
@@ -187,7 +185,7 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 		CreatedAt:      t,
 		UpdatedAt:      t,
 	}
-	err = s.cfg.Store.CreateProject(ctx, p, func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
+	err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
 		return nil, storeErr(err, nil)
 	}
@@ -304,10 +302,7 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	if err := checkID("id", ids.Project, id); err != nil {
 		return nil, err
 	}
-	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
-		return nil, err
-	}
-	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, func() *eventsv1.Event {
+	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, s.projectCap(), func() *eventsv1.Event {
 		ev := newEvent(ctx, caller.AccountID)
 		ev.Payload = &eventsv1.Event_ProjectDeleted{ProjectDeleted: &eventsv1.ProjectDeleted{ProjectId: id}}
 		return ev
@@ -319,10 +314,8 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	return &accountsv1.DeleteProjectResponse{}, nil
 }
 
-// takeProjectChange counts one project creation or deletion against the hourly cap.
-func (s accountsServer) takeProjectChange(ctx context.Context, accountID string) error {
-	if s.cfg.Quota == nil {
-		return nil
-	}
-	return s.cfg.Quota.Take(ctx, accountID, "create or delete projects", s.cfg.ProjectCap)
+// projectCap is the hourly cap that project creations and deletions count against
+// together; the store takes it in the change's transaction.
+func (s accountsServer) projectCap() quota.Cap {
+	return quota.Cap{Action: "create or delete projects", PerHour: s.cfg.ProjectCap}
 }
