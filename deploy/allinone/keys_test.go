@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -496,4 +497,60 @@ func TestFailedChangesSpendNoCap(t *testing.T) {
 	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
 	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
 	requireError(t, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}), 429, "rate_limited")
+}
+
+// TestNoKeyOutlivesItsEnvironment: a project cannot drop an environment that live keys
+// (active or in rotation grace) are bound to: 409 naming them, nothing changed, and the
+// key goes on working at the gateway. Once they are revoked the environment can go, no
+// key can be minted in it, and adding it back revives nothing. A key whose environment
+// the project no longer lists (as one minted while the drop was under way would be) does
+// not verify.
+func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.DirectoryTTL = time.Hour
+	}))
+	token, _ := s.signUp("envs")
+	project := s.project(token)
+	prd, key := s.ingestKey(token, project)
+	graced, _ := s.ingestKey(token, project)
+	successor := s.must(200, s.call("POST", "/v1/keys/"+graced+":rotate", token, map[string]any{"grace_period_seconds": 3600})).str("key.id")
+	s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
+	body := string(tracesBody(t))
+	post := func(key string) reply {
+		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	}
+	s.must(200, post(key))
+
+	drop := map[string]any{"environments": []string{"dev", "stg"}}
+	r := s.call("PATCH", "/v1/projects/"+project, token, drop)
+	requireError(t, r, 409, "conflict")
+	for _, id := range []string{prd, graced, successor} {
+		require.Contains(t, r.str("message"), id)
+	}
+	require.Contains(t, r.str("message"), "prd")
+	require.Equal(t, []any{"dev", "stg", "prd"}, s.must(200, s.call("GET", "/v1/projects/"+project, token, nil)).get("project.environments"))
+	s.must(200, post(key))
+	// Adding an environment, or dropping one no live key uses, asks nothing of anyone.
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd", "qa"}}))
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+
+	for _, id := range []string{prd, graced, successor} {
+		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+	}
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, drop))
+	requireError(t, post(key), 401, "unauthenticated")
+	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}), 400, "invalid_argument")
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+	requireError(t, post(key), 401, "unauthenticated")
+
+	// A stg key, then stg gone from under it behind the API's back (the end state of a key
+	// minted while the drop was under way): the key does not verify.
+	stg := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "stg"})).str("secret")
+	require.Equal(t, "ok", s.verify(s.operator, stg).str("code"))
+	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), `UPDATE accounts.projects SET environments = array_remove(environments, 'stg') WHERE id = $1`, project)
+	require.NoError(t, err)
+	require.Equal(t, "not_found", s.verify(s.operator, stg).str("code"))
 }

@@ -226,6 +226,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	keysv1.RegisterKeysServiceServer(g.Server, handlers)
+	keysv1.RegisterInternalServiceServer(g.Server, handlers.Internal())
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {

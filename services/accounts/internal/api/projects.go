@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
@@ -10,11 +11,18 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
+
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -31,6 +39,7 @@ const (
 	maxOriginLen      = 300
 	defaultPageSize   = 50
 	maxPageSize       = 100
+	maxNamedKeys      = 10 // live keys named in a refusal to drop an environment
 	environmentSyntax = `^[a-z][a-z0-9-]{0,31}$`
 )
 
@@ -283,6 +292,11 @@ func (s accountsServer) UpdateProject(ctx context.Context, req *accountsv1.Updat
 			return nil, invalid("%q cannot be changed; only name, environments and allowed_origins can", clip(path))
 		}
 	}
+	if u.SetEnvironments {
+		if err := s.mayDropEnvironments(ctx, caller.AccountID, in.GetId(), u.Environments); err != nil {
+			return nil, err
+		}
+	}
 	p, err := s.cfg.Store.UpdateProject(ctx, caller.AccountID, in.GetId(), u, now(),
 		func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
@@ -318,4 +332,52 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 // together; the store takes it in the change's transaction.
 func (s accountsServer) projectCap() quota.Cap {
 	return quota.Cap{Action: "create or delete projects", PerHour: s.cfg.ProjectCap}
+}
+
+// mayDropEnvironments refuses to drop an environment that live keys (active or in rotation
+// grace) are still bound to: 409 conflict naming them, so that no key outlives its
+// environment. Which keys are live is the keys service's to say (its ListLiveKeys, with
+// the operator token); when it cannot be asked, nothing is dropped (503). Keeping or
+// adding environments asks nothing. The keys service also refuses to mint or verify a key
+// of an environment the project no longer lists, which covers a key minted while the
+// drop was under way.
+func (s accountsServer) mayDropEnvironments(ctx context.Context, accountID, projectID string, keep []string) error {
+	cur, err := s.cfg.Store.Project(ctx, accountID, projectID)
+	if err != nil {
+		return storeErr(err, errProjectNotFound)
+	}
+	var dropped []string
+	for _, e := range cur.Environments {
+		if !slices.Contains(keep, e) {
+			dropped = append(dropped, e)
+		}
+	}
+	if len(dropped) == 0 {
+		return nil
+	}
+	if s.cfg.LiveKeys == nil {
+		return apierr.New(apierr.Unavailable, "no environment can be dropped here: no keys service is configured (KEYS_GRPC_ADDR) to say whether live keys use %v", dropped)
+	}
+	cctx, cancel := context.WithTimeout(auth.OutgoingBearer(ctx, string(s.cfg.Authenticator.Operator)), keysCallTimeout)
+	defer cancel()
+	cctx = metadata.AppendToOutgoingContext(cctx, requestid.MetadataKey, requestid.From(ctx))
+	resp, err := s.cfg.LiveKeys.ListLiveKeys(cctx, &keysv1.ListLiveKeysRequest{
+		AccountId: accountID, ProjectId: projectID, Environments: dropped, PageSize: maxNamedKeys,
+	})
+	if err != nil {
+		logging.From(ctx).Warn("keys: ListLiveKeys failed", zap.Error(err))
+		return apierr.New(apierr.Unavailable, "environments cannot be dropped right now: the keys service, which says whether live keys use them, did not answer; retry shortly")
+	}
+	if len(resp.GetKeys()) == 0 {
+		return nil
+	}
+	named := make([]string, len(resp.GetKeys()))
+	for i, k := range resp.GetKeys() {
+		named[i] = fmt.Sprintf("%s (%s)", k.GetId(), k.GetEnvironment())
+	}
+	list := strings.Join(named, ", ")
+	if resp.GetMore() {
+		list += " and more"
+	}
+	return apierr.New(apierr.Conflict, "cannot drop environment(s) %v: live keys are bound to them: %s; revoke them first (POST /v1/keys/{id}:revoke)", dropped, list)
 }

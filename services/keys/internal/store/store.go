@@ -220,6 +220,33 @@ func DecodeCursor(token string) (string, bool) {
 	return string(b), true
 }
 
+const liveSQL = `SELECT ` + columns + ` FROM keys
+	WHERE account_id = $1 AND project_id = $2
+	AND (cardinality($3::text[]) = 0 OR environment = ANY($3::text[]))
+	AND (` + statusSQL + `) IN ('active', 'grace')
+	ORDER BY id DESC LIMIT $4`
+
+// Live returns up to limit of the account's keys bound to the project (and to one of envs,
+// unless envs is empty) that still work: active or in rotation grace. more says whether
+// there are others.
+func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []string, limit int) (keys []*Key, more bool, err error) {
+	if envs == nil {
+		envs = []string{}
+	}
+	rows, err := s.pool.Query(ctx, liveSQL, accountID, projectID, envs, limit+1)
+	if err != nil {
+		return nil, false, postgres.Error(err, nil)
+	}
+	keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Key, error) { return scan(row) })
+	if err != nil {
+		return nil, false, postgres.Error(err, nil)
+	}
+	if len(keys) > limit {
+		return keys[:limit], true, nil
+	}
+	return keys, false, nil
+}
+
 const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2 FOR UPDATE`
 
 // Change runs fn on the locked key; if fn returns an event, the key's new state (written
