@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -353,4 +354,203 @@ func TestStaleTokenDoesNotBlockLogin(t *testing.T) {
 	requireError(t, s.call("GET", "/v1/keys", old, nil), 401, "unauthenticated")
 	login := s.must(200, s.call("POST", "/v1/sessions", old, map[string]any{"email": email, "password": "Correct-Horse-Battery-9"}))
 	s.must(200, s.call("GET", "/v1/keys", login.str("session.token"), nil))
+}
+
+// proAccount signs up an account on the pro plan (account keys need it) and returns a
+// session that has just re-verified its password, the account id and a second session of
+// the same user that has not.
+func (s *suite) proAccount(name string) (steppedUp, accountID, plain string) {
+	s.t.Helper()
+	userSeq++
+	email := fmt.Sprintf("%s-%d-%s@example.com", name, userSeq, testutil.Suffix())
+	r := s.must(200, s.call("POST", "/v1/accounts", "", map[string]any{
+		"email": email, "password": "Correct-Horse-Battery-9", "account_name": name,
+	}))
+	steppedUp, accountID = r.str("session.token"), r.str("account.id")
+	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.must(200, s.call("POST", "/v1/account/verify-password", steppedUp, map[string]any{"password": "Correct-Horse-Battery-9"}))
+	plain = s.must(200, s.call("POST", "/v1/sessions", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9"})).str("session.token")
+	return steppedUp, accountID, plain
+}
+
+// TestNoUpdateRevivesAKey: a key that can no longer be used (expired, revoked, past its
+// rotation grace) keeps its expiry and capabilities whatever PATCH sends, and widening an
+// account key's life or rights takes a stepped-up session, never an account key.
+func TestNoUpdateRevivesAKey(t *testing.T) {
+	s := startSuite(t)
+	token, _, plain := s.proAccount("revive")
+	project := s.project(token)
+	later := time.Now().Add(time.Hour).Format(time.RFC3339)
+	patch := func(id, tok string, body map[string]any, query ...string) reply {
+		return s.call("PATCH", "/v1/keys/"+id+strings.Join(query, ""), tok, body)
+	}
+
+	soon := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "ingest", "project_id": project, "environment": "dev", "expires_at": time.Now().Add(1500 * time.Millisecond).Format(time.RFC3339Nano),
+	}))
+	expired, expiredSecret := soon.str("key.id"), soon.str("secret")
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.verify(token, expiredSecret).str("code") == "expired" }, "the key to expire")
+	// Each with an expiry, so that removing it would be a change.
+	withExpiry := func() (string, string) {
+		r := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+			"type": "ingest", "project_id": project, "environment": "dev", "expires_at": later,
+		}))
+		return r.str("key.id"), r.str("secret")
+	}
+	revoked, revokedSecret := withExpiry()
+	s.must(200, s.call("POST", "/v1/keys/"+revoked+":revoke", token, map[string]any{}))
+	rotated, rotatedSecret := withExpiry()
+	s.must(200, s.call("POST", "/v1/keys/"+rotated+":rotate", token, map[string]any{"grace_period_seconds": 0}))
+	dead := map[string]string{expired: expiredSecret, revoked: revokedSecret, rotated: rotatedSecret}
+	for id, secret := range dead {
+		requireError(t, patch(id, token, map[string]any{"expires_at": time.Now().Add(2 * time.Hour).Format(time.RFC3339)}), 409, "conflict")
+		requireError(t, patch(id, token, map[string]any{}, "?update_mask=expires_at"), 409, "conflict")
+		requireError(t, patch(id, token, map[string]any{"capabilities": []string{"ingest"}, "expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}), 409, "conflict")
+		require.NotEqual(t, "ok", s.verify(token, secret).str("code"), id)
+		// Renaming is bookkeeping, not revival.
+		s.must(200, patch(id, token, map[string]any{"name": "retired"}))
+	}
+
+	// Account keys: a later or removed expiry or more capabilities need a stepped-up
+	// session; another account key (or the key itself) never may.
+	admin := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "account", "capabilities": []string{"keys:read", "keys:write"}, "expires_at": later,
+	}))
+	adminKey, adminID := admin.str("secret"), admin.str("key.id")
+	narrow := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "account", "capabilities": []string{"keys:read"}, "expires_at": later,
+	}))
+	narrowID := narrow.str("key.id")
+	muchLater := time.Now().Add(48 * time.Hour).Format(time.RFC3339)
+	widen := []struct {
+		body  map[string]any
+		query string
+	}{
+		{map[string]any{"expires_at": muchLater}, ""},
+		{map[string]any{}, "?update_mask=expires_at"},
+		{map[string]any{"capabilities": []string{"keys:read", "audit:read"}}, ""},
+	}
+	for _, w := range widen {
+		requireError(t, patch(narrowID, adminKey, w.body, w.query), 403, "permission_denied")
+		requireError(t, patch(adminID, adminKey, w.body, w.query), 403, "permission_denied")
+		requireError(t, patch(narrowID, plain, w.body, w.query), 403, "step_up_required")
+	}
+	// Narrowing needs no step-up, and the stepped-up session may widen.
+	s.must(200, patch(narrowID, plain, map[string]any{"expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}))
+	r := s.must(200, patch(narrowID, token, map[string]any{"capabilities": []string{"keys:read", "audit:read"}, "expires_at": muchLater}))
+	require.ElementsMatch(t, []string{"keys:read", "audit:read"}, r.get("key.capabilities"))
+}
+
+// TestKeysOfADeletedProject: once its project is deleted, a key stops working at the
+// gateway (by the project.deleted event, though the keys service caches projects for an
+// hour here), cannot be rotated, and no key can be created for the project.
+func TestKeysOfADeletedProject(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.DirectoryTTL = time.Hour
+	}))
+	token, _ := s.signUp("deleted")
+	project := s.project(token)
+	id, key := s.ingestKey(token, project)
+	body := string(tracesBody(t))
+	post := func() reply {
+		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	}
+	s.must(200, post())
+	s.must(200, s.call("DELETE", "/v1/projects/"+project, token, nil))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 401 }, "the gateway to refuse the deleted project's key")
+	requireError(t, post(), 401, "unauthenticated")
+
+	r := s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})
+	requireError(t, r, 404, "not_found")
+	require.Contains(t, r.str("message"), project)
+	k := s.must(200, s.call("GET", "/v1/keys/"+id, token, nil))
+	require.Equal(t, "active", k.str("key.status"), "a refused rotation changes nothing")
+	require.Empty(t, k.str("key.rotated_to_id"))
+	require.Len(t, s.must(200, s.call("GET", "/v1/keys", token, nil)).get("keys"), 1, "and mints nothing")
+	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{
+		"type": "ingest", "project_id": project, "environment": "prd",
+	}), 404, "not_found")
+}
+
+// TestFailedChangesSpendNoCap: caps are taken in the change's own transaction, so a change
+// refused or failed after taking its cap leaves the cap unspent: account-key rotations
+// refused by the account-keys cap spend no rotation, and deleting a project that does not
+// exist spends no project change.
+func TestFailedChangesSpendNoCap(t *testing.T) {
+	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.RotationsPerHour, k.AccountKeysPerHour = 2, 1
+		a.ProjectChangesPerHour = 2
+	}))
+	token, _, _ := s.proAccount("caps")
+	for range 3 {
+		requireError(t, s.call("DELETE", "/v1/projects/prj_01J00000000000000000000000", token, nil), 404, "not_found")
+	}
+	project := s.project(token)
+	s.project(token)
+	requireError(t, s.call("POST", "/v1/projects", token, map[string]any{"name": "third"}), 429, "rate_limited")
+
+	acct := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).str("key.id")
+	for range 3 {
+		requireError(t, s.call("POST", "/v1/keys/"+acct+":rotate", token, map[string]any{}), 429, "rate_limited")
+	}
+	id, _ := s.ingestKey(token, project)
+	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
+	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
+	requireError(t, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}), 429, "rate_limited")
+}
+
+// TestNoKeyOutlivesItsEnvironment: a project cannot drop an environment that live keys
+// (active or in rotation grace) are bound to: 409 naming them, nothing changed, and the
+// key goes on working at the gateway. Once they are revoked the environment can go, no
+// key can be minted in it, and adding it back revives nothing. A key whose environment
+// the project no longer lists (as one minted while the drop was under way would be) does
+// not verify.
+func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.DirectoryTTL = time.Hour
+	}))
+	token, _ := s.signUp("envs")
+	project := s.project(token)
+	prd, key := s.ingestKey(token, project)
+	graced, _ := s.ingestKey(token, project)
+	successor := s.must(200, s.call("POST", "/v1/keys/"+graced+":rotate", token, map[string]any{"grace_period_seconds": 3600})).str("key.id")
+	s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
+	body := string(tracesBody(t))
+	post := func(key string) reply {
+		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	}
+	s.must(200, post(key))
+
+	drop := map[string]any{"environments": []string{"dev", "stg"}}
+	r := s.call("PATCH", "/v1/projects/"+project, token, drop)
+	requireError(t, r, 409, "conflict")
+	for _, id := range []string{prd, graced, successor} {
+		require.Contains(t, r.str("message"), id)
+	}
+	require.Contains(t, r.str("message"), "prd")
+	require.Equal(t, []any{"dev", "stg", "prd"}, s.must(200, s.call("GET", "/v1/projects/"+project, token, nil)).get("project.environments"))
+	s.must(200, post(key))
+	// Adding an environment, or dropping one no live key uses, asks nothing of anyone.
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd", "qa"}}))
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+
+	for _, id := range []string{prd, graced, successor} {
+		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+	}
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, drop))
+	requireError(t, post(key), 401, "unauthenticated")
+	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}), 400, "invalid_argument")
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+	requireError(t, post(key), 401, "unauthenticated")
+
+	// A stg key, then stg gone from under it behind the API's back (the end state of a key
+	// minted while the drop was under way): the key does not verify.
+	stg := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "stg"})).str("secret")
+	require.Equal(t, "ok", s.verify(s.operator, stg).str("code"))
+	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), `UPDATE accounts.projects SET environments = array_remove(environments, 'stg') WHERE id = $1`, project)
+	require.NoError(t, err)
+	require.Equal(t, "not_found", s.verify(s.operator, stg).str("code"))
 }

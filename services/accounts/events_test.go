@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 )
 
 func TestEvents(t *testing.T) {
@@ -28,16 +29,19 @@ func TestEvents(t *testing.T) {
 	require.Equal(t, []string{"dev", "stg", "prd"}, ev.GetProjectUpdated().GetEnvironments())
 	require.Equal(t, []string{"https://a.example.com"}, ev.GetProjectUpdated().GetAllowedOrigins())
 
-	// Update: project.updated with the new lists.
+	// Update: project.updated with the new lists. (Environments are added: dropping one
+	// asks the keys service, which this harness does not run.)
 	e.callWith("PATCH", "/v1/projects/"+pid, u.token, map[string]any{
-		"environments": []string{"prd"}, "allowed_origins": []string{"https://b.example.com:8443"},
+		"environments": []string{"dev", "stg", "prd", "qa"}, "allowed_origins": []string{"https://b.example.com:8443"},
 	}, hdr("req-update-1")).ok(t)
 	ev = e.lastEvent("project.updated", func(ev *eventsv1.Event) bool {
 		return ev.GetRequestId() == "req-update-1"
 	})
 	require.Equal(t, u.accountID, ev.GetAccountId())
 	require.Equal(t, pid, ev.GetProjectUpdated().GetProjectId())
-	require.Equal(t, []string{"prd"}, ev.GetProjectUpdated().GetEnvironments())
+	require.Equal(t, []string{"dev", "stg", "prd", "qa"}, ev.GetProjectUpdated().GetEnvironments())
+	// With no keys service to say which keys are live, no environment is dropped.
+	e.call("PATCH", "/v1/projects/"+pid, u.token, map[string]any{"environments": []string{"prd"}}).requireError(t, http.StatusServiceUnavailable, apierr.Unavailable)
 	require.Equal(t, []string{"https://b.example.com:8443"}, ev.GetProjectUpdated().GetAllowedOrigins())
 
 	// Delete: project.deleted.

@@ -68,7 +68,9 @@ type Config struct {
 	// internal calls (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters).
 	OperatorToken string
 	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR); when set, account keys
-	// authenticate here through its VerifyKey. Empty: only sessions and the operator token.
+	// authenticate here through its VerifyKey, and a project's environment can be dropped
+	// once the keys service says no live key is bound to it. Empty: only sessions and the
+	// operator token authenticate, and environments cannot be dropped.
 	KeysAddr string
 	// SessionTTL is how long a login lasts (LATCHKEY_SESSION_TTL, default 24h).
 	SessionTTL time.Duration
@@ -205,6 +207,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 
 	authn := &api.Authenticator{Operator: auth.OperatorToken(cfg.OperatorToken)}
+	var liveKeys keysv1.InternalServiceClient
 	if cfg.KeysAddr != "" {
 		// NewClient does not connect until the first call, so keys may start later.
 		conn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -213,6 +216,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		}
 		u.Closers = append(u.Closers, func() { _ = conn.Close() })
 		authn.Keys = keysv1.NewKeysServiceClient(conn)
+		liveKeys = keysv1.NewInternalServiceClient(conn)
 	}
 
 	st := store.New(pool, cfg.Namespace)
@@ -240,8 +244,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		SessionTTL:    cfg.SessionTTL,
 		StepUpWindow:  cfg.StepUpWindow,
 		TrialPeriod:   cfg.TrialPeriod,
-		Quota:         quota.New(pool),
 		ProjectCap:    cfg.ProjectChangesPerHour,
+		LiveKeys:      liveKeys,
 	})
 	accountsv1.RegisterAccountsServiceServer(g.Server, svc.Accounts())
 	accountsv1.RegisterAdminServiceServer(g.Server, svc.Admin())

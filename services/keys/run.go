@@ -210,7 +210,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	handlers := api.New(api.Deps{
 		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
-		Quota: quota.New(pool), Caps: api.Caps{Rotations: cfg.RotationsPerHour, AccountKeys: cfg.AccountKeysPerHour},
+		Caps: api.NewCaps(cfg.RotationsPerHour, cfg.AccountKeysPerHour),
 	})
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
@@ -226,6 +226,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	keysv1.RegisterKeysServiceServer(g.Server, handlers)
+	keysv1.RegisterInternalServiceServer(g.Server, handlers.Internal())
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {

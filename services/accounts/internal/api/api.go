@@ -10,8 +10,8 @@ import (
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/events"
-	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
@@ -26,8 +26,12 @@ type Config struct {
 	SessionTTL    time.Duration
 	StepUpWindow  time.Duration
 	TrialPeriod   time.Duration
-	// Quota enforces ProjectCap: project creations and deletions per account and hour.
-	Quota      *quota.Quota
+	// LiveKeys is the keys service's InternalService, asked for live keys before an
+	// environment is dropped; nil when no keys service is configured, and then no
+	// environment can be dropped.
+	LiveKeys keysv1.InternalServiceClient
+	// ProjectCap caps project creations and deletions per account and hour (0: no cap);
+	// each is taken in the change's own transaction.
 	ProjectCap int
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
@@ -10,10 +11,18 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
+
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -30,6 +39,7 @@ const (
 	maxOriginLen      = 300
 	defaultPageSize   = 50
 	maxPageSize       = 100
+	maxNamedKeys      = 10 // live keys named in a refusal to drop an environment
 	environmentSyntax = `^[a-z][a-z0-9-]{0,31}$`
 )
 
@@ -174,9 +184,6 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	if err != nil {
 		return nil, err
 	}
-	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
-		return nil, err
-	}
 	t := now()
 	p := store.Project{
 		ID:             ids.New(ids.Project),
@@ -187,7 +194,7 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 		CreatedAt:      t,
 		UpdatedAt:      t,
 	}
-	err = s.cfg.Store.CreateProject(ctx, p, func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
+	err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
 		return nil, storeErr(err, nil)
 	}
@@ -285,6 +292,11 @@ func (s accountsServer) UpdateProject(ctx context.Context, req *accountsv1.Updat
 			return nil, invalid("%q cannot be changed; only name, environments and allowed_origins can", clip(path))
 		}
 	}
+	if u.SetEnvironments {
+		if err := s.mayDropEnvironments(ctx, caller.AccountID, in.GetId(), u.Environments); err != nil {
+			return nil, err
+		}
+	}
 	p, err := s.cfg.Store.UpdateProject(ctx, caller.AccountID, in.GetId(), u, now(),
 		func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
@@ -304,10 +316,7 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	if err := checkID("id", ids.Project, id); err != nil {
 		return nil, err
 	}
-	if err := s.takeProjectChange(ctx, caller.AccountID); err != nil {
-		return nil, err
-	}
-	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, func() *eventsv1.Event {
+	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, s.projectCap(), func() *eventsv1.Event {
 		ev := newEvent(ctx, caller.AccountID)
 		ev.Payload = &eventsv1.Event_ProjectDeleted{ProjectDeleted: &eventsv1.ProjectDeleted{ProjectId: id}}
 		return ev
@@ -319,10 +328,56 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 	return &accountsv1.DeleteProjectResponse{}, nil
 }
 
-// takeProjectChange counts one project creation or deletion against the hourly cap.
-func (s accountsServer) takeProjectChange(ctx context.Context, accountID string) error {
-	if s.cfg.Quota == nil {
+// projectCap is the hourly cap that project creations and deletions count against
+// together; the store takes it in the change's transaction.
+func (s accountsServer) projectCap() quota.Cap {
+	return quota.Cap{Action: "create or delete projects", PerHour: s.cfg.ProjectCap}
+}
+
+// mayDropEnvironments refuses to drop an environment that live keys (active or in rotation
+// grace) are still bound to: 409 conflict naming them, so that no key outlives its
+// environment. Which keys are live is the keys service's to say (its ListLiveKeys, with
+// the operator token); when it cannot be asked, nothing is dropped (503). Keeping or
+// adding environments asks nothing. The keys service also refuses to mint or verify a key
+// of an environment the project no longer lists, which covers a key minted while the
+// drop was under way.
+func (s accountsServer) mayDropEnvironments(ctx context.Context, accountID, projectID string, keep []string) error {
+	cur, err := s.cfg.Store.Project(ctx, accountID, projectID)
+	if err != nil {
+		return storeErr(err, errProjectNotFound)
+	}
+	var dropped []string
+	for _, e := range cur.Environments {
+		if !slices.Contains(keep, e) {
+			dropped = append(dropped, e)
+		}
+	}
+	if len(dropped) == 0 {
 		return nil
 	}
-	return s.cfg.Quota.Take(ctx, accountID, "create or delete projects", s.cfg.ProjectCap)
+	if s.cfg.LiveKeys == nil {
+		return apierr.New(apierr.Unavailable, "no environment can be dropped here: no keys service is configured (KEYS_GRPC_ADDR) to say whether live keys use %v", dropped)
+	}
+	cctx, cancel := context.WithTimeout(auth.OutgoingBearer(ctx, string(s.cfg.Authenticator.Operator)), keysCallTimeout)
+	defer cancel()
+	cctx = metadata.AppendToOutgoingContext(cctx, requestid.MetadataKey, requestid.From(ctx))
+	resp, err := s.cfg.LiveKeys.ListLiveKeys(cctx, &keysv1.ListLiveKeysRequest{
+		AccountId: accountID, ProjectId: projectID, Environments: dropped, PageSize: maxNamedKeys,
+	})
+	if err != nil {
+		logging.From(ctx).Warn("keys: ListLiveKeys failed", zap.Error(err))
+		return apierr.New(apierr.Unavailable, "environments cannot be dropped right now: the keys service, which says whether live keys use them, did not answer; retry shortly")
+	}
+	if len(resp.GetKeys()) == 0 {
+		return nil
+	}
+	named := make([]string, len(resp.GetKeys()))
+	for i, k := range resp.GetKeys() {
+		named[i] = fmt.Sprintf("%s (%s)", k.GetId(), k.GetEnvironment())
+	}
+	list := strings.Join(named, ", ")
+	if resp.GetMore() {
+		list += " and more"
+	}
+	return apierr.New(apierr.Conflict, "cannot drop environment(s) %v: live keys are bound to them: %s; revoke them first (POST /v1/keys/{id}:revoke)", dropped, list)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/quota"
 )
 
 // Project groups keys and bounds their environments and browser origins.
@@ -43,9 +44,14 @@ func scanProject(row pgx.Row) (Project, error) {
 const insertProjectSQL = `INSERT INTO projects (id, account_id, name, environments, allowed_origins, created_at, updated_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $6)`
 
-// CreateProject stores p and writes event(p) to the outbox with it.
-func (s *Store) CreateProject(ctx context.Context, p Project, event func(Project) *eventsv1.Event) error {
+// CreateProject stores p and writes event(p) to the outbox with it, taking one use of c
+// (quota.Take) in the same transaction: a refused cap stores nothing and a failed create
+// spends nothing.
+func (s *Store) CreateProject(ctx context.Context, p Project, c quota.Cap, event func(Project) *eventsv1.Event) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := quota.Take(ctx, tx, p.AccountID, c); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, insertProjectSQL, p.ID, p.AccountID, p.Name,
 			nonNil(p.Environments), nonNil(p.AllowedOrigins), p.CreatedAt); err != nil {
 			return err
@@ -112,9 +118,14 @@ func (s *Store) UpdateProject(ctx context.Context, accountID, id string, u Proje
 
 const deleteProjectSQL = `DELETE FROM projects WHERE account_id = $1 AND id = $2`
 
-// DeleteProject deletes a project of an account and writes event() to the outbox with it.
-func (s *Store) DeleteProject(ctx context.Context, accountID, id string, event func() *eventsv1.Event) error {
+// DeleteProject deletes a project of an account and writes event() to the outbox with it,
+// taking one use of c in the same transaction, as CreateProject does: deleting a project
+// that does not exist spends nothing.
+func (s *Store) DeleteProject(ctx context.Context, accountID, id string, c quota.Cap, event func() *eventsv1.Event) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := quota.Take(ctx, tx, accountID, c); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, deleteProjectSQL, accountID, id)
 		if err != nil {
 			return err

@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/outbox"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 	"github.com/latchkey/latchkey/services/accounts/internal/token"
@@ -30,6 +32,29 @@ func newAccount(t *testing.T, ctx context.Context, s *store.Store, email string)
 	return a, sess.TokenHash
 }
 
+// TestProjectCapIsSpentOnlyByChangesThatCommit: the project cap is taken in the change's
+// own transaction, so deleting a project that does not exist (or is another account's)
+// spends nothing, while creating and deleting real projects does.
+func TestProjectCapIsSpentOnlyByChangesThatCommit(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(testutil.DB(t, "accounts", outbox.Migrations, quota.Migrations, migrations.FS), testutil.Namespace(t))
+	a, _ := newAccount(t, ctx, s, "a@example.com")
+	c := quota.Cap{Action: "create or delete projects", PerHour: 2}
+	noDeleteEvent := func() *eventsv1.Event { return nil }
+	for range 3 {
+		require.ErrorIs(t, s.DeleteProject(ctx, a.ID, ids.New(ids.Project), c, noDeleteEvent), store.ErrNotFound)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, s.CreateProject(ctx, p, c, noEvent), "the failed deletions spent nothing")
+	require.NoError(t, s.DeleteProject(ctx, a.ID, p.ID, c, noDeleteEvent))
+	p.ID = ids.New(ids.Project)
+	err := s.CreateProject(ctx, p, c, noEvent)
+	require.True(t, apierr.IsCode(err, apierr.RateLimited), "two changes committed: the cap is spent (%v)", err)
+	_, err = s.Project(ctx, a.ID, p.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "a refused creation stores nothing")
+}
+
 func TestProjectsAreBoundToTheirAccount(t *testing.T) {
 	ctx := context.Background()
 	s := store.New(testutil.DB(t, "accounts", outbox.Migrations, migrations.FS), testutil.Namespace(t))
@@ -40,11 +65,11 @@ func TestProjectsAreBoundToTheirAccount(t *testing.T) {
 	var mine []string
 	for range 5 {
 		p := store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
-		require.NoError(t, s.CreateProject(ctx, p, noEvent))
+		require.NoError(t, s.CreateProject(ctx, p, quota.Cap{}, noEvent))
 		mine = append(mine, p.ID)
 	}
 	theirs := store.Project{ID: ids.New(ids.Project), AccountID: b.ID, Name: "q", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, s.CreateProject(ctx, theirs, noEvent))
+	require.NoError(t, s.CreateProject(ctx, theirs, quota.Cap{}, noEvent))
 
 	got, err := s.Project(ctx, a.ID, mine[0])
 	require.NoError(t, err)
@@ -55,7 +80,7 @@ func TestProjectsAreBoundToTheirAccount(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = s.UpdateProject(ctx, a.ID, theirs.ID, store.ProjectUpdate{SetName: true, Name: "x"}, now, noEvent)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	require.ErrorIs(t, s.DeleteProject(ctx, a.ID, theirs.ID, func() *eventsv1.Event { return nil }), store.ErrNotFound)
+	require.ErrorIs(t, s.DeleteProject(ctx, a.ID, theirs.ID, quota.Cap{}, func() *eventsv1.Event { return nil }), store.ErrNotFound)
 	kept, err := s.Project(ctx, b.ID, theirs.ID)
 	require.NoError(t, err)
 	require.Equal(t, "q", kept.Name)

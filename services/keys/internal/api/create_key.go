@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
@@ -12,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
@@ -48,11 +50,6 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err := checkMetadata(req.GetMetadata()); err != nil {
 		return nil, err
 	}
-	if t.Scope == keyformat.ScopeAccount {
-		if err := s.takeQuota(ctx, p.AccountID, "create or rotate account keys", s.caps.AccountKeys); err != nil {
-			return nil, err
-		}
-	}
 	k, secret, err := s.newKey(t, &store.Key{
 		AccountID: p.AccountID, Type: t.Name, Name: req.GetName(), ProjectID: projectID,
 		Environment: env, Capabilities: caps, CreatedBy: p.Actor(), ExpiresAt: exp,
@@ -65,7 +62,7 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
 		KeyId: k.ID, KeyHash: k.Hash, Type: k.Type, ProjectId: k.ProjectID, Environment: k.Environment,
 	}}
-	if err := s.store.Create(ctx, k, ev); err != nil {
+	if err := s.store.Create(ctx, k, ev, s.capsFor(t, false)...); err != nil {
 		return nil, err
 	}
 	s.notify()
@@ -135,7 +132,8 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 		if projectID != "" || env != "" {
 			return "", "", invalid("%s keys belong to the account: leave project_id and environment empty", t.Name)
 		}
-		return "", "", nil
+		_, err := s.liveBinding(ctx, p.AccountID, "")
+		return "", "", err
 	}
 	if projectID == "" {
 		return "", "", invalid("project_id is required for %s keys", t.Name)
@@ -146,23 +144,60 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 	if env == "" && t.Scope == keyformat.ScopeEnvironment {
 		return "", "", invalid("environment is required for %s keys", t.Name)
 	}
-	proj, err := s.dir.Project(ctx, p.AccountID, projectID, false)
-	if apierr.IsCode(err, apierr.NotFound) {
-		return "", "", errProjectNotFound
-	}
+	proj, err := s.liveBinding(ctx, p.AccountID, projectID)
 	if err != nil {
 		return "", "", err
 	}
-	if env != "" && !slices.Contains(proj.GetEnvironments(), env) {
+	if env != "" && !envListed(proj, env) {
 		return "", "", invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
 	}
 	return projectID, env, nil
 }
 
-// takeQuota counts one use against an hourly cap.
-func (s *Server) takeQuota(ctx context.Context, accountID, action string, perHour int) error {
-	if s.quota == nil {
-		return nil
+// liveBinding is the one check of where a key may be minted (created or rotated): the
+// account exists and is not suspended and, for a project key (projectID not ""), the
+// project exists; it returns the project (nil for an account key). Minting is rare, so
+// both are read fresh from accounts: a key is never minted on a cached answer. Errors:
+// account_suspended (403); not_found (404) for a project that does not exist or was
+// deleted; accounts' own errors (unavailable) pass through.
+func (s *Server) liveBinding(ctx context.Context, accountID, projectID string) (*accountsv1.Project, error) {
+	var (
+		proj *accountsv1.Project
+		acct *accountsv1.Account
+		err  error
+	)
+	if projectID == "" {
+		acct, err = s.dir.Account(ctx, accountID, true)
+	} else {
+		proj, acct, err = s.dir.ProjectAndAccount(ctx, accountID, projectID, true)
 	}
-	return s.quota.Take(ctx, accountID, action, perHour)
+	switch {
+	case apierr.IsCode(err, apierr.NotFound) && projectID != "":
+		return nil, apierr.New(apierr.NotFound, "project %s does not exist (it may have been deleted): no key can be minted for it", projectID)
+	case err != nil:
+		return nil, apierr.FromError(err)
+	case acct.GetStatus() == "suspended":
+		return nil, errSuspended
+	}
+	return proj, nil
+}
+
+// envListed says whether proj still lists env, the environment a key is bound to ("" for
+// a key bound to the whole project). A key lives in its environment only while the project
+// lists it: minting, rotating and verifying all ask here.
+func envListed(proj *accountsv1.Project, env string) bool {
+	return env == "" || slices.Contains(proj.GetEnvironments(), env)
+}
+
+// capsFor is the hourly caps minting a key of t takes: every rotation counts against the
+// rotations cap, and every account key created or rotated against the account-keys cap.
+func (s *Server) capsFor(t *keyformat.Type, rotation bool) []quota.Cap {
+	var caps []quota.Cap
+	if rotation {
+		caps = append(caps, s.caps.Rotations)
+	}
+	if t.Scope == keyformat.ScopeAccount {
+		caps = append(caps, s.caps.AccountKeys)
+	}
+	return caps
 }

@@ -9,10 +9,10 @@ import (
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
-	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
@@ -32,6 +32,15 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 			return nil, invalid("grace_period_seconds must be between 0 and %d", int64(maxGrace/time.Second))
 		}
 	}
+	// The binding cannot change, so it is checked before the key is locked: no call to
+	// accounts is made while a row lock is held.
+	cur, err := s.store.Get(ctx, p.AccountID, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayMintFor(ctx, cur); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	var (
 		successor *store.Key
@@ -48,14 +57,6 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		if err := s.mayManageType(p, t, now); err != nil {
 			return nil, err
 		}
-		if err := s.takeQuota(ctx, p.AccountID, "rotate keys", s.caps.Rotations); err != nil {
-			return nil, err
-		}
-		if t.Scope == keyformat.ScopeAccount {
-			if err := s.takeQuota(ctx, p.AccountID, "create or rotate account keys", s.caps.AccountKeys); err != nil {
-				return nil, err
-			}
-		}
 		grace := t.RotationGrace.Duration
 		if req.GracePeriodSeconds != nil {
 			grace = time.Duration(req.GetGracePeriodSeconds()) * time.Second
@@ -70,7 +71,7 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 			return nil, err
 		}
 		graceUntil := now.Add(grace)
-		if err := store.Rotate(ctx, tx, k, successor, graceUntil); err != nil {
+		if err := store.Rotate(ctx, tx, k, successor, graceUntil, s.capsFor(t, true)...); err != nil {
 			return nil, err
 		}
 		ev := events.New(p.AccountID, requestid.From(ctx))
@@ -85,4 +86,18 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 	}
 	s.notify()
 	return &keysv1.RotateKeyResponse{Key: toProto(successor, now), Secret: secret, Previous: toProto(old, now)}, nil
+}
+
+// mayMintFor checks that a successor of k could work: its account is not suspended, its
+// project still exists and still lists its environment (liveBinding, envListed). A key of
+// a deleted project is not_found's 404 (the project's); one of a dropped environment 409.
+func (s *Server) mayMintFor(ctx context.Context, k *store.Key) error {
+	proj, err := s.liveBinding(ctx, k.AccountID, k.ProjectID)
+	if err != nil {
+		return err
+	}
+	if k.ProjectID != "" && !envListed(proj, k.Environment) {
+		return apierr.New(apierr.Conflict, "environment %q is no longer one of project %s's environments %v: its keys cannot be rotated", k.Environment, k.ProjectID, proj.GetEnvironments())
+	}
+	return nil
 }

@@ -23,19 +23,27 @@ type Server struct {
 	dir      *directory.Directory
 	usage    *usage.Tracker
 	receipts *receipts.Tracker
-	quota    *quota.Quota
 	caps     Caps
 	notify   func() // wakes the outbox relay after a commit
 	operator string
 	now      func() time.Time
 }
 
-// Caps are per-account hourly caps; 0 is no cap.
+// Caps are per-account hourly caps, taken in the transaction of the change they count;
+// a PerHour of 0 is no cap.
 type Caps struct {
 	// Rotations of any key.
-	Rotations int
+	Rotations quota.Cap
 	// AccountKeys created or rotated.
-	AccountKeys int
+	AccountKeys quota.Cap
+}
+
+// NewCaps names the keys service's caps: rotations and account keys per account and hour.
+func NewCaps(rotationsPerHour, accountKeysPerHour int) Caps {
+	return Caps{
+		Rotations:   quota.Cap{Action: "rotate keys", PerHour: rotationsPerHour},
+		AccountKeys: quota.Cap{Action: "create or rotate account keys", PerHour: accountKeysPerHour},
+	}
 }
 
 // Deps are what the handlers need.
@@ -46,7 +54,6 @@ type Deps struct {
 	Dir      *directory.Directory
 	Usage    *usage.Tracker
 	Receipts *receipts.Tracker
-	Quota    *quota.Quota
 	Caps     Caps
 	Notify   func()
 	Operator string
@@ -56,7 +63,7 @@ type Deps struct {
 func New(d Deps) *Server {
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
-		quota: d.Quota, caps: d.Caps,
+		caps:   d.Caps,
 		notify: d.Notify, operator: d.Operator, now: time.Now,
 	}
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"maps"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,11 +13,13 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 
 // UpdateKey changes the fields named in the mask: name, capabilities, expires_at, metadata.
+// What it may do to a key's life and rights is mayChangeLife's to say.
 func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*keysv1.UpdateKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -35,6 +39,7 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 		if !ok {
 			return nil, invalid("key type %q is no longer configured", k.Type)
 		}
+		before := *k
 		for _, path := range paths {
 			switch path {
 			case "name":
@@ -43,10 +48,6 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 				}
 				k.Name = in.GetName()
 			case "capabilities":
-				// Widening a management key is as sensitive as minting one.
-				if err := s.mayManageType(p, t, now); err != nil {
-					return nil, err
-				}
 				caps, err := capabilitiesFor(t, in.GetCapabilities())
 				if err != nil {
 					return nil, err
@@ -67,6 +68,9 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 				return nil, invalid("%q cannot be updated; only name, capabilities, expires_at and metadata can", path)
 			}
 		}
+		if err := s.mayChangeLife(p, t, &before, k, now); err != nil {
+			return nil, err
+		}
 		if err := store.Update(ctx, tx, k); err != nil {
 			return nil, err
 		}
@@ -79,4 +83,43 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 	}
 	s.notify()
 	return &keysv1.UpdateKeyResponse{Key: toProto(k, now)}, nil
+}
+
+// mayChangeLife is the one rule on what an update may do to a key's life (expires_at) and
+// rights (capabilities), whatever fields the update names:
+//   - a key that can no longer be used (revoked, expired, or past its rotation grace) keeps
+//     both as they are, so no update revives it: 409 conflict;
+//   - widening either (a later or removed expiry, a capability the key did not have) is as
+//     sensitive as minting a key of its type: mayManageType, so for an account key a
+//     session re-verified within the step-up window, and never another account key.
+//
+// Narrowing a usable key (an earlier expiry, fewer capabilities) needs no step-up.
+func (s *Server) mayChangeLife(p *auth.Principal, t *keyformat.Type, before, after *store.Key, now time.Time) error {
+	laterExpiry := after.ExpiresAt == nil && before.ExpiresAt != nil ||
+		after.ExpiresAt != nil && before.ExpiresAt != nil && after.ExpiresAt.After(*before.ExpiresAt)
+	moreRights := !subset(after.Capabilities, before.Capabilities)
+	fewerRights := !subset(before.Capabilities, after.Capabilities)
+	if sameTime(before.ExpiresAt, after.ExpiresAt) && !moreRights && !fewerRights {
+		return nil
+	}
+	if st := before.Status(now); st != store.StatusActive && st != store.StatusGrace {
+		return errNotUsable
+	}
+	if laterExpiry || moreRights {
+		return s.mayManageType(p, t, now)
+	}
+	return nil
+}
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }

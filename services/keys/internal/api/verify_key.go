@@ -52,6 +52,10 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
 		case err != nil:
 			return nil, err
+		case !envListed(proj, k.Environment):
+			// So is an environment the project no longer lists (dropped while a key was
+			// being minted in it: accounts refuses to drop one with live keys).
+			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
 		}
 		facts.AllowedOrigins = proj.GetAllowedOrigins()
 		resp.AllowedOrigins = proj.GetAllowedOrigins()

@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
+	"github.com/latchkey/latchkey/pkg/quota"
 )
 
 // Statuses a key can be in; derived from its timestamps.
@@ -116,9 +117,14 @@ func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
 	return err
 }
 
-// Create stores a new key and its key.created event in one transaction.
-func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event) error {
+// Create stores a new key and its key.created event in one transaction, and takes one use
+// of each of caps (quota.Take) in it: a refused cap stores nothing, and a failed store
+// spends no cap.
+func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...quota.Cap) error {
 	return postgres.Error(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := takeCaps(ctx, tx, k.AccountID, caps); err != nil {
+			return err
+		}
 		if err := insert(ctx, tx, k); err != nil {
 			return err
 		}
@@ -214,6 +220,33 @@ func DecodeCursor(token string) (string, bool) {
 	return string(b), true
 }
 
+const liveSQL = `SELECT ` + columns + ` FROM keys
+	WHERE account_id = $1 AND project_id = $2
+	AND (cardinality($3::text[]) = 0 OR environment = ANY($3::text[]))
+	AND (` + statusSQL + `) IN ('active', 'grace')
+	ORDER BY id DESC LIMIT $4`
+
+// Live returns up to limit of the account's keys bound to the project (and to one of envs,
+// unless envs is empty) that still work: active or in rotation grace. more says whether
+// there are others.
+func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []string, limit int) (keys []*Key, more bool, err error) {
+	if envs == nil {
+		envs = []string{}
+	}
+	rows, err := s.pool.Query(ctx, liveSQL, accountID, projectID, envs, limit+1)
+	if err != nil {
+		return nil, false, postgres.Error(err, nil)
+	}
+	keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Key, error) { return scan(row) })
+	if err != nil {
+		return nil, false, postgres.Error(err, nil)
+	}
+	if len(keys) > limit {
+		return keys[:limit], true, nil
+	}
+	return keys, false, nil
+}
+
 const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2 FOR UPDATE`
 
 // Change runs fn on the locked key; if fn returns an event, the key's new state (written
@@ -259,13 +292,26 @@ func Revoke(ctx context.Context, tx pgx.Tx, k *Key, at time.Time, reason string)
 
 const graceSQL = `UPDATE keys SET grace_until = $3, rotated_to_id = $4 WHERE account_id = $1 AND id = $2`
 
-// Rotate stores successor and puts old in grace until graceUntil.
-func Rotate(ctx context.Context, tx pgx.Tx, old, successor *Key, graceUntil time.Time) error {
+// Rotate stores successor and puts old in grace until graceUntil, taking one use of each
+// of caps in tx, as Create does.
+func Rotate(ctx context.Context, tx pgx.Tx, old, successor *Key, graceUntil time.Time, caps ...quota.Cap) error {
+	if err := takeCaps(ctx, tx, old.AccountID, caps); err != nil {
+		return err
+	}
 	if err := insert(ctx, tx, successor); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, graceSQL, old.AccountID, old.ID, graceUntil, successor.ID)
 	return err
+}
+
+func takeCaps(ctx context.Context, tx pgx.Tx, accountID string, caps []quota.Cap) error {
+	for _, c := range caps {
+		if err := quota.Take(ctx, tx, accountID, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 const touchSQL = `UPDATE keys SET last_used_at = u.at
