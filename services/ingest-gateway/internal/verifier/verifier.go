@@ -1,7 +1,8 @@
 // Package verifier decides whether an ingest request's key may be used, in the order of
-// DESIGN.md: parse and checksum (garbage never costs a lookup), the local cache, then one
-// VerifyKey call to the keys service per key at a time; then status, expiry, grace, the
-// ingest capability, allowed origins and the key's rate limit.
+// docs/invalidation.md ("Verification at a gateway"): parse and checksum (garbage never
+// costs a lookup), the local cache, then one VerifyKey call to the keys service per key at
+// a time; then status, expiry, grace, the ingest capability, allowed origins and the key's
+// rate limit.
 package verifier
 
 import (
