@@ -31,7 +31,7 @@ func wire(t *testing.T, p *keysv1.KeyType) *keysv1.KeyType {
 // and no empty-but-not-nil lists (the wire cannot tell them from none).
 func representable(typ *keyformat.Type) {
 	for _, d := range []*keyformat.Duration{&typ.RotationGrace, &typ.DataTTL, &typ.ClaimGrace} {
-		d.Duration = d.Duration.Truncate(time.Second)
+		d.Duration = d.Truncate(time.Second)
 	}
 	typ.RandomBytes = int(int32(typ.RandomBytes)) //nolint:gosec // the point is to cut it
 	typ.RateLimit.Burst = int(int32(typ.RateLimit.Burst))
