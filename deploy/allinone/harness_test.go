@@ -247,7 +247,7 @@ func (s *suite) must(status int, r reply) reply {
 	return r
 }
 
-// requireError asserts an error envelope of DESIGN.md with the code.
+// requireError asserts an error envelope (docs/rest.md, "Error envelope") with the code.
 func requireError(t testing.TB, r reply, status int, code string) {
 	t.Helper()
 	require.Equalf(t, status, r.status, "body: %s", r.raw)

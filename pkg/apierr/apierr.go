@@ -1,5 +1,6 @@
 // Package apierr is the one mapping between Latchkey's domain errors, gRPC status (with
-// google.rpc.ErrorInfo), HTTP status and the JSON error envelope of DESIGN.md.
+// google.rpc.ErrorInfo), HTTP status and the JSON error envelope (docs/rest.md, "Error
+// envelope" and "Codes").
 package apierr
 
 import (

@@ -1,4 +1,5 @@
-// Package events builds the change events of DESIGN.md ("Events") and names their kinds.
+// Package events builds the change events (docs/architecture.md, "Events") and names their
+// kinds.
 package events
 
 import (

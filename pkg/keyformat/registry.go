@@ -101,13 +101,17 @@ func NewRegistry(types []Type) (*Registry, error) {
 			if d.v < 0 {
 				fail("%s must not be negative", d.field)
 			}
+			// Gateways learn types over gRPC in whole seconds (package typepb).
+			if d.v%time.Second != 0 {
+				fail("%s must be a whole number of seconds", d.field)
+			}
 		}
 		if t.ClaimGrace.Duration != 0 && !t.Anonymous {
 			fail("claim_grace applies only to anonymous types")
 		}
 		rl := t.RateLimit
-		if math.IsNaN(rl.PerSecond) || math.IsInf(rl.PerSecond, 0) || rl.PerSecond < 0 || rl.Burst < 0 {
-			fail("rate_limit must be finite and not negative")
+		if math.IsNaN(rl.PerSecond) || math.IsInf(rl.PerSecond, 0) || rl.PerSecond < 0 || rl.Burst < 0 || rl.Burst > math.MaxInt32 {
+			fail("rate_limit must be finite and not negative, its burst at most %d", math.MaxInt32)
 		} else if rl.PerSecond > 0 && rl.Burst < 1 {
 			fail("rate_limit burst must be at least 1 when per_second is set")
 		}

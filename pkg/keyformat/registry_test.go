@@ -61,6 +61,9 @@ func TestNewRegistryRejects(t *testing.T) {
 		{"claim grace on a non-anonymous type", func(t *Type) { t.ClaimGrace = Duration{time.Hour} }, nil, `claim_grace applies only to anonymous types`},
 		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
 		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},
+		{"burst over int32", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 1, Burst: math.MaxInt32 + 1} }, nil, `its burst at most 2147483647`},
+		{"sub-second grace", func(t *Type) { t.RotationGrace = Duration{1500 * time.Millisecond} }, nil, `rotation_grace must be a whole number of seconds`},
+		{"sub-second ttl", func(t *Type) { t.DataTTL = Duration{time.Millisecond} }, nil, `data_ttl must be a whole number of seconds`},
 		{"rate without burst", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 10} }, nil, `burst must be at least 1 when per_second is set`},
 		{"key too long", func(t *Type) { t.Prefix = strings.Repeat("a", 250) + "_" }, nil, `over the 256-byte limit`},
 	}

@@ -1,6 +1,6 @@
 // Package ratelimit holds in-memory token buckets keyed by string: per API key, per client
-// IP and per account at the edges (DESIGN.md, "Limits, idempotency, step-up"). Limits that
-// must hold across replicas live in Postgres, not here.
+// IP and per account at the edges (docs/rest.md, "Limits"). Limits that must hold across
+// replicas live in Postgres, not here.
 //
 // Each bucket is kept as a GCRA "theoretical arrival time" in integer nanoseconds rather
 // than a float token count: one int64 per key, no rounding drift (exactly burst + rate*t

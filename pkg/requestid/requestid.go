@@ -1,6 +1,6 @@
-// Package requestid carries the request id of DESIGN.md: read from X-Request-Id (HTTP) or
-// x-request-id (gRPC metadata) when a caller sends a sane one, made otherwise, echoed back
-// and put on every log line.
+// Package requestid carries the request id (docs/rest.md, "Conventions"): read from
+// X-Request-Id (HTTP) or x-request-id (gRPC metadata) when a caller sends a sane one, made
+// otherwise, echoed back and put on every log line.
 package requestid
 
 import (

@@ -180,7 +180,7 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 	}
 }
 
-// WriteError writes the error envelope of DESIGN.md for any error.
+// WriteError writes the error envelope (docs/rest.md, "Error envelope") for any error.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, apierr.FromError(err))
 }

@@ -1,6 +1,7 @@
 // Package verdict decides whether a known key may be used for a request. The keys service
 // (VerifyKey) and the gateways (on a cache hit) decide with this one function, so a key
-// means the same thing everywhere.
+// means the same thing everywhere. It also owns the key status rule (status.go), in Go and
+// in SQL, which the decision starts from (docs/keys.md, "Statuses").
 package verdict
 
 import (
@@ -23,11 +24,10 @@ const (
 	OriginNotAllowed       Code = "origin_not_allowed"
 )
 
-// Facts are what a decision needs to know about a key. Zero times mean "not set".
+// Facts are what a decision needs to know about a key.
 type Facts struct {
-	RevokedAt  time.Time
-	ExpiresAt  time.Time
-	GraceUntil time.Time
+	// Lifetime gives the key's status (Lifetime.Status), the first thing checked.
+	Lifetime
 	// Capabilities the key holds.
 	Capabilities []string
 	// Browser says whether the key's type may be used from a browser at all.
@@ -41,13 +41,10 @@ type Facts struct {
 // Origin header, "" when there is none) for capability ("" when the caller asks for none).
 // A request without an Origin header is never refused for its origin: origins guard browsers.
 func Decide(f *Facts, now time.Time, origin, capability string) Code {
+	if code := f.Status(now).Code(); code != OK {
+		return code
+	}
 	switch {
-	case !f.RevokedAt.IsZero():
-		return Revoked
-	case !f.ExpiresAt.IsZero() && !f.ExpiresAt.After(now):
-		return Expired
-	case !f.GraceUntil.IsZero() && !f.GraceUntil.After(now):
-		return Expired
 	case f.AccountSuspended:
 		return AccountSuspended
 	case capability != "" && !slices.Contains(f.Capabilities, capability):

@@ -187,7 +187,8 @@ func (r response) ok(t *testing.T) map[string]any {
 	return r.body
 }
 
-// requireError asserts the error envelope of DESIGN.md with this status and code.
+// requireError asserts the error envelope (docs/rest.md, "Error envelope") with this status
+// and code.
 func (r response) requireError(t *testing.T, status int, code apierr.Code) {
 	t.Helper()
 	require.Equal(t, status, r.status, r.raw)

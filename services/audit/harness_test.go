@@ -263,7 +263,8 @@ func (r response) ok(t testing.TB) map[string]any {
 	return r.body
 }
 
-// requireError asserts the error envelope of DESIGN.md with this status and code.
+// requireError asserts the error envelope (docs/rest.md, "Error envelope") with this status
+// and code.
 func (r response) requireError(t testing.TB, status int, code apierr.Code, what ...string) {
 	t.Helper()
 	require.Equal(t, status, r.status, "%v: %s", what, r.raw)

@@ -166,7 +166,8 @@ type envelope struct {
 	RetryAfterSeconds int    `json:"retry_after_seconds"`
 }
 
-// requireError checks the status and the JSON error envelope of DESIGN.md.
+// requireError checks the status and the JSON error envelope (docs/rest.md, "Error
+// envelope").
 func requireError(t testing.TB, r response, status int, code apierr.Code) envelope {
 	t.Helper()
 	require.Equal(t, status, r.status, "body: %s", r.body)

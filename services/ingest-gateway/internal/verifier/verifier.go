@@ -1,7 +1,8 @@
 // Package verifier decides whether an ingest request's key may be used, in the order of
-// DESIGN.md: parse and checksum (garbage never costs a lookup), the local cache, then one
-// VerifyKey call to the keys service per key at a time; then status, expiry, grace, the
-// ingest capability, allowed origins and the key's rate limit.
+// docs/invalidation.md ("Verification at a gateway"): parse and checksum (garbage never
+// costs a lookup), the local cache, then one VerifyKey call to the keys service per key at
+// a time; then status, expiry, grace, the ingest capability, allowed origins and the key's
+// rate limit.
 package verifier
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/keyformat/typepb"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/verdict"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
@@ -78,19 +80,7 @@ func (v *Verifier) LoadTypes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	types := make([]keyformat.Type, 0, len(resp.GetKeyTypes()))
-	for _, t := range resp.GetKeyTypes() {
-		types = append(types, keyformat.Type{
-			Name: t.GetName(), Prefix: t.GetPrefix(), Encoding: keyformat.Encoding(t.GetEncoding()),
-			RandomBytes: int(t.GetRandomBytes()), Checksum: t.GetChecksum(), Capabilities: t.GetCapabilities(),
-			Scope: keyformat.Scope(t.GetScope()), RotationGrace: seconds(t.GetRotationGraceSeconds()),
-			DataTTL: seconds(t.GetDataTtlSeconds()), Browser: t.GetBrowser(), RequiresPlan: t.GetRequiresPlan(),
-			RateLimit:      keyformat.RateLimit{PerSecond: t.GetRateLimitPerSecond(), Burst: int(t.GetRateLimitBurst())},
-			LegacyPrefixes: t.GetLegacyPrefixes(), Anonymous: t.GetAnonymous(), ClaimGrace: seconds(t.GetClaimGraceSeconds()),
-			Mintable: t.GetMintable(),
-		})
-	}
-	reg, err := keyformat.NewRegistry(types)
+	reg, err := typepb.FromProtoList(resp.GetKeyTypes())
 	if err != nil {
 		return err
 	}
@@ -100,10 +90,6 @@ func (v *Verifier) LoadTypes(ctx context.Context) error {
 
 // UseTypes sets the key types directly (LoadTypes does it from the keys service).
 func (v *Verifier) UseTypes(reg *keyformat.Registry) { v.types.Store(reg) }
-
-func seconds(s int64) keyformat.Duration {
-	return keyformat.Duration{Duration: time.Duration(s) * time.Second}
-}
 
 // Types returns the loaded registry, or nil.
 func (v *Verifier) Types() *keyformat.Registry { return v.types.Load() }

@@ -5,6 +5,7 @@ import (
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/keyformat/typepb"
 )
 
 // ListKeyTypes lists the configured key types: clients offer the right choices, and
@@ -13,16 +14,5 @@ func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest
 	if _, err := auth.RequireAny(ctx); err != nil {
 		return nil, err
 	}
-	var out []*keysv1.KeyType
-	for _, t := range s.types.Types() {
-		out = append(out, &keysv1.KeyType{
-			Name: t.Name, Prefix: t.Prefix, Capabilities: t.Capabilities, Scope: string(t.Scope),
-			RotationGraceSeconds: int64(t.RotationGrace.Seconds()), RequiresPlan: t.RequiresPlan, Browser: t.Browser,
-			Encoding: string(t.Encoding), RandomBytes: int32(t.RandomBytes), Checksum: t.Checksum,
-			LegacyPrefixes: t.LegacyPrefixes, RateLimitPerSecond: t.RateLimit.PerSecond,
-			RateLimitBurst: int32(t.RateLimit.Burst), DataTtlSeconds: int64(t.DataTTL.Seconds()),
-			Anonymous: t.Anonymous, Mintable: t.Mintable, ClaimGraceSeconds: int64(t.ClaimGrace.Seconds()),
-		})
-	}
-	return &keysv1.ListKeyTypesResponse{KeyTypes: out}, nil
+	return &keysv1.ListKeyTypesResponse{KeyTypes: typepb.ToProtoList(s.types)}, nil
 }

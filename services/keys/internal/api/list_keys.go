@@ -7,10 +7,9 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/verdict"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
-
-var statuses = []string{store.StatusActive, store.StatusGrace, store.StatusRevoked, store.StatusExpired}
 
 // ListKeys lists the caller's keys, newest first.
 func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*keysv1.ListKeysResponse, error) {
@@ -32,8 +31,8 @@ func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*ke
 	if _, ok := s.types.Lookup(f.Type); f.Type != "" && !ok {
 		return nil, invalid("unknown key type %q", f.Type)
 	}
-	if f.Status != "" && !slices.Contains(statuses, f.Status) {
-		return nil, invalid("status must be one of %v", statuses)
+	if f.Status != "" && !slices.Contains(verdict.Statuses(), verdict.Status(f.Status)) {
+		return nil, invalid("status must be one of %v", verdict.Statuses())
 	}
 	if req.GetPageToken() != "" {
 		after, ok := store.DecodeCursor(req.GetPageToken())
@@ -42,11 +41,12 @@ func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*ke
 		}
 		f.After = after
 	}
+	now := s.now()
+	f.At = now
 	keys, next, err := s.store.List(ctx, p.AccountID, f)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	out := make([]*keysv1.Key, len(keys))
 	for i, k := range keys {
 		out[i] = toProto(k, now)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"time"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
@@ -38,8 +37,7 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 		return nil, err
 	}
 	facts := verdict.Facts{
-		RevokedAt: deref(k.RevokedAt), ExpiresAt: deref(k.ExpiresAt), GraceUntil: deref(k.GraceUntil),
-		Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
+		Lifetime: k.Lifetime(), Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
 	}
 	resp := &keysv1.VerifyKeyResponse{}
 	var acct *accountsv1.Account
@@ -72,11 +70,4 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 	resp.Code = string(code)
 	resp.Key = toProto(k, now)
 	return resp, nil
-}
-
-func deref(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
 }

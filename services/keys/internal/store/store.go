@@ -18,14 +18,16 @@ import (
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/verdict"
 )
 
-// Statuses a key can be in; derived from its timestamps.
+// Statuses a key can be in, as strings; the rule that derives them from a key's timestamps
+// is verdict's (Key.Status, statusSQL).
 const (
-	StatusActive  = "active"
-	StatusGrace   = "grace"
-	StatusRevoked = "revoked"
-	StatusExpired = "expired"
+	StatusActive  = string(verdict.StatusActive)
+	StatusGrace   = string(verdict.StatusGrace)
+	StatusRevoked = string(verdict.StatusRevoked)
+	StatusExpired = string(verdict.StatusExpired)
 )
 
 // Key is a stored key. It never holds the plaintext.
@@ -50,20 +52,22 @@ type Key struct {
 	Metadata      map[string]string
 }
 
-// Status is the key's status at now.
-func (k *Key) Status(now time.Time) string {
-	switch {
-	case k.RevokedAt != nil:
-		return StatusRevoked
-	case k.ExpiresAt != nil && !k.ExpiresAt.After(now):
-		return StatusExpired
-	case k.GraceUntil != nil && !k.GraceUntil.After(now):
-		return StatusExpired
-	case k.GraceUntil != nil:
-		return StatusGrace
-	default:
-		return StatusActive
+// Lifetime is the part of k its status follows from.
+func (k *Key) Lifetime() verdict.Lifetime {
+	return verdict.Lifetime{RevokedAt: orZero(k.RevokedAt), ExpiresAt: orZero(k.ExpiresAt), GraceUntil: orZero(k.GraceUntil)}
+}
+
+func orZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
 	}
+	return *t
+}
+
+// Status is the key's status at now, by verdict's rule (verdict.Lifetime.Status).
+func (k *Key) Status(now time.Time) string {
+	l := k.Lifetime()
+	return string(l.Status(now))
 }
 
 // ErrNotFound is what a caller sees for a key that is not theirs or does not exist.
@@ -72,13 +76,6 @@ var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
 const columns = `id, account_id, type, name, key_hash, display_prefix, coalesce(project_id, ''),
 	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
 	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata`
-
-// statusSQL mirrors Key.Status for filtering in SQL.
-const statusSQL = `CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
-	WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
-	WHEN grace_until IS NOT NULL AND grace_until <= now() THEN 'expired'
-	WHEN grace_until IS NOT NULL THEN 'grace'
-	ELSE 'active' END`
 
 func scan(row pgx.Row) (*Key, error) {
 	var k Key
@@ -152,6 +149,9 @@ func (s *Store) ByHash(ctx context.Context, hash []byte) (*Key, error) {
 // Filter narrows List.
 type Filter struct {
 	ProjectID, Environment, Type, Status string
+	// At is the instant Status is judged at: the caller's clock, so the listing agrees with
+	// the statuses it shows. Zero means time.Now().
+	At time.Time
 	// After is the last id of the previous page.
 	After string
 	Limit int
@@ -176,7 +176,13 @@ func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, s
 		add("type = ?", f.Type)
 	}
 	if f.Status != "" {
-		add("("+statusSQL+") = ?", f.Status)
+		at := f.At
+		if at.IsZero() {
+			at = time.Now()
+		}
+		args = append(args, at)
+		// The status rule's SQL form (verdict.StatusSQL), judged at the bound instant.
+		add("("+verdict.StatusSQL("$"+strconv.Itoa(len(args)))+") = ?", f.Status)
 	}
 	if f.After != "" {
 		add("id < ?", f.After)
@@ -220,10 +226,12 @@ func DecodeCursor(token string) (string, bool) {
 	return string(b), true
 }
 
-const liveSQL = `SELECT ` + columns + ` FROM keys
+// liveSQL judges status at the database's clock: a key that turns stale between this query
+// and the caller's decision errs toward being named, never toward being missed.
+var liveSQL = `SELECT ` + columns + ` FROM keys
 	WHERE account_id = $1 AND project_id = $2
 	AND (cardinality($3::text[]) = 0 OR environment = ANY($3::text[]))
-	AND (` + statusSQL + `) IN ('active', 'grace')
+	AND (` + verdict.StatusSQL("now()") + `) IN ('active', 'grace')
 	ORDER BY id DESC LIMIT $4`
 
 // Live returns up to limit of the account's keys bound to the project (and to one of envs,
