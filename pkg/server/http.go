@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -55,10 +57,10 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	marshaler := &runtime.JSONPb{
+	marshaler := strictJSON{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+	}}
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
@@ -83,6 +85,27 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 	})
 	mux.Handle("/", gw)
 	return Edge(EdgeConfig{Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
+}
+
+// strictJSON is the bridge's JSON marshaler, whose request bodies are exactly one JSON
+// value: grpc-gateway's decoder reads the first value and ignores the rest, so `{}x` or
+// `{"name":"a"}{"name":"b"}` would be taken as valid. An empty body stays allowed (the
+// generated handlers treat io.EOF as "no fields").
+type strictJSON struct{ *runtime.JSONPb }
+
+// NewDecoder returns a decoder that refuses anything but white space after the value.
+func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	dec := json.NewDecoder(r)
+	one := runtime.DecoderWrapper{Decoder: dec, UnmarshalOptions: m.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := one.Decode(v); err != nil {
+			return err
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("the request body must be one JSON value with nothing after it")
+		}
+		return nil
+	})
 }
 
 func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc {
