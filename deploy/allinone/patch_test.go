@@ -28,16 +28,22 @@ func TestPatchClearsMapsAndLists(t *testing.T) {
 	token, _ := s.signUp("patch")
 	project := s.project(token)
 	keyID, _ := s.ingestKey(token, project)
+	// ok is s.must for subtests: it fails the subtest, not the whole test.
+	ok := func(t *testing.T, r reply) reply {
+		t.Helper()
+		require.Equalf(t, 200, r.status, "body: %s", r.raw)
+		return r
+	}
 
 	t.Run("key metadata", func(t *testing.T) {
 		for _, f := range clearForms("metadata", "{}") {
 			t.Run(f.name, func(t *testing.T) {
-				set := s.must(200, s.call("PATCH", "/v1/keys/"+keyID, token, map[string]any{"metadata": map[string]string{"team": "web"}}))
+				set := ok(t, s.call("PATCH", "/v1/keys/"+keyID, token, map[string]any{"metadata": map[string]string{"team": "web"}}))
 				require.Equal(t, map[string]any{"team": "web"}, set.get("key.metadata"))
-				r := s.must(200, s.call("PATCH", "/v1/keys/"+keyID+f.query, token, f.body))
+				r := ok(t, s.call("PATCH", "/v1/keys/"+keyID+f.query, token, f.body))
 				require.Equal(t, map[string]any{}, r.get("key.metadata"), r.raw)
 				require.Equal(t, "production-web", r.str("key.name"), "the mask limits the change")
-				got := s.must(200, s.call("GET", "/v1/keys/"+keyID, token, nil))
+				got := ok(t, s.call("GET", "/v1/keys/"+keyID, token, nil))
 				require.Equal(t, map[string]any{}, got.get("key.metadata"), got.raw)
 			})
 		}
@@ -46,12 +52,12 @@ func TestPatchClearsMapsAndLists(t *testing.T) {
 	t.Run("project allowed_origins", func(t *testing.T) {
 		for _, f := range clearForms("allowed_origins", "[]") {
 			t.Run(f.name, func(t *testing.T) {
-				set := s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"allowed_origins": []string{"https://app.example.com"}}))
+				set := ok(t, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"allowed_origins": []string{"https://app.example.com"}}))
 				require.Equal(t, []any{"https://app.example.com"}, set.get("project.allowed_origins"))
-				r := s.must(200, s.call("PATCH", "/v1/projects/"+project+f.query, token, f.body))
+				r := ok(t, s.call("PATCH", "/v1/projects/"+project+f.query, token, f.body))
 				require.Equal(t, []any{}, r.get("project.allowed_origins"), r.raw)
 				require.Equal(t, "web-app", r.str("project.name"), "the mask limits the change")
-				got := s.must(200, s.call("GET", "/v1/projects/"+project, token, nil))
+				got := ok(t, s.call("GET", "/v1/projects/"+project, token, nil))
 				require.Equal(t, []any{}, got.get("project.allowed_origins"), got.raw)
 			})
 		}
@@ -76,10 +82,11 @@ func TestPatchClearsMapsAndLists(t *testing.T) {
 			{"POST", "/v1/projects", `{"name":"x"}x`},
 			{"POST", "/v1/keys:verify", `{"key":"x"}]`},
 		} {
-			r := s.call(c.method, c.path, token, c.body)
-			requireError(t, r, 400, "invalid_argument")
+			t.Run(c.method+" "+c.body, func(t *testing.T) {
+				requireError(t, s.call(c.method, c.path, token, c.body), 400, "invalid_argument")
+			})
 		}
 		// White space after the value is still one value.
-		s.must(200, s.call("PATCH", "/v1/projects/"+project, token, "{\"name\":\"web-app\"}\n\t "))
+		ok(t, s.call("PATCH", "/v1/projects/"+project, token, "{\"name\":\"web-app\"}\n\t "))
 	})
 }
