@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
@@ -34,6 +36,8 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // EdgeConfig configures the HTTP edge (see Edge).
 type EdgeConfig struct {
+	// Name labels the listener in latchkey_http_edge_refused_total ("rest", "ingest").
+	Name string
 	// Logger gets panics; each request's logger (logging.From) carries its request_id.
 	Logger *zap.Logger
 	// Ready reports whether every dependency is up; GET /healthz answers 503 until it
@@ -55,6 +59,9 @@ func Edge(cfg EdgeConfig, app http.Handler) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Name == "" {
+		cfg.Name = "http"
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -71,6 +78,11 @@ func Edge(cfg EdgeConfig, app http.Handler) http.Handler {
 	mux.Handle("/", app)
 	return &edge{cfg: cfg, next: mux}
 }
+
+var edgeRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "latchkey_http_edge_refused_total",
+	Help: "Requests the HTTP edge answered itself, before the listener's handler, by listener and error code (request_header_too_large, payload_too_large, internal for a panic).",
+}, []string{"listener", "code"})
 
 type edge struct {
 	cfg  EdgeConfig
@@ -96,20 +108,25 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			log.Error("panic", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 				zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			writeError(w, r, apierr.New(apierr.Internal, "internal error"))
+			e.refuse(w, r, apierr.New(apierr.Internal, "internal error"))
 		}
 	}()
 	if size > MaxHeaderBytes {
-		writeError(w, r, apierr.New(apierr.RequestHeaderTooLarge,
+		e.refuse(w, r, apierr.New(apierr.RequestHeaderTooLarge,
 			"the request's headers are %d bytes; at most %d are accepted", size, MaxHeaderBytes))
 		return
 	}
 	if r.ContentLength > e.cfg.MaxBodyBytes {
-		writeError(w, r, apierr.New(apierr.PayloadTooLarge, "the request body is over %d bytes", e.cfg.MaxBodyBytes))
+		e.refuse(w, r, apierr.New(apierr.PayloadTooLarge, "the request body is over %d bytes", e.cfg.MaxBodyBytes))
 		return
 	}
 	r.Body = limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes), state: st}
 	e.next.ServeHTTP(w, r)
+}
+
+func (e *edge) refuse(w http.ResponseWriter, r *http.Request, err *apierr.Error) {
+	edgeRefused.WithLabelValues(e.cfg.Name, string(err.Code)).Inc()
+	writeError(w, r, err)
 }
 
 // headerBytes is the size of r's header section as the client sent it (HTTP/1.1 framing):

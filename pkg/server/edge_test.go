@@ -120,4 +120,9 @@ func TestEdgeRecoversHealthAndMetrics(t *testing.T) {
 	req := httptest.NewRequest("POST", "/read", io.LimitReader(strings.NewReader(strings.Repeat("x", 100)), 100))
 	req.ContentLength = -1 // streamed: only reading finds out
 	require.Equal(t, http.StatusTeapot, serve(req).Code)
+
+	// What the edge answered itself is counted, as the handler's own metrics cannot.
+	metrics := serve(httptest.NewRequest("GET", "/metrics", nil)).Body.String()
+	require.Contains(t, metrics, `latchkey_http_edge_refused_total{code="payload_too_large",listener="http"}`)
+	require.Contains(t, metrics, `latchkey_http_edge_refused_total{code="internal",listener="http"}`)
 }

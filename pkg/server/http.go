@@ -84,7 +84,7 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		_, _ = w.Write(openapi.JSON)
 	})
 	mux.Handle("/", gw)
-	return Edge(EdgeConfig{Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
+	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
 }
 
 // strictJSON is the bridge's JSON marshaler, whose request bodies are exactly one JSON

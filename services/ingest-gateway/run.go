@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	ingest.RegisterGRPC(g.Server, v, pub, icfg)
 
 	ready := func() bool { return v.Ready() && sub.Subscribed() }
-	edge := server.EdgeConfig{Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
+	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
 
 	u.GRPC = g
 	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: server.Edge(edge, ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))}
