@@ -42,6 +42,7 @@ const (
 	Conflict               Code = "conflict"
 	IdempotencyKeyReused   Code = "idempotency_key_reused"
 	PayloadTooLarge        Code = "payload_too_large"
+	RequestHeaderTooLarge  Code = "request_header_too_large" // over server.MaxHeaderBytes
 	RateLimited            Code = "rate_limited"
 	MethodNotAllowed       Code = "method_not_allowed"
 	Canceled               Code = "canceled"
@@ -69,6 +70,7 @@ var mappings = map[Code]mapping{
 	Conflict:               {codes.Aborted, http.StatusConflict},
 	IdempotencyKeyReused:   {codes.FailedPrecondition, http.StatusUnprocessableEntity},
 	PayloadTooLarge:        {codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
+	RequestHeaderTooLarge:  {codes.ResourceExhausted, http.StatusRequestHeaderFieldsTooLarge},
 	RateLimited:            {codes.ResourceExhausted, http.StatusTooManyRequests},
 	MethodNotAllowed:       {codes.Unimplemented, http.StatusMethodNotAllowed},
 	Canceled:               {codes.Canceled, 499},

@@ -68,7 +68,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 		// Outermost first: the request id exists before anything logs; recovery sits inside
 		// error mapping so a panic becomes a clean Internal status.
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{
-			i.requestID, i.logging, i.errors, i.recovery, i.authentication,
+			i.requestID, i.logging, i.errors, i.recovery, checkText, i.authentication,
 		}, cfg.Interceptors...)...),
 		grpc.ChainStreamInterceptor(i.streamRequestID, i.streamRecovery),
 	)
@@ -82,6 +82,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return local.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvBytes)),
+		grpc.WithChainUnaryInterceptor(checkTextOut),
 	)
 	if err != nil {
 		return nil, err

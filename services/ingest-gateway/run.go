@@ -9,15 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -195,20 +192,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	ingest.RegisterGRPC(g.Server, v, pub, icfg)
 
 	ready := func() bool { return v.Ready() && sub.Subscribed() }
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.Handle("/", ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))
+	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
 
 	u.GRPC = g
-	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: mux}
+	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: server.Edge(edge, ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))}
 	u.Ready = ready
 	u.Workers = []func(context.Context) error{
 		sub.Run,

@@ -31,6 +31,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
@@ -110,7 +111,9 @@ func newEnv(t testing.TB, url string, opts ...envOpt) *env {
 	e.ns, e.nc, e.js = ns, nc, js
 	e.pub, err = NewPublisher(nc, e.cfg)
 	require.NoError(t, err)
-	e.h = NewHTTPHandler(testAuth{}, e.pub, e.cfg)
+	// Behind the shared edge, as run.go serves it: request ids, limits, recovery.
+	e.h = server.Edge(server.EdgeConfig{Logger: e.cfg.Logger, MaxBodyBytes: e.cfg.withDefaults().MaxBodyBytes},
+		NewHTTPHandler(testAuth{}, e.pub, e.cfg))
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
 	return e

@@ -105,13 +105,27 @@ const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, displ
 	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13)`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
-	md := k.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
-		k.ProjectID, k.Environment, k.Capabilities, k.CreatedBy, k.ExpiresAt, md, k.CreatedAt)
+		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt)
 	return err
+}
+
+// notNull returns a nil map as an empty one. protobuf gives nil for an empty or cleared
+// map, and pgx would send it as NULL, which the NOT NULL column refuses: every write of
+// a map or list column goes through notNull or notNullList.
+func notNull(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// notNullList is notNull for a list column.
+func notNullList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // Create stores a new key and its key.created event in one transaction, and takes one use
@@ -286,7 +300,7 @@ const updateSQL = `UPDATE keys SET name = $3, capabilities = $4, expires_at = $5
 
 // Update writes k's mutable fields.
 func Update(ctx context.Context, tx pgx.Tx, k *Key) error {
-	_, err := tx.Exec(ctx, updateSQL, k.AccountID, k.ID, k.Name, k.Capabilities, k.ExpiresAt, k.Metadata)
+	_, err := tx.Exec(ctx, updateSQL, k.AccountID, k.ID, k.Name, notNullList(k.Capabilities), k.ExpiresAt, notNull(k.Metadata))
 	return err
 }
 
