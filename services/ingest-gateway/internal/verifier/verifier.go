@@ -101,7 +101,7 @@ func (v *Verifier) LoadTypes(ctx context.Context) error {
 // UseTypes sets the key types directly (LoadTypes does it from the keys service).
 func (v *Verifier) UseTypes(reg *keyformat.Registry) { v.types.Store(reg) }
 
-func seconds(s int64) keyformat.Duration {
+func seconds(s int32) keyformat.Duration {
 	return keyformat.Duration{Duration: time.Duration(s) * time.Second}
 }
 

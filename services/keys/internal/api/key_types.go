@@ -14,14 +14,15 @@ func (s *Server) ListKeyTypes(ctx context.Context, _ *keysv1.ListKeyTypesRequest
 		return nil, err
 	}
 	var out []*keysv1.KeyType
+	// Durations fit int32 seconds: keyformat.NewRegistry keeps them within MaxDuration.
 	for _, t := range s.types.Types() {
 		out = append(out, &keysv1.KeyType{
 			Name: t.Name, Prefix: t.Prefix, Capabilities: t.Capabilities, Scope: string(t.Scope),
-			RotationGraceSeconds: int64(t.RotationGrace.Seconds()), RequiresPlan: t.RequiresPlan, Browser: t.Browser,
+			RotationGraceSeconds: int32(t.RotationGrace.Seconds()), RequiresPlan: t.RequiresPlan, Browser: t.Browser,
 			Encoding: string(t.Encoding), RandomBytes: int32(t.RandomBytes), Checksum: t.Checksum,
 			LegacyPrefixes: t.LegacyPrefixes, RateLimitPerSecond: t.RateLimit.PerSecond,
-			RateLimitBurst: int32(t.RateLimit.Burst), DataTtlSeconds: int64(t.DataTTL.Seconds()),
-			Anonymous: t.Anonymous, Mintable: t.Mintable, ClaimGraceSeconds: int64(t.ClaimGrace.Seconds()),
+			RateLimitBurst: int32(t.RateLimit.Burst), DataTtlSeconds: int32(t.DataTTL.Seconds()),
+			Anonymous: t.Anonymous, Mintable: t.Mintable, ClaimGraceSeconds: int32(t.ClaimGrace.Seconds()),
 		})
 	}
 	return &keysv1.ListKeyTypesResponse{KeyTypes: out}, nil
