@@ -10,6 +10,6 @@ var (
 	errKeyMintsAccount = apierr.New(apierr.PermissionDenied, "an account key cannot create, rotate or widen account keys; use a session")
 	errStepUp          = apierr.New(apierr.StepUpRequired, "re-verify your password (POST /v1/account/verify-password) within the last 5 minutes first")
 	errNotActive       = apierr.New(apierr.Conflict, "only an active key can be rotated")
-	errBadPageToken    = apierr.New(apierr.InvalidArgument, "page_token is not one this service issued")
+	errBadPageToken    = apierr.New(apierr.InvalidArgument, "page_token is not one this service issued for this listing (same filters, same account)")
 	errBadKeyID        = apierr.New(apierr.InvalidArgument, "id is not a key id (key_…)")
 )
