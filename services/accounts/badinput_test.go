@@ -238,11 +238,20 @@ func TestBadInput(t *testing.T) {
 			{"garbage page_token", "GET", "/v1/projects?page_token=%25%25%25", u.token, nil, s400, inv, "page_token"},
 			{"page_token of another id kind", "GET", "/v1/projects?page_token=" + notProject, u.token, nil, s400, inv, "page_token"},
 		})
-		// A valid page token from one account means nothing in another: it only bounds ids.
-		page := e.call("GET", "/v1/projects?page_token="+base64.RawURLEncoding.EncodeToString([]byte(str(otherP, "id"))), u.token, nil).ok(t)
-		for _, p := range page["projects"].([]any) {
-			require.Equal(t, u.accountID, str(p.(map[string]any), "account_id"))
-		}
+		// Page tokens are bound to their account and sealed (pkg/pagetoken): a hand-made
+		// one, even of a real project id, and another account's real one are refused.
+		e.createProject(other.token, map[string]any{"name": "theirs too"})
+		theirs := str(e.call("GET", "/v1/projects?page_size=1", other.token, nil).ok(t), "next_page_token")
+		require.NotEmpty(t, theirs)
+		handMade := base64.RawURLEncoding.EncodeToString([]byte(pid))
+		runBad(t, e, []badCase{
+			{"hand-made page_token", "GET", "/v1/projects?page_token=" + handMade, u.token, nil, s400, inv, "page_token"},
+			{"another account's page_token", "GET", "/v1/projects?page_token=" + theirs, u.token, nil, s400, inv, "page_token"},
+		})
+		// Where it was issued, it pages on.
+		page := e.call("GET", "/v1/projects?page_size=1&page_token="+theirs, other.token, nil).ok(t)
+		require.Len(t, page["projects"], 1)
+		require.Equal(t, str(otherP, "id"), str(page["projects"].([]any)[0].(map[string]any), "id"))
 	})
 
 	t.Run("get, patch, delete project", func(t *testing.T) {

@@ -241,6 +241,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Store:         st,
 		Notify:        relay.Notify,
 		Authenticator: authn,
+		PageTokenKey:  cfg.OperatorToken,
 		SessionTTL:    cfg.SessionTTL,
 		StepUpWindow:  cfg.StepUpWindow,
 		TrialPeriod:   cfg.TrialPeriod,

@@ -102,7 +102,7 @@ type AuditEvent struct {
 	Details   map[string]string `protobuf:"bytes,13,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Set by the audit service: the event's place in its account's chain, its hash and the
 	// hash of the event before it (hex SHA-256).
-	Sequence      int64  `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence      int32  `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	Hash          string `protobuf:"bytes,15,opt,name=hash,proto3" json:"hash,omitempty"`
 	PrevHash      string `protobuf:"bytes,16,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -230,7 +230,7 @@ func (x *AuditEvent) GetDetails() map[string]string {
 	return nil
 }
 
-func (x *AuditEvent) GetSequence() int64 {
+func (x *AuditEvent) GetSequence() int32 {
 	if x != nil {
 		return x.Sequence
 	}
@@ -455,7 +455,7 @@ func (x *VerifyChainRequest) GetAccountId() string {
 type VerifyChainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	EventsChecked int64                  `protobuf:"varint,2,opt,name=events_checked,json=eventsChecked,proto3" json:"events_checked,omitempty"`
+	EventsChecked int32                  `protobuf:"varint,2,opt,name=events_checked,json=eventsChecked,proto3" json:"events_checked,omitempty"`
 	// The first event whose hash does not match its content or its predecessor; empty when ok.
 	FirstBadId    string `protobuf:"bytes,3,opt,name=first_bad_id,json=firstBadId,proto3" json:"first_bad_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -499,7 +499,7 @@ func (x *VerifyChainResponse) GetOk() bool {
 	return false
 }
 
-func (x *VerifyChainResponse) GetEventsChecked() int64 {
+func (x *VerifyChainResponse) GetEventsChecked() int32 {
 	if x != nil {
 		return x.EventsChecked
 	}
@@ -630,7 +630,7 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x12D\n" +
 	"\adetails\x18\r \x03(\v2*.latchkey.audit.v1.AuditEvent.DetailsEntryR\adetails\x12\x1a\n" +
-	"\bsequence\x18\x0e \x01(\x03R\bsequence\x12\x12\n" +
+	"\bsequence\x18\x0e \x01(\x05R\bsequence\x12\x12\n" +
 	"\x04hash\x18\x0f \x01(\tR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\x10 \x01(\tR\bprevHash\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
@@ -656,7 +656,7 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"n\n" +
 	"\x13VerifyChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12%\n" +
-	"\x0eevents_checked\x18\x02 \x01(\x03R\reventsChecked\x12 \n" +
+	"\x0eevents_checked\x18\x02 \x01(\x05R\reventsChecked\x12 \n" +
 	"\ffirst_bad_id\x18\x03 \x01(\tR\n" +
 	"firstBadId\"D\n" +
 	"\rAppendRequest\x123\n" +

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -202,8 +201,9 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	return &accountsv1.CreateProjectResponse{Project: projectPB(p)}, nil
 }
 
-// ListProjects pages through the caller's projects, newest first. The page token is the
-// last id of the previous page, base64url-encoded; it means nothing outside the account.
+// ListProjects pages through the caller's projects, newest first. The page token holds the
+// last id of the previous page, bound to the account (see pkg/pagetoken): another
+// account's token, or one made by hand, is invalid_argument.
 func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListProjectsRequest) (*accountsv1.ListProjectsResponse, error) {
 	caller, err := auth.Require(ctx, capProjectsRead)
 	if err != nil {
@@ -217,10 +217,11 @@ func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListPr
 		size = defaultPageSize
 	}
 	var after string
+	binding := []string{"accounts.ListProjects", caller.AccountID}
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		raw, err := s.pages.Decode(tok, binding...)
 		if err != nil || !ids.Valid(ids.Project, string(raw)) {
-			return nil, invalid("page_token is not one this service returned")
+			return nil, invalid("page_token is not one this service issued for this listing")
 		}
 		after = string(raw)
 	}
@@ -232,7 +233,7 @@ func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListPr
 	resp := &accountsv1.ListProjectsResponse{Projects: make([]*accountsv1.Project, 0, min(len(ps), size))}
 	if len(ps) > size {
 		ps = ps[:size]
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(ps[len(ps)-1].ID))
+		resp.NextPageToken = s.pages.Encode([]byte(ps[len(ps)-1].ID), binding...)
 	}
 	for _, p := range ps {
 		resp.Projects = append(resp.Projects, projectPB(p))

@@ -24,8 +24,9 @@ const (
 // time. The cursor is the last event of the previous page, so walking the pages yields
 // every event once even when many share a timestamp. An event stored during a walk shows
 // up in it only if it sorts after the cursor (an older time: a late delivery); newer ones
-// are on the first page of the next walk. The cursor carries a MAC bound to the account,
-// so a forged or borrowed cursor is invalid_argument.
+// are on the first page of the next walk. The cursor carries a MAC bound to the account
+// and the filters (see Cursors), so a forged or borrowed cursor, or one reused with other
+// filters, is invalid_argument.
 func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest) (*auditv1.ListEventsResponse, error) {
 	account, err := reader(ctx, req.GetAccountId())
 	if err != nil {
@@ -53,8 +54,9 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 			return nil, invalid("%s must be UTF-8 without control characters", name)
 		}
 	}
+	binding := cursorBinding(account, f)
 	if c := req.GetCursor(); c != "" {
-		pos, ok := s.cursors.Decode(account, c)
+		pos, ok := s.cursors.Decode(binding, c)
 		if !ok {
 			return nil, errBadCursor
 		}
@@ -68,7 +70,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if len(evs) > limit {
 		evs = evs[:limit]
 		last := evs[limit-1]
-		resp.NextCursor = s.cursors.Encode(account, store.Position{Time: last.Time, ID: last.ID})
+		resp.NextCursor = s.cursors.Encode(binding, store.Position{Time: last.Time, ID: last.ID})
 	}
 	resp.Events = make([]*auditv1.AuditEvent, len(evs))
 	for i := range evs {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"math"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	"github.com/latchkey/latchkey/pkg/postgres"
@@ -37,5 +38,5 @@ func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainReques
 	if bad == "" && !w.Ends(head.Sequence, head.Hash) {
 		bad = last
 	}
-	return &auditv1.VerifyChainResponse{Ok: bad == "", EventsChecked: w.Checked, FirstBadId: bad}, nil
+	return &auditv1.VerifyChainResponse{Ok: bad == "", EventsChecked: int32(min(w.Checked, math.MaxInt32)), FirstBadId: bad}, nil
 }

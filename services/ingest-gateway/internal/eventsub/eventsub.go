@@ -6,6 +6,7 @@ package eventsub
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -197,7 +198,7 @@ func (s *Subscriber) heartbeats(ctx context.Context) {
 	for {
 		if s.Subscribed() {
 			hb, _ := proto.Marshal(&eventsv1.GatewayHeartbeat{
-				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int64(s.cache.Len()),
+				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int32(min(s.cache.Len(), math.MaxInt32)),
 			})
 			_ = s.nc.Publish(natsx.GatewayHeartbeatSubject(s.ns), hb)
 		}

@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -171,7 +170,8 @@ type Filter struct {
 	Limit int
 }
 
-// List returns the account's keys, newest first, and the next page's cursor.
+// List returns the account's keys, newest first, and, when another page follows, the
+// last id of this one (the next page's After).
 func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, string, error) {
 	// Each condition is a fixed fragment; only values travel as parameters.
 	where := []string{"account_id = $1"}
@@ -223,21 +223,9 @@ func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, s
 	next := ""
 	if len(keys) > f.Limit {
 		keys = keys[:f.Limit]
-		next = EncodeCursor(keys[len(keys)-1].ID)
+		next = keys[len(keys)-1].ID
 	}
 	return keys, next, nil
-}
-
-// EncodeCursor makes an opaque page token of an id.
-func EncodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
-
-// DecodeCursor reads a page token back; ok is false for one we did not make.
-func DecodeCursor(token string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(b) == 0 || len(b) > 64 {
-		return "", false
-	}
-	return string(b), true
 }
 
 // liveSQL judges status at the database's clock: a key that turns stale between this query
