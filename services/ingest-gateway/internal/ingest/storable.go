@@ -142,15 +142,27 @@ func (r *messageRule) check(b []byte, depth int) error {
 		return fmt.Errorf("%w: messages nest more than %d deep (each level of a kvlistValue counts 3, of an arrayValue 2)", errUnstorable, MaxMessageDepth)
 	}
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num > protowire.MaxValidNumber || typ == protowire.EndGroupType {
-			return malformed(n)
+		var num protowire.Number
+		var typ protowire.Type
+		if b[0] < 0x80 { // a one-byte tag: fields 1 to 15, nearly every OTLP field
+			num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+			b = b[1:]
+		} else {
+			var n int
+			num, typ, n = protowire.ConsumeTag(b)
+			if n < 0 {
+				return malformed(n)
+			}
+			b = b[n:]
 		}
-		b = b[n:]
-		var f fieldRule
+		if num < protowire.MinValidNumber || num > protowire.MaxValidNumber || typ == protowire.EndGroupType {
+			return malformed(0)
+		}
+		f := &unknownField
 		if int(num) < len(r.fields) {
-			f = r.fields[num]
+			f = &r.fields[num]
 		}
+		var n int
 		var err error
 		switch {
 		case f.known && typ == f.wire:
@@ -171,9 +183,12 @@ func (r *messageRule) check(b []byte, depth int) error {
 	return nil
 }
 
+// unknownField is the rule of a field number the message does not declare.
+var unknownField fieldRule
+
 // checkValue checks one value of f in f's own wire type and returns its length (negative
 // when the wire format is broken).
-func (f fieldRule) checkValue(b []byte, depth int) (int, error) {
+func (f *fieldRule) checkValue(b []byte, depth int) (int, error) {
 	switch f.wire {
 	case protowire.VarintType:
 		_, n := protowire.ConsumeVarint(b)
