@@ -80,7 +80,7 @@ func BenchmarkOfficialDecode(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := (proto.UnmarshalOptions{RecursionLimit: MaxMessageDepth}).Unmarshal(body, officialRequest(Traces)); err != nil {
+		if err := (proto.UnmarshalOptions{RecursionLimit: maxMessageDepth}).Unmarshal(body, officialRequest(Traces)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -117,7 +117,7 @@ func FuzzStorableAgreesWithDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, s uint8) {
 		sig := signals[int(s)%len(signals)]
 		got := storable(sig, data)
-		want := (proto.UnmarshalOptions{RecursionLimit: MaxMessageDepth}).Unmarshal(data, officialRequest(sig))
+		want := (proto.UnmarshalOptions{RecursionLimit: maxMessageDepth}).Unmarshal(data, officialRequest(sig))
 		if (got == nil) != (want == nil) {
 			t.Fatalf("%s %x: storable says %v, proto.Unmarshal says %v", sig, data, got, want)
 		}

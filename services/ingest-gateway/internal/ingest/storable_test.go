@@ -203,7 +203,7 @@ func exportCases(t testing.TB, sig Signal) []exportCase {
 		cases = append(cases, c)
 	}
 	_, base := item(sig, func(pcommon.Value) {})
-	kv, arr := (MaxMessageDepth-base)/3, (MaxMessageDepth-base)/2
+	kv, arr := (maxMessageDepth-base)/3, (maxMessageDepth-base)/2
 	for _, d := range []struct {
 		name     string
 		fill     func(pcommon.Value)
