@@ -112,13 +112,9 @@ func (h *httpHandler) serveOTLP(w http.ResponseWriter, r *http.Request, sig Sign
 	_, _ = w.Write(emptyResponse[f])
 }
 
-// publish publishes payload unless it holds no items: an empty export carries no data,
-// so there is nothing to lose by answering it without a message.
+// publish stores payload, if it may be stored and holds items (see publishExport).
 func (h *httpHandler) publish(ctx context.Context, g grant.Grant, sig Signal, payload []byte, items int) error {
-	if items == 0 {
-		return nil
-	}
-	return h.pub.Publish(ctx, g, sig, payload)
+	return publishExport(ctx, h.pub, g, sig, payload, items)
 }
 
 func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, transport string, sig Signal, e *apierr.Error) {
