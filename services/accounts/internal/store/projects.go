@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 )
 
 // Project groups keys and bounds their environments and browser origins.
@@ -45,7 +46,7 @@ const insertProjectSQL = `INSERT INTO projects (id, account_id, name, environmen
 
 // CreateProject stores p and writes event(p) to the outbox with it.
 func (s *Store) CreateProject(ctx context.Context, p Project, event func(Project) *eventsv1.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, auditlog.Facts{ResourceID: p.ID}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertProjectSQL, p.ID, p.AccountID, p.Name,
 			nonNil(p.Environments), nonNil(p.AllowedOrigins), p.CreatedAt); err != nil {
 			return err
@@ -97,7 +98,7 @@ const updateProjectSQL = `UPDATE projects SET
 // outbox with it.
 func (s *Store) UpdateProject(ctx context.Context, accountID, id string, u ProjectUpdate, now time.Time, event func(Project) *eventsv1.Event) (Project, error) {
 	var out Project
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		var err error
 		out, err = scanProject(tx.QueryRow(ctx, updateProjectSQL, accountID, id,
 			u.SetName, u.Name, u.SetEnvironments, nonNil(u.Environments),
@@ -114,7 +115,7 @@ const deleteProjectSQL = `DELETE FROM projects WHERE account_id = $1 AND id = $2
 
 // DeleteProject deletes a project of an account and writes event() to the outbox with it.
 func (s *Store) DeleteProject(ctx context.Context, accountID, id string, event func() *eventsv1.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, deleteProjectSQL, accountID, id)
 		if err != nil {
 			return err
