@@ -39,12 +39,11 @@ func TestRedactLegacyPrefixAndUnknownProfile(t *testing.T) {
 	key, err := r.Generate("ingest")
 	require.NoError(t, err)
 	require.Equal(t, "a zz_new_"+Redacted+" b", Redact("a "+key+" b"))
-	legacy := "zzold_" + key[len("zz_new_"):]
 	// A legacy-prefix key carries the checksum of its own prefix: recompute it.
 	body := key[len("zz_new_") : len(key)-ChecksumLen]
 	sum := make([]byte, ChecksumLen)
 	putChecksum(sum, crcString("zzold_"+body))
-	legacy = "zzold_" + body + string(sum)
+	legacy := "zzold_" + body + string(sum)
 	_, err = r.Parse(legacy)
 	require.NoError(t, err)
 	require.Equal(t, "zzold_"+Redacted, Redact(legacy))

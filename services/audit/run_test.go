@@ -67,7 +67,7 @@ func TestMigrateTwice(t *testing.T) {
 	cfg := audit.Config{DatabaseURL: testutil.DatabaseURL(t)}
 	applied, err := audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
-	require.Equal(t, []string{"0001_init"}, applied)
+	require.Equal(t, []string{"0001_init", "0002_checkpoints"}, applied)
 	applied, err = audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
 	require.Empty(t, applied)
