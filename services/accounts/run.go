@@ -231,7 +231,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
 		Authenticate: authn.Authenticate,
-		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
+		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
 		OnCall:       audit.OnCall,
 	})
 	if err != nil {

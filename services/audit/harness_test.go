@@ -110,18 +110,20 @@ func newEnv(t testing.TB, opts ...func(*options)) *env {
 	}
 
 	e.cfg = audit.Config{
-		GRPCAddr:          "127.0.0.1:0",
-		HTTPAddr:          "127.0.0.1:0",
-		DatabaseURL:       e.dbURL,
-		NATSURL:           testutil.NATSURL(),
-		Namespace:         e.ns,
-		OperatorToken:     e.operator,
-		AccountsAddr:      e.accounts.grpc,
-		KeysAddr:          keysAddr,
-		RetentionInterval: time.Hour,
-		RetentionFree:     720 * time.Hour,
-		RetentionPro:      8760 * time.Hour,
-		ShutdownGrace:     2 * time.Second,
+		GRPCAddr:           "127.0.0.1:0",
+		HTTPAddr:           "127.0.0.1:0",
+		DatabaseURL:        e.dbURL,
+		NATSURL:            testutil.NATSURL(),
+		Namespace:          e.ns,
+		OperatorToken:      e.operator,
+		AccountsAddr:       e.accounts.grpc,
+		KeysAddr:           keysAddr,
+		RetentionInterval:  time.Hour,
+		RetentionFree:      720 * time.Hour,
+		RetentionPro:       8760 * time.Hour,
+		ShutdownGrace:      2 * time.Second,
+		CheckpointEvery:    100,
+		CheckpointInterval: time.Hour, // tests sign heads when they mean to: signHeads
 	}
 	if o.audit != nil {
 		o.audit(&e.cfg)

@@ -7,6 +7,7 @@ package audit
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -24,9 +25,11 @@ import (
 	"github.com/latchkey/latchkey/pkg/authclient"
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/periodic"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/audit/internal/api"
+	"github.com/latchkey/latchkey/services/audit/internal/chain"
 	"github.com/latchkey/latchkey/services/audit/internal/consumer"
 	"github.com/latchkey/latchkey/services/audit/internal/retention"
 	"github.com/latchkey/latchkey/services/audit/internal/store"
@@ -90,6 +93,18 @@ type Config struct {
 	// ShutdownGrace is how long in-flight calls get to finish on stop
 	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
 	ShutdownGrace time.Duration
+	// SigningKey signs the chains' checkpoints (AUDIT_SIGNING_KEY): standard base64 of a
+	// 32-byte Ed25519 seed, e.g. `openssl rand -base64 32`. Keep it out of the database:
+	// whoever holds it can forge checkpoints. When empty, the key is derived from
+	// OperatorToken with HKDF-SHA-256, and changing the token changes the key. Checkpoints
+	// signed under another key no longer verify.
+	SigningKey string
+	// CheckpointEvery is how many events an account's chain may grow by before the append
+	// that reaches it signs its head (AUDIT_CHECKPOINT_EVERY, default 100, at least 1).
+	CheckpointEvery int
+	// CheckpointInterval is how often every head that moved since its last checkpoint is
+	// signed, however few events it grew by (AUDIT_CHECKPOINT_INTERVAL, default 1m).
+	CheckpointInterval time.Duration
 }
 
 // ConfigFromEnv reads the configuration from the environment. It reports values that do
@@ -98,18 +113,21 @@ type Config struct {
 func ConfigFromEnv() (Config, error) {
 	var r envconfig.Reader
 	cfg := Config{
-		GRPCAddr:          r.String("AUDIT_GRPC_ADDR", "127.0.0.1:8083"),
-		HTTPAddr:          r.String("AUDIT_HTTP_ADDR", "127.0.0.1:8093"),
-		DatabaseURL:       r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
-		NATSURL:           r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:         r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		OperatorToken:     r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		AccountsAddr:      r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
-		KeysAddr:          r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
-		RetentionInterval: r.Duration("AUDIT_RETENTION_INTERVAL", time.Hour),
-		RetentionFree:     r.Duration("AUDIT_RETENTION_FREE", 720*time.Hour),
-		RetentionPro:      r.Duration("AUDIT_RETENTION_PRO", 8760*time.Hour),
-		ShutdownGrace:     r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+		GRPCAddr:           r.String("AUDIT_GRPC_ADDR", "127.0.0.1:8083"),
+		HTTPAddr:           r.String("AUDIT_HTTP_ADDR", "127.0.0.1:8093"),
+		DatabaseURL:        r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
+		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Namespace:          r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
+		OperatorToken:      r.String("LATCHKEY_OPERATOR_TOKEN", ""),
+		AccountsAddr:       r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
+		KeysAddr:           r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
+		RetentionInterval:  r.Duration("AUDIT_RETENTION_INTERVAL", time.Hour),
+		RetentionFree:      r.Duration("AUDIT_RETENTION_FREE", 720*time.Hour),
+		RetentionPro:       r.Duration("AUDIT_RETENTION_PRO", 8760*time.Hour),
+		ShutdownGrace:      r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
+		SigningKey:         r.String("AUDIT_SIGNING_KEY", ""),
+		CheckpointEvery:    r.Int("AUDIT_CHECKPOINT_EVERY", 100),
+		CheckpointInterval: r.Duration("AUDIT_CHECKPOINT_INTERVAL", time.Minute),
 	}
 	return cfg, r.Err()
 }
@@ -148,7 +166,34 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
 	}
+	if c.SigningKey != "" {
+		if _, err := c.signer(); err != nil {
+			bad("AUDIT_SIGNING_KEY: %v", err)
+		}
+	}
+	if c.CheckpointEvery < 1 {
+		bad("AUDIT_CHECKPOINT_EVERY must be at least 1")
+	}
+	if c.CheckpointInterval <= 0 {
+		bad("AUDIT_CHECKPOINT_INTERVAL must be positive")
+	}
 	return errors.Join(errs...)
+}
+
+// signer is the checkpoint signer of SigningKey, or of a key derived from OperatorToken.
+func (c Config) signer() (*chain.Signer, error) {
+	if c.SigningKey == "" {
+		seed, err := chain.DeriveSeed(c.OperatorToken)
+		if err != nil {
+			return nil, err
+		}
+		return chain.NewSigner(seed)
+	}
+	seed, err := base64.StdEncoding.DecodeString(c.SigningKey)
+	if err != nil {
+		return nil, errors.New("not standard base64")
+	}
+	return chain.NewSigner(seed)
 }
 
 // Migrate applies the audit schema's pending migrations, as the connecting user, and
@@ -194,7 +239,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		return nil, err
 	}
 	u.Closers = append(u.Closers, pool.Close)
-	st := store.New(pool)
+	signer, err := cfg.signer()
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(pool, store.Checkpoints{Signer: signer, Every: int64(cfg.CheckpointEvery)})
 
 	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log)
 	if err != nil {
@@ -235,7 +284,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	auditv1.RegisterAuditServiceServer(g.Server, api.New(api.Deps{Store: st, CursorSecret: cfg.OperatorToken}))
+	auditv1.RegisterAuditServiceServer(g.Server, api.New(api.Deps{Store: st, CursorSecret: cfg.OperatorToken, Signer: signer}))
 
 	job := &retention.Job{
 		Store: st, Accounts: accounts, Operator: cfg.OperatorToken, Interval: cfg.RetentionInterval,
@@ -244,8 +293,19 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
 	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
-	u.Workers = append(u.Workers, cons.Run, job.Run)
+	u.Workers = append(u.Workers, cons.Run, job.Run, func(ctx context.Context) error {
+		return signHeads(ctx, st, cfg.CheckpointInterval, log.Named("checkpoints"))
+	})
 	return u, nil
+}
+
+// signHeads signs every chain head that moved since its last checkpoint, every interval.
+func signHeads(ctx context.Context, st *store.Store, interval time.Duration, log *zap.Logger) error {
+	return periodic.Every(ctx, interval, func(ctx context.Context) {
+		if _, err := st.CheckpointHeads(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("signing chain heads failed; will retry", zap.Error(err))
+		}
+	})
 }
 
 func registerGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {

@@ -16,7 +16,8 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	for _, k := range []string{
 		"AUDIT_GRPC_ADDR", "AUDIT_HTTP_ADDR", "DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE",
 		"ACCOUNTS_GRPC_ADDR", "KEYS_GRPC_ADDR", "AUDIT_RETENTION_INTERVAL", "AUDIT_RETENTION_FREE",
-		"AUDIT_RETENTION_PRO", "LATCHKEY_SHUTDOWN_GRACE",
+		"AUDIT_RETENTION_PRO", "LATCHKEY_SHUTDOWN_GRACE", "AUDIT_SIGNING_KEY", "AUDIT_CHECKPOINT_EVERY",
+		"AUDIT_CHECKPOINT_INTERVAL",
 	} {
 		t.Setenv(k, "")
 	}
@@ -24,18 +25,20 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	cfg, err := audit.ConfigFromEnv()
 	require.NoError(t, err)
 	require.Equal(t, audit.Config{
-		GRPCAddr:          "127.0.0.1:8083",
-		HTTPAddr:          "127.0.0.1:8093",
-		DatabaseURL:       "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable",
-		NATSURL:           "nats://127.0.0.1:4222",
-		Namespace:         "latchkey",
-		OperatorToken:     "0123456789abcdef",
-		AccountsAddr:      "127.0.0.1:8081",
-		KeysAddr:          "127.0.0.1:8082",
-		RetentionInterval: time.Hour,
-		RetentionFree:     720 * time.Hour,
-		RetentionPro:      8760 * time.Hour,
-		ShutdownGrace:     10 * time.Second,
+		GRPCAddr:           "127.0.0.1:8083",
+		HTTPAddr:           "127.0.0.1:8093",
+		DatabaseURL:        "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable",
+		NATSURL:            "nats://127.0.0.1:4222",
+		Namespace:          "latchkey",
+		OperatorToken:      "0123456789abcdef",
+		AccountsAddr:       "127.0.0.1:8081",
+		KeysAddr:           "127.0.0.1:8082",
+		RetentionInterval:  time.Hour,
+		RetentionFree:      720 * time.Hour,
+		RetentionPro:       8760 * time.Hour,
+		ShutdownGrace:      10 * time.Second,
+		CheckpointEvery:    100,
+		CheckpointInterval: time.Minute,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }
@@ -64,7 +67,7 @@ func TestMigrateTwice(t *testing.T) {
 	cfg := audit.Config{DatabaseURL: testutil.DatabaseURL(t)}
 	applied, err := audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
-	require.Equal(t, []string{"0001_init"}, applied)
+	require.Equal(t, []string{"0001_init", "0002_checkpoints"}, applied)
 	applied, err = audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
 	require.Empty(t, applied)

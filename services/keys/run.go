@@ -220,7 +220,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
-		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
+		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
 	})
 	if err != nil {
 		return nil, err

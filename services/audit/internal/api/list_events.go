@@ -20,6 +20,17 @@ const (
 	maxFilterLen = 512
 )
 
+// pageLimit is a listing's page size: limit, or defaultLimit when unset.
+func pageLimit(limit int32) (int, error) {
+	switch {
+	case limit == 0: // proto3: unset and 0 are one and the same
+		return defaultLimit, nil
+	case limit < 1 || limit > maxLimit:
+		return 0, errBadLimit
+	}
+	return int(limit), nil
+}
+
 // ListEvents lists the caller's account's events, newest first by (time, id), a page at a
 // time. The cursor is the last event of the previous page, so walking the pages yields
 // every event once even when many share a timestamp. An event stored during a walk shows
@@ -32,12 +43,9 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	switch {
-	case limit == 0: // proto3: unset and 0 are one and the same
-		limit = defaultLimit
-	case limit < 1 || limit > maxLimit:
-		return nil, errBadLimit
+	limit, err := pageLimit(req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	f := store.Filter{
 		KeyID: req.GetKeyId(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId(),

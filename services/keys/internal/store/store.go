@@ -14,6 +14,7 @@ import (
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
@@ -127,9 +128,9 @@ func notNullList(l []string) []string {
 	return l
 }
 
-// Create stores a new key and its key.created event in one transaction, and takes one use
-// of each of caps (quota.Take) in it: a refused cap stores nothing, and a failed store
-// spends no cap.
+// Create stores a new key, its key.created event and the call's audit event in one
+// transaction, and takes one use of each of caps (quota.Take) in it: a refused cap stores
+// nothing, and a failed store spends no cap.
 func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...quota.Cap) error {
 	return postgres.Error(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := takeCaps(ctx, tx, k.AccountID, caps); err != nil {
@@ -138,7 +139,10 @@ func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...
 		if err := insert(ctx, tx, k); err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, s.ns, ev)
+		if err := outbox.Add(ctx, tx, s.ns, ev); err != nil {
+			return err
+		}
+		return auditlog.Record(ctx, tx, auditlog.Facts{ResourceID: k.ID})
 	}), nil)
 }
 
@@ -260,7 +264,8 @@ func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []st
 const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2 FOR UPDATE`
 
 // Change runs fn on the locked key; if fn returns an event, the key's new state (written
-// by fn through the Tx) and the event commit together. fn's error aborts.
+// by fn through the Tx) and the event commit together, with the call's audit event. fn's
+// error aborts.
 func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx.Tx, k *Key) (*eventsv1.Event, error)) (*Key, error) {
 	var out *Key
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -277,10 +282,21 @@ func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx
 				return err
 			}
 		}
-		out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id))
-		return err
+		if out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id)); err != nil {
+			return err
+		}
+		return auditlog.Record(ctx, tx, auditFacts(id, ev))
 	})
 	return out, postgres.Error(err, ErrNotFound)
+}
+
+// auditFacts is what the audit event of a change of key id knows before commit.
+func auditFacts(id string, ev *eventsv1.Event) auditlog.Facts {
+	f := auditlog.Facts{ResourceID: id}
+	if r := ev.GetKeyRotated(); r != nil {
+		f.Details = map[string]string{"new_key_id": r.GetNewKeyId()}
+	}
+	return f
 }
 
 const updateSQL = `UPDATE keys SET name = $3, capabilities = $4, expires_at = $5, metadata = $6
