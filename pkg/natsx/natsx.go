@@ -122,8 +122,7 @@ func ValidToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+		if !tokenByte(s[i]) {
 			return false
 		}
 	}
@@ -135,6 +134,10 @@ func ValidToken(s string) bool {
 // relay checks every row with it before publishing, rows written before these rules too.
 func ValidSubject(s string) bool {
 	return len(s) <= MaxSubjectLen && validTokens(s)
+}
+
+func tokenByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
 func validTokens(s string) bool {

@@ -202,6 +202,7 @@ type pending struct {
 	attempts int
 	future   jetstream.PubAckFuture
 	err      error
+	reason   string // why it is set aside; "" when it is not
 }
 
 // drain publishes one batch of pending rows and records the outcome of each in one
@@ -245,8 +246,11 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	settled, firstErr := len(acked), error(nil)
-	q := &pgx.Batch{}
+	var (
+		firstErr error
+		setAside []*pending
+		q        = &pgx.Batch{}
+	)
 	if len(acked) > 0 {
 		q.Queue(markSQL, acked)
 	}
@@ -254,12 +258,13 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 		if p.err == nil {
 			continue
 		}
-		// A failure counts against the row only when other rows went through, and never
-		// a missing stream: that is the stream's fault, and every row on it fails alike.
-		strike := len(acked) > 0 && !permanent(p.err) && !streamMissing(p.err)
+		// A failure counts against the row only when JetStream had it (no connection
+		// error) and other rows went through, and never a missing stream: that is the
+		// stream's fault, and every row on it fails alike.
+		strike := len(acked) > 0 && p.future != nil && !permanent(p.err) && !streamMissing(p.err)
 		reason := ""
 		switch {
-		case p.err == errInvalidSubject:
+		case errors.Is(p.err, errInvalidSubject):
 			reason = "invalid_subject"
 		case permanent(p.err):
 			reason = "refused"
@@ -273,13 +278,9 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 			q.Queue(failSQL, p.seq, btoi(strike), truncate(p.err.Error(), 500))
 			continue
 		}
-		settled++
+		p.reason = reason
+		setAside = append(setAside, p)
 		q.Queue(setAsideSQL, p.seq, truncate(reason+": "+p.err.Error(), 500))
-		setAsideTotal.WithLabelValues(reason).Inc()
-		// Not the subject: it may hold whatever a caller sent.
-		r.log.Error("outbox: event set aside, it will not be published; later events go on",
-			zap.Int64("seq", p.seq), zap.String("event_id", truncate(p.eventID, 64)),
-			zap.String("reason", reason), zap.Int("attempts", p.attempts+1), zap.Error(p.err))
 	}
 	if err := tx.SendBatch(ctx, q).Close(); err != nil {
 		return 0, err
@@ -287,7 +288,14 @@ func (r *Relay) drain(ctx context.Context) (int, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return 0, err
 	}
-	return settled, firstErr
+	for _, p := range setAside {
+		setAsideTotal.WithLabelValues(p.reason).Inc()
+		// Not the subject: it may hold whatever a caller sent.
+		r.log.Error("outbox: event set aside, it will not be published; later events go on",
+			zap.Int64("seq", p.seq), zap.String("event_id", truncate(p.eventID, 64)),
+			zap.String("reason", p.reason), zap.Int("attempts", p.attempts+1), zap.Error(p.err))
+	}
+	return len(acked) + len(setAside), firstErr
 }
 
 // lockPending reads and locks up to Batch pending rows, oldest first.

@@ -62,7 +62,7 @@ type RunConfig struct {
 
 // Run listens on every address first (so a taken port fails fast, before anything is
 // served), then serves all units until ctx ends or one part fails, then drains in this
-// order (docs: "Shutdown"):
+// order:
 //
 //  1. not serving: /healthz answers 503 and gRPC health NOT_SERVING, for DrainDelay, so
 //     load balancers stop sending;
