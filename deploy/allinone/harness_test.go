@@ -42,6 +42,8 @@ type suite struct {
 	gatewayCfg gateway.Config
 	// dbURL is the suite's database.
 	dbURL string
+	// log receives the services' logs; none when nil.
+	log *zap.Logger
 }
 
 // suiteOption adjusts a suite before it starts.
@@ -139,7 +141,11 @@ func (s *suite) start(options []suiteOption) error {
 		s.gatewayCfg = *g
 		s.gatewayCfg.KeysAddr, s.gatewayCfg.Namespace = k.GRPCAddr, k.Namespace
 	}
-	go func() { done <- Run(ctx, opts, zap.NewNop()) }()
+	log := s.log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	go func() { done <- Run(ctx, opts, log) }()
 	select {
 	case addrs := <-ready:
 		s.api = "http://" + addrs["rest"]

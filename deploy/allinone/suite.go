@@ -43,8 +43,10 @@ type Options struct {
 	// kept in PepperFile so keys survive restarts.
 	Pepper     string
 	PepperFile string
-	// OnListening is told every bound address and the operator token once all listen.
-	OnListening func(addrs map[string]string, operatorToken string)
+	// OnListening is told every bound address once all listen, and the operator token
+	// when Run generated it (for the developer at the terminal, `make run`); "" when
+	// OperatorToken was given: the operator has it, and it goes to no output.
+	OnListening func(addrs map[string]string, generatedToken string)
 	// Services names the services to run (LATCHKEY_SERVICES, comma-separated: accounts,
 	// keys, ingest-gateway, audit); all when empty.
 	Services []string
@@ -91,9 +93,10 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		defer stop()
 		natsURL = u
 	}
-	token := o.OperatorToken
+	token, generated := o.OperatorToken, ""
 	if token == "" {
 		token = "lkop_" + randomString(32)
+		generated = token
 	}
 	pepper, err := pepperOf(o)
 	if err != nil {
@@ -170,7 +173,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		OnListening: func(addrs map[string]string) {
 			addrs["nats"] = natsURL
 			if o.OnListening != nil {
-				o.OnListening(addrs, token)
+				o.OnListening(addrs, generated)
 			}
 		},
 	}, units...)

@@ -254,7 +254,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
-	u.Ready = server.Readiness(nc.IsConnected, pool.Ping)
+	// Not ready while the relay is stuck (its oldest pending event older than a minute).
+	connected := server.Readiness(nc.IsConnected, pool.Ping)
+	u.Ready = func() bool { return connected() && relay.Ready() }
 	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
 		return pruneSessions(ctx, st, log)
 	})

@@ -232,7 +232,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
 	}}
-	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
+	// Not ready while the relay is stuck (its oldest pending event older than a minute).
+	connected := server.Readiness(nc.IsConnected, st.Ping)
+	u.Ready = func() bool { return connected() && relay.Ready() }
 	u.Workers = []func(context.Context) error{
 		relay.Run,
 		uses.Run,
