@@ -20,7 +20,7 @@ type Session struct {
 	Plan      string
 	// StepUpUntil is when the session's last password re-verification stops counting.
 	StepUpUntil time.Time
-	// Suspended: the account is not active.
+	// Suspended: the account is not active (the other fields may then be empty).
 	Suspended bool
 }
 
@@ -93,10 +93,12 @@ func (a *Authenticator) session(ctx context.Context, token string) (*Principal, 
 	switch {
 	case err != nil:
 		return nil, unavailable(ctx, "session", err)
-	case s == nil || s.AccountID == "":
+	case s == nil:
 		return nil, ErrBadSession
 	case s.Suspended:
 		return nil, ErrSuspended
+	case s.AccountID == "":
+		return nil, ErrBadSession
 	}
 	return &Principal{
 		Kind:        KindUser,

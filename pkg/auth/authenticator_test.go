@@ -43,13 +43,21 @@ func TestDecisions(t *testing.T) {
 		err   *apierr.Error
 	}{
 		{"operator", resolved{err: errors.New("no lookup")}, op, &Principal{Kind: KindOperator}, nil},
-		{"session", resolved{session: &Session{AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}}, session,
-			&Principal{Kind: KindUser, AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}, nil},
+		{
+			"session",
+			resolved{session: &Session{AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}},
+			session,
+			&Principal{Kind: KindUser, AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}, nil,
+		},
 		{"unknown session", resolved{}, session, nil, ErrBadSession},
 		{"suspended session", resolved{session: &Session{AccountID: "acc_1", Suspended: true}}, session, nil, ErrSuspended},
 		{"session store down", resolved{err: errors.New("down")}, session, nil, ErrUnavailable},
-		{"account key", resolved{key: live(nil)}, key,
-			&Principal{Kind: KindAccountKey, AccountID: "acc_1", KeyID: "key_1", Capabilities: []string{"keys:read"}, Plan: "pro"}, nil},
+		{
+			"account key",
+			resolved{key: live(nil)},
+			key,
+			&Principal{Kind: KindAccountKey, AccountID: "acc_1", KeyID: "key_1", Capabilities: []string{"keys:read"}, Plan: "pro"}, nil,
+		},
 		{"unknown key", resolved{}, key, nil, ErrBadToken},
 		{"malformed key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Malformed })}, key, nil, ErrBadToken},
 		{"revoked key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Revoked })}, key, nil, ErrBadToken},

@@ -55,8 +55,10 @@ var (
 	ErrSuspended = apierr.New(apierr.AccountSuspended, "this account is suspended")
 	// ErrUnavailable: the service that resolves this kind of credential did not answer
 	// (or failed); the credential may well be good, so this is 503, never 401.
-	ErrUnavailable = &apierr.Error{Code: apierr.Unavailable,
-		Message: "credentials cannot be checked right now; retry shortly", RetryAfter: time.Second}
+	ErrUnavailable = &apierr.Error{
+		Code:    apierr.Unavailable,
+		Message: "credentials cannot be checked right now; retry shortly", RetryAfter: time.Second,
+	}
 )
 
 // CheckToken returns ErrMalformed when tok is outside the bounds, and nil when it is within.

@@ -45,12 +45,16 @@ type RemoteSessions struct {
 	Operator OperatorToken
 }
 
-// ResolveSession implements SessionResolver. Accounts' refusal of the token is (nil, nil);
-// any other failure is an error.
+// ResolveSession implements SessionResolver. Accounts answers account_suspended for a
+// live session of a suspended account, and refuses any other token it does not know, which
+// is (nil, nil); any other failure is an error.
 func (r RemoteSessions) ResolveSession(ctx context.Context, token string) (*Session, error) {
 	cctx, cancel := Outgoing(ctx, r.Operator)
 	defer cancel()
 	resp, err := r.Client.Authenticate(cctx, &accountsv1.AuthenticateRequest{Token: token})
+	if latchkeyCode(err) == apierr.AccountSuspended {
+		return &Session{Suspended: true}, nil
+	}
 	if err != nil {
 		return nil, refusal(err)
 	}
@@ -63,17 +67,12 @@ func (r RemoteSessions) ResolveSession(ctx context.Context, token string) (*Sess
 		UserID:    p.GetUserId(),
 		SessionID: p.GetSessionId(),
 		Plan:      p.GetPlan(),
-		Suspended: p.GetAccountStatus() != accountActive,
 	}
 	if t := p.GetStepUpExpiresAt(); t != nil {
 		s.StepUpUntil = t.AsTime()
 	}
 	return s, nil
 }
-
-// accountActive is the status of an account in good standing (accountsv1.Principal's
-// account_status); every other status is treated as suspended.
-const accountActive = "active"
 
 // RemoteKeys resolves API keys with keys' VerifyKey.
 type RemoteKeys struct {
@@ -114,14 +113,21 @@ func KeyFromVerify(resp *keysv1.VerifyKeyResponse) *Key {
 // (invalid_argument, not_found, unauthenticated), which means the token names nothing;
 // err otherwise (unreachable, timed out, failed).
 func refusal(err error) error {
+	switch latchkeyCode(err) {
+	case apierr.InvalidArgument, apierr.NotFound, apierr.Unauthenticated:
+		return nil
+	}
+	return err
+}
+
+// latchkeyCode is the code of the Latchkey error a service sent, or "" when err is nil or
+// carries none (a transport's own status).
+func latchkeyCode(err error) apierr.Code {
 	st, _ := status.FromError(err)
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == apierr.Domain {
-			switch apierr.Code(info.GetReason()) {
-			case apierr.InvalidArgument, apierr.NotFound, apierr.Unauthenticated:
-				return nil
-			}
+			return apierr.Code(info.GetReason())
 		}
 	}
-	return err
+	return ""
 }

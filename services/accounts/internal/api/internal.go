@@ -19,20 +19,18 @@ func (s internalServer) Authenticate(ctx context.Context, req *accountsv1.Authen
 	if err != nil {
 		return nil, err
 	}
-	if p == nil {
+	switch {
+	case p == nil:
 		return nil, auth.ErrBadSession
-	}
-	// A suspended account's session is answered with its status: the caller decides.
-	status := store.StatusActive
-	if p.Suspended {
-		status = store.StatusSuspended
+	case p.Suspended:
+		return nil, auth.ErrSuspended
 	}
 	return &accountsv1.AuthenticateResponse{Principal: &accountsv1.Principal{
 		AccountId:       p.AccountID,
 		UserId:          p.UserID,
 		SessionId:       p.SessionID,
 		Plan:            p.Plan,
-		AccountStatus:   status,
+		AccountStatus:   store.StatusActive,
 		StepUpExpiresAt: ts(p.StepUpUntil),
 	}}, nil
 }
