@@ -40,13 +40,6 @@ const Name = "accounts"
 // Schema is the Postgres schema the service owns.
 const Schema = "accounts"
 
-// Bounds on the operator token's length; bearer tokens over 512 characters are turned
-// away unread.
-const (
-	MinOperatorTokenLen = 16
-	MaxOperatorTokenLen = 512
-)
-
 // Config configures the accounts service. ConfigFromEnv reads it from the environment.
 type Config struct {
 	// GRPCAddr is where the gRPC server listens (ACCOUNTS_GRPC_ADDR, default
@@ -65,7 +58,7 @@ type Config struct {
 	// "latchkey").
 	Namespace string
 	// OperatorToken authenticates the platform team's admin calls and the other services'
-	// internal calls (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters).
+	// internal calls (LATCHKEY_OPERATOR_TOKEN, required; auth.CheckOperatorToken has its bounds).
 	OperatorToken string
 	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR); when set, account keys
 	// authenticate here through its VerifyKey, and a project's environment can be dropped
@@ -130,8 +123,8 @@ func (c Config) Validate() error {
 	if !namespaceRE.MatchString(c.Namespace) {
 		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
 	}
-	if len(c.OperatorToken) < MinOperatorTokenLen || len(c.OperatorToken) > MaxOperatorTokenLen {
-		bad("LATCHKEY_OPERATOR_TOKEN is required and must be %d to %d characters", MinOperatorTokenLen, MaxOperatorTokenLen)
+	if err := auth.CheckOperatorToken(c.OperatorToken); err != nil {
+		bad("%v", err)
 	}
 	if c.SessionTTL <= 0 {
 		bad("LATCHKEY_SESSION_TTL must be positive")

@@ -22,7 +22,7 @@ import (
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
-	"github.com/latchkey/latchkey/pkg/authclient"
+	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/periodic"
@@ -41,12 +41,6 @@ const Name = "audit"
 
 // Schema is the Postgres schema the service owns.
 const Schema = "audit"
-
-// Bounds on the operator token's length, as in the other services.
-const (
-	MinOperatorTokenLen = 16
-	MaxOperatorTokenLen = 512
-)
 
 // MinRetention is the shortest retention period allowed: audit.apply_retention refuses to
 // delete events less than a day old, whoever asks.
@@ -72,7 +66,7 @@ type Config struct {
 	// "latchkey").
 	Namespace string
 	// OperatorToken authenticates Append and the service's own calls to accounts and keys
-	// (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters). It also keys the MAC of
+	// (LATCHKEY_OPERATOR_TOKEN, required; auth.CheckOperatorToken has its bounds). It also keys the MAC of
 	// listing cursors, so changing it invalidates cursors in flight.
 	OperatorToken string
 	// AccountsAddr is the accounts service's gRPC address (ACCOUNTS_GRPC_ADDR, default
@@ -148,8 +142,8 @@ func (c Config) Validate() error {
 	if !namespaceRE.MatchString(c.Namespace) {
 		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
 	}
-	if len(c.OperatorToken) < MinOperatorTokenLen || len(c.OperatorToken) > MaxOperatorTokenLen {
-		bad("LATCHKEY_OPERATOR_TOKEN is required and must be %d to %d characters", MinOperatorTokenLen, MaxOperatorTokenLen)
+	if err := auth.CheckOperatorToken(c.OperatorToken); err != nil {
+		bad("%v", err)
 	}
 	if c.AccountsAddr == "" {
 		bad("ACCOUNTS_GRPC_ADDR is required")
@@ -279,7 +273,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
-		Authenticate: authclient.New(accounts, keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken),
+		Authenticate: auth.NewRemote(accounts, keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken).Authenticate,
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
@@ -101,8 +102,8 @@ func ConfigFromEnv() (Config, error) {
 // Validate reports every bad setting.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.ServiceToken) < 16 {
-		errs = append(errs, errors.New("LATCHKEY_OPERATOR_TOKEN must be set, at least 16 characters"))
+	if err := auth.CheckOperatorToken(c.ServiceToken); err != nil {
+		errs = append(errs, err)
 	}
 	if c.KeysAddr == "" || c.NATSURL == "" || c.Namespace == "" {
 		errs = append(errs, errors.New("KEYS_GRPC_ADDR, NATS_URL and LATCHKEY_NAMESPACE must not be empty"))

@@ -111,8 +111,8 @@ func ConfigFromEnv() (Config, error) {
 // Validate reports every missing or bad setting.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.OperatorToken) < 16 {
-		errs = append(errs, errors.New("LATCHKEY_OPERATOR_TOKEN must be set, at least 16 characters"))
+	if err := auth.CheckOperatorToken(c.OperatorToken); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Pepper) < keyformat.MinPepperLen {
 		errs = append(errs, fmt.Errorf("LATCHKEY_PEPPER must be set, at least %d bytes", keyformat.MinPepperLen))

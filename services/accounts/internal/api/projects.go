@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
@@ -21,7 +20,6 @@ import (
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/quota"
-	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -359,9 +357,8 @@ func (s accountsServer) mayDropEnvironments(ctx context.Context, accountID, proj
 	if s.cfg.LiveKeys == nil {
 		return apierr.New(apierr.Unavailable, "no environment can be dropped here: no keys service is configured (KEYS_GRPC_ADDR) to say whether live keys use %v", dropped)
 	}
-	cctx, cancel := context.WithTimeout(auth.OutgoingBearer(ctx, string(s.cfg.Authenticator.Operator)), keysCallTimeout)
+	cctx, cancel := auth.Outgoing(ctx, s.cfg.Authenticator.Operator)
 	defer cancel()
-	cctx = metadata.AppendToOutgoingContext(cctx, requestid.MetadataKey, requestid.From(ctx))
 	resp, err := s.cfg.LiveKeys.ListLiveKeys(cctx, &keysv1.ListLiveKeysRequest{
 		AccountId: accountID, ProjectId: projectID, Environments: dropped, PageSize: maxNamedKeys,
 	})

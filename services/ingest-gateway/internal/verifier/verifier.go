@@ -61,7 +61,6 @@ func New(keys keysv1.KeysServiceClient, token string, cache *keycache.Cache, per
 var (
 	errNotReady   = &apierr.Error{Code: apierr.Unavailable, Message: "the gateway is starting: key types are not loaded yet", RetryAfter: time.Second}
 	errKeysDown   = &apierr.Error{Code: apierr.Unavailable, Message: "keys cannot be verified right now", RetryAfter: time.Second}
-	errNoKey      = apierr.New(apierr.Unauthenticated, "send the key as Authorization: Bearer <key> or x-api-key")
 	errBadKey     = apierr.New(apierr.Unauthenticated, "the key is not a valid Latchkey key")
 	errRevoked    = apierr.New(apierr.Unauthenticated, "the key has been revoked")
 	errExpired    = apierr.New(apierr.Unauthenticated, "the key has expired")
@@ -121,7 +120,7 @@ func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time)
 		return "unavailable", nil, errNotReady
 	}
 	if req.Key == "" {
-		return verdict.Malformed, nil, v.fail(req, errNoKey)
+		return verdict.Malformed, nil, v.fail(req, auth.ErrNoAPIKey)
 	}
 	if _, err := reg.Parse(req.Key); err != nil {
 		return verdict.Malformed, nil, v.fail(req, errBadKey)

@@ -4,9 +4,6 @@ import "github.com/latchkey/latchkey/pkg/apierr"
 
 // The errors a keys client can see, besides validation messages made where they happen.
 var (
-	errNotManagement   = apierr.New(apierr.Unauthenticated, "this credential cannot manage keys: use a session token or an account key")
-	errBadCredential   = apierr.New(apierr.Unauthenticated, "the bearer token is not a valid session token or key")
-	errProjectNotFound = apierr.New(apierr.NotFound, "project not found")
 	errKeyMintsAccount = apierr.New(apierr.PermissionDenied, "an account key cannot create, rotate or widen account keys; use a session")
 	errStepUp          = apierr.New(apierr.StepUpRequired, "re-verify your password (POST /v1/account/verify-password) within the last 5 minutes first")
 	errNotActive       = apierr.New(apierr.Conflict, "only an active key can be rotated")
