@@ -116,6 +116,12 @@ const DefaultCheckEvery = time.Second
 // checkTimeout bounds one round of lookups and creations.
 const checkTimeout = 5 * time.Second
 
+// DefaultSettle is how long a Keeper waits between finding a stream missing and making it.
+// nats-server (2.9 at least) finishes deleting a stream's files after it has answered the
+// delete: a stream of the same name made at once can lose its first message block to that
+// clean-up, and then refuses every message ("error opening msg block file").
+const DefaultSettle = 250 * time.Millisecond
+
 // Keeper keeps a service's streams and durable consumers in existence: it checks them
 // every CheckEvery, at once after a reconnect and whenever Notice is told of an error that
 // says one is missing, and recreates what is gone (a stream deleted, a nats-server
@@ -128,6 +134,8 @@ type Keeper struct {
 	res []Resource
 	// CheckEvery is how often resources are looked up unprompted; set before Run.
 	CheckEvery time.Duration
+	// Settle is the wait between finding a resource missing and making it (DefaultSettle).
+	Settle time.Duration
 
 	mu      sync.Mutex // one round at a time; guards created
 	created []time.Time
@@ -142,9 +150,21 @@ func NewKeeper(js jetstream.JetStream, log *zap.Logger, res ...Resource) *Keeper
 		log = zap.NewNop()
 	}
 	return &Keeper{
-		nc: js.Conn(), log: log, res: res, CheckEvery: DefaultCheckEvery,
+		nc: js.Conn(), log: log, res: res, CheckEvery: DefaultCheckEvery, Settle: DefaultSettle,
 		created: make([]time.Time, len(res)), kick: make(chan struct{}, 1),
 	}
+}
+
+// KeepOutboxStreams returns a keeper of the events and audit streams, where services
+// with an outbox (pkg/outbox) publish, after making sure of both once: call its Run, and
+// use its Ready in the service's readiness. The relay needs no hook: its failed publishes
+// stay in the outbox and go out on its next try, once the keeper has made the stream again.
+func KeepOutboxStreams(ctx context.Context, js jetstream.JetStream, ns string, log *zap.Logger) (*Keeper, error) {
+	k := NewKeeper(js, log, EventsStreamResource(js, ns), AuditStreamResource(js, ns))
+	if err := k.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // Ready reports whether the connection is up and every resource was there at the last
@@ -171,7 +191,7 @@ func (k *Keeper) round(ctx context.Context) (recreated []func(), err error) {
 		if Missing(err) {
 			k.ready.Store(false)
 			k.log.Warn("jetstream: missing; creating it", zap.String("resource", r.Name))
-			created, err = r.Create(ctx)
+			created, err = k.create(ctx, r)
 		}
 		if err != nil {
 			return recreated, fmt.Errorf("jetstream: %s: %w", r.Name, err)
@@ -182,6 +202,19 @@ func (k *Keeper) round(ctx context.Context) (recreated []func(), err error) {
 		k.created[i] = created
 	}
 	return recreated, nil
+}
+
+// create makes r after the settle time, unless it has appeared meanwhile.
+func (k *Keeper) create(ctx context.Context, r Resource) (time.Time, error) {
+	select {
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	case <-time.After(k.Settle):
+	}
+	if created, err := r.Lookup(ctx); !Missing(err) {
+		return created, err
+	}
+	return r.Create(ctx)
 }
 
 // Notice is for every error from publishing or consuming: if it says a stream or consumer

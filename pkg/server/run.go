@@ -110,6 +110,9 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, u := range units {
 		g.Go(func() error { return u.GRPC.Serve(gctx, listeners[i], cfg.Grace) })
+		if u.Ready != nil {
+			g.Go(func() error { followReadiness(gctx, u.GRPC, u.Ready); return nil })
+		}
 		for _, w := range u.Workers {
 			g.Go(func() error { return w(gctx) })
 		}
