@@ -137,6 +137,10 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 	var httpParts, grpcParts, workers sync.WaitGroup
 	for i, u := range units {
 		f.run(&grpcParts, func() error { return u.GRPC.Serve(grpcCtx, listeners[i], cfg.Grace) })
+		if u.Ready != nil {
+			// Health follows readiness until the drain starts (Health.Shutdown ends it).
+			f.run(&httpParts, func() error { followReadiness(httpCtx, u.GRPC, u.Ready); return nil })
+		}
 		for _, w := range u.Workers {
 			f.run(&workers, func() error { return w(workCtx) })
 		}

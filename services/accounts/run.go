@@ -192,11 +192,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("events stream: %w", err)
-	}
-	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("audit stream: %w", err)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	if err != nil {
+		return nil, err
 	}
 
 	authn := &api.Authenticator{Operator: auth.OperatorToken(cfg.OperatorToken)}
@@ -247,10 +245,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
-	// Not ready while the relay is stuck (its oldest pending event older than a minute).
-	connected := server.Readiness(nc.IsConnected, pool.Ping)
-	u.Ready = func() bool { return connected() && relay.Ready() }
-	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
+	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
+	// older than a minute).
+	kept := server.Readiness(keeper.Ready, pool.Ping)
+	u.Ready = func() bool { return kept() && relay.Ready() }
+	u.Workers = append(u.Workers, keeper.Run, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
 		return pruneSessions(ctx, st, log)
 	})
 	return u, nil

@@ -248,9 +248,6 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("audit stream: %w", err)
-	}
 	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, st.Append, log.Named("consumer"))
 	if err != nil {
 		return nil, fmt.Errorf("audit consumer: %w", err)
@@ -286,7 +283,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
-	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
+	u.Ready = server.Readiness(cons.Ready, st.Ping)
 	u.Workers = append(u.Workers, cons.Run, job.Run, func(ctx context.Context) error {
 		return signHeads(ctx, st, cfg.CheckpointInterval, log.Named("checkpoints"))
 	})

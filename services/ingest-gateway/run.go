@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
@@ -149,6 +148,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		// No reconnect buffer: a publish while disconnected fails at once (503) instead
 		// of being flushed after a reconnect, long after its client was told to retry.
 		nats.ReconnectBufSize(-1),
+		// Cached answers are not trusted across a disconnect: distrusted from the moment
+		// it is noticed, and in any case before a new connection carries a publish;
+		// trusted again once the subscriber follows the stream.
+		natsx.OnConnectionLost(cache.Distrust),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			if sub := subRef.Load(); sub != nil {
 				sub.Reconnected()
@@ -162,10 +165,21 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
-	if err := ingest.EnsureStreams(ctx, js, cfg.Namespace, cfg.Retention, cfg.AnonRetention); err != nil {
-		return nil, fmt.Errorf("nats: ingest streams: %w", err)
+	streams, err := ingest.StreamConfigs(cfg.Namespace, cfg.Retention, cfg.AnonRetention)
+	if err != nil {
+		return nil, err
 	}
-	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, log)
+	events := natsx.EventsStreamResource(js, cfg.Namespace)
+	events.Recreated = func() {
+		if sub := subRef.Load(); sub != nil {
+			sub.Lost("events stream recreated")
+		}
+	}
+	keeper := natsx.NewKeeper(js, log, events, natsx.StreamConfigResource(js, streams[0]), natsx.StreamConfigResource(js, streams[1]))
+	if err := keeper.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, keeper.Ensure, log)
 	subRef.Store(sub)
 
 	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -186,19 +200,21 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
+	pub.StreamLost = keeper.Notice
 	g, err := server.NewGRPC(server.GRPCConfig{Name: "ingest-gateway", Addr: cfg.GRPCAddr, Logger: log, MaxRecvBytes: int(cfg.MaxBodyBytes)})
 	if err != nil {
 		return nil, err
 	}
 	ingest.RegisterGRPC(g.Server, v, pub, icfg)
 
-	ready := func() bool { return v.Ready() && sub.Subscribed() }
+	ready := func() bool { return v.Ready() && sub.Subscribed() && keeper.Ready() }
 	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
 
 	u.GRPC = g
 	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: server.Edge(edge, ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))}
 	u.Ready = ready
 	u.Workers = []func(context.Context) error{
+		keeper.Run,
 		sub.Run,
 		func(ctx context.Context) error { return loadTypes(ctx, v, log) },
 		func(ctx context.Context) error { perKey.Run(ctx, time.Minute); return nil },

@@ -178,11 +178,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("nats: events stream: %w", err)
-	}
-	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("nats: audit stream: %w", err)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	if err != nil {
+		return nil, err
 	}
 	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -232,10 +230,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
 	}}
-	// Not ready while the relay is stuck (its oldest pending event older than a minute).
-	connected := server.Readiness(nc.IsConnected, st.Ping)
-	u.Ready = func() bool { return connected() && relay.Ready() }
+	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
+	// older than a minute).
+	kept := server.Readiness(keeper.Ready, st.Ping)
+	u.Ready = func() bool { return kept() && relay.Ready() }
 	u.Workers = []func(context.Context) error{
+		keeper.Run,
 		relay.Run,
 		uses.Run,
 		dir.Prune,

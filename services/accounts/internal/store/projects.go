@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
-	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/auditlog"
+	"github.com/latchkey/latchkey/pkg/quota"
 )
 
 // Project groups keys and bounds their environments and browser origins.
