@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/settings"
 )
 
 // Command is what a service binary does: serve, and (for services with a database) apply
@@ -22,8 +23,11 @@ type Command struct {
 	// Migrate applies the service's migrations and returns the versions applied; nil for
 	// a service without a database.
 	Migrate func(ctx context.Context) ([]string, error)
-	// LogFormat is the default of LATCHKEY_LOG_FORMAT: json, or console for people.
-	LogFormat string
+	// Log is how to log, as the binary's configuration read it (settings.Log).
+	Log settings.Log
+	// LogFormat is the binary's default for an empty Log.Format: json (when empty too),
+	// or console for people.
+	LogFormat settings.LogFormat
 }
 
 // Main runs `<name>` (serve) or `<name> migrate`, configured by the environment; a
@@ -39,11 +43,7 @@ func (c Command) main(configErr error, args []string) error {
 	if configErr != nil {
 		return configErr
 	}
-	format := c.LogFormat
-	if format == "" {
-		format = "json"
-	}
-	log, err := logging.FromEnv(format)
+	log, err := logging.New(c.Log, c.LogFormat)
 	if err != nil {
 		return err
 	}

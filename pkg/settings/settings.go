@@ -10,8 +10,9 @@
 // (Common, Postgres, AccountsPeer, KeysPeer) beside its own fields and calls Parse; its
 // Validate calls theirs. Reading is github.com/caarlos0/env: an unset or empty variable
 // takes the default, and every value that does not parse is reported at once, by
-// variable. The parsers of Latchkey's own value types (durations that are never
-// negative, token-bucket limits, log formats) are in this file and nowhere else.
+// variable. Values are parsed here (durations, never negative; numbers; booleans; log
+// formats), each error saying what was wanted, or by their type's own UnmarshalText
+// (ratelimit.Limit: "<rate>/s:<burst>" or "off"; zapcore.Level).
 package settings
 
 import (
@@ -26,8 +27,6 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/latchkey/latchkey/pkg/ratelimit"
 )
 
 // Bounds on the operator token's length. Bearer tokens over MaxOperatorTokenLen
@@ -254,27 +253,10 @@ var parsers = map[reflect.Type]env.ParserFunc{
 		}
 		return b, nil
 	},
-	reflect.TypeFor[ratelimit.Limit](): func(v string) (any, error) { return parseLimit(v) },
 	reflect.TypeFor[LogFormat](): func(v string) (any, error) {
 		if f := LogFormat(v); f == LogJSON || f == LogConsole {
 			return f, nil
 		}
 		return nil, errors.New("want json or console")
 	},
-}
-
-// parseLimit reads a token bucket written "<rate>/s:<burst>" ("10/s:100": 10 per second,
-// bursts of 100), or "off" for no limit (the zero Limit).
-func parseLimit(v string) (ratelimit.Limit, error) {
-	if v == "off" {
-		return ratelimit.Limit{}, nil
-	}
-	rate, burst, ok := strings.Cut(v, ":")
-	rate, perSecond := strings.CutSuffix(rate, "/s")
-	r, err1 := strconv.ParseFloat(rate, 64)
-	b, err2 := strconv.Atoi(burst)
-	if !ok || !perSecond || err1 != nil || err2 != nil || !(r > 0) || b < 1 {
-		return ratelimit.Limit{}, errors.New("want <rate>/s:<burst>, e.g. 10/s:100, or off")
-	}
-	return ratelimit.Limit{PerSecond: r, Burst: b}, nil
 }

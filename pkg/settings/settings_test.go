@@ -1,4 +1,4 @@
-package settings
+package settings_test
 
 import (
 	"strings"
@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/latchkey/latchkey/pkg/ratelimit"
+	. "github.com/latchkey/latchkey/pkg/settings"
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
 // sample is a configuration as a service declares one.
@@ -23,16 +25,6 @@ type sample struct {
 	On    bool            `env:"SETTINGS_TEST_ON"`
 	Limit ratelimit.Limit `env:"SETTINGS_TEST_LIMIT" envDefault:"10/s:100"`
 	Name  string          `env:"SETTINGS_TEST_NAME"`
-}
-
-// clearEnv empties every variable sample reads, so the machine's environment cannot
-// change what a test sees (an empty variable counts as unset).
-func clearEnv(t *testing.T) {
-	vars, err := Vars(&sample{})
-	require.NoError(t, err)
-	for _, v := range vars {
-		t.Setenv(v.Name, "")
-	}
 }
 
 func TestParse(t *testing.T) {
@@ -73,7 +65,7 @@ func TestParse(t *testing.T) {
 		{"off is no limit", map[string]string{"SETTINGS_TEST_LIMIT": "off"}, func(s *sample) { s.Limit = ratelimit.Limit{} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
+			testutil.ClearSettings(t, &sample{})
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
@@ -88,7 +80,7 @@ func TestParse(t *testing.T) {
 
 // Every bad value is reported at once, naming its variable, its value and what was wanted.
 func TestParseReportsEveryBadValue(t *testing.T) {
-	clearEnv(t)
+	testutil.ClearSettings(t, &sample{})
 	bad := map[string]string{
 		"LATCHKEY_SHUTDOWN_GRACE": "-1s",
 		"LATCHKEY_LOG_LEVEL":      "loud",
@@ -116,19 +108,23 @@ func TestParseReportsEveryBadValue(t *testing.T) {
 	require.ErrorContains(t, err, "want json or console")
 }
 
+// Limits are "<rate>/s:<burst>" or "off"; anything else is refused.
 func TestParseLimit(t *testing.T) {
+	testutil.ClearSettings(t, &sample{})
 	for in, want := range map[string]ratelimit.Limit{
 		"10/s:100": {PerSecond: 10, Burst: 100},
 		"0.1/s:1":  {PerSecond: 0.1, Burst: 1},
 		"off":      {},
 	} {
-		got, err := parseLimit(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
+		t.Setenv("SETTINGS_TEST_LIMIT", in)
+		var s sample
+		require.NoError(t, Parse(&s), in)
+		require.Equal(t, want, s.Limit, in)
 	}
-	for _, in := range []string{"", "10", "10/s", "10:100", "10/m:100", "0/s:10", "-1/s:10", "NaN/s:10", "10/s:0", "10/s:x", "OFF"} {
-		_, err := parseLimit(in)
-		require.Error(t, err, in)
+	for _, in := range []string{"10", "10/s", "10:100", "10/m:100", "0/s:10", "-1/s:10", "NaN/s:10", "10/s:0", "10/s:x", "OFF"} {
+		t.Setenv("SETTINGS_TEST_LIMIT", in)
+		var s sample
+		require.ErrorContains(t, Parse(&s), `SETTINGS_TEST_LIMIT="`+in+`": want <rate>/s:<burst>`, in)
 	}
 }
 
