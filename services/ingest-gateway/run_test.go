@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,20 @@ func TestValidate(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 	require.NotContains(t, err.Error(), "short-secret", "the operator token is never echoed")
+
+	// The bounds are the same as every other service's: a token over 512 characters (which
+	// no bearer check would read) and a namespace that cannot name a subject are refused.
+	ok := gateway.Config{
+		Common:       settings.Common{Namespace: "prod", OperatorToken: strings.Repeat("t", 16), NATSURL: "nats://x"},
+		KeysPeer:     settings.KeysPeer{KeysAddr: "keys:8082"},
+		MaxStaleness: time.Second, NegativeTTL: time.Second, PublishTimeout: time.Second,
+		MaxBodyBytes: 4096, FailedAuthPerSecond: 1, FailedAuthBurst: 1,
+	}
+	require.NoError(t, ok.Validate())
+	long := ok
+	long.OperatorToken = strings.Repeat("t", settings.MaxOperatorTokenLen+1)
+	require.ErrorContains(t, long.Validate(), "LATCHKEY_OPERATOR_TOKEN")
+	wild := ok
+	wild.Namespace = "a>b"
+	require.ErrorContains(t, wild.Validate(), "LATCHKEY_NAMESPACE")
 }

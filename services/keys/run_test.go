@@ -109,4 +109,20 @@ func TestValidate(t *testing.T) {
 	}
 	require.NotContains(t, err.Error(), "short-secret", "the operator token is never echoed")
 	require.NotContains(t, err.Error(), "too-short", "the pepper is never echoed")
+
+	// The bounds are the same as every other service's: a token over 512 characters (which
+	// no bearer check would read) and a namespace that cannot name a subject are refused.
+	ok := keys.Config{
+		Common:       settings.Common{Namespace: "prod", OperatorToken: strings.Repeat("t", 16), NATSURL: "nats://x"},
+		Postgres:     settings.Postgres{DatabaseURL: "postgres://x"},
+		AccountsPeer: settings.AccountsPeer{AccountsAddr: "accounts:8081"},
+		Pepper:       strings.Repeat("p", 32), DirectoryTTL: time.Second, UsageFlushInterval: time.Second,
+	}
+	require.NoError(t, ok.Validate())
+	long := ok
+	long.OperatorToken = strings.Repeat("t", settings.MaxOperatorTokenLen+1)
+	require.ErrorContains(t, long.Validate(), "LATCHKEY_OPERATOR_TOKEN")
+	dotted := ok
+	dotted.Namespace = "a.b"
+	require.ErrorContains(t, dotted.Validate(), "LATCHKEY_NAMESPACE")
 }
