@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -23,11 +22,11 @@ import (
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
-	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/periodic"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/audit/internal/api"
 	"github.com/latchkey/latchkey/services/audit/internal/chain"
 	"github.com/latchkey/latchkey/services/audit/internal/consumer"
@@ -46,119 +45,67 @@ const Schema = "audit"
 // delete events less than a day old, whoever asks.
 const MinRetention = 24 * time.Hour
 
-// Config configures the audit service. ConfigFromEnv reads it from the environment.
+// Config configures the audit service. ConfigFromEnv reads it from the environment: each
+// field's tags name its variable and default.
 type Config struct {
-	// GRPCAddr is where the gRPC server listens (AUDIT_GRPC_ADDR, default 127.0.0.1:8083);
-	// "" serves in process only.
-	GRPCAddr string
-	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone
-	// (AUDIT_HTTP_ADDR, default 127.0.0.1:8093). New ignores it: an all-in-one runner
-	// serves the unit's gateway on its own listener.
-	HTTPAddr string
-	// DatabaseURL is the Postgres connection string (DATABASE_URL); the service uses
-	// schema "audit" in it. Migrations run as this user, which must be able to create the
-	// NOLOGIN role latchkey_audit_writer (or find it made by a DBA) and SET ROLE to it;
-	// the service's own connections then run as that role.
-	DatabaseURL string
-	// NATSURL is the NATS server with JetStream (NATS_URL, default nats://127.0.0.1:4222).
-	NATSURL string
-	// Namespace prefixes NATS subjects and the audit stream (LATCHKEY_NAMESPACE, default
-	// "latchkey").
-	Namespace string
-	// OperatorToken authenticates Append and the service's own calls to accounts and keys
-	// (LATCHKEY_OPERATOR_TOKEN, required; auth.CheckOperatorToken has its bounds). It also keys the MAC of
-	// listing cursors, so changing it invalidates cursors in flight.
-	OperatorToken string
-	// AccountsAddr is the accounts service's gRPC address (ACCOUNTS_GRPC_ADDR, default
-	// 127.0.0.1:8081): sessions are authenticated and plans looked up there. Dialled
-	// lazily, so accounts may start later.
-	AccountsAddr string
-	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR, default
-	// 127.0.0.1:8082): account keys are verified there. Dialled lazily.
-	KeysAddr string
-	// RetentionInterval is how often retention runs (AUDIT_RETENTION_INTERVAL, default 1h).
-	RetentionInterval time.Duration
+	// Common are the settings every service shares: namespace, operator token, NATS,
+	// shutdown grace, logging. The operator token authenticates Append and the service's
+	// own calls to accounts and keys; it also keys the MAC of listing cursors, so changing
+	// it invalidates cursors in flight.
+	settings.Common
+	// Postgres is the database; the service uses schema "audit" in it. Migrations run as
+	// this user, which must be able to create the NOLOGIN role latchkey_audit_writer (or
+	// find it made by a DBA) and SET ROLE to it; the service's own connections then run
+	// as that role.
+	settings.Postgres
+	// AccountsPeer is where sessions are authenticated and plans looked up.
+	settings.AccountsPeer
+	// KeysPeer is where account keys are verified.
+	settings.KeysPeer
+	// GRPCAddr is where the gRPC server listens; "" serves in process only.
+	GRPCAddr string `env:"AUDIT_GRPC_ADDR" envDefault:"127.0.0.1:8083"`
+	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone.
+	// New ignores it: an all-in-one runner serves the unit's gateway on its own listener.
+	HTTPAddr string `env:"AUDIT_HTTP_ADDR" envDefault:"127.0.0.1:8093"`
+	// RetentionInterval is how often retention runs.
+	RetentionInterval time.Duration `env:"AUDIT_RETENTION_INTERVAL" envDefault:"1h"`
 	// RetentionFree is how long events are kept on the free plan, for unknown accounts and
-	// for events with no account (AUDIT_RETENTION_FREE, default 720h, at least 24h).
-	RetentionFree time.Duration
-	// RetentionPro is how long events are kept on the pro plan (AUDIT_RETENTION_PRO,
-	// default 8760h, at least 24h).
-	RetentionPro time.Duration
-	// ShutdownGrace is how long in-flight calls get to finish on stop
-	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
-	ShutdownGrace time.Duration
-	// SigningKey signs the chains' checkpoints (AUDIT_SIGNING_KEY): standard base64 of a
-	// 32-byte Ed25519 seed, e.g. `openssl rand -base64 32`. Keep it out of the database:
-	// whoever holds it can forge checkpoints. When empty, the key is derived from
-	// OperatorToken with HKDF-SHA-256, and changing the token changes the key. Checkpoints
-	// signed under another key no longer verify.
-	SigningKey string
+	// for events with no account; at least MinRetention.
+	RetentionFree time.Duration `env:"AUDIT_RETENTION_FREE" envDefault:"720h"`
+	// RetentionPro is how long events are kept on the pro plan; at least MinRetention.
+	RetentionPro time.Duration `env:"AUDIT_RETENTION_PRO" envDefault:"8760h"`
+	// SigningKey signs the chains' checkpoints: standard base64 of a 32-byte Ed25519 seed,
+	// e.g. `openssl rand -base64 32`. Keep it out of the database: whoever holds it can
+	// forge checkpoints. When empty, the key is derived from OperatorToken with
+	// HKDF-SHA-256, and changing the token changes the key. Checkpoints signed under
+	// another key no longer verify.
+	SigningKey string `env:"AUDIT_SIGNING_KEY"`
 	// CheckpointEvery is how many events an account's chain may grow by before the append
-	// that reaches it signs its head (AUDIT_CHECKPOINT_EVERY, default 100, at least 1).
-	CheckpointEvery int
+	// that reaches it signs its head; at least 1.
+	CheckpointEvery int `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"100"`
 	// CheckpointInterval is how often every head that moved since its last checkpoint is
-	// signed, however few events it grew by (AUDIT_CHECKPOINT_INTERVAL, default 1m).
-	CheckpointInterval time.Duration
+	// signed, however few events it grew by.
+	CheckpointInterval time.Duration `env:"AUDIT_CHECKPOINT_INTERVAL" envDefault:"1m"`
 }
 
-// ConfigFromEnv reads the configuration from the environment. It reports values that do
-// not parse; Validate (called by New) checks the rest, so `audit migrate` needs only
-// DATABASE_URL.
+// ConfigFromEnv reads the configuration from the environment. It reports every value
+// that does not parse; Validate (called by New) checks the rest, so `audit migrate` needs
+// only DATABASE_URL.
 func ConfigFromEnv() (Config, error) {
-	var r envconfig.Reader
-	cfg := Config{
-		GRPCAddr:           r.String("AUDIT_GRPC_ADDR", "127.0.0.1:8083"),
-		HTTPAddr:           r.String("AUDIT_HTTP_ADDR", "127.0.0.1:8093"),
-		DatabaseURL:        r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
-		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:          r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		OperatorToken:      r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		AccountsAddr:       r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
-		KeysAddr:           r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
-		RetentionInterval:  r.Duration("AUDIT_RETENTION_INTERVAL", time.Hour),
-		RetentionFree:      r.Duration("AUDIT_RETENTION_FREE", 720*time.Hour),
-		RetentionPro:       r.Duration("AUDIT_RETENTION_PRO", 8760*time.Hour),
-		ShutdownGrace:      r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
-		SigningKey:         r.String("AUDIT_SIGNING_KEY", ""),
-		CheckpointEvery:    r.Int("AUDIT_CHECKPOINT_EVERY", 100),
-		CheckpointInterval: r.Duration("AUDIT_CHECKPOINT_INTERVAL", time.Minute),
-	}
-	return cfg, r.Err()
+	var cfg Config
+	err := settings.Parse(&cfg)
+	return cfg, err
 }
-
-// namespaceRE is what may name a NATS subject token and a stream.
-var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Validate reports every setting that cannot work, at once.
 func (c Config) Validate() error {
-	var errs []error
+	errs := []error{c.Common.Validate(), c.Postgres.Validate(), c.AccountsPeer.Validate(), c.KeysPeer.Validate()}
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("DATABASE_URL is required")
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL is required")
-	}
-	if !namespaceRE.MatchString(c.Namespace) {
-		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
-	}
-	if err := auth.CheckOperatorToken(c.OperatorToken); err != nil {
-		bad("%v", err)
-	}
-	if c.AccountsAddr == "" {
-		bad("ACCOUNTS_GRPC_ADDR is required")
-	}
-	if c.KeysAddr == "" {
-		bad("KEYS_GRPC_ADDR is required")
-	}
 	if c.RetentionInterval <= 0 {
 		bad("AUDIT_RETENTION_INTERVAL must be positive")
 	}
 	if c.RetentionFree < MinRetention || c.RetentionPro < MinRetention {
 		bad("AUDIT_RETENTION_FREE and AUDIT_RETENTION_PRO must be at least %s", MinRetention)
-	}
-	if c.ShutdownGrace < 0 {
-		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
 	}
 	if c.SigningKey != "" {
 		if _, err := c.signer(); err != nil {

@@ -18,6 +18,7 @@ func main() {
 	server.Main(server.Command{
 		Name:      "latchkey",
 		Serve:     func(ctx context.Context, log *zap.Logger) error { return allinone.Run(ctx, opts, log) },
+		Log:       opts.Log,
 		LogFormat: "console",
 	}, err)
 }
