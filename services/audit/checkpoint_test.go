@@ -167,8 +167,10 @@ func TestDeletingTheOldestEventsIsCaught(t *testing.T) {
 			cuts = append(cuts, c)
 		}
 	}
-	require.Len(t, cuts, 1)
-	require.EqualValues(t, 4, cuts[0].Sequence, "the first event kept")
+	// Retention may have run while the old events were still being appended, cutting
+	// twice: each run signs its own cut, and the newest names the first event kept.
+	require.NotEmpty(t, cuts)
+	require.EqualValues(t, 4, cuts[len(cuts)-1].Sequence, "the first event kept")
 
 	// One more of the oldest, by hand.
 	e.asSuperuser(func(tx pgx.Tx) error {
