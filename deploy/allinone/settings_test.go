@@ -111,7 +111,7 @@ func TestREADMESettingsTables(t *testing.T) {
 }
 
 func TestOptionsFromEnv(t *testing.T) {
-	defaults := Options{HTTPAddr: "127.0.0.1:8080", PepperFile: ".cache/dev-pepper"}
+	defaults := Options{HTTPAddr: "127.0.0.1:8080", PepperFile: ".cache/dev-pepper", SigningKeyFile: ".cache/dev-audit-signing-key"}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string

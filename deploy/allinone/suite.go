@@ -48,6 +48,11 @@ type Options struct {
 	PepperFile string `env:"LATCHKEY_PEPPER_FILE" envDefault:".cache/dev-pepper"`
 	// Log is how the suite logs (console lines unless LATCHKEY_LOG_FORMAT says json).
 	Log logging.Config
+	// SigningKeyFile keeps the audit checkpoint signing key Run generates when neither
+	// AUDIT_SIGNING_KEY nor OperatorToken is given: the key derived from a token generated
+	// anew on every start would change with it, and every checkpoint signed before a
+	// restart would then fail verification. Empty: the derived key is used.
+	SigningKeyFile string
 	// OnListening is told every bound address once all listen, and the operator token
 	// when Run generated it (for the developer at the terminal, `make run`); "" when
 	// OperatorToken was given: the operator has it, and it goes to no output.
@@ -63,6 +68,8 @@ type Options struct {
 func OptionsFromEnv() (Options, error) {
 	var o Options
 	errs := []error{settings.Parse(&o)}
+	// Beside the pepper, and like it a development convenience of `make run`.
+	o.SigningKeyFile = filepath.Join(".cache", "dev-audit-signing-key")
 	for i, name := range o.Services {
 		name = strings.TrimSpace(name)
 		if !slices.Contains(allServices, name) {
@@ -124,6 +131,11 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	kcfg.Pepper = pepper
 	gcfg.NATSURL, gcfg.OperatorToken = natsURL, token
 	aucfg.DatabaseURL, aucfg.NATSURL, aucfg.OperatorToken, aucfg.HTTPAddr = dbURL, natsURL, token, ""
+	if aucfg.SigningKey == "" && generated != "" && o.SigningKeyFile != "" {
+		if aucfg.SigningKey, err = kept(o.SigningKeyFile, newSigningKey, validSigningKey); err != nil {
+			return err
+		}
+	}
 	if o.Configure != nil {
 		o.Configure(&acfg, &kcfg, &gcfg, &aucfg)
 	}
@@ -184,19 +196,39 @@ func pepperOf(o Options) (string, error) {
 	if o.Pepper != "" {
 		return o.Pepper, nil
 	}
-	if b, err := os.ReadFile(o.PepperFile); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+	return kept(o.PepperFile, func() string { return randomString(48) },
+		func(p string) bool { return len(p) >= 32 })
+}
+
+// newSigningKey is an audit signing key as AUDIT_SIGNING_KEY takes it: standard base64 of
+// a 32-byte Ed25519 seed.
+func newSigningKey() string {
+	seed := make([]byte, 32)
+	_, _ = rand.Read(seed)
+	return base64.StdEncoding.EncodeToString(seed)
+}
+
+func validSigningKey(k string) bool {
+	seed, err := base64.StdEncoding.DecodeString(k)
+	return err == nil && len(seed) == 32
+}
+
+// kept returns the secret kept in file when it is valid, else a new one from generate,
+// written to file (mode 0600) so that the next start finds it.
+func kept(file string, generate func() string, valid func(string) bool) (string, error) {
+	if b, err := os.ReadFile(file); err == nil && valid(strings.TrimSpace(string(b))) {
 		return strings.TrimSpace(string(b)), nil
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	p := randomString(48)
-	if err := os.MkdirAll(filepath.Dir(o.PepperFile), 0o700); err != nil {
+	v := generate()
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(o.PepperFile, []byte(p+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keeping the generated pepper in %s: %w", o.PepperFile, err)
+	if err := os.WriteFile(file, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keeping a generated secret in %s: %w", file, err)
 	}
-	return p, nil
+	return v, nil
 }
 
 func randomString(n int) string {

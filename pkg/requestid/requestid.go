@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // Header is the HTTP header; MetadataKey the gRPC metadata key.
@@ -47,8 +48,9 @@ func New() string {
 }
 
 // Resolve returns raw as the request id if a client may choose it (1 to 128 characters of
-// [A-Za-z0-9._:-]) with supplied true, else a fresh id, so logs never carry
-// attacker-shaped text.
+// [A-Za-z0-9._:-], holding nothing keyformat.Redact takes for a key) with supplied true,
+// else a fresh id, so logs never carry attacker-shaped text and a key pasted into the
+// header is neither echoed, logged nor stored.
 func Resolve(raw string) (id string, supplied bool) {
 	if raw == "" || len(raw) > 128 {
 		return New(), false
@@ -60,6 +62,9 @@ func Resolve(raw string) (id string, supplied bool) {
 		if !ok {
 			return New(), false
 		}
+	}
+	if keyformat.Redact(raw) != raw {
+		return New(), false
 	}
 	return raw, true
 }

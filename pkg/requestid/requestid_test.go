@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 func TestNewIsAValidRequestID(t *testing.T) {
@@ -33,6 +34,9 @@ func TestResolve(t *testing.T) {
 		{"has space", false},
 		{"new\nline", false},
 		{"ünïcode", false},
+		// A key pasted as the id: echoed, logged and stored with every event if taken.
+		{pastedKey(t), false},
+		{"retry-1:" + pastedKey(t), false},
 	} {
 		id, supplied := Resolve(tc.raw)
 		require.Equal(t, tc.supplied, supplied, "%q", tc.raw)
@@ -42,6 +46,14 @@ func TestResolve(t *testing.T) {
 			require.True(t, ids.Valid(ids.Request, id), "%q got %q", tc.raw, id)
 		}
 	}
+}
+
+// pastedKey is a well-formed ingest key of the default profile.
+func pastedKey(t *testing.T) string {
+	t.Helper()
+	plain, err := keyformat.Default().Generate("ingest")
+	require.NoError(t, err)
+	return plain
 }
 
 func TestContext(t *testing.T) {
