@@ -32,6 +32,10 @@ type ConnLimits struct {
 	// MinPingInterval is the shortest interval between client keepalive pings the server
 	// tolerates; a client pinging more often is sent GOAWAY (too_many_pings).
 	MinPingInterval time.Duration
+	// MaxHeaderListBytes bounds a call's metadata (HTTP/2 header list, as RFC 9113 §6.5.2
+	// counts it); a call over it is refused before any handler runs. The default is twice
+	// the HTTP edge's MaxHeaderBytes, so whatever the REST bridge forwards always fits.
+	MaxHeaderListBytes uint32
 }
 
 // DefaultConnLimits are the limits of a server whose GRPCConfig.Conn leaves them zero.
@@ -42,6 +46,8 @@ var DefaultConnLimits = ConnLimits{
 	KeepaliveTime:    time.Minute,
 	KeepaliveTimeout: 20 * time.Second,
 	MinPingInterval:  10 * time.Second,
+	// Twice the HTTP edge's limit: the bridge forwards a subset of an HTTP request's headers.
+	MaxHeaderListBytes: 2 * MaxHeaderBytes,
 }
 
 func (l ConnLimits) withDefaults() ConnLimits {
@@ -60,6 +66,9 @@ func (l ConnLimits) withDefaults() ConnLimits {
 	l.KeepaliveTime = pick(l.KeepaliveTime, d.KeepaliveTime)
 	l.KeepaliveTimeout = pick(l.KeepaliveTimeout, d.KeepaliveTimeout)
 	l.MinPingInterval = pick(l.MinPingInterval, d.MinPingInterval)
+	if l.MaxHeaderListBytes == 0 {
+		l.MaxHeaderListBytes = d.MaxHeaderListBytes
+	}
 	return l
 }
 
@@ -67,6 +76,7 @@ func (l ConnLimits) withDefaults() ConnLimits {
 func (l ConnLimits) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
+		grpc.MaxHeaderListSize(l.MaxHeaderListBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: l.IdleTimeout,
 			Time:              l.KeepaliveTime,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
@@ -161,4 +163,21 @@ func TestMalformedRequestIsInvalidArgument(t *testing.T) {
 	// A well-formed call on the same connection still works.
 	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	require.NoError(t, err)
+}
+
+// TestOversizedMetadataIsRefused: a call whose metadata is over MaxHeaderListBytes is
+// refused, and the connection goes on serving calls within the bound.
+func TestOversizedMetadataIsRefused(t *testing.T) {
+	conn, err := grpc.NewClient(serveNet(t, ConnLimits{}), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	health := healthpb.NewHealthClient(conn)
+
+	big := metadata.AppendToOutgoingContext(context.Background(), "x-filler", strings.Repeat("a", int(DefaultConnLimits.MaxHeaderListBytes)))
+	_, err = health.Check(big, &healthpb.HealthCheckRequest{})
+	require.Error(t, err, "metadata over the bound was accepted")
+
+	fits := metadata.AppendToOutgoingContext(context.Background(), "x-filler", strings.Repeat("a", MaxHeaderBytes))
+	_, err = health.Check(fits, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "metadata as large as the HTTP edge lets through must fit")
 }
