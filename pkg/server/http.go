@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -116,7 +119,12 @@ func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc
 		}
 		// An error without ErrorInfo was made by the bridge itself: the call never reached
 		// the gRPC chain, which would have logged and audited it.
-		if st, ok := status.FromError(err); rejected != nil && ok && !hasErrorInfo(st) {
+		st, ok := status.FromError(err)
+		bridgeMade := ok && !hasErrorInfo(st)
+		if bridgeMade && e.Code == apierr.InvalidArgument {
+			e = apierr.New(apierr.InvalidArgument, "%s", decodeComplaint(st.Message()))
+		}
+		if rejected != nil && bridgeMade {
 			if method, ok := runtime.RPCMethod(ctx); ok {
 				md, _ := metadata.FromOutgoingContext(ctx)
 				in := metadata.NewIncomingContext(requestid.With(ctx, requestid.From(r.Context()), requestid.Supplied(r.Context())), md)
@@ -126,6 +134,28 @@ func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc
 		}
 		writeError(w, r, e)
 	}
+}
+
+// Where a decoder's complaint names what was wrong, by field or parameter name.
+var (
+	namedField = regexp.MustCompile(`(?:unknown field|parsing field|parameter:) "?([A-Za-z_][A-Za-z0-9_.]{0,63})"?`)
+	ownWords   = []string{"unknown query parameter ", "the request body must be one JSON value"}
+)
+
+// decodeComplaint is what a client is told when the bridge cannot decode its request: the
+// field or parameter at fault when the decoder names one, never the value. Decoders quote
+// the offending input ("unexpected token hunter2", `parsing "hunter2"`), and input is
+// where passwords and keys are.
+func decodeComplaint(msg string) string {
+	for _, own := range ownWords {
+		if strings.HasPrefix(msg, own) {
+			return msg
+		}
+	}
+	if m := namedField.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%q is unknown or has a value of the wrong type for this call", m[1])
+	}
+	return "the request body is not valid JSON for this call (a syntax error or a value of the wrong type)"
 }
 
 func hasErrorInfo(st *status.Status) bool {
