@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -116,12 +118,35 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the request's headers are %d bytes; at most %d are accepted", size, MaxHeaderBytes))
 		return
 	}
+	if err := checkURL(r.URL); err != nil {
+		e.refuse(w, r, err)
+		return
+	}
 	if r.ContentLength > e.cfg.MaxBodyBytes {
 		e.refuse(w, r, apierr.New(apierr.PayloadTooLarge, "the request body is over %d bytes", e.cfg.MaxBodyBytes))
 		return
 	}
 	r.Body = limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes), state: st}
 	e.next.ServeHTTP(w, r)
+}
+
+// checkURL holds a request's path and query to ValidText, whether or not the route reads
+// them: a route that takes no query parameter must not answer 200 to ?x=%ff while one
+// that takes some answers 400. A query that does not parse at all is refused too.
+func checkURL(u *url.URL) *apierr.Error {
+	if !ValidText(u.Path) {
+		return apierr.New(apierr.InvalidArgument, "the request path must be valid UTF-8 without NUL characters")
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return apierr.New(apierr.InvalidArgument, "the query string is not valid URL encoding")
+	}
+	for k, vs := range q {
+		if !ValidText(k) || slices.ContainsFunc(vs, func(v string) bool { return !ValidText(v) }) {
+			return apierr.New(apierr.InvalidArgument, "query parameters must be valid UTF-8 without NUL characters")
+		}
+	}
+	return nil
 }
 
 func (e *edge) refuse(w http.ResponseWriter, r *http.Request, err *apierr.Error) {

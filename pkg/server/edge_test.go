@@ -126,3 +126,19 @@ func TestEdgeRecoversHealthAndMetrics(t *testing.T) {
 	require.Contains(t, metrics, `latchkey_http_edge_refused_total{code="payload_too_large",listener="http"}`)
 	require.Contains(t, metrics, `latchkey_http_edge_refused_total{code="internal",listener="http"}`)
 }
+
+// TestEdgeRefusesBadURLText: a path or query that is not ValidText, or a query that does
+// not decode, is 400 in the envelope whatever the route would have read of it.
+func TestEdgeRefusesBadURLText(t *testing.T) {
+	url := serveEdge(t, EdgeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "app")
+	}))
+	resp, body := get(t, url+"/v1/account?x=fine&y=%C3%A9")
+	require.Equal(t, 200, resp.StatusCode, body)
+	for _, bad := range []string{"/v1/account?x=%ff", "/v1/account?x=%00", "/v1/account?%ff=1", "/v1/acc%00ount", "/v1/key_%ff", "/v1/account?x=%zz", "/v1/account?x=%c0%80"} {
+		resp, body := get(t, url+bad)
+		require.Equal(t, 400, resp.StatusCode, "%s: %s", bad, body)
+		require.Contains(t, body, `"error":"invalid_argument"`, bad)
+		require.NotEmpty(t, resp.Header.Get(requestid.Header), bad)
+	}
+}
