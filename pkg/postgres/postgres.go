@@ -31,6 +31,11 @@ const (
 	RaiseException       = "P0001"
 )
 
+// Now is the current time as Postgres keeps it: truncated to the microsecond. A service
+// that stamps rows with its own clock uses it, so that what a call answers (created_at,
+// grace_until) is what a later read of the same row returns.
+func Now() time.Time { return time.Now().Truncate(time.Microsecond) }
+
 // Option adjusts a pool before it connects.
 type Option func(*pgxpool.Config)
 

@@ -4,6 +4,8 @@ package api
 import (
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/postgres"
+
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/pagetoken"
@@ -66,7 +68,7 @@ func New(d Deps) *Server {
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
 		caps:   d.Caps,
-		notify: d.Notify, operator: d.Operator, now: time.Now,
+		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.
 		pages: pagetoken.New(d.Operator, 64), // positions are key ids
 	}

@@ -85,7 +85,7 @@ func expiry(ts *timestamppb.Timestamp, now time.Time) (*time.Time, error) {
 	if err := ts.CheckValid(); err != nil {
 		return nil, invalid("expires_at is not a valid time")
 	}
-	t := ts.AsTime()
+	t := ts.AsTime().Truncate(time.Microsecond) // as Postgres keeps it: the answer shows what a read will
 	if !t.After(now) {
 		return nil, invalid("expires_at must be in the future")
 	}
