@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
 )
 
 // Prefixes of every id kind.
@@ -27,11 +29,29 @@ func New(prefix string) string {
 	return prefix + strings.ToLower(ulid.MustNew(ulid.Timestamp(time.Now()), rand.Reader).String())
 }
 
-// Valid reports whether s is an id of that prefix.
+// Valid reports whether s is an id of that prefix exactly as New makes them: the prefix
+// and a ULID in lower case. ULIDs are case-insensitive, but an upper-case spelling would
+// pass a format check and then match no row, so it is not an id.
 func Valid(prefix, s string) bool {
 	if len(s) != len(prefix)+ulid.EncodedSize || !strings.HasPrefix(s, prefix) {
 		return false
 	}
-	_, err := ulid.ParseStrict(s[len(prefix):])
+	body := s[len(prefix):]
+	if strings.ToLower(body) != body {
+		return false
+	}
+	_, err := ulid.ParseStrict(body)
 	return err == nil
+}
+
+// Check is Valid as every service answers it: nil, or invalid_argument naming field and
+// the shape wanted. It never quotes s, which may be anything a client pasted (a key, say).
+func Check(field, prefix, s string) error {
+	switch {
+	case s == "":
+		return apierr.New(apierr.InvalidArgument, "%s is required", field)
+	case !Valid(prefix, s):
+		return apierr.New(apierr.InvalidArgument, "%s is not an id of the form %s followed by %d lower-case letters and digits", field, prefix, ulid.EncodedSize)
+	}
+	return nil
 }

@@ -257,7 +257,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("get, patch, delete project", func(t *testing.T) {
 		pp := "/v1/projects/" + pid
 		runBad(t, e, []badCase{
-			{"get bad id", "GET", "/v1/projects/not-an-id", u.token, nil, s400, inv, "not a valid id"},
+			{"get bad id", "GET", "/v1/projects/not-an-id", u.token, nil, s400, inv, "is not an id of the form prj_"},
 			{"get account id", "GET", "/v1/projects/" + u.accountID, u.token, nil, s400, inv, "prj_"},
 			{"get upper-case id", "GET", "/v1/projects/" + strings.ToUpper(pid), u.token, nil, s400, inv, ""},
 			{"get missing", "GET", "/v1/projects/" + missingProject, u.token, nil, s404, nf, ""},

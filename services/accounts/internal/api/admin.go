@@ -19,7 +19,7 @@ const maxReasonLen = 500
 func (s adminServer) SetPlan(ctx context.Context, req *accountsv1.SetPlanRequest) (*accountsv1.SetPlanResponse, error) {
 	// The id first: a malformed one is refused before anything else reads it, with or
 	// without credentials (its shape is no secret).
-	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+	if err := ids.Check("account_id", ids.Account, req.GetAccountId()); err != nil {
 		return nil, err
 	}
 	if _, err := auth.RequireOperator(ctx); err != nil {
@@ -75,7 +75,7 @@ func (s adminServer) ReinstateAccount(ctx context.Context, req *accountsv1.Reins
 // setStatus is SuspendAccount and ReinstateAccount: event makes the change's event from
 // the checked reason.
 func (s adminServer) setStatus(ctx context.Context, accountID, status, reason string, event func(reason string) *eventsv1.Event) (store.Account, error) {
-	if err := checkID("account_id", ids.Account, accountID); err != nil {
+	if err := ids.Check("account_id", ids.Account, accountID); err != nil {
 		return store.Account{}, err
 	}
 	if _, err := auth.RequireOperator(ctx); err != nil {

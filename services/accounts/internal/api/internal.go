@@ -40,7 +40,7 @@ func (s internalServer) LookupAccount(ctx context.Context, req *accountsv1.Looku
 	if _, err := auth.RequireOperator(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+	if err := ids.Check("account_id", ids.Account, req.GetAccountId()); err != nil {
 		return nil, err
 	}
 	a, err := s.cfg.Store.Account(ctx, req.GetAccountId())
@@ -56,10 +56,10 @@ func (s internalServer) LookupProject(ctx context.Context, req *accountsv1.Looku
 	if _, err := auth.RequireOperator(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+	if err := ids.Check("account_id", ids.Account, req.GetAccountId()); err != nil {
 		return nil, err
 	}
-	if err := checkID("project_id", ids.Project, req.GetProjectId()); err != nil {
+	if err := ids.Check("project_id", ids.Project, req.GetProjectId()); err != nil {
 		return nil, err
 	}
 	p, err := s.cfg.Store.Project(ctx, req.GetAccountId(), req.GetProjectId())

@@ -245,7 +245,7 @@ func (s accountsServer) GetProject(ctx context.Context, req *accountsv1.GetProje
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID("id", ids.Project, req.GetId()); err != nil {
+	if err := ids.Check("id", ids.Project, req.GetId()); err != nil {
 		return nil, err
 	}
 	p, err := s.cfg.Store.Project(ctx, caller.AccountID, req.GetId())
@@ -262,7 +262,7 @@ func (s accountsServer) UpdateProject(ctx context.Context, req *accountsv1.Updat
 		return nil, err
 	}
 	in := req.GetProject()
-	if err := checkID("project.id", ids.Project, in.GetId()); err != nil {
+	if err := ids.Check("project.id", ids.Project, in.GetId()); err != nil {
 		return nil, err
 	}
 	paths := req.GetUpdateMask().GetPaths()
@@ -312,7 +312,7 @@ func (s accountsServer) DeleteProject(ctx context.Context, req *accountsv1.Delet
 		return nil, err
 	}
 	id := req.GetId()
-	if err := checkID("id", ids.Project, id); err != nil {
+	if err := ids.Check("id", ids.Project, id); err != nil {
 		return nil, err
 	}
 	err = s.cfg.Store.DeleteProject(ctx, caller.AccountID, id, s.projectCap(), func() *eventsv1.Event {

@@ -6,7 +6,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/services/accounts/internal/password"
 )
 
@@ -58,17 +57,6 @@ func presentedPassword(s string) error {
 	}
 	if utf8.RuneCountInString(s) > password.MaxLength {
 		return invalid("password must be at most %d characters", password.MaxLength)
-	}
-	return nil
-}
-
-// checkID checks that s is an id of kind prefix (e.g. prj_…).
-func checkID(field, prefix, s string) error {
-	if s == "" {
-		return invalid("%s is required", field)
-	}
-	if !ids.Valid(prefix, s) {
-		return invalid("%s %q is not a valid id (expected %s followed by 26 characters)", field, clip(s), prefix)
 	}
 	return nil
 }

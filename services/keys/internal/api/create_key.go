@@ -138,8 +138,8 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 	if projectID == "" {
 		return "", "", invalid("project_id is required for %s keys", t.Name)
 	}
-	if !ids.Valid(ids.Project, projectID) {
-		return "", "", invalid("project_id is not a project id (prj_…)")
+	if err := ids.Check("project_id", ids.Project, projectID); err != nil {
+		return "", "", err
 	}
 	if env == "" && t.Scope == keyformat.ScopeEnvironment {
 		return "", "", invalid("environment is required for %s keys", t.Name)

@@ -10,5 +10,4 @@ var (
 	errSuspended       = apierr.New(apierr.AccountSuspended, "this account is suspended: no key can be minted for it")
 	errNotUsable       = apierr.New(apierr.Conflict, "this key can no longer be used (revoked or expired) and stays so: its expires_at and capabilities cannot change; create or rotate a key instead")
 	errBadPageToken    = apierr.New(apierr.InvalidArgument, "page_token is not one this service issued for this listing (same filters, same account)")
-	errBadKeyID        = apierr.New(apierr.InvalidArgument, "id is not a key id (key_…)")
 )

@@ -14,8 +14,8 @@ func (s *Server) GetKey(ctx context.Context, req *keysv1.GetKeyRequest) (*keysv1
 	if err != nil {
 		return nil, err
 	}
-	if !ids.Valid(ids.Key, req.GetId()) {
-		return nil, errBadKeyID
+	if err := ids.Check("id", ids.Key, req.GetId()); err != nil {
+		return nil, err
 	}
 	k, err := s.store.Get(ctx, p.AccountID, req.GetId())
 	if err != nil {

@@ -24,8 +24,10 @@ func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*ke
 		return nil, err
 	}
 	f := store.Filter{ProjectID: req.GetProjectId(), Environment: req.GetEnvironment(), Type: req.GetType(), Status: req.GetStatus(), Limit: limit}
-	if f.ProjectID != "" && !ids.Valid(ids.Project, f.ProjectID) {
-		return nil, invalid("project_id is not a project id (prj_…)")
+	if f.ProjectID != "" {
+		if err := ids.Check("project_id", ids.Project, f.ProjectID); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkText("environment", f.Environment, 32); err != nil {
 		return nil, err

@@ -32,8 +32,8 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if !ids.Valid(ids.Key, req.GetId()) {
-		return nil, errBadKeyID
+	if err := ids.Check("id", ids.Key, req.GetId()); err != nil {
+		return nil, err
 	}
 	if err := checkText("reason", req.GetReason(), maxReason); err != nil {
 		return nil, err

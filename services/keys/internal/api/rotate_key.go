@@ -24,8 +24,8 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if !ids.Valid(ids.Key, req.GetId()) {
-		return nil, errBadKeyID
+	if err := ids.Check("id", ids.Key, req.GetId()); err != nil {
+		return nil, err
 	}
 	if req.GracePeriodSeconds != nil {
 		if g := req.GetGracePeriodSeconds(); g < 0 || g > int32(maxGrace/time.Second) {

@@ -26,8 +26,8 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 		return nil, err
 	}
 	in := req.GetKey()
-	if !ids.Valid(ids.Key, in.GetId()) {
-		return nil, errBadKeyID
+	if err := ids.Check("id", ids.Key, in.GetId()); err != nil {
+		return nil, err
 	}
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
