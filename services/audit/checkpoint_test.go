@@ -111,7 +111,7 @@ func TestSignedCheckpointsCatchARewrite(t *testing.T) {
 				ev.ResourceID = "key_forged"
 			}
 			ev.PrevHash = prev
-			ev.Hash = chain.Hash(prev, &ev.Content)
+			ev.Hash = chain.NewHasher().Hash(prev, &ev.Content)
 			prev = ev.Hash
 			if _, err := tx.Exec(ctx, `UPDATE audit.events SET resource_id = $2, prev_hash = $3, hash = $4 WHERE id = $1`,
 				ev.ID, ev.ResourceID, ev.PrevHash, ev.Hash); err != nil {

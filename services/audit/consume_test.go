@@ -49,7 +49,7 @@ func (e *env) requireChain(accountID string, ids []string) {
 		got[i] = ev.ID
 		require.EqualValues(e.t, i+1, ev.Sequence, "sequence of %s", ev.ID)
 		require.Equal(e.t, prev, ev.PrevHash, "prev_hash of %s", ev.ID)
-		require.Equal(e.t, chain.Hash(prev, &ev.Content), ev.Hash, "hash of %s", ev.ID)
+		require.Equal(e.t, chain.NewHasher().Hash(prev, &ev.Content), ev.Hash, "hash of %s", ev.ID)
 		prev = ev.Hash
 	}
 	require.ElementsMatch(e.t, ids, got)

@@ -43,17 +43,12 @@ type Content struct {
 	Details      map[string]string
 }
 
-// Canonical returns the deterministic encoding of c: the version tag, then id, time,
+// appendCanonical appends the deterministic encoding of c: the version tag, then id, time,
 // account_id, actor type, actor id, key_id, action, resource_type, resource_id, result,
 // request_id, client_ip, user_agent, each as a 4-byte big-endian length and the bytes, then
 // the number of details (4 bytes) and each detail, in byte order of its key, as key and
 // value encoded the same way. Time is written in UTC as RFC 3339 with nanoseconds
 // (trailing zeros dropped) at microsecond precision, which is what Postgres keeps.
-func Canonical(c *Content) []byte {
-	b := make([]byte, 0, 256)
-	return appendCanonical(b, c)
-}
-
 func appendCanonical(b []byte, c *Content) []byte {
 	for _, s := range [...]string{
 		version, c.ID, FormatTime(c.Time), c.AccountID, c.ActorType, c.ActorID, c.KeyID,
@@ -101,9 +96,6 @@ func (x *Hasher) Hash(prev string, c *Content) string {
 	x.h.Write(x.buf)
 	return hex.EncodeToString(x.h.Sum(x.sum[:0]))
 }
-
-// Hash returns the hash of an event with content c whose predecessor's hash is prev.
-func Hash(prev string, c *Content) string { return NewHasher().Hash(prev, c) }
 
 // Link is an event's place in its chain, as stored.
 type Link struct {

@@ -20,7 +20,7 @@ import (
 // worker killed before its cleanup leaves little behind.
 func fuzzEnv(f *testing.F) *env {
 	e := newEnv(f, "", withMaxBody(256<<10), withLogger(zap.NewNop()))
-	require.NoError(f, EnsureStreams(f.Context(), e.js, e.ns, time.Minute, time.Minute))
+	require.NoError(f, ensureStreams(f.Context(), e.js, e.ns, time.Minute, time.Minute))
 	return e
 }
 

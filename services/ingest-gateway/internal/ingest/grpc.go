@@ -9,6 +9,7 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
 	// OTLP exporters commonly send grpc-encoding: gzip; grpc-go bounds the inflated size by
 	// the server's MaxRecvMsgSize, so this opens no zip-bomb hole.
 	_ "google.golang.org/grpc/encoding/gzip"

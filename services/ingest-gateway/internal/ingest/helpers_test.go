@@ -105,7 +105,7 @@ func newEnv(t testing.TB, url string, opts ...envOpt) *env {
 	if e.ns != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		require.NoError(t, EnsureStreams(ctx, js, ns, time.Hour, time.Hour))
+		require.NoError(t, ensureStreams(ctx, js, ns, time.Hour, time.Hour))
 	}
 	e.ns, e.nc, e.js = ns, nc, js
 	e.pub, err = NewPublisher(nc, e.cfg)
@@ -320,4 +320,19 @@ func pathOf(sig Signal) string {
 	default:
 		return PathLogs
 	}
+}
+
+// ensureStreams creates or updates the ingest streams of StreamConfigs, as the gateway's
+// stream keeper (natsx) does at start.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, ns string, retention, anonRetention time.Duration) error {
+	streams, err := StreamConfigs(ns, retention, anonRetention)
+	if err != nil {
+		return err
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -78,20 +78,6 @@ func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstre
 	return streams, nil
 }
 
-// EnsureStreams creates or updates the two ingest streams (StreamConfigs).
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns string, retention, anonRetention time.Duration) error {
-	streams, err := StreamConfigs(ns, retention, anonRetention)
-	if err != nil {
-		return err
-	}
-	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("ingest: create or update stream %s: %w", sc.Name, err)
-		}
-	}
-	return nil
-}
-
 // Subject is where data of a grant and signal is published:
 // <ns>.ingest.<account>.<project>.<environment>.<signal>, or for anonymous grants
 // <ns>.anon.<project>.<environment>.<signal>; "_" stands for an empty project or
@@ -135,7 +121,7 @@ type Publisher struct {
 	StreamLost func(error) bool
 }
 
-// NewPublisher returns a Publisher on nc. Make the streams first (EnsureStreams, or a
+// NewPublisher returns a Publisher on nc. Make the streams first (StreamConfigs, kept by a
 // natsx.Keeper of StreamConfigs): without them every publish fails (503).
 func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	cfg = cfg.withDefaults()

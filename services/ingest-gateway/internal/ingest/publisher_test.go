@@ -19,7 +19,7 @@ import (
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
 
-func TestEnsureStreams(t *testing.T) {
+func TestStreamConfigs(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	check := func(name, subject string, maxAge, dup time.Duration) {
@@ -38,15 +38,15 @@ func TestEnsureStreams(t *testing.T) {
 	require.Equal(t, "T", Stream(e.ns)[:1], "stream names are the upper-cased namespace")
 
 	// Running it again updates in place (a changed data TTL takes effect at restart).
-	require.NoError(t, EnsureStreams(ctx, e.js, e.ns, 30*24*time.Hour, 48*time.Hour))
+	require.NoError(t, ensureStreams(ctx, e.js, e.ns, 30*24*time.Hour, 48*time.Hour))
 	check(Stream(e.ns), e.ns+".ingest.>", 30*24*time.Hour, 2*time.Minute)
 	check(AnonStream(e.ns), e.ns+".anon.>", 48*time.Hour, 2*time.Minute)
 	// A retention shorter than the duplicate window shortens the window with it.
-	require.NoError(t, EnsureStreams(ctx, e.js, e.ns, time.Minute, time.Minute))
+	require.NoError(t, ensureStreams(ctx, e.js, e.ns, time.Minute, time.Minute))
 	check(AnonStream(e.ns), e.ns+".anon.>", time.Minute, time.Minute)
 
-	require.Error(t, EnsureStreams(ctx, e.js, "bad.ns", time.Hour, time.Hour))
-	require.Error(t, EnsureStreams(ctx, e.js, e.ns, 0, time.Hour))
+	require.Error(t, ensureStreams(ctx, e.js, "bad.ns", time.Hour, time.Hour))
+	require.Error(t, ensureStreams(ctx, e.js, e.ns, 0, time.Hour))
 }
 
 func TestSubject(t *testing.T) {
