@@ -112,35 +112,19 @@ func TestREADMESettingsTables(t *testing.T) {
 
 func TestOptionsFromEnv(t *testing.T) {
 	defaults := Options{HTTPAddr: "127.0.0.1:8080", PepperFile: ".cache/dev-pepper", SigningKeyFile: ".cache/dev-audit-signing-key"}
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want func(*Options)
-	}{
-		{"defaults", nil, func(*Options) {}},
-		{"every variable", map[string]string{
+	testutil.RequireEnvCases(t, OptionsFromEnv, defaults,
+		testutil.EnvCase[Options]{Name: "defaults"},
+		testutil.EnvCase[Options]{Name: "every variable", Env: map[string]string{
 			"LATCHKEY_HTTP_ADDR": "0.0.0.0:8080", "DATABASE_URL": "postgres://db/dev", "NATS_URL": "nats://n:4222",
 			"LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef", "LATCHKEY_PEPPER": "p", "LATCHKEY_PEPPER_FILE": "/tmp/pepper",
 			"LATCHKEY_SERVICES": "accounts, keys", "LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "json",
-		}, func(o *Options) {
+		}, Want: func(o *Options) {
 			o.HTTPAddr, o.DatabaseURL, o.NATSURL = "0.0.0.0:8080", "postgres://db/dev", "nats://n:4222"
 			o.OperatorToken, o.Pepper, o.PepperFile = "0123456789abcdef", "p", "/tmp/pepper"
 			o.Services = []string{"accounts", "keys"}
 			o.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.JSON}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testutil.ClearSettings(t, &Options{})
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			want := defaults
-			tc.want(&want)
-			got, err := OptionsFromEnv()
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		})
-	}
+	)
 }
 
 // Every bad value is reported at once, by variable; an unknown service is named.

@@ -37,13 +37,9 @@ func TestConfigFromEnv(t *testing.T) {
 		},
 		ProjectChangesPerHour: 100,
 	}
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want func(*accounts.Config)
-	}{
-		{"defaults", nil, func(*accounts.Config) {}},
-		{"every variable", map[string]string{
+	testutil.RequireEnvCases(t, accounts.ConfigFromEnv, defaults,
+		testutil.EnvCase[accounts.Config]{Name: "defaults"},
+		testutil.EnvCase[accounts.Config]{Name: "every variable", Env: map[string]string{
 			"ACCOUNTS_GRPC_ADDR": "0.0.0.0:9081", "ACCOUNTS_HTTP_ADDR": "0.0.0.0:9091",
 			"DATABASE_URL": "postgres://db/prod", "NATS_URL": "nats://nats:4222",
 			"LATCHKEY_NAMESPACE": "prod", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
@@ -51,7 +47,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"LATCHKEY_TRIAL_PERIOD": "0s", "LATCHKEY_LIMIT_IP": "1/s:2", "LATCHKEY_LIMIT_KEY": "off",
 			"LATCHKEY_LIMIT_ACCOUNT": "0.5/s:10", "LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR": "0",
 			"LATCHKEY_SHUTDOWN_GRACE": "30s", "LATCHKEY_LOG_LEVEL": "warn", "LATCHKEY_LOG_FORMAT": "console",
-		}, func(c *accounts.Config) {
+		}, Want: func(c *accounts.Config) {
 			c.GRPCAddr, c.HTTPAddr, c.DatabaseURL, c.NATSURL = "0.0.0.0:9081", "0.0.0.0:9091", "postgres://db/prod", "nats://nats:4222"
 			c.Namespace, c.OperatorToken, c.KeysAddr = "prod", "0123456789abcdef", "keys:8082"
 			c.SessionTTL, c.StepUpWindow, c.TrialPeriod, c.ShutdownGrace = time.Hour, 90*time.Second, 0, 30*time.Second
@@ -59,39 +55,19 @@ func TestConfigFromEnv(t *testing.T) {
 			c.ProjectChangesPerHour = 0
 			c.Log = logging.Config{Level: zapcore.WarnLevel, Format: logging.Console}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testutil.ClearSettings(t, &accounts.Config{})
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			want := defaults
-			tc.want(&want)
-			got, err := accounts.ConfigFromEnv()
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		})
-	}
+	)
 }
 
 // Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
-	testutil.ClearSettings(t, &accounts.Config{})
-	bad := map[string]string{
+	testutil.RequireBadValuesNamed(t, accounts.ConfigFromEnv, map[string]string{
 		"LATCHKEY_SESSION_TTL":                  "a day",
 		"LATCHKEY_STEP_UP_WINDOW":               "-5m",
 		"LATCHKEY_LIMIT_IP":                     "10 per second",
 		"LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR": "many",
 		"LATCHKEY_SHUTDOWN_GRACE":               "soon",
 		"LATCHKEY_LOG_FORMAT":                   "xml",
-	}
-	for k, v := range bad {
-		t.Setenv(k, v)
-	}
-	_, err := accounts.ConfigFromEnv()
-	for k := range bad {
-		require.ErrorContains(t, err, k)
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {

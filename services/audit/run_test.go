@@ -32,57 +32,33 @@ func TestConfigFromEnv(t *testing.T) {
 		CheckpointEvery:    100,
 		CheckpointInterval: time.Minute,
 	}
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want func(*audit.Config)
-	}{
-		{"defaults", nil, func(*audit.Config) {}},
-		{"every variable", map[string]string{
+	testutil.RequireEnvCases(t, audit.ConfigFromEnv, defaults,
+		testutil.EnvCase[audit.Config]{Name: "defaults"},
+		testutil.EnvCase[audit.Config]{Name: "every variable", Env: map[string]string{
 			"AUDIT_GRPC_ADDR": "0.0.0.0:9083", "AUDIT_HTTP_ADDR": "", "DATABASE_URL": "postgres://db/prod",
 			"NATS_URL": "nats://nats:4222", "LATCHKEY_NAMESPACE": "prod", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
 			"ACCOUNTS_GRPC_ADDR": "accounts:8081", "KEYS_GRPC_ADDR": "keys:8082",
 			"AUDIT_RETENTION_INTERVAL": "10m", "AUDIT_RETENTION_FREE": "48h", "AUDIT_RETENTION_PRO": "87600h",
 			"LATCHKEY_SHUTDOWN_GRACE": "0s", "LATCHKEY_LOG_LEVEL": "error",
-		}, func(c *audit.Config) {
+		}, Want: func(c *audit.Config) {
 			c.GRPCAddr, c.DatabaseURL, c.NATSURL = "0.0.0.0:9083", "postgres://db/prod", "nats://nats:4222"
 			c.Namespace, c.OperatorToken = "prod", "0123456789abcdef"
 			c.AccountsAddr, c.KeysAddr = "accounts:8081", "keys:8082"
 			c.RetentionInterval, c.RetentionFree, c.RetentionPro = 10*time.Minute, 48*time.Hour, 87600*time.Hour
 			c.ShutdownGrace, c.Log.Level = 0, zapcore.ErrorLevel
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testutil.ClearSettings(t, &audit.Config{})
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			want := defaults
-			tc.want(&want)
-			got, err := audit.ConfigFromEnv()
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		})
-	}
+	)
 }
 
 // Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
-	testutil.ClearSettings(t, &audit.Config{})
-	bad := map[string]string{
+	testutil.RequireBadValuesNamed(t, audit.ConfigFromEnv, map[string]string{
 		"AUDIT_RETENTION_INTERVAL": "hourly",
 		"AUDIT_RETENTION_PRO":      "-1h",
 		"AUDIT_RETENTION_FREE":     "30d",
 		"LATCHKEY_SHUTDOWN_GRACE":  "10",
 		"LATCHKEY_LOG_LEVEL":       "chatty",
-	}
-	for k, v := range bad {
-		t.Setenv(k, v)
-	}
-	_, err := audit.ConfigFromEnv()
-	for k := range bad {
-		require.ErrorContains(t, err, k)
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {

@@ -34,13 +34,9 @@ func TestConfigFromEnv(t *testing.T) {
 		FailedAuthPerSecond: 10,
 		FailedAuthBurst:     50,
 	}
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want func(*gateway.Config)
-	}{
-		{"defaults", nil, func(*gateway.Config) {}},
-		{"every variable", map[string]string{
+	testutil.RequireEnvCases(t, gateway.ConfigFromEnv, defaults,
+		testutil.EnvCase[gateway.Config]{Name: "defaults"},
+		testutil.EnvCase[gateway.Config]{Name: "every variable", Env: map[string]string{
 			"GATEWAY_HTTP_ADDR": "0.0.0.0:4318", "GATEWAY_GRPC_ADDR": "0.0.0.0:4317", "GATEWAY_ID": "gw-1",
 			"KEYS_GRPC_ADDR": "keys:8082", "NATS_URL": "nats://nats:4222", "LATCHKEY_NAMESPACE": "prod",
 			"LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef", "GATEWAY_MAX_STALENESS": "10s", "GATEWAY_NEGATIVE_TTL": "500ms",
@@ -48,7 +44,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"GATEWAY_RETENTION": "24h", "GATEWAY_ANON_RETENTION": "1h", "GATEWAY_FAILED_AUTH_PER_SECOND": "2.5",
 			"GATEWAY_FAILED_AUTH_BURST": "5", "LATCHKEY_SHUTDOWN_GRACE": "3s", "LATCHKEY_LOG_LEVEL": "warn",
 			"LATCHKEY_LOG_FORMAT": "console",
-		}, func(c *gateway.Config) {
+		}, Want: func(c *gateway.Config) {
 			c.HTTPAddr, c.GRPCAddr, c.ID, c.KeysAddr, c.NATSURL = "0.0.0.0:4318", "0.0.0.0:4317", "gw-1", "keys:8082", "nats://nats:4222"
 			c.Namespace, c.OperatorToken = "prod", "0123456789abcdef"
 			c.MaxStaleness, c.NegativeTTL, c.MaxBodyBytes, c.PublishTimeout = 10*time.Second, 500*time.Millisecond, 1<<20, 5*time.Second
@@ -56,39 +52,19 @@ func TestConfigFromEnv(t *testing.T) {
 			c.FailedAuthPerSecond, c.FailedAuthBurst, c.ShutdownGrace = 2.5, 5, 3*time.Second
 			c.Log = logging.Config{Level: zapcore.WarnLevel, Format: logging.Console}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testutil.ClearSettings(t, &gateway.Config{})
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			want := defaults
-			tc.want(&want)
-			got, err := gateway.ConfigFromEnv()
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		})
-	}
+	)
 }
 
 // Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
-	testutil.ClearSettings(t, &gateway.Config{})
-	bad := map[string]string{
+	testutil.RequireBadValuesNamed(t, gateway.ConfigFromEnv, map[string]string{
 		"GATEWAY_MAX_STALENESS":            "-30s",
 		"GATEWAY_MAX_BODY_BYTES":           "4MB",
 		"GATEWAY_MERGE_CLIENT_REQUEST_IDS": "yes please",
 		"GATEWAY_FAILED_AUTH_PER_SECOND":   "ten",
 		"GATEWAY_FAILED_AUTH_BURST":        "5.5",
 		"LATCHKEY_LOG_FORMAT":              "text",
-	}
-	for k, v := range bad {
-		t.Setenv(k, v)
-	}
-	_, err := gateway.ConfigFromEnv()
-	for k := range bad {
-		require.ErrorContains(t, err, k)
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {

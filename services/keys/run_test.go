@@ -40,13 +40,9 @@ func TestConfigFromEnv(t *testing.T) {
 		AccountKeysPerHour: 10,
 	}
 	pepper := strings.Repeat("p", 32)
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want func(*keys.Config)
-	}{
-		{"defaults", nil, func(*keys.Config) {}},
-		{"every variable", map[string]string{
+	testutil.RequireEnvCases(t, keys.ConfigFromEnv, defaults,
+		testutil.EnvCase[keys.Config]{Name: "defaults"},
+		testutil.EnvCase[keys.Config]{Name: "every variable", Env: map[string]string{
 			"KEYS_GRPC_ADDR": "0.0.0.0:9082", "KEYS_HTTP_ADDR": "0.0.0.0:9092", "DATABASE_URL": "postgres://db/prod",
 			"NATS_URL": "nats://nats:4222", "LATCHKEY_NAMESPACE": "prod", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
 			"ACCOUNTS_GRPC_ADDR": "accounts:8081", "LATCHKEY_PEPPER": pepper, "LATCHKEY_KEY_PROFILE": "typed",
@@ -54,7 +50,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"LATCHKEY_LIMIT_IP": "off", "LATCHKEY_LIMIT_KEY": "3/s:4", "LATCHKEY_LIMIT_ACCOUNT": "off",
 			"LATCHKEY_CAP_ROTATIONS_PER_HOUR": "0", "LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "2",
 			"LATCHKEY_SHUTDOWN_GRACE": "1s", "LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "json",
-		}, func(c *keys.Config) {
+		}, Want: func(c *keys.Config) {
 			c.GRPCAddr, c.HTTPAddr, c.DatabaseURL, c.NATSURL = "0.0.0.0:9082", "0.0.0.0:9092", "postgres://db/prod", "nats://nats:4222"
 			c.Namespace, c.OperatorToken, c.AccountsAddr = "prod", "0123456789abcdef", "accounts:8081"
 			c.Pepper, c.KeyProfile, c.DirectoryTTL, c.UsageFlushInterval = pepper, "typed", time.Minute, 250*time.Millisecond
@@ -62,39 +58,19 @@ func TestConfigFromEnv(t *testing.T) {
 			c.RotationsPerHour, c.AccountKeysPerHour, c.ShutdownGrace = 0, 2, time.Second
 			c.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.JSON}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			testutil.ClearSettings(t, &keys.Config{})
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			want := defaults
-			tc.want(&want)
-			got, err := keys.ConfigFromEnv()
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		})
-	}
+	)
 }
 
 // Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
-	testutil.ClearSettings(t, &keys.Config{})
-	bad := map[string]string{
+	testutil.RequireBadValuesNamed(t, keys.ConfigFromEnv, map[string]string{
 		"LATCHKEY_DIRECTORY_TTL":             "forever",
 		"LATCHKEY_USAGE_FLUSH_INTERVAL":      "-5s",
 		"LATCHKEY_LIMIT_KEY":                 "100/s",
 		"LATCHKEY_CAP_ROTATIONS_PER_HOUR":    "ten",
 		"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "1.5",
 		"LATCHKEY_SHUTDOWN_GRACE":            "1 minute",
-	}
-	for k, v := range bad {
-		t.Setenv(k, v)
-	}
-	_, err := keys.ConfigFromEnv()
-	for k := range bad {
-		require.ErrorContains(t, err, k)
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {
