@@ -191,7 +191,7 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 		CreatedAt:      t,
 		UpdatedAt:      t,
 	}
-	err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
+	p, err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
 		return nil, storeErr(err, nil)
 	}
