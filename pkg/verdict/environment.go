@@ -25,3 +25,27 @@ func (e Environments) Holds(env string, addedAt time.Time) bool {
 	current, listed := e[env]
 	return listed && current.Equal(addedAt)
 }
+
+// HoldsSQL is Holds as a Postgres boolean expression, case for case, over a key's columns
+// environment (text, NULL for a key bound to no environment) and environment_added_at
+// (timestamptz, NULL for the zero time), judged against envs: SQL text for a jsonb value,
+// such as a placeholder bound to Environments.JSON. envs must be SQL written in code,
+// never input. TestHoldsSQLAgreesWithGo holds the two to each other.
+func HoldsSQL(envs string) string {
+	return `(environment IS NULL OR (` + envs + ` ? environment AND
+		environment_added_at IS NOT DISTINCT FROM (` + envs + ` ->> environment)::timestamptz))`
+}
+
+// JSON is e as HoldsSQL reads it: every environment's name, to the instant it was added
+// (JSON null for the zero time). pgx sends it as jsonb.
+func (e Environments) JSON() map[string]*time.Time {
+	out := make(map[string]*time.Time, len(e))
+	for name, at := range e {
+		if at.IsZero() {
+			out[name] = nil
+		} else {
+			out[name] = &at
+		}
+	}
+	return out
+}
