@@ -505,7 +505,7 @@ func TestFailedChangesSpendNoCap(t *testing.T) {
 // key goes on working at the gateway. Once they are revoked the environment can go, no
 // key can be minted in it, and adding it back revives nothing. A key whose environment
 // the project no longer lists (as one minted while the drop was under way would be) does
-// not verify.
+// not verify, nor once the environment is added back, nor can it be rotated.
 func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
 	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
 		k.DirectoryTTL = time.Hour
