@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -504,7 +505,7 @@ func TestFailedChangesSpendNoCap(t *testing.T) {
 // key goes on working at the gateway. Once they are revoked the environment can go, no
 // key can be minted in it, and adding it back revives nothing. A key whose environment
 // the project no longer lists (as one minted while the drop was under way would be) does
-// not verify.
+// not verify, nor once the environment is added back, nor can it be rotated.
 func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
 	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
 		k.DirectoryTTL = time.Hour
@@ -553,4 +554,85 @@ func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
 	_, err = conn.Exec(context.Background(), `UPDATE accounts.projects SET environments = array_remove(environments, 'stg') WHERE id = $1`, project)
 	require.NoError(t, err)
 	require.Equal(t, "not_found", s.verify(s.operator, stg).str("code"))
+	// Adding it back revives nothing: the key was minted in a stay of stg that has ended.
+	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+	require.Equal(t, "not_found", s.verify(s.operator, stg).str("code"))
+	requireError(t, post(stg), 401, "unauthenticated")
+	stgID := s.must(200, s.call("GET", "/v1/keys?environment=stg", token, nil)).get("keys")
+	requireError(t, s.call("POST", "/v1/keys/"+stgID.([]any)[0].(map[string]any)["id"].(string)+":rotate", token, map[string]any{}), 409, "conflict")
+	fresh := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "stg"})).str("secret")
+	require.Equal(t, "ok", s.verify(s.operator, fresh).str("code"), "a key minted in the new stay works")
+	s.must(200, post(fresh))
+}
+
+// TestNoKeySurvivesARacedDrop: keys minted while their environment is being dropped may
+// slip past the drop's check for live keys, but none of them ever works again: not while
+// the environment is gone, and not after it is added back (README, "Keys/projects").
+// Each round mints three keys in e2 while e2 is dropped, then adds e2 back and asks, at
+// the keys service and at the gateway, about every key minted so far.
+func TestNoKeySurvivesARacedDrop(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, _ *keysConfig, g *gatewayConfig, _ *auditConfig) {
+		g.FailedAuthBurst = 100_000 // every ingest here fails, from one address
+	}))
+	token, _ := s.signUp("envrace")
+	project := s.must(200, s.call("POST", "/v1/projects", token, map[string]any{
+		"name": "race", "environments": []string{"prd", "e2"},
+	})).str("project.id")
+	body := string(tracesBody(t))
+	both := map[string]any{"environments": []string{"prd", "e2"}}
+	dropE2 := map[string]any{"environments": []string{"prd"}}
+	var minted []string // secrets
+	raced := 0          // rounds whose drop passed with keys minted around it
+	for round := range 25 {
+		creates := make([]reply, 3)
+		var drop reply
+		var wg sync.WaitGroup
+		for i := range creates {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				creates[i] = s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "e2"})
+			}()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); drop = s.call("PATCH", "/v1/projects/"+project, token, dropE2) }()
+		wg.Wait()
+		var ids []string
+		for _, c := range creates {
+			if c.status == 400 {
+				requireError(t, c, 400, "invalid_argument") // minted after the drop
+				continue
+			}
+			s.must(200, c)
+			ids = append(ids, c.str("key.id"))
+			minted = append(minted, c.str("secret"))
+		}
+		switch drop.status {
+		case 409: // the keys were live before the drop asked: revoke them and drop again
+			requireError(t, drop, 409, "conflict")
+			for _, id := range ids {
+				s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+			}
+			s.must(200, s.call("PATCH", "/v1/projects/"+project, token, dropE2))
+		default:
+			s.must(200, drop)
+			if len(ids) > 0 {
+				raced++
+			}
+		}
+		s.must(200, s.call("PATCH", "/v1/projects/"+project, token, both))
+		for _, secret := range minted {
+			require.NotEqual(t, "ok", s.verify(s.operator, secret).str("code"), "round %d: a key minted before e2 was dropped verifies after it is added back", round)
+		}
+		for _, secret := range minted[max(0, len(minted)-len(ids)):] {
+			r := s.send("POST", s.ingest+"/v1/traces", secret, body, "Content-Type", "application/x-protobuf")
+			requireError(t, r, 401, "unauthenticated")
+		}
+	}
+	t.Logf("%d of 25 rounds dropped e2 with keys minted around the drop", raced)
+	// The round's keys were asked about once each; ask the gateway about all of them again,
+	// now that every project.updated event has long been applied.
+	for _, secret := range minted {
+		requireError(t, s.send("POST", s.ingest+"/v1/traces", secret, body, "Content-Type", "application/x-protobuf"), 401, "unauthenticated")
+	}
 }

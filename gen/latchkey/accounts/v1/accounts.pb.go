@@ -245,8 +245,12 @@ type Project struct {
 	AllowedOrigins []string               `protobuf:"bytes,5,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When each environment was (last) added, by name: a key works only in the stay of its
+	// environment it was minted in, so one dropped and added back revives no key. Output
+	// only; an environment listed since before Latchkey recorded this has no entry.
+	EnvironmentsAddedAt map[string]*timestamppb.Timestamp `protobuf:"bytes,8,rep,name=environments_added_at,json=environmentsAddedAt,proto3" json:"environments_added_at,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Project) Reset() {
@@ -324,6 +328,13 @@ func (x *Project) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Project) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Project) GetEnvironmentsAddedAt() map[string]*timestamppb.Timestamp {
+	if x != nil {
+		return x.EnvironmentsAddedAt
 	}
 	return nil
 }
@@ -1954,7 +1965,7 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\aSession\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x8f\x02\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xdf\x03\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1965,7 +1976,11 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xe6\x01\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12j\n" +
+	"\x15environments_added_at\x18\b \x03(\v26.latchkey.accounts.v1.Project.EnvironmentsAddedAtEntryR\x13environmentsAddedAt\x1ab\n" +
+	"\x18EnvironmentsAddedAtEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05value:\x028\x01\"\xe6\x01\n" +
 	"\tPrincipal\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x17\n" +
@@ -2096,7 +2111,7 @@ func file_latchkey_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_latchkey_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*Account)(nil),                      // 0: latchkey.accounts.v1.Account
 	(*User)(nil),                         // 1: latchkey.accounts.v1.User
@@ -2135,75 +2150,78 @@ var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*LookupAccountResponse)(nil),        // 34: latchkey.accounts.v1.LookupAccountResponse
 	(*LookupProjectRequest)(nil),         // 35: latchkey.accounts.v1.LookupProjectRequest
 	(*LookupProjectResponse)(nil),        // 36: latchkey.accounts.v1.LookupProjectResponse
-	(*timestamppb.Timestamp)(nil),        // 37: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 38: google.protobuf.FieldMask
+	nil,                                  // 37: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
+	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 39: google.protobuf.FieldMask
 }
 var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
-	37, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
-	37, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
-	37, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	37, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	37, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
-	37, // 6: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 7: latchkey.accounts.v1.SignUpResponse.account:type_name -> latchkey.accounts.v1.Account
-	1,  // 8: latchkey.accounts.v1.SignUpResponse.user:type_name -> latchkey.accounts.v1.User
-	2,  // 9: latchkey.accounts.v1.SignUpResponse.session:type_name -> latchkey.accounts.v1.Session
-	2,  // 10: latchkey.accounts.v1.CreateSessionResponse.session:type_name -> latchkey.accounts.v1.Session
-	1,  // 11: latchkey.accounts.v1.CreateSessionResponse.user:type_name -> latchkey.accounts.v1.User
-	0,  // 12: latchkey.accounts.v1.CreateSessionResponse.account:type_name -> latchkey.accounts.v1.Account
-	37, // 13: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 14: latchkey.accounts.v1.GetAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	3,  // 15: latchkey.accounts.v1.CreateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	3,  // 16: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
-	3,  // 17: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	3,  // 18: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
-	38, // 19: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 20: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	0,  // 21: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
-	0,  // 22: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	0,  // 23: latchkey.accounts.v1.ReinstateAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	4,  // 24: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
-	0,  // 25: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	3,  // 26: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	0,  // 27: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
-	5,  // 28: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
-	7,  // 29: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
-	9,  // 30: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
-	11, // 31: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
-	13, // 32: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
-	15, // 33: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
-	17, // 34: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
-	19, // 35: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
-	21, // 36: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
-	23, // 37: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
-	25, // 38: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
-	27, // 39: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
-	29, // 40: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
-	31, // 41: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
-	33, // 42: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
-	35, // 43: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
-	6,  // 44: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
-	8,  // 45: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
-	10, // 46: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
-	12, // 47: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
-	14, // 48: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
-	16, // 49: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
-	18, // 50: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
-	20, // 51: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
-	22, // 52: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
-	24, // 53: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
-	26, // 54: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
-	28, // 55: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
-	30, // 56: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
-	32, // 57: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
-	34, // 58: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
-	36, // 59: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
-	44, // [44:60] is the sub-list for method output_type
-	28, // [28:44] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	38, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
+	38, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	38, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	38, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	38, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 6: latchkey.accounts.v1.Project.environments_added_at:type_name -> latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
+	38, // 7: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: latchkey.accounts.v1.SignUpResponse.account:type_name -> latchkey.accounts.v1.Account
+	1,  // 9: latchkey.accounts.v1.SignUpResponse.user:type_name -> latchkey.accounts.v1.User
+	2,  // 10: latchkey.accounts.v1.SignUpResponse.session:type_name -> latchkey.accounts.v1.Session
+	2,  // 11: latchkey.accounts.v1.CreateSessionResponse.session:type_name -> latchkey.accounts.v1.Session
+	1,  // 12: latchkey.accounts.v1.CreateSessionResponse.user:type_name -> latchkey.accounts.v1.User
+	0,  // 13: latchkey.accounts.v1.CreateSessionResponse.account:type_name -> latchkey.accounts.v1.Account
+	38, // 14: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: latchkey.accounts.v1.GetAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	3,  // 16: latchkey.accounts.v1.CreateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	3,  // 17: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
+	3,  // 18: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	3,  // 19: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
+	39, // 20: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 21: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	0,  // 22: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
+	0,  // 23: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	0,  // 24: latchkey.accounts.v1.ReinstateAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	4,  // 25: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
+	0,  // 26: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	3,  // 27: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	0,  // 28: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
+	38, // 29: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry.value:type_name -> google.protobuf.Timestamp
+	5,  // 30: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
+	7,  // 31: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
+	9,  // 32: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
+	11, // 33: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
+	13, // 34: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
+	15, // 35: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
+	17, // 36: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
+	19, // 37: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
+	21, // 38: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
+	23, // 39: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
+	25, // 40: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
+	27, // 41: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
+	29, // 42: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
+	31, // 43: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
+	33, // 44: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
+	35, // 45: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
+	6,  // 46: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
+	8,  // 47: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
+	10, // 48: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
+	12, // 49: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
+	14, // 50: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
+	16, // 51: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
+	18, // 52: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
+	20, // 53: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
+	22, // 54: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
+	24, // 55: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
+	26, // 56: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
+	28, // 57: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
+	30, // 58: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
+	32, // 59: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
+	34, // 60: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
+	36, // 61: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
+	46, // [46:62] is the sub-list for method output_type
+	30, // [30:46] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_accounts_v1_accounts_proto_init() }
@@ -2217,7 +2235,7 @@ func file_latchkey_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_accounts_v1_accounts_proto_rawDesc), len(file_latchkey_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

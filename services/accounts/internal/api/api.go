@@ -112,12 +112,24 @@ func userPB(u store.User) *accountsv1.User {
 
 func projectPB(p store.Project) *accountsv1.Project {
 	return &accountsv1.Project{
-		Id:             p.ID,
-		AccountId:      p.AccountID,
-		Name:           p.Name,
-		Environments:   p.Environments,
-		AllowedOrigins: p.AllowedOrigins,
-		CreatedAt:      ts(p.CreatedAt),
-		UpdatedAt:      ts(p.UpdatedAt),
+		Id:                  p.ID,
+		AccountId:           p.AccountID,
+		Name:                p.Name,
+		Environments:        p.Environments,
+		AllowedOrigins:      p.AllowedOrigins,
+		CreatedAt:           ts(p.CreatedAt),
+		UpdatedAt:           ts(p.UpdatedAt),
+		EnvironmentsAddedAt: environmentsAddedAt(p),
 	}
+}
+
+// environmentsAddedAt is the entries of p.EnvironmentsAddedAt that p lists.
+func environmentsAddedAt(p store.Project) map[string]*timestamppb.Timestamp {
+	out := make(map[string]*timestamppb.Timestamp, len(p.Environments))
+	for _, e := range p.Environments {
+		if t, ok := p.EnvironmentsAddedAt[e]; ok {
+			out[e] = timestamppb.New(t)
+		}
+	}
+	return out
 }

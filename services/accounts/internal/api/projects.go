@@ -191,7 +191,7 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 		CreatedAt:      t,
 		UpdatedAt:      t,
 	}
-	err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
+	p, err = s.cfg.Store.CreateProject(ctx, p, s.projectCap(), func(p store.Project) *eventsv1.Event { return projectUpdated(ctx, p) })
 	if err != nil {
 		return nil, storeErr(err, nil)
 	}
@@ -337,9 +337,9 @@ func (s accountsServer) projectCap() quota.Cap {
 // grace) are still bound to: 409 conflict naming them, so that no key outlives its
 // environment. Which keys are live is the keys service's to say (its ListLiveKeys, with
 // the operator token); when it cannot be asked, nothing is dropped (503). Keeping or
-// adding environments asks nothing. The keys service also refuses to mint or verify a key
-// of an environment the project no longer lists, which covers a key minted while the
-// drop was under way.
+// adding environments asks nothing. A key minted while the drop was under way can slip
+// past this check, but it is dead: keys work only in the stay of their environment they
+// were minted in (environments_added_at, verdict.Environments.Holds), which the drop ends.
 func (s accountsServer) mayDropEnvironments(ctx context.Context, accountID, projectID string, keep []string) error {
 	cur, err := s.cfg.Store.Project(ctx, accountID, projectID)
 	if err != nil {

@@ -46,10 +46,11 @@ func TestProjectCapIsSpentOnlyByChangesThatCommit(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p := store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, s.CreateProject(ctx, p, c, noEvent), "the failed deletions spent nothing")
+	_, err := s.CreateProject(ctx, p, c, noEvent)
+	require.NoError(t, err, "the failed deletions spent nothing")
 	require.NoError(t, s.DeleteProject(ctx, a.ID, p.ID, c, noDeleteEvent))
 	p.ID = ids.New(ids.Project)
-	err := s.CreateProject(ctx, p, c, noEvent)
+	_, err = s.CreateProject(ctx, p, c, noEvent)
 	require.True(t, apierr.IsCode(err, apierr.RateLimited), "two changes committed: the cap is spent (%v)", err)
 	_, err = s.Project(ctx, a.ID, p.ID)
 	require.ErrorIs(t, err, store.ErrNotFound, "a refused creation stores nothing")
@@ -65,11 +66,13 @@ func TestProjectsAreBoundToTheirAccount(t *testing.T) {
 	var mine []string
 	for range 5 {
 		p := store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
-		require.NoError(t, s.CreateProject(ctx, p, quota.Cap{}, noEvent))
+		_, err := s.CreateProject(ctx, p, quota.Cap{}, noEvent)
+		require.NoError(t, err)
 		mine = append(mine, p.ID)
 	}
 	theirs := store.Project{ID: ids.New(ids.Project), AccountID: b.ID, Name: "q", Environments: []string{"dev"}, CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, s.CreateProject(ctx, theirs, quota.Cap{}, noEvent))
+	_, err := s.CreateProject(ctx, theirs, quota.Cap{}, noEvent)
+	require.NoError(t, err)
 
 	got, err := s.Project(ctx, a.ID, mine[0])
 	require.NoError(t, err)
@@ -159,4 +162,50 @@ func TestPruneSessions(t *testing.T) {
 	n, err := s.PruneSessions(ctx, now.Add(-24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "only the session that ended over a day ago")
+}
+
+// TestEnvironmentsAddedAt: a project's environments are added at its creation; a change of
+// the list stamps the environments it adds and keeps the others' entries (or their lack of
+// one, for environments listed before entries were recorded); an environment dropped and
+// added back is stamped later than before, even at the same clock reading.
+func TestEnvironmentsAddedAt(t *testing.T) {
+	ctx := context.Background()
+	pool := testutil.DB(t, "accounts", outbox.Migrations, migrations.FS)
+	s := store.New(pool, testutil.Namespace(t))
+	a, _ := newAccount(t, ctx, s, "a@example.com")
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	p, err := s.CreateProject(ctx, store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p",
+		Environments: []string{"dev", "prd", "old"}, CreatedAt: t0, UpdatedAt: t0}, quota.Cap{}, noEvent)
+	require.NoError(t, err)
+	require.Equal(t, map[string]time.Time{"dev": t0, "prd": t0, "old": t0}, utc(p.EnvironmentsAddedAt))
+	// "old" as a project from before entries were recorded has it.
+	_, err = pool.Exec(ctx, `UPDATE projects SET environments_added_at = environments_added_at - 'old' WHERE id = $1`, p.ID)
+	require.NoError(t, err)
+
+	set := func(at time.Time, envs ...string) map[string]time.Time {
+		got, err := s.UpdateProject(ctx, a.ID, p.ID, store.ProjectUpdate{SetEnvironments: true, Environments: envs}, at, noEvent)
+		require.NoError(t, err)
+		return utc(got.EnvironmentsAddedAt)
+	}
+	t1 := t0.Add(time.Second)
+	require.Equal(t, map[string]time.Time{"dev": t0, "qa": t1}, set(t1, "dev", "old", "qa"), "old keeps its lack of an entry")
+	require.Equal(t, map[string]time.Time{"dev": t0}, set(t1, "dev", "old"))
+	// Added back at the same clock reading as its drop, and with the clock behind: each stay
+	// is stamped after the one before.
+	require.Equal(t, map[string]time.Time{"dev": t0, "qa": t1.Add(2 * time.Microsecond)}, set(t1, "dev", "old", "qa"))
+	require.Equal(t, map[string]time.Time{"dev": t0, "qa": t1.Add(2 * time.Microsecond)}, set(t0, "dev", "old", "qa"), "a change without adding stamps nothing")
+	require.Equal(t, map[string]time.Time{"dev": t0}, set(t0, "dev"))
+	require.Equal(t, map[string]time.Time{"dev": t0, "old": t1.Add(5 * time.Microsecond)}, set(t0, "dev", "old"), "an environment without an entry, dropped and added back, gets one")
+	// Other changes leave the entries alone.
+	got, err := s.UpdateProject(ctx, a.ID, p.ID, store.ProjectUpdate{SetName: true, Name: "q"}, t1.Add(time.Hour), noEvent)
+	require.NoError(t, err)
+	require.Equal(t, map[string]time.Time{"dev": t0, "old": t1.Add(5 * time.Microsecond)}, utc(got.EnvironmentsAddedAt))
+}
+
+func utc(m map[string]time.Time) map[string]time.Time {
+	out := make(map[string]time.Time, len(m))
+	for k, v := range m {
+		out[k] = v.UTC()
+	}
+	return out
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
@@ -15,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/pkg/verdict"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 
@@ -32,7 +32,7 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err := s.mayManageType(p, t, now); err != nil {
 		return nil, err
 	}
-	projectID, env, err := s.binding(ctx, p, t, req.GetProjectId(), req.GetEnvironment())
+	projectID, env, envAddedAt, err := s.binding(ctx, p, t, req.GetProjectId(), req.GetEnvironment())
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	}
 	k, secret, err := s.newKey(t, &store.Key{
 		AccountID: p.AccountID, Type: t.Name, Name: req.GetName(), ProjectID: projectID,
-		Environment: env, Capabilities: caps, CreatedBy: p.Actor(), ExpiresAt: exp,
+		Environment: env, EnvironmentAddedAt: envAddedAt, Capabilities: caps, CreatedBy: p.Actor(), ExpiresAt: exp,
 		Metadata: req.GetMetadata(), CreatedAt: now,
 	})
 	if err != nil {
@@ -126,32 +126,41 @@ func (s *Server) mayManageType(p *auth.Principal, t *keyformat.Type, now time.Ti
 	return nil
 }
 
-// binding checks the project and environment a key of t is bound to.
-func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Type, projectID, env string) (string, string, error) {
+// binding checks the project and environment a key of t is bound to, and returns them with
+// when the environment's current stay began, as accounts answered (zero for no
+// environment, or one listed since before that was recorded): the key records it, and
+// works only while the project names the same instant (verdict.Environments.Holds), so a
+// key whose check raced the environment's drop is dead, whenever it is added back.
+func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Type, projectID, env string) (string, string, time.Time, error) {
+	var none time.Time
 	if t.Scope == keyformat.ScopeAccount {
 		if projectID != "" || env != "" {
-			return "", "", invalid("%s keys belong to the account: leave project_id and environment empty", t.Name)
+			return "", "", none, invalid("%s keys belong to the account: leave project_id and environment empty", t.Name)
 		}
 		_, err := s.liveBinding(ctx, p.AccountID, "")
-		return "", "", err
+		return "", "", none, err
 	}
 	if projectID == "" {
-		return "", "", invalid("project_id is required for %s keys", t.Name)
+		return "", "", none, invalid("project_id is required for %s keys", t.Name)
 	}
 	if err := ids.Check("project_id", ids.Project, projectID); err != nil {
-		return "", "", err
+		return "", "", none, err
 	}
 	if env == "" && t.Scope == keyformat.ScopeEnvironment {
-		return "", "", invalid("environment is required for %s keys", t.Name)
+		return "", "", none, invalid("environment is required for %s keys", t.Name)
 	}
 	proj, err := s.liveBinding(ctx, p.AccountID, projectID)
 	if err != nil {
-		return "", "", err
+		return "", "", none, err
 	}
-	if env != "" && !envListed(proj, env) {
-		return "", "", invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
+	if env == "" {
+		return projectID, "", none, nil
 	}
-	return projectID, env, nil
+	addedAt, listed := environments(proj)[env]
+	if !listed {
+		return "", "", none, invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
+	}
+	return projectID, env, addedAt, nil
 }
 
 // liveBinding is the one check of where a key may be minted (created or rotated): the
@@ -182,11 +191,18 @@ func (s *Server) liveBinding(ctx context.Context, accountID, projectID string) (
 	return proj, nil
 }
 
-// envListed says whether proj still lists env, the environment a key is bound to ("" for
-// a key bound to the whole project). A key lives in its environment only while the project
-// lists it: minting, rotating and verifying all ask here.
-func envListed(proj *accountsv1.Project, env string) bool {
-	return env == "" || slices.Contains(proj.GetEnvironments(), env)
+// environments is what proj says about its environments, for verdict.Environments.Holds:
+// every one it lists, with when it was last added (zero when accounts has no entry).
+func environments(proj *accountsv1.Project) verdict.Environments {
+	out := make(verdict.Environments, len(proj.GetEnvironments()))
+	for _, e := range proj.GetEnvironments() {
+		var at time.Time
+		if ts := proj.GetEnvironmentsAddedAt()[e]; ts != nil {
+			at = ts.AsTime()
+		}
+		out[e] = at
+	}
+	return out
 }
 
 // capsFor is the hourly caps minting a key of t takes: every rotation counts against the

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
 )
@@ -22,7 +23,9 @@ type internalServer struct {
 func (s *Server) Internal() keysv1.InternalServiceServer { return internalServer{s: s} }
 
 // ListLiveKeys lists the keys of a project (or of some of its environments) that still
-// work, so that accounts can refuse to drop an environment that has them. Operator only.
+// work, so that accounts can refuse to drop an environment that has them: keys revoked,
+// expired, or minted in a stay of their environment that has ended are not listed.
+// Operator only; accounts' errors (unavailable) pass through.
 func (i internalServer) ListLiveKeys(ctx context.Context, req *keysv1.ListLiveKeysRequest) (*keysv1.ListLiveKeysResponse, error) {
 	if _, err := auth.RequireOperator(ctx); err != nil {
 		return nil, err
@@ -43,7 +46,16 @@ func (i internalServer) ListLiveKeys(ctx context.Context, req *keysv1.ListLiveKe
 		}
 		limit = n
 	}
-	keys, more, err := i.s.store.Live(ctx, req.GetAccountId(), req.GetProjectId(), req.GetEnvironments(), limit)
+	// A key minted in a stay of its environment that has ended works no more (verify):
+	// judge by the project as accounts has it now. A deleted project has no live keys.
+	proj, err := i.s.dir.Project(ctx, req.GetAccountId(), req.GetProjectId(), true)
+	switch {
+	case apierr.IsCode(err, apierr.NotFound):
+		return &keysv1.ListLiveKeysResponse{}, nil
+	case err != nil:
+		return nil, err
+	}
+	keys, more, err := i.s.store.Live(ctx, req.GetAccountId(), req.GetProjectId(), req.GetEnvironments(), environments(proj), limit)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		var err error
 		successor, secret, err = s.newKey(t, &store.Key{
 			AccountID: k.AccountID, Type: k.Type, Name: k.Name, ProjectID: k.ProjectID,
-			Environment: k.Environment, Capabilities: k.Capabilities, CreatedBy: p.Actor(),
+			Environment: k.Environment, EnvironmentAddedAt: k.EnvironmentAddedAt, Capabilities: k.Capabilities, CreatedBy: p.Actor(),
 			ExpiresAt: k.ExpiresAt, Metadata: k.Metadata, CreatedAt: now,
 		})
 		if err != nil {
@@ -89,15 +89,17 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 }
 
 // mayMintFor checks that a successor of k could work: its account is not suspended, its
-// project still exists and still lists its environment (liveBinding, envListed). A key of
-// a deleted project is not_found's 404 (the project's); one of a dropped environment 409.
+// project still exists and k's environment is still in the stay k was minted in
+// (liveBinding, verdict.Environments.Holds); the successor is minted in that stay too. A
+// key of a deleted project is not_found's 404 (the project's); one whose environment was
+// dropped (even if since added back) 409.
 func (s *Server) mayMintFor(ctx context.Context, k *store.Key) error {
 	proj, err := s.liveBinding(ctx, k.AccountID, k.ProjectID)
 	if err != nil {
 		return err
 	}
-	if k.ProjectID != "" && !envListed(proj, k.Environment) {
-		return apierr.New(apierr.Conflict, "environment %q is no longer one of project %s's environments %v: its keys cannot be rotated", k.Environment, k.ProjectID, proj.GetEnvironments())
+	if k.ProjectID != "" && !environments(proj).Holds(k.Environment, k.EnvironmentAddedAt) {
+		return apierr.New(apierr.Conflict, "environment %q of project %s was dropped after this key was minted (the project lists %v): its keys cannot be rotated", k.Environment, k.ProjectID, proj.GetEnvironments())
 	}
 	return nil
 }

@@ -63,9 +63,10 @@ func (s *Server) verify(ctx context.Context, key, viewer string, fresh bool, ori
 			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil, nil
 		case err != nil:
 			return nil, nil, err
-		case !envListed(proj, k.Environment):
-			// So is an environment the project no longer lists (dropped while a key was
-			// being minted in it: accounts refuses to drop one with live keys).
+		case !environments(proj).Holds(k.Environment, k.EnvironmentAddedAt):
+			// So are the keys of an environment dropped since they were minted (accounts
+			// refuses to drop one with live keys, but a key minted while the drop was under
+			// way slips past it), even once the environment is added back.
 			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil, nil
 		}
 		facts.AllowedOrigins = proj.GetAllowedOrigins()

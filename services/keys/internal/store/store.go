@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
@@ -40,16 +41,20 @@ type Key struct {
 	DisplayPrefix string
 	ProjectID     string
 	Environment   string
-	Capabilities  []string
-	CreatedAt     time.Time
-	CreatedBy     string
-	ExpiresAt     *time.Time
-	RevokedAt     *time.Time
-	RevokeReason  string
-	GraceUntil    *time.Time
-	RotatedToID   string
-	LastUsedAt    *time.Time
-	Metadata      map[string]string
+	// EnvironmentAddedAt is when the stay of Environment the key was minted in began (the
+	// project's environments_added_at entry for it at minting); zero when the key has no
+	// environment or was minted before this was recorded. See verdict.Environments.Holds.
+	EnvironmentAddedAt time.Time
+	Capabilities       []string
+	CreatedAt          time.Time
+	CreatedBy          string
+	ExpiresAt          *time.Time
+	RevokedAt          *time.Time
+	RevokeReason       string
+	GraceUntil         *time.Time
+	RotatedToID        string
+	LastUsedAt         *time.Time
+	Metadata           map[string]string
 }
 
 // Lifetime is the part of k its status follows from.
@@ -75,15 +80,22 @@ var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
 
 const columns = `id, account_id, type, name, key_hash, display_prefix, coalesce(project_id, ''),
 	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
-	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata`
+	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata,
+	environment_added_at`
 
 func scan(row pgx.Row) (*Key, error) {
-	var k Key
+	var (
+		k          Key
+		envAddedAt pgtype.Timestamptz
+	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hash, &k.DisplayPrefix, &k.ProjectID,
 		&k.Environment, &k.Capabilities, &k.CreatedAt, &k.CreatedBy, &k.ExpiresAt, &k.RevokedAt,
-		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata)
+		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata, &envAddedAt)
 	if err != nil {
 		return nil, err
+	}
+	if envAddedAt.Valid {
+		k.EnvironmentAddedAt = envAddedAt.Time
 	}
 	return &k, nil
 }
@@ -101,12 +113,13 @@ func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, ns: n
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, display_prefix, project_id,
-	environment, capabilities, created_by, expires_at, metadata, created_at)
-	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13)`
+	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at)
+	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14)`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
-		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt)
+		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt,
+		pgtype.Timestamptz{Time: k.EnvironmentAddedAt, Valid: !k.EnvironmentAddedAt.IsZero()})
 	return err
 }
 
@@ -238,16 +251,18 @@ var liveSQL = `SELECT ` + columns + ` FROM keys
 	WHERE account_id = $1 AND project_id = $2
 	AND (cardinality($3::text[]) = 0 OR environment = ANY($3::text[]))
 	AND (` + verdict.StatusSQL("now()") + `) IN ('active', 'grace')
+	AND ` + verdict.HoldsSQL("$5::jsonb") + `
 	ORDER BY id DESC LIMIT $4`
 
 // Live returns up to limit of the account's keys bound to the project (and to one of envs,
-// unless envs is empty) that still work: active or in rotation grace. more says whether
-// there are others.
-func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []string, limit int) (keys []*Key, more bool, err error) {
+// unless envs is empty) that still work: active or in rotation grace, and minted in the
+// current stay of their environment as the project's environments are (current, by
+// verdict.Environments.Holds). more says whether there are others.
+func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []string, current verdict.Environments, limit int) (keys []*Key, more bool, err error) {
 	if envs == nil {
 		envs = []string{}
 	}
-	rows, err := s.pool.Query(ctx, liveSQL, accountID, projectID, envs, limit+1)
+	rows, err := s.pool.Query(ctx, liveSQL, accountID, projectID, envs, limit+1, current.JSON())
 	if err != nil {
 		return nil, false, postgres.Error(err, nil)
 	}
