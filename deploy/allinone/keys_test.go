@@ -484,7 +484,7 @@ func TestFailedChangesSpendNoCap(t *testing.T) {
 	}))
 	token, _, _ := s.proAccount("caps")
 	for range 3 {
-		requireError(t, s.call("DELETE", "/v1/projects/prj_01J00000000000000000000000", token, nil), 404, "not_found")
+		requireError(t, s.call("DELETE", "/v1/projects/prj_01j00000000000000000000000", token, nil), 404, "not_found")
 	}
 	project := s.project(token)
 	s.project(token)
