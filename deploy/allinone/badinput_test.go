@@ -3,6 +3,8 @@ package allinone
 import (
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
 )
 
 // TestKeysBadInput: every malformed request gets the error envelope with the right code,
@@ -10,14 +12,14 @@ import (
 func TestKeysBadInput(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("bad")
-	project := s.project(token)
-	id, _ := s.ingestKey(token, project)
+	project := s.Project(token)
+	id, _ := s.IngestKey(token, project)
 	long := strings.Repeat("x", 5000)
 	cases := []struct {
 		name, method, path, token string
 		body                      any
 		status                    int
-		code                      string
+		code                      apierr.Code
 	}{
 		{"no credentials", "POST", "/v1/keys", "", map[string]any{"type": "ingest"}, 401, "unauthenticated"},
 		{"garbage bearer", "GET", "/v1/keys", "not-a-token", nil, 401, "unauthenticated"},
@@ -64,15 +66,15 @@ func TestKeysBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			requireError(t, s.call(c.method, c.path, c.token, c.body), c.status, c.code)
+			s.Call(c.method, c.path, c.token, c.body).RequireError(t, c.status, c.code)
 		})
 	}
 
 	// Malformed keys are a verdict, not an error: the caller asked a question.
 	for _, k := range []string{"", "lk_ing_", "lk_ing_short", "nope", strings.Repeat("A", 300), "lk_ing_" + strings.Repeat("0", 49), "\x00\xff"} {
-		r := s.verify(token, k)
-		if r.str("code") != "malformed" || r.get("valid") != false {
-			t.Errorf("verify(%q) = %s, want malformed", k, r.raw)
+		r := s.Verify(token, k)
+		if r.Str("code") != "malformed" || r.Get("valid") != false {
+			t.Errorf("verify(%q) = %s, want malformed", k, r.Raw)
 		}
 	}
 }

@@ -46,9 +46,9 @@ func (s *suite) extraGateway(id string, setup ...func(*gateway.Gateway)) (string
 func (s *suite) waitForLiveGateways(token, project string, n int) {
 	s.t.Helper()
 	testutil.Eventually(s.t, 10*time.Second, func() bool {
-		id, _ := s.ingestKey(token, project)
-		r := s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true, "wait_timeout_ms": 2000}))
-		return r.get("receipt.gateways_live") == float64(n) && r.get("receipt.complete") == true
+		id, _ := s.IngestKey(token, project)
+		r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true, "wait_timeout_ms": 2000}))
+		return r.Get("receipt.gateways_live") == float64(n) && r.Get("receipt.complete") == true
 	}, "every gateway to be live")
 }
 
@@ -111,7 +111,7 @@ func sender(url, key string, body []byte, stop <-chan struct{}, out *attempts, w
 func TestRevokeWhileSending(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("revoke-race")
-	project := s.project(token)
+	project := s.Project(token)
 	urls := []string{s.ingest}
 	for _, id := range []string{"gw-b", "gw-c"} {
 		u, _ := s.extraGateway(id)
@@ -119,7 +119,7 @@ func TestRevokeWhileSending(t *testing.T) {
 	}
 	s.waitForLiveGateways(token, project, len(urls))
 
-	id, key := s.ingestKey(token, project)
+	id, key := s.IngestKey(token, project)
 	body := tracesBody(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -138,12 +138,12 @@ func TestRevokeWhileSending(t *testing.T) {
 		return true
 	}, "every sender to be under way")
 
-	r := s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "race", "wait_for_gateways": true}))
+	r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "race", "wait_for_gateways": true}))
 	returned := time.Now()
-	require.Equal(t, float64(len(urls)), r.get("receipt.gateways_live"), r.raw)
-	require.Equal(t, float64(len(urls)), r.get("receipt.gateways_applied"), r.raw)
-	require.Equal(t, true, r.get("receipt.complete"), r.raw)
-	t.Logf("receipt after %v ms", r.get("receipt.waited_ms"))
+	require.Equal(t, float64(len(urls)), r.Get("receipt.gateways_live"), r.Raw)
+	require.Equal(t, float64(len(urls)), r.Get("receipt.gateways_applied"), r.Raw)
+	require.Equal(t, true, r.Get("receipt.complete"), r.Raw)
+	t.Logf("receipt after %v ms", r.Get("receipt.waited_ms"))
 
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		for _, a := range sent {
@@ -181,19 +181,19 @@ func TestNATSOutage(t *testing.T) {
 		g.MaxStaleness = bound
 	}))
 	token, account := s.signUp("outage")
-	project := s.project(token)
-	id2, k2 := s.ingestKey(token, project)
-	_, k1 := s.ingestKey(token, project)
+	project := s.Project(token)
+	id2, k2 := s.IngestKey(token, project)
+	_, k1 := s.IngestKey(token, project)
 	urlB, gwB := s.extraGateway("gw-b")
 	body := string(tracesBody(t))
 	var accepted []string // request ids answered 200
 	postTo := func(url, key string) int {
-		r := s.send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
-		require.NotEqual(t, 500, r.status, r.raw)
-		if r.status == 200 {
-			accepted = append(accepted, r.header.Get("X-Request-Id"))
+		r := s.Send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+		require.NotEqual(t, 500, r.Status, r.Raw)
+		if r.Status == 200 {
+			accepted = append(accepted, r.Header.Get("X-Request-Id"))
 		}
-		return r.status
+		return r.Status
 	}
 	post := func(key string) int { return postTo(s.ingest, key) }
 	require.Equal(t, 200, post(k1))
@@ -201,9 +201,9 @@ func TestNATSOutage(t *testing.T) {
 
 	srv.Stop()
 	testutil.Eventually(t, 5*time.Second, func() bool { return post(k1) == 503 }, "ingest to answer 503 without NATS")
-	r := s.send("POST", s.ingest+"/v1/traces", k1, body, "Content-Type", "application/x-protobuf")
-	requireError(t, r, 503, "unavailable")
-	require.NotEmpty(t, r.header.Get("Retry-After"))
+	r := s.Send("POST", s.ingest+"/v1/traces", k1, body, "Content-Type", "application/x-protobuf")
+	r.RequireError(t, 503, "unavailable")
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
 	health, err := http.Get(s.ingest + "/healthz")
 	require.NoError(t, err)
 	health.Body.Close()
@@ -214,8 +214,8 @@ func TestNATSOutage(t *testing.T) {
 	gwB.Cache.Flush()
 	cachedAt := time.Now()
 	require.Equal(t, 503, postTo(urlB, k2), "verified afresh, then refused for want of NATS")
-	rr := s.must(200, s.call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "outage", "wait_for_gateways": true, "wait_timeout_ms": 200}))
-	require.Equal(t, false, rr.get("receipt.complete"), "without NATS nothing can confirm the revocation: %s", rr.raw)
+	rr := s.Must(200, s.Call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "outage", "wait_for_gateways": true, "wait_timeout_ms": 200}))
+	require.Equal(t, false, rr.Get("receipt.complete"), "without NATS nothing can confirm the revocation: %s", rr.Raw)
 	require.Equal(t, 503, postTo(urlB, k2), "a cached key keeps verifying until the bound")
 	testutil.Eventually(t, bound+3*time.Second, func() bool { return postTo(urlB, k2) == 401 }, "the revoked key to be refused")
 	took := time.Since(cachedAt)
@@ -251,13 +251,13 @@ func TestPerKeyRateLimit(t *testing.T) {
 	]}`), 0o600))
 	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("limited")
-	_, key := s.ingestKey(token, s.project(token))
+	_, key := s.IngestKey(token, s.Project(token))
 	body := string(tracesBody(t))
 	for range 3 {
-		s.must(200, s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf"))
+		s.Must(200, s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf"))
 	}
-	r := s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
-	requireError(t, r, 429, "rate_limited")
-	require.Equal(t, "key", r.str("tier"))
-	require.Equal(t, "2", r.header.Get("Retry-After"))
+	r := s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	r.RequireError(t, 429, "rate_limited")
+	require.Equal(t, "key", r.Str("tier"))
+	require.Equal(t, "2", r.Header.Get("Retry-After"))
 }

@@ -30,86 +30,86 @@ func TestQuickstart(t *testing.T) {
 	s := startSuite(t)
 	token, accountID := s.signUp("quickstart")
 	require.NotEmpty(t, token)
-	project := s.project(token, "https://app.example.com")
+	project := s.Project(token, "https://app.example.com")
 
-	created := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	created := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "prd", "name": "production-web",
 		"metadata": map[string]string{"team": "web"},
 	}))
-	secret, id := created.str("secret"), created.str("key.id")
+	secret, id := created.Str("secret"), created.Str("key.id")
 	require.True(t, strings.HasPrefix(secret, "lk_ing_"), secret)
-	require.Equal(t, "active", created.str("key.status"))
-	require.Equal(t, accountID, created.str("key.account_id"))
-	require.Equal(t, secret[:len("lk_ing_")+8], created.str("key.display_prefix"))
-	require.Equal(t, "web", created.str("key.metadata.team"))
+	require.Equal(t, "active", created.Str("key.status"))
+	require.Equal(t, accountID, created.Str("key.account_id"))
+	require.Equal(t, secret[:len("lk_ing_")+8], created.Str("key.display_prefix"))
+	require.Equal(t, "web", created.Str("key.metadata.team"))
 
 	// The secret is shown once: never again in a read or a listing.
-	got := s.must(200, s.call("GET", "/v1/keys/"+id, token, nil))
-	require.NotContains(t, got.raw, secret)
-	require.NotContains(t, got.raw, secret[len("lk_ing_")+8:])
-	require.Equal(t, id, got.str("key.id"))
-	list := s.must(200, s.call("GET", "/v1/keys?project_id="+project, token, nil))
-	require.NotContains(t, list.raw, secret[len("lk_ing_")+8:])
-	require.Len(t, list.get("keys"), 1)
+	got := s.Must(200, s.Call("GET", "/v1/keys/"+id, token, nil))
+	require.NotContains(t, got.Raw, secret)
+	require.NotContains(t, got.Raw, secret[len("lk_ing_")+8:])
+	require.Equal(t, id, got.Str("key.id"))
+	list := s.Must(200, s.Call("GET", "/v1/keys?project_id="+project, token, nil))
+	require.NotContains(t, list.Raw, secret[len("lk_ing_")+8:])
+	require.Len(t, list.Get("keys"), 1)
 
-	v := s.verify(token, secret, "origin", "https://app.example.com", "capability", "ingest")
-	require.Equal(t, true, v.get("valid"), v.raw)
-	require.Equal(t, "ok", v.str("code"))
-	require.Equal(t, []any{"https://app.example.com"}, v.get("allowed_origins"))
-	require.Equal(t, "origin_not_allowed", s.verify(token, secret, "origin", "https://evil.example.com").str("code"))
-	require.Equal(t, "insufficient_capability", s.verify(token, secret, "capability", "keys:write").str("code"))
+	v := s.Verify(token, secret, "origin", "https://app.example.com", "capability", "ingest")
+	require.Equal(t, true, v.Get("valid"), v.Raw)
+	require.Equal(t, "ok", v.Str("code"))
+	require.Equal(t, []any{"https://app.example.com"}, v.Get("allowed_origins"))
+	require.Equal(t, "origin_not_allowed", s.Verify(token, secret, "origin", "https://evil.example.com").Str("code"))
+	require.Equal(t, "insufficient_capability", s.Verify(token, secret, "capability", "keys:write").Str("code"))
 
-	rotated := s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}))
-	secret2, id2 := rotated.str("secret"), rotated.str("key.id")
+	rotated := s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}))
+	secret2, id2 := rotated.Str("secret"), rotated.Str("key.id")
 	require.NotEqual(t, secret, secret2)
-	require.Equal(t, id, rotated.str("previous.id"))
-	require.Equal(t, "grace", rotated.str("previous.status"))
-	require.Equal(t, id2, rotated.str("previous.rotated_to_id"))
-	graceUntil, err := time.Parse(time.RFC3339Nano, rotated.str("previous.grace_until"))
+	require.Equal(t, id, rotated.Str("previous.id"))
+	require.Equal(t, "grace", rotated.Str("previous.status"))
+	require.Equal(t, id2, rotated.Str("previous.rotated_to_id"))
+	graceUntil, err := time.Parse(time.RFC3339Nano, rotated.Str("previous.grace_until"))
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now().Add(24*time.Hour), graceUntil, time.Minute, "the default grace is 24h")
-	require.Equal(t, true, s.verify(token, secret).get("valid"), "the old key works during grace")
-	require.Equal(t, true, s.verify(token, secret2).get("valid"))
+	require.Equal(t, true, s.Verify(token, secret).Get("valid"), "the old key works during grace")
+	require.Equal(t, true, s.Verify(token, secret2).Get("valid"))
 
-	revoked := s.must(200, s.call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "leaked"}))
-	require.NotEmpty(t, revoked.str("key.revoked_at"))
-	require.Equal(t, "leaked", revoked.str("key.revoke_reason"))
-	require.Equal(t, "revoked", revoked.str("key.status"))
-	v = s.verify(token, secret2)
-	require.Equal(t, false, v.get("valid"))
-	require.Equal(t, "revoked", v.str("code"))
+	revoked := s.Must(200, s.Call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "leaked"}))
+	require.NotEmpty(t, revoked.Str("key.revoked_at"))
+	require.Equal(t, "leaked", revoked.Str("key.revoke_reason"))
+	require.Equal(t, "revoked", revoked.Str("key.status"))
+	v = s.Verify(token, secret2)
+	require.Equal(t, false, v.Get("valid"))
+	require.Equal(t, "revoked", v.Str("code"))
 
 	// Revoking again changes nothing and is not an error.
-	again := s.must(200, s.call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "other"}))
-	require.Equal(t, revoked.str("key.revoked_at"), again.str("key.revoked_at"))
-	require.Equal(t, "leaked", again.str("key.revoke_reason"))
+	again := s.Must(200, s.Call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "other"}))
+	require.Equal(t, revoked.Str("key.revoked_at"), again.Str("key.revoked_at"))
+	require.Equal(t, "leaked", again.Str("key.revoke_reason"))
 
-	requireError(t, s.call("GET", "/v1/keys", "", nil), 401, "unauthenticated")
+	s.Call("GET", "/v1/keys", "", nil).RequireError(t, 401, "unauthenticated")
 }
 
 func TestRotationGraceAndExpiry(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("grace")
-	project := s.project(token)
-	id, secret := s.ingestKey(token, project)
+	project := s.Project(token)
+	id, secret := s.IngestKey(token, project)
 
-	r := s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{"grace_period_seconds": 0}))
-	v := s.verify(token, secret)
-	require.Equal(t, "expired", v.str("code"), "a zero grace ends the old key at once")
-	require.Equal(t, "expired", v.str("key.status"))
-	requireError(t, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}), 409, "conflict")
-	requireError(t, s.call("POST", "/v1/keys/"+r.str("key.id")+":rotate", token, map[string]any{"grace_period_seconds": -1}), 400, "invalid_argument")
+	r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{"grace_period_seconds": 0}))
+	v := s.Verify(token, secret)
+	require.Equal(t, "expired", v.Str("code"), "a zero grace ends the old key at once")
+	require.Equal(t, "expired", v.Str("key.status"))
+	s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}).RequireError(t, 409, "conflict")
+	s.Call("POST", "/v1/keys/"+r.Str("key.id")+":rotate", token, map[string]any{"grace_period_seconds": -1}).RequireError(t, 400, "invalid_argument")
 
 	// An expiry in the past is refused; one in the near future takes effect.
-	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{
+	s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "dev", "expires_at": time.Now().Add(-time.Hour).Format(time.RFC3339),
-	}), 400, "invalid_argument")
-	soon := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	}).RequireError(t, 400, "invalid_argument")
+	soon := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "dev", "expires_at": time.Now().Add(1500 * time.Millisecond).Format(time.RFC3339Nano),
 	}))
-	require.Equal(t, "ok", s.verify(token, soon.str("secret")).str("code"))
+	require.Equal(t, "ok", s.Verify(token, soon.Str("secret")).Str("code"))
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.verify(token, soon.str("secret")).str("code") == "expired"
+		return s.Verify(token, soon.Str("secret")).Str("code") == "expired"
 	}, "the key to expire")
 }
 
@@ -117,53 +117,53 @@ func TestKeysAreScopedToTheirAccount(t *testing.T) {
 	s := startSuite(t)
 	alice, _ := s.signUp("alice")
 	bob, _ := s.signUp("bob")
-	aliceProject := s.project(alice)
-	id, secret := s.ingestKey(alice, aliceProject)
+	aliceProject := s.Project(alice)
+	id, secret := s.IngestKey(alice, aliceProject)
 
-	requireError(t, s.call("GET", "/v1/keys/"+id, bob, nil), 404, "not_found")
-	requireError(t, s.call("POST", "/v1/keys/"+id+":revoke", bob, map[string]any{}), 404, "not_found")
-	requireError(t, s.call("POST", "/v1/keys/"+id+":rotate", bob, map[string]any{}), 404, "not_found")
-	requireError(t, s.call("PATCH", "/v1/keys/"+id, bob, map[string]any{"name": "x"}), 404, "not_found")
-	require.Equal(t, "not_found", s.verify(bob, secret).str("code"), "bob cannot probe alice's keys")
-	require.Nil(t, s.verify(bob, secret).get("key"))
-	requireError(t, s.call("POST", "/v1/keys", bob, map[string]any{"type": "ingest", "project_id": aliceProject, "environment": "prd"}), 404, "not_found")
-	require.Empty(t, s.must(200, s.call("GET", "/v1/keys", bob, nil)).get("keys"))
+	s.Call("GET", "/v1/keys/"+id, bob, nil).RequireError(t, 404, "not_found")
+	s.Call("POST", "/v1/keys/"+id+":revoke", bob, map[string]any{}).RequireError(t, 404, "not_found")
+	s.Call("POST", "/v1/keys/"+id+":rotate", bob, map[string]any{}).RequireError(t, 404, "not_found")
+	s.Call("PATCH", "/v1/keys/"+id, bob, map[string]any{"name": "x"}).RequireError(t, 404, "not_found")
+	require.Equal(t, "not_found", s.Verify(bob, secret).Str("code"), "bob cannot probe alice's keys")
+	require.Nil(t, s.Verify(bob, secret).Get("key"))
+	s.Call("POST", "/v1/keys", bob, map[string]any{"type": "ingest", "project_id": aliceProject, "environment": "prd"}).RequireError(t, 404, "not_found")
+	require.Empty(t, s.Must(200, s.Call("GET", "/v1/keys", bob, nil)).Get("keys"))
 	// The operator (and gateways, which use its token) can verify any key.
-	require.Equal(t, true, s.verify(s.operator, secret).get("valid"))
+	require.Equal(t, true, s.Verify(s.operator, secret).Get("valid"))
 }
 
 func TestListFiltersAndPagination(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("lister")
-	p1, p2 := s.project(token), s.project(token)
+	p1, p2 := s.Project(token), s.Project(token)
 	var want []string
 	for i := range 5 {
 		p, env := p1, "prd"
 		if i%2 == 1 {
 			p, env = p2, "dev"
 		}
-		r := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": p, "environment": env, "name": fmt.Sprint("k", i)}))
-		want = append([]string{r.str("key.id")}, want...) // newest first
+		r := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": p, "environment": env, "name": fmt.Sprint("k", i)}))
+		want = append([]string{r.Str("key.id")}, want...) // newest first
 	}
 	revoked := want[0]
-	s.must(200, s.call("POST", "/v1/keys/"+revoked+":revoke", token, map[string]any{}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+revoked+":revoke", token, map[string]any{}))
 
 	var seen []string
 	pageToken := ""
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 10)
-		r := s.must(200, s.call("GET", "/v1/keys?page_size=2&page_token="+pageToken, token, nil))
-		for _, k := range r.get("keys").([]any) {
+		r := s.Must(200, s.Call("GET", "/v1/keys?page_size=2&page_token="+pageToken, token, nil))
+		for _, k := range r.Get("keys").([]any) {
 			seen = append(seen, k.(map[string]any)["id"].(string))
 		}
-		if pageToken = r.str("next_page_token"); pageToken == "" {
+		if pageToken = r.Str("next_page_token"); pageToken == "" {
 			break
 		}
 	}
 	require.Equal(t, want, seen, "pages cover every key once, newest first")
 
 	count := func(query string) int {
-		return len(s.must(200, s.call("GET", "/v1/keys?"+query, token, nil)).get("keys").([]any))
+		return len(s.Must(200, s.Call("GET", "/v1/keys?"+query, token, nil)).Get("keys").([]any))
 	}
 	require.Equal(t, 3, count("project_id="+p1))
 	require.Equal(t, 2, count("project_id="+p2+"&environment=dev"))
@@ -176,19 +176,19 @@ func TestListFiltersAndPagination(t *testing.T) {
 func TestUpdateKey(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("updater")
-	project := s.project(token)
-	id, secret := s.ingestKey(token, project)
+	project := s.Project(token)
+	id, secret := s.IngestKey(token, project)
 
-	r := s.must(200, s.call("PATCH", "/v1/keys/"+id, token, map[string]any{"name": "renamed", "metadata": map[string]string{"a": "b"}}))
-	require.Equal(t, "renamed", r.str("key.name"))
-	require.Equal(t, "b", r.str("key.metadata.a"))
-	require.Equal(t, "prd", r.str("key.environment"), "fields not sent stay as they were")
-	requireError(t, s.call("PATCH", "/v1/keys/"+id, token, map[string]any{"capabilities": []string{"keys:write"}}), 400, "invalid_argument")
-	requireError(t, s.call("PATCH", "/v1/keys/"+id, token, map[string]any{"environment": "dev"}), 400, "invalid_argument")
-	requireError(t, s.call("PATCH", "/v1/keys/"+id, token, map[string]any{}), 400, "invalid_argument")
+	r := s.Must(200, s.Call("PATCH", "/v1/keys/"+id, token, map[string]any{"name": "renamed", "metadata": map[string]string{"a": "b"}}))
+	require.Equal(t, "renamed", r.Str("key.name"))
+	require.Equal(t, "b", r.Str("key.metadata.a"))
+	require.Equal(t, "prd", r.Str("key.environment"), "fields not sent stay as they were")
+	s.Call("PATCH", "/v1/keys/"+id, token, map[string]any{"capabilities": []string{"keys:write"}}).RequireError(t, 400, "invalid_argument")
+	s.Call("PATCH", "/v1/keys/"+id, token, map[string]any{"environment": "dev"}).RequireError(t, 400, "invalid_argument")
+	s.Call("PATCH", "/v1/keys/"+id, token, map[string]any{}).RequireError(t, 400, "invalid_argument")
 	exp := time.Now().Add(-time.Minute).Format(time.RFC3339)
-	requireError(t, s.call("PATCH", "/v1/keys/"+id, token, map[string]any{"expires_at": exp}), 400, "invalid_argument")
-	require.Equal(t, "ok", s.verify(token, secret).str("code"))
+	s.Call("PATCH", "/v1/keys/"+id, token, map[string]any{"expires_at": exp}).RequireError(t, 400, "invalid_argument")
+	require.Equal(t, "ok", s.Verify(token, secret).Str("code"))
 }
 
 // TestAccountKeys covers management keys: the pro plan, step-up, capabilities and the rule
@@ -200,69 +200,69 @@ func TestAccountKeys(t *testing.T) {
 		k.DirectoryTTL = time.Hour
 	}))
 	token, accountID := s.signUp("pro")
-	project := s.project(token)
+	project := s.Project(token)
 	create := map[string]any{"type": "account", "name": "ci", "capabilities": []string{"keys:read", "keys:write", "projects:read"}}
 
-	requireError(t, s.call("POST", "/v1/keys", token, create), 403, "plan_required")
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.Call("POST", "/v1/keys", token, create).RequireError(t, 403, "plan_required")
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.call("POST", "/v1/keys", token, create).str("error") == "step_up_required"
+		return s.Call("POST", "/v1/keys", token, create).Str("error") == "step_up_required"
 	}, "the plan change to reach keys")
-	requireError(t, s.call("POST", "/v1/account/verify-password", token, map[string]any{"password": "wrong-password-123"}), 401, "unauthenticated")
-	s.must(200, s.call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
-	r := s.must(200, s.call("POST", "/v1/keys", token, create))
-	acctKey, acctKeyID := r.str("secret"), r.str("key.id")
+	s.Call("POST", "/v1/account/verify-password", token, map[string]any{"password": "wrong-password-123"}).RequireError(t, 401, "unauthenticated")
+	s.Must(200, s.Call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
+	r := s.Must(200, s.Call("POST", "/v1/keys", token, create))
+	acctKey, acctKeyID := r.Str("secret"), r.Str("key.id")
 	require.True(t, strings.HasPrefix(acctKey, "lk_acct_"))
-	require.Empty(t, r.str("key.project_id"))
+	require.Empty(t, r.Str("key.project_id"))
 
 	// The account key manages ingest keys of its account...
-	ing := s.must(200, s.call("POST", "/v1/keys", acctKey, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
-	require.Equal(t, acctKeyID, ing.str("key.created_by"))
-	s.must(200, s.call("GET", "/v1/keys", acctKey, nil))
-	s.must(200, s.call("GET", "/v1/projects", acctKey, nil))
+	ing := s.Must(200, s.Call("POST", "/v1/keys", acctKey, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
+	require.Equal(t, acctKeyID, ing.Str("key.created_by"))
+	s.Must(200, s.Call("GET", "/v1/keys", acctKey, nil))
+	s.Must(200, s.Call("GET", "/v1/projects", acctKey, nil))
 	// ...but never mints or rotates an account key, nor widens one.
-	requireError(t, s.call("POST", "/v1/keys", acctKey, create), 403, "permission_denied")
-	requireError(t, s.call("POST", "/v1/keys/"+acctKeyID+":rotate", acctKey, map[string]any{}), 403, "permission_denied")
-	requireError(t, s.call("PATCH", "/v1/keys/"+acctKeyID, acctKey, map[string]any{"capabilities": []string{"keys:read", "keys:write", "audit:read"}}), 403, "permission_denied")
+	s.Call("POST", "/v1/keys", acctKey, create).RequireError(t, 403, "permission_denied")
+	s.Call("POST", "/v1/keys/"+acctKeyID+":rotate", acctKey, map[string]any{}).RequireError(t, 403, "permission_denied")
+	s.Call("PATCH", "/v1/keys/"+acctKeyID, acctKey, map[string]any{"capabilities": []string{"keys:read", "keys:write", "audit:read"}}).RequireError(t, 403, "permission_denied")
 	// An ingest key is no management credential.
-	requireError(t, s.call("GET", "/v1/keys", ing.str("secret"), nil), 401, "unauthenticated")
+	s.Call("GET", "/v1/keys", ing.Str("secret"), nil).RequireError(t, 401, "unauthenticated")
 
-	readOnly := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).str("secret")
-	requireError(t, s.call("POST", "/v1/keys", readOnly, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}), 403, "insufficient_capability")
-	s.must(200, s.call("GET", "/v1/keys", readOnly, nil))
+	readOnly := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).Str("secret")
+	s.Call("POST", "/v1/keys", readOnly, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}).RequireError(t, 403, "insufficient_capability")
+	s.Must(200, s.Call("GET", "/v1/keys", readOnly, nil))
 
 	// Suspended, the account's keys stop authenticating; reinstated, they work again.
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "unpaid"}))
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "unpaid"}))
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.call("GET", "/v1/keys", acctKey, nil).str("error") == "account_suspended"
+		return s.Call("GET", "/v1/keys", acctKey, nil).Str("error") == "account_suspended"
 	}, "the suspension to reach keys")
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":reinstate", s.operator, map[string]any{}))
-	testutil.Eventually(t, 5*time.Second, func() bool { return s.call("GET", "/v1/keys", acctKey, nil).status == 200 }, "the reinstatement to reach keys")
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":reinstate", s.operator, map[string]any{}))
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.Call("GET", "/v1/keys", acctKey, nil).Status == 200 }, "the reinstatement to reach keys")
 
 	// Revoked, the account key stops authenticating.
-	s.must(200, s.call("POST", "/v1/keys/"+acctKeyID+":revoke", token, map[string]any{}))
-	requireError(t, s.call("GET", "/v1/keys", acctKey, nil), 401, "unauthenticated")
+	s.Must(200, s.Call("POST", "/v1/keys/"+acctKeyID+":revoke", token, map[string]any{}))
+	s.Call("GET", "/v1/keys", acctKey, nil).RequireError(t, 401, "unauthenticated")
 }
 
 func TestSuspendedAccountKeysStopVerifying(t *testing.T) {
 	s := startSuite(t)
 	token, accountID := s.signUp("suspend")
-	_, secret := s.ingestKey(token, s.project(token))
-	require.Equal(t, "ok", s.verify(s.operator, secret).str("code"))
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "abuse"}))
+	_, secret := s.IngestKey(token, s.Project(token))
+	require.Equal(t, "ok", s.Verify(s.operator, secret).Str("code"))
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "abuse"}))
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.verify(s.operator, secret).str("code") == "account_suspended"
+		return s.Verify(s.operator, secret).Str("code") == "account_suspended"
 	}, "suspension to reach keys")
 }
 
 func TestLastUsedAtIsKept(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("usage")
-	id, secret := s.ingestKey(token, s.project(token))
-	require.Empty(t, s.must(200, s.call("GET", "/v1/keys/"+id, token, nil)).str("key.last_used_at"))
-	s.verify(s.operator, secret)
+	id, secret := s.IngestKey(token, s.Project(token))
+	require.Empty(t, s.Must(200, s.Call("GET", "/v1/keys/"+id, token, nil)).Str("key.last_used_at"))
+	s.Verify(s.operator, secret)
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.must(200, s.call("GET", "/v1/keys/"+id, token, nil)).str("key.last_used_at") != ""
+		return s.Must(200, s.Call("GET", "/v1/keys/"+id, token, nil)).Str("key.last_used_at") != ""
 	}, "last_used_at to be written")
 }
 
@@ -279,10 +279,10 @@ func TestEventsReachTheStream(t *testing.T) {
 	defer sub.Unsubscribe()
 
 	token, accountID := s.signUp("events")
-	id, _ := s.ingestKey(token, s.project(token))
-	s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}))
+	id, _ := s.IngestKey(token, s.Project(token))
+	s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}))
 	start := time.Now()
-	s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "test"}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "test"}))
 	select {
 	case m := <-revokes:
 		t.Logf("key.revoked arrived %s after the call began", time.Since(start))
@@ -321,7 +321,7 @@ func TestEventsReachTheStream(t *testing.T) {
 func TestGRPCSurface(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("grpc")
-	_, secret := s.ingestKey(token, s.project(token))
+	_, secret := s.IngestKey(token, s.Project(token))
 	conn, err := grpc.NewClient(s.keysGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()
@@ -347,13 +347,13 @@ func TestGRPCSurface(t *testing.T) {
 func TestStaleTokenDoesNotBlockLogin(t *testing.T) {
 	s := startSuite(t)
 	email := "stale-" + testutil.Suffix() + "@example.com"
-	r := s.must(200, s.call("POST", "/v1/accounts", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9", "account_name": "stale"}))
-	old := r.str("session.token")
-	s.must(200, s.call("DELETE", "/v1/sessions/current", old, nil))
-	requireError(t, s.call("GET", "/v1/account", old, nil), 401, "unauthenticated")
-	requireError(t, s.call("GET", "/v1/keys", old, nil), 401, "unauthenticated")
-	login := s.must(200, s.call("POST", "/v1/sessions", old, map[string]any{"email": email, "password": "Correct-Horse-Battery-9"}))
-	s.must(200, s.call("GET", "/v1/keys", login.str("session.token"), nil))
+	r := s.Must(200, s.Call("POST", "/v1/accounts", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9", "account_name": "stale"}))
+	old := r.Str("session.token")
+	s.Must(200, s.Call("DELETE", "/v1/sessions/current", old, nil))
+	s.Call("GET", "/v1/account", old, nil).RequireError(t, 401, "unauthenticated")
+	s.Call("GET", "/v1/keys", old, nil).RequireError(t, 401, "unauthenticated")
+	login := s.Must(200, s.Call("POST", "/v1/sessions", old, map[string]any{"email": email, "password": "Correct-Horse-Battery-9"}))
+	s.Must(200, s.Call("GET", "/v1/keys", login.Str("session.token"), nil))
 }
 
 // proAccount signs up an account on the pro plan (account keys need it) and returns a
@@ -361,16 +361,10 @@ func TestStaleTokenDoesNotBlockLogin(t *testing.T) {
 // the same user that has not.
 func (s *suite) proAccount(name string) (steppedUp, accountID, plain string) {
 	s.t.Helper()
-	userSeq++
-	email := fmt.Sprintf("%s-%d-%s@example.com", name, userSeq, testutil.Suffix())
-	r := s.must(200, s.call("POST", "/v1/accounts", "", map[string]any{
-		"email": email, "password": "Correct-Horse-Battery-9", "account_name": name,
-	}))
-	steppedUp, accountID = r.str("session.token"), r.str("account.id")
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
-	s.must(200, s.call("POST", "/v1/account/verify-password", steppedUp, map[string]any{"password": "Correct-Horse-Battery-9"}))
-	plain = s.must(200, s.call("POST", "/v1/sessions", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9"})).str("session.token")
-	return steppedUp, accountID, plain
+	a := s.SignUp(name)
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+a.AccountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.Must(200, s.Call("POST", "/v1/account/verify-password", a.Token, map[string]any{"password": a.Password}))
+	return a.Token, a.AccountID, s.Login(a.Email, a.Password)
 }
 
 // TestNoUpdateRevivesAKey: a key that can no longer be used (expired, revoked, past its
@@ -379,48 +373,48 @@ func (s *suite) proAccount(name string) (steppedUp, accountID, plain string) {
 func TestNoUpdateRevivesAKey(t *testing.T) {
 	s := startSuite(t)
 	token, _, plain := s.proAccount("revive")
-	project := s.project(token)
+	project := s.Project(token)
 	later := time.Now().Add(time.Hour).Format(time.RFC3339)
-	patch := func(id, tok string, body map[string]any, query ...string) reply {
-		return s.call("PATCH", "/v1/keys/"+id+strings.Join(query, ""), tok, body)
+	patch := func(id, tok string, body map[string]any, query ...string) testutil.Reply {
+		return s.Call("PATCH", "/v1/keys/"+id+strings.Join(query, ""), tok, body)
 	}
 
-	soon := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	soon := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "dev", "expires_at": time.Now().Add(1500 * time.Millisecond).Format(time.RFC3339Nano),
 	}))
-	expired, expiredSecret := soon.str("key.id"), soon.str("secret")
-	testutil.Eventually(t, 5*time.Second, func() bool { return s.verify(token, expiredSecret).str("code") == "expired" }, "the key to expire")
+	expired, expiredSecret := soon.Str("key.id"), soon.Str("secret")
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.Verify(token, expiredSecret).Str("code") == "expired" }, "the key to expire")
 	// Each with an expiry, so that removing it would be a change.
 	withExpiry := func() (string, string) {
-		r := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		r := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 			"type": "ingest", "project_id": project, "environment": "dev", "expires_at": later,
 		}))
-		return r.str("key.id"), r.str("secret")
+		return r.Str("key.id"), r.Str("secret")
 	}
 	revoked, revokedSecret := withExpiry()
-	s.must(200, s.call("POST", "/v1/keys/"+revoked+":revoke", token, map[string]any{}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+revoked+":revoke", token, map[string]any{}))
 	rotated, rotatedSecret := withExpiry()
-	s.must(200, s.call("POST", "/v1/keys/"+rotated+":rotate", token, map[string]any{"grace_period_seconds": 0}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+rotated+":rotate", token, map[string]any{"grace_period_seconds": 0}))
 	dead := map[string]string{expired: expiredSecret, revoked: revokedSecret, rotated: rotatedSecret}
 	for id, secret := range dead {
-		requireError(t, patch(id, token, map[string]any{"expires_at": time.Now().Add(2 * time.Hour).Format(time.RFC3339)}), 409, "conflict")
-		requireError(t, patch(id, token, map[string]any{}, "?update_mask=expires_at"), 409, "conflict")
-		requireError(t, patch(id, token, map[string]any{"capabilities": []string{"ingest"}, "expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}), 409, "conflict")
-		require.NotEqual(t, "ok", s.verify(token, secret).str("code"), id)
+		patch(id, token, map[string]any{"expires_at": time.Now().Add(2 * time.Hour).Format(time.RFC3339)}).RequireError(t, 409, "conflict")
+		patch(id, token, map[string]any{}, "?update_mask=expires_at").RequireError(t, 409, "conflict")
+		patch(id, token, map[string]any{"capabilities": []string{"ingest"}, "expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}).RequireError(t, 409, "conflict")
+		require.NotEqual(t, "ok", s.Verify(token, secret).Str("code"), id)
 		// Renaming is bookkeeping, not revival.
-		s.must(200, patch(id, token, map[string]any{"name": "retired"}))
+		s.Must(200, patch(id, token, map[string]any{"name": "retired"}))
 	}
 
 	// Account keys: a later or removed expiry or more capabilities need a stepped-up
 	// session; another account key (or the key itself) never may.
-	admin := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	admin := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "account", "capabilities": []string{"keys:read", "keys:write"}, "expires_at": later,
 	}))
-	adminKey, adminID := admin.str("secret"), admin.str("key.id")
-	narrow := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	adminKey, adminID := admin.Str("secret"), admin.Str("key.id")
+	narrow := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "account", "capabilities": []string{"keys:read"}, "expires_at": later,
 	}))
-	narrowID := narrow.str("key.id")
+	narrowID := narrow.Str("key.id")
 	muchLater := time.Now().Add(48 * time.Hour).Format(time.RFC3339)
 	widen := []struct {
 		body  map[string]any
@@ -431,14 +425,14 @@ func TestNoUpdateRevivesAKey(t *testing.T) {
 		{map[string]any{"capabilities": []string{"keys:read", "audit:read"}}, ""},
 	}
 	for _, w := range widen {
-		requireError(t, patch(narrowID, adminKey, w.body, w.query), 403, "permission_denied")
-		requireError(t, patch(adminID, adminKey, w.body, w.query), 403, "permission_denied")
-		requireError(t, patch(narrowID, plain, w.body, w.query), 403, "step_up_required")
+		patch(narrowID, adminKey, w.body, w.query).RequireError(t, 403, "permission_denied")
+		patch(adminID, adminKey, w.body, w.query).RequireError(t, 403, "permission_denied")
+		patch(narrowID, plain, w.body, w.query).RequireError(t, 403, "step_up_required")
 	}
 	// Narrowing needs no step-up, and the stepped-up session may widen.
-	s.must(200, patch(narrowID, plain, map[string]any{"expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}))
-	r := s.must(200, patch(narrowID, token, map[string]any{"capabilities": []string{"keys:read", "audit:read"}, "expires_at": muchLater}))
-	require.ElementsMatch(t, []string{"keys:read", "audit:read"}, r.get("key.capabilities"))
+	s.Must(200, patch(narrowID, plain, map[string]any{"expires_at": time.Now().Add(30 * time.Minute).Format(time.RFC3339)}))
+	r := s.Must(200, patch(narrowID, token, map[string]any{"capabilities": []string{"keys:read", "audit:read"}, "expires_at": muchLater}))
+	require.ElementsMatch(t, []string{"keys:read", "audit:read"}, r.Get("key.capabilities"))
 }
 
 // TestKeysOfADeletedProject: once its project is deleted, a key stops working at the
@@ -449,27 +443,27 @@ func TestKeysOfADeletedProject(t *testing.T) {
 		k.DirectoryTTL = time.Hour
 	}))
 	token, _ := s.signUp("deleted")
-	project := s.project(token)
-	id, key := s.ingestKey(token, project)
+	project := s.Project(token)
+	id, key := s.IngestKey(token, project)
 	body := string(tracesBody(t))
-	post := func() reply {
-		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	post := func() testutil.Reply {
+		return s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
 	}
-	s.must(200, post())
-	s.must(200, s.call("DELETE", "/v1/projects/"+project, token, nil))
-	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 401 }, "the gateway to refuse the deleted project's key")
-	requireError(t, post(), 401, "unauthenticated")
+	s.Must(200, post())
+	s.Must(200, s.Call("DELETE", "/v1/projects/"+project, token, nil))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().Status == 401 }, "the gateway to refuse the deleted project's key")
+	post().RequireError(t, 401, "unauthenticated")
 
-	r := s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})
-	requireError(t, r, 404, "not_found")
-	require.Contains(t, r.str("message"), project)
-	k := s.must(200, s.call("GET", "/v1/keys/"+id, token, nil))
-	require.Equal(t, "active", k.str("key.status"), "a refused rotation changes nothing")
-	require.Empty(t, k.str("key.rotated_to_id"))
-	require.Len(t, s.must(200, s.call("GET", "/v1/keys", token, nil)).get("keys"), 1, "and mints nothing")
-	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{
+	r := s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})
+	r.RequireError(t, 404, "not_found")
+	require.Contains(t, r.Str("message"), project)
+	k := s.Must(200, s.Call("GET", "/v1/keys/"+id, token, nil))
+	require.Equal(t, "active", k.Str("key.status"), "a refused rotation changes nothing")
+	require.Empty(t, k.Str("key.rotated_to_id"))
+	require.Len(t, s.Must(200, s.Call("GET", "/v1/keys", token, nil)).Get("keys"), 1, "and mints nothing")
+	s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "prd",
-	}), 404, "not_found")
+	}).RequireError(t, 404, "not_found")
 }
 
 // TestFailedChangesSpendNoCap: caps are taken in the change's own transaction, so a change
@@ -483,20 +477,20 @@ func TestFailedChangesSpendNoCap(t *testing.T) {
 	}))
 	token, _, _ := s.proAccount("caps")
 	for range 3 {
-		requireError(t, s.call("DELETE", "/v1/projects/prj_01J00000000000000000000000", token, nil), 404, "not_found")
+		s.Call("DELETE", "/v1/projects/prj_01J00000000000000000000000", token, nil).RequireError(t, 404, "not_found")
 	}
-	project := s.project(token)
-	s.project(token)
-	requireError(t, s.call("POST", "/v1/projects", token, map[string]any{"name": "third"}), 429, "rate_limited")
+	project := s.Project(token)
+	s.Project(token)
+	s.Call("POST", "/v1/projects", token, map[string]any{"name": "third"}).RequireError(t, 429, "rate_limited")
 
-	acct := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).str("key.id")
+	acct := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).Str("key.id")
 	for range 3 {
-		requireError(t, s.call("POST", "/v1/keys/"+acct+":rotate", token, map[string]any{}), 429, "rate_limited")
+		s.Call("POST", "/v1/keys/"+acct+":rotate", token, map[string]any{}).RequireError(t, 429, "rate_limited")
 	}
-	id, _ := s.ingestKey(token, project)
-	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
-	id = s.must(200, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).str("key.id")
-	requireError(t, s.call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}), 429, "rate_limited")
+	id, _ := s.IngestKey(token, project)
+	id = s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).Str("key.id")
+	id = s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).Str("key.id")
+	s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{}).RequireError(t, 429, "rate_limited")
 }
 
 // TestNoKeyOutlivesItsEnvironment: a project cannot drop an environment that live keys
@@ -510,47 +504,47 @@ func TestNoKeyOutlivesItsEnvironment(t *testing.T) {
 		k.DirectoryTTL = time.Hour
 	}))
 	token, _ := s.signUp("envs")
-	project := s.project(token)
-	prd, key := s.ingestKey(token, project)
-	graced, _ := s.ingestKey(token, project)
-	successor := s.must(200, s.call("POST", "/v1/keys/"+graced+":rotate", token, map[string]any{"grace_period_seconds": 3600})).str("key.id")
-	s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
+	project := s.Project(token)
+	prd, key := s.IngestKey(token, project)
+	graced, _ := s.IngestKey(token, project)
+	successor := s.Must(200, s.Call("POST", "/v1/keys/"+graced+":rotate", token, map[string]any{"grace_period_seconds": 3600})).Str("key.id")
+	s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
 	body := string(tracesBody(t))
-	post := func(key string) reply {
-		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	post := func(key string) testutil.Reply {
+		return s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
 	}
-	s.must(200, post(key))
+	s.Must(200, post(key))
 
 	drop := map[string]any{"environments": []string{"dev", "stg"}}
-	r := s.call("PATCH", "/v1/projects/"+project, token, drop)
-	requireError(t, r, 409, "conflict")
+	r := s.Call("PATCH", "/v1/projects/"+project, token, drop)
+	r.RequireError(t, 409, "conflict")
 	for _, id := range []string{prd, graced, successor} {
-		require.Contains(t, r.str("message"), id)
+		require.Contains(t, r.Str("message"), id)
 	}
-	require.Contains(t, r.str("message"), "prd")
-	require.Equal(t, []any{"dev", "stg", "prd"}, s.must(200, s.call("GET", "/v1/projects/"+project, token, nil)).get("project.environments"))
-	s.must(200, post(key))
+	require.Contains(t, r.Str("message"), "prd")
+	require.Equal(t, []any{"dev", "stg", "prd"}, s.Must(200, s.Call("GET", "/v1/projects/"+project, token, nil)).Get("project.environments"))
+	s.Must(200, post(key))
 	// Adding an environment, or dropping one no live key uses, asks nothing of anyone.
-	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd", "qa"}}))
-	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+	s.Must(200, s.Call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd", "qa"}}))
+	s.Must(200, s.Call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
 
 	for _, id := range []string{prd, graced, successor} {
-		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+		s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
 	}
-	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, drop))
-	requireError(t, post(key), 401, "unauthenticated")
-	requireError(t, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}), 400, "invalid_argument")
-	s.must(200, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
-	requireError(t, post(key), 401, "unauthenticated")
+	s.Must(200, s.Call("PATCH", "/v1/projects/"+project, token, drop))
+	post(key).RequireError(t, 401, "unauthenticated")
+	s.Call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}).RequireError(t, 400, "invalid_argument")
+	s.Must(200, s.Call("PATCH", "/v1/projects/"+project, token, map[string]any{"environments": []string{"dev", "stg", "prd"}}))
+	post(key).RequireError(t, 401, "unauthenticated")
 
 	// A stg key, then stg gone from under it behind the API's back (the end state of a key
 	// minted while the drop was under way): the key does not verify.
-	stg := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "stg"})).str("secret")
-	require.Equal(t, "ok", s.verify(s.operator, stg).str("code"))
+	stg := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "stg"})).Str("secret")
+	require.Equal(t, "ok", s.Verify(s.operator, stg).Str("code"))
 	conn, err := pgx.Connect(context.Background(), s.dbURL)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(context.Background(), `UPDATE accounts.projects SET environments = array_remove(environments, 'stg') WHERE id = $1`, project)
 	require.NoError(t, err)
-	require.Equal(t, "not_found", s.verify(s.operator, stg).str("code"))
+	require.Equal(t, "not_found", s.Verify(s.operator, stg).Str("code"))
 }
