@@ -191,59 +191,6 @@ func TestUpdateKey(t *testing.T) {
 	require.Equal(t, "ok", s.Verify(token, secret).Str("code"))
 }
 
-// TestAccountKeys covers management keys: the pro plan, step-up, capabilities and the rule
-// that an account key never mints another.
-func TestAccountKeys(t *testing.T) {
-	// The keys service keeps account facts for an hour: the plan change, the suspension
-	// and the reinstatement below reach it by their events alone.
-	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
-		k.DirectoryTTL = time.Hour
-	}))
-	token, accountID := s.signUp("pro")
-	project := s.Project(token)
-	create := map[string]any{"type": "account", "name": "ci", "capabilities": []string{"keys:read", "keys:write", "projects:read"}}
-
-	s.Call("POST", "/v1/keys", token, create).RequireError(t, 403, "plan_required")
-	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
-	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.Call("POST", "/v1/keys", token, create).Str("error") == "step_up_required"
-	}, "the plan change to reach keys")
-	s.Call("POST", "/v1/account/verify-password", token, map[string]any{"password": "wrong-password-123"}).RequireError(t, 401, "unauthenticated")
-	s.Must(200, s.Call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
-	r := s.Must(200, s.Call("POST", "/v1/keys", token, create))
-	acctKey, acctKeyID := r.Str("secret"), r.Str("key.id")
-	require.True(t, strings.HasPrefix(acctKey, "lk_acct_"))
-	require.Empty(t, r.Str("key.project_id"))
-
-	// The account key manages ingest keys of its account...
-	ing := s.Must(200, s.Call("POST", "/v1/keys", acctKey, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}))
-	require.Equal(t, acctKeyID, ing.Str("key.created_by"))
-	s.Must(200, s.Call("GET", "/v1/keys", acctKey, nil))
-	s.Must(200, s.Call("GET", "/v1/projects", acctKey, nil))
-	// ...but never mints or rotates an account key, nor widens one.
-	s.Call("POST", "/v1/keys", acctKey, create).RequireError(t, 403, "permission_denied")
-	s.Call("POST", "/v1/keys/"+acctKeyID+":rotate", acctKey, map[string]any{}).RequireError(t, 403, "permission_denied")
-	s.Call("PATCH", "/v1/keys/"+acctKeyID, acctKey, map[string]any{"capabilities": []string{"keys:read", "keys:write", "audit:read"}}).RequireError(t, 403, "permission_denied")
-	// An ingest key is no management credential.
-	s.Call("GET", "/v1/keys", ing.Str("secret"), nil).RequireError(t, 401, "unauthenticated")
-
-	readOnly := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).Str("secret")
-	s.Call("POST", "/v1/keys", readOnly, map[string]any{"type": "ingest", "project_id": project, "environment": "dev"}).RequireError(t, 403, "insufficient_capability")
-	s.Must(200, s.Call("GET", "/v1/keys", readOnly, nil))
-
-	// Suspended, the account's keys stop authenticating; reinstated, they work again.
-	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "unpaid"}))
-	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.Call("GET", "/v1/keys", acctKey, nil).Str("error") == "account_suspended"
-	}, "the suspension to reach keys")
-	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":reinstate", s.operator, map[string]any{}))
-	testutil.Eventually(t, 5*time.Second, func() bool { return s.Call("GET", "/v1/keys", acctKey, nil).Status == 200 }, "the reinstatement to reach keys")
-
-	// Revoked, the account key stops authenticating.
-	s.Must(200, s.Call("POST", "/v1/keys/"+acctKeyID+":revoke", token, map[string]any{}))
-	s.Call("GET", "/v1/keys", acctKey, nil).RequireError(t, 401, "unauthenticated")
-}
-
 func TestSuspendedAccountKeysStopVerifying(t *testing.T) {
 	s := startSuite(t)
 	token, accountID := s.signUp("suspend")
