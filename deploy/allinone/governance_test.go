@@ -54,24 +54,3 @@ func TestManagementRateLimits(t *testing.T) {
 	r.RequireError(t, 429, "rate_limited")
 	require.Equal(t, "ip", r.Str("tier"))
 }
-
-// TestHourlyCaps: rotations per account and hour are capped, with the hour's end as
-// Retry-After.
-func TestHourlyCaps(t *testing.T) {
-	s := startSuite(t, withConfig(func(a *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
-		k.RotationsPerHour = 2
-		a.ProjectChangesPerHour = 2
-	}))
-	token, _ := s.signUp("capped")
-	project := s.Project(token)
-	id, _ := s.IngestKey(token, project)
-	for range 2 {
-		id = s.Must(200, s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})).Str("key.id")
-	}
-	r := s.Call("POST", "/v1/keys/"+id+":rotate", token, map[string]any{})
-	r.RequireError(t, 429, "rate_limited")
-	require.Equal(t, "hourly", r.Str("tier"))
-	require.NotEmpty(t, r.Header.Get("Retry-After"))
-	s.Must(200, s.Call("POST", "/v1/projects", token, map[string]any{"name": "second"}))
-	s.Call("POST", "/v1/projects", token, map[string]any{"name": "third"}).RequireError(t, 429, "rate_limited")
-}
