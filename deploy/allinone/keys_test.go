@@ -8,13 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
-	"github.com/latchkey/latchkey/pkg/apierr"
-	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
@@ -79,51 +73,6 @@ func TestQuickstart(t *testing.T) {
 	require.Equal(t, "leaked", again.Str("key.revoke_reason"))
 
 	s.Call("GET", "/v1/keys", "", nil).RequireError(t, 401, "unauthenticated")
-}
-
-func TestKeysAreScopedToTheirAccount(t *testing.T) {
-	s := startSuite(t)
-	alice, _ := s.signUp("alice")
-	bob, _ := s.signUp("bob")
-	aliceProject := s.Project(alice)
-	id, secret := s.IngestKey(alice, aliceProject)
-
-	s.Call("GET", "/v1/keys/"+id, bob, nil).RequireError(t, 404, "not_found")
-	s.Call("POST", "/v1/keys/"+id+":revoke", bob, map[string]any{}).RequireError(t, 404, "not_found")
-	s.Call("POST", "/v1/keys/"+id+":rotate", bob, map[string]any{}).RequireError(t, 404, "not_found")
-	s.Call("PATCH", "/v1/keys/"+id, bob, map[string]any{"name": "x"}).RequireError(t, 404, "not_found")
-	require.Equal(t, "not_found", s.Verify(bob, secret).Str("code"), "bob cannot probe alice's keys")
-	require.Nil(t, s.Verify(bob, secret).Get("key"))
-	s.Call("POST", "/v1/keys", bob, map[string]any{"type": "ingest", "project_id": aliceProject, "environment": "prd"}).RequireError(t, 404, "not_found")
-	require.Empty(t, s.Must(200, s.Call("GET", "/v1/keys", bob, nil)).Get("keys"))
-	// The operator (and gateways, which use its token) can verify any key.
-	require.Equal(t, true, s.Verify(s.operator, secret).Get("valid"))
-}
-
-// TestGRPCSurface calls the keys service over gRPC as a gateway would: VerifyKey with the
-// operator token, and a typed error with ErrorInfo for a bad call.
-func TestGRPCSurface(t *testing.T) {
-	s := startSuite(t)
-	token, _ := s.signUp("grpc")
-	_, secret := s.IngestKey(token, s.Project(token))
-	conn, err := grpc.NewClient(s.keysGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	client := keysv1.NewKeysServiceClient(conn)
-	ctx := auth.OutgoingBearer(context.Background(), s.operator)
-	resp, err := client.VerifyKey(ctx, &keysv1.VerifyKeyRequest{Key: secret, Capability: "ingest"})
-	require.NoError(t, err)
-	require.True(t, resp.GetValid())
-	require.Equal(t, "prd", resp.GetKey().GetEnvironment())
-
-	_, err = client.GetKey(auth.OutgoingBearer(context.Background(), token), &keysv1.GetKeyRequest{Id: "nope"})
-	require.True(t, apierr.IsCode(err, apierr.InvalidArgument), "%v", err)
-	_, err = client.ListKeys(context.Background(), &keysv1.ListKeysRequest{})
-	require.True(t, apierr.IsCode(err, apierr.Unauthenticated), "%v", err)
-
-	health, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
-	require.NoError(t, err)
-	require.Equal(t, healthpb.HealthCheckResponse_SERVING, health.GetStatus())
 }
 
 // TestStaleTokenDoesNotBlockLogin: a client still sending an old session token can log in
