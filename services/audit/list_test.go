@@ -182,6 +182,7 @@ func TestBadInput(t *testing.T) {
 		{"huge cursor", "/v1/audit/events?cursor=" + strings.Repeat("A", 5000), a.Token, 400, inv},
 		{"huge filter", "/v1/audit/events?key_id=" + strings.Repeat("k", 600), a.Token, 400, inv},
 		{"unknown filter", "/v1/audit/events?keyid=key_1", a.Token, 400, inv},
+		{"NUL in a filter", "/v1/audit/events?action=%00", a.Token, 400, inv},
 		{"no credential", "/v1/audit/events", "", 401, apierr.Unauthenticated},
 		{"no credential, verify", "/v1/audit/verify", "", 401, apierr.Unauthenticated},
 		{"bad session", "/v1/audit/events", "lks_" + strings.Repeat("x", 40), 401, apierr.Unauthenticated},
