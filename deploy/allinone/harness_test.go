@@ -3,14 +3,11 @@ package allinone
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/limits"
@@ -68,14 +65,7 @@ func startSuite(t testing.TB, options ...suiteOption) *suite {
 	// The services must know each other's gRPC addresses before they listen, so free ports
 	// are picked first.
 	testutil.RetryAddrInUse(t, func() error { return s.start(options) })
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		resp, err := http.Get(s.api + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "GET /healthz to answer 200")
+	s.WaitHealthy()
 	return s
 }
 
@@ -84,16 +74,12 @@ func (s *suite) start(options []suiteOption) error {
 	t := s.t
 	accountsAddr, keysAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	s.keysGRPC, s.accountsGRPC = keysAddr, accountsAddr
-	ready := make(chan map[string]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	opts := Options{
 		HTTPAddr:      "127.0.0.1:0",
 		DatabaseURL:   s.dbURL,
 		NATSURL:       s.natsURL,
 		OperatorToken: s.operator,
 		Pepper:        "test-pepper-" + strings.Repeat("x", 40),
-		OnListening:   func(addrs map[string]string, _ string) { ready <- addrs },
 		Configure: func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config) {
 			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
@@ -120,29 +106,17 @@ func (s *suite) start(options []suiteOption) error {
 		s.gatewayCfg = *g
 		s.gatewayCfg.KeysAddr, s.gatewayCfg.Namespace = k.GRPCAddr, k.Namespace
 	}
-	go func() { done <- Run(ctx, opts, zap.NewNop()) }()
-	select {
-	case addrs := <-ready:
-		s.api = "http://" + addrs["rest"]
-		s.Client = testutil.NewClient(t, s.api)
-		s.ingest = "http://" + addrs["ingest-gateway http"]
-		s.otlpGRPC = addrs["ingest-gateway grpc"]
-	case err := <-done:
-		cancel()
-		return err
-	case <-time.After(60 * time.Second):
-		cancel()
-		return errors.New("suite did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("suite did not stop within 20s")
-		}
+	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		opts.OnListening = func(addrs map[string]string, _ string) { listening(addrs) }
+		return Run(ctx, opts, zap.NewNop())
 	})
+	if err != nil {
+		return err
+	}
+	s.api = "http://" + addrs["rest"]
+	s.Client = testutil.NewClient(t, s.api)
+	s.ingest = "http://" + addrs["ingest-gateway http"]
+	s.otlpGRPC = addrs["ingest-gateway grpc"]
 	return nil
 }
 

@@ -2,12 +2,15 @@ package testutil
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,4 +252,54 @@ func RetryAddrInUse(t testing.TB, start func() error) {
 		}
 		t.Fatalf("did not start: %v", err)
 	}
+}
+
+// WaitHealthy waits until GET Base/healthz answers 200, failing the test after 30s.
+func (c *Client) WaitHealthy() {
+	c.t.Helper()
+	Eventually(c.t, 30*time.Second, func() bool {
+		resp, err := c.HTTP.Get(c.Base + "/healthz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "GET "+c.Base+"/healthz to answer 200")
+}
+
+// Background runs a server until the test ends. run must call listening once, with its
+// bound addresses, when it listens, and return when ctx ends. Background returns those
+// addresses; or run's error if run returned first, or an error if it did not listen
+// within a minute (then nothing is left running). stop, which also runs when the test
+// ends, cancels ctx and requires run to return nil within 30s; calls after the first do
+// nothing.
+func Background(t testing.TB, run func(ctx context.Context, listening func(addrs map[string]string)) error) (addrs map[string]string, stop func(), err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(a map[string]string) { ready <- a }) }()
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		cancel()
+		return nil, nil, err
+	case <-time.After(time.Minute):
+		cancel()
+		return nil, nil, errors.New("testutil: the server did not listen within a minute")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err, "the server stopped with an error")
+			case <-time.After(30 * time.Second):
+				t.Error("testutil: the server did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return addrs, stop, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -59,31 +58,15 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 	core, logs := observer.New(zap.DebugLevel)
 	log := zap.New(core)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := accounts.New(ctx, cfg, log)
+	a, stop, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := accounts.New(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace, OnListening: listening}, u)
+	})
 	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addrs := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger:      log,
-			HTTPAddr:    cfg.HTTPAddr,
-			Grace:       cfg.ShutdownGrace,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	var a map[string]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server stopped before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not listen")
+		t.Fatalf("accounts did not start: %v", err)
 	}
 
 	e := &env{t: t, cfg: cfg, api: testutil.NewClient(t, "http://"+a["rest"]), grpcAddr: a["accounts grpc"], logs: logs}
@@ -96,13 +79,7 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 
 	t.Cleanup(func() {
 		_ = e.conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
+		stop()
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer dcancel()
 		_ = e.js.DeleteStream(dctx, natsx.EventsStream(cfg.Namespace))
@@ -113,14 +90,7 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 			}
 		}
 	})
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		resp, err := e.api.HTTP.Get(e.api.Base + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "/healthz to answer 200")
+	e.api.WaitHealthy()
 	return e
 }
 

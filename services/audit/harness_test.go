@@ -3,9 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,44 +152,17 @@ func run(t testing.TB, name string, build func(context.Context, *zap.Logger) (*s
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core)
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := build(ctx, log)
+	a, stop, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := build(ctx, log)
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: "127.0.0.1:0", Grace: 2 * time.Second, OnListening: listening}, u)
+	})
 	if err != nil {
-		cancel()
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s did not start: %v", name, err)
 	}
-	addrs := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger: log, HTTPAddr: "127.0.0.1:0", Grace: 2 * time.Second,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	var a map[string]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s stopped before listening: %v", name, err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("%s did not listen", name)
-	}
-	var stopped atomic.Bool
-	s := &unit{api: testutil.NewClient(t, "http://"+a["rest"]), grpc: a[name+" grpc"], logs: logs}
-	s.stop = func() {
-		if stopped.Swap(true) {
-			return
-		}
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err, "%s stopped with an error", name)
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop", name)
-		}
-	}
+	s := &unit{api: testutil.NewClient(t, "http://"+a["rest"]), grpc: a[name+" grpc"], logs: logs, stop: stop}
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
@@ -202,14 +173,7 @@ func run(t testing.TB, name string, build func(context.Context, *zap.Logger) (*s
 			}
 		}
 	})
-	testutil.Eventually(t, 15*time.Second, func() bool {
-		resp, err := s.api.HTTP.Get(s.api.Base + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, name+" /healthz to answer 200")
+	s.api.WaitHealthy()
 	return s
 }
 

@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -44,14 +42,7 @@ func startSuite(t testing.TB, configure ...func(a *accounts.Config, k *keys.Conf
 	}
 	// Each service must know the other's gRPC address before it listens.
 	testutil.RetryAddrInUse(t, func() error { return s.start(configure) })
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		resp, err := s.HTTP.Get(s.Base + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "GET /healthz to answer 200")
+	s.WaitHealthy()
 	return s
 }
 
@@ -82,45 +73,22 @@ func (s *suite) start(configure []func(a *accounts.Config, k *keys.Config)) erro
 	s.keysGRPC = kcfg.GRPCAddr
 
 	log := zap.NewNop()
-	ctx, cancel := context.WithCancel(context.Background())
-	au, err := accounts.New(ctx, acfg, log)
-	if err != nil {
-		cancel()
-		return err
-	}
-	ku, err := keys.New(ctx, kcfg, log)
-	if err != nil {
-		au.Close()
-		cancel()
-		return err
-	}
-	ready := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger: log, HTTPAddr: "127.0.0.1:0", Grace: time.Second,
-			OnListening: func(addrs map[string]string) { ready <- addrs },
-		}, au, ku)
-	}()
-	select {
-	case addrs := <-ready:
-		s.Client = testutil.NewClient(t, "http://"+addrs["rest"])
-	case err := <-done:
-		cancel()
-		return err
-	case <-time.After(60 * time.Second):
-		cancel()
-		return errors.New("accounts and keys did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("accounts and keys did not stop within 20s")
+	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		au, err := accounts.New(ctx, acfg, log)
+		if err != nil {
+			return err
 		}
+		ku, err := keys.New(ctx, kcfg, log)
+		if err != nil {
+			au.Close()
+			return err
+		}
+		return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: "127.0.0.1:0", Grace: time.Second, OnListening: listening}, au, ku)
 	})
+	if err != nil {
+		return err
+	}
+	s.Client = testutil.NewClient(t, "http://"+addrs["rest"])
 	return nil
 }
 
