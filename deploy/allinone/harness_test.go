@@ -38,6 +38,8 @@ type suite struct {
 	gatewayCfg gateway.Config
 	// dbURL is the suite's database.
 	dbURL string
+	// log receives the services' logs; none when nil.
+	log *zap.Logger
 }
 
 // suiteOption adjusts a suite before it starts.
@@ -108,7 +110,11 @@ func (s *suite) start(options []suiteOption) error {
 	}
 	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
 		opts.OnListening = func(addrs map[string]string, _ string) { listening(addrs) }
-		return Run(ctx, opts, zap.NewNop())
+		log := s.log
+		if log == nil {
+			log = zap.NewNop()
+		}
+		return Run(ctx, opts, log)
 	})
 	if err != nil {
 		return err
