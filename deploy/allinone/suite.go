@@ -17,8 +17,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/latchkey/latchkey/pkg/envconfig"
+	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
@@ -28,51 +29,48 @@ import (
 // allServices are the services the suite can run.
 var allServices = []string{"accounts", "keys", "ingest-gateway", "audit"}
 
-// Options configures the suite. The services' own settings (ACCOUNTS_GRPC_ADDR,
-// KEYS_GRPC_ADDR, LATCHKEY_KEY_PROFILE, …) are read from the environment by each service.
+// Options configures the suite. OptionsFromEnv reads it from the environment: each
+// field's tags name its variable and default. The services' own settings
+// (ACCOUNTS_GRPC_ADDR, KEYS_GRPC_ADDR, LATCHKEY_KEY_PROFILE, …) are read from the
+// environment by each service.
 type Options struct {
-	// HTTPAddr is the REST listener for every service (LATCHKEY_HTTP_ADDR).
-	HTTPAddr string
-	// DatabaseURL is the Postgres to use (DATABASE_URL); found or made when empty.
-	DatabaseURL string
-	// NATSURL is the NATS to use (NATS_URL); an embedded server when empty.
-	NATSURL string
-	// OperatorToken is the platform team's token (LATCHKEY_OPERATOR_TOKEN); generated when empty.
-	OperatorToken string
-	// Pepper keys stored key hashes (LATCHKEY_PEPPER); when empty, one is generated once and
-	// kept in PepperFile so keys survive restarts.
-	Pepper     string
-	PepperFile string
-	// OnListening is told every bound address and the operator token once all listen.
-	OnListening func(addrs map[string]string, operatorToken string)
-	// Services names the services to run (LATCHKEY_SERVICES, comma-separated: accounts,
-	// keys, ingest-gateway, audit); all when empty.
-	Services []string
+	// HTTPAddr is the REST listener for every service.
+	HTTPAddr string `env:"LATCHKEY_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// DatabaseURL is the Postgres to use; found or made when empty.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// NATSURL is the NATS to use; an embedded server when empty.
+	NATSURL string `env:"NATS_URL"`
+	// OperatorToken is the platform team's token; generated when empty.
+	OperatorToken string `env:"LATCHKEY_OPERATOR_TOKEN"`
+	// Pepper keys stored key hashes; when empty, one is generated once and kept in
+	// PepperFile so keys survive restarts.
+	Pepper     string `env:"LATCHKEY_PEPPER"`
+	PepperFile string `env:"LATCHKEY_PEPPER_FILE" envDefault:".cache/dev-pepper"`
+	// Log is how the suite logs (console lines unless LATCHKEY_LOG_FORMAT says json).
+	Log logging.Config
+	// OnListening is told every bound address once all listen, and the operator token
+	// when Run generated it (for the developer at the terminal, `make run`); "" when
+	// OperatorToken was given: the operator has it, and it goes to no output.
+	OnListening func(addrs map[string]string, generatedToken string)
+	// Services names the services to run (comma-separated: accounts, keys,
+	// ingest-gateway, audit); all when empty.
+	Services []string `env:"LATCHKEY_SERVICES"`
 	// Configure, when set, adjusts the services' configurations last (tests use it).
 	Configure func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config)
 }
 
-// OptionsFromEnv reads the suite's options.
+// OptionsFromEnv reads the suite's options, reporting every bad value at once.
 func OptionsFromEnv() (Options, error) {
-	var r envconfig.Reader
-	o := Options{
-		HTTPAddr:      r.String("LATCHKEY_HTTP_ADDR", "127.0.0.1:8080"),
-		DatabaseURL:   r.String("DATABASE_URL", ""),
-		NATSURL:       r.String("NATS_URL", ""),
-		OperatorToken: r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		Pepper:        r.String("LATCHKEY_PEPPER", ""),
-		PepperFile:    r.String("LATCHKEY_PEPPER_FILE", filepath.Join(".cache", "dev-pepper")),
-	}
-	if v := r.String("LATCHKEY_SERVICES", ""); v != "" {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.TrimSpace(name)
-			if !slices.Contains(allServices, name) {
-				r.Fail(fmt.Errorf("LATCHKEY_SERVICES: unknown service %q; known: %s", name, strings.Join(allServices, ", ")))
-			}
-			o.Services = append(o.Services, name)
+	var o Options
+	errs := []error{settings.Parse(&o)}
+	for i, name := range o.Services {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(allServices, name) {
+			errs = append(errs, fmt.Errorf("LATCHKEY_SERVICES: unknown service %q; known: %s", name, strings.Join(allServices, ", ")))
 		}
+		o.Services[i] = name
 	}
-	return o, r.Err()
+	return o, errors.Join(errs...)
 }
 
 // Run starts everything and serves until ctx ends.
@@ -91,9 +89,10 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		defer stop()
 		natsURL = u
 	}
-	token := o.OperatorToken
+	token, generated := o.OperatorToken, ""
 	if token == "" {
 		token = "lkop_" + randomString(32)
+		generated = token
 	}
 	pepper, err := pepperOf(o)
 	if err != nil {
@@ -123,7 +122,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	acfg.KeysAddr = kcfg.GRPCAddr
 	kcfg.AccountsAddr = acfg.GRPCAddr
 	kcfg.Pepper = pepper
-	gcfg.NATSURL, gcfg.ServiceToken = natsURL, token
+	gcfg.NATSURL, gcfg.OperatorToken = natsURL, token
 	aucfg.DatabaseURL, aucfg.NATSURL, aucfg.OperatorToken, aucfg.HTTPAddr = dbURL, natsURL, token, ""
 	if o.Configure != nil {
 		o.Configure(&acfg, &kcfg, &gcfg, &aucfg)
@@ -170,7 +169,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		OnListening: func(addrs map[string]string) {
 			addrs["nats"] = natsURL
 			if o.OnListening != nil {
-				o.OnListening(addrs, token)
+				o.OnListening(addrs, generated)
 			}
 		},
 	}, units...)

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // Domain is the ErrorInfo domain of every Latchkey error.
@@ -42,6 +44,7 @@ const (
 	Conflict               Code = "conflict"
 	IdempotencyKeyReused   Code = "idempotency_key_reused"
 	PayloadTooLarge        Code = "payload_too_large"
+	RequestHeaderTooLarge  Code = "request_header_too_large" // over server.MaxHeaderBytes
 	RateLimited            Code = "rate_limited"
 	MethodNotAllowed       Code = "method_not_allowed"
 	Canceled               Code = "canceled"
@@ -69,6 +72,7 @@ var mappings = map[Code]mapping{
 	Conflict:               {codes.Aborted, http.StatusConflict},
 	IdempotencyKeyReused:   {codes.FailedPrecondition, http.StatusUnprocessableEntity},
 	PayloadTooLarge:        {codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
+	RequestHeaderTooLarge:  {codes.ResourceExhausted, http.StatusRequestHeaderFieldsTooLarge},
 	RateLimited:            {codes.ResourceExhausted, http.StatusTooManyRequests},
 	MethodNotAllowed:       {codes.Unimplemented, http.StatusMethodNotAllowed},
 	Canceled:               {codes.Canceled, 499},
@@ -96,7 +100,7 @@ var fallback = map[codes.Code]Code{
 }
 
 // Error is an error a client may see. Message is shown to the client verbatim, so it must
-// never hold a secret or an internal detail.
+// never hold a secret or an internal detail; New and FromStatus redact keys in it.
 type Error struct {
 	Code    Code
 	Message string
@@ -106,9 +110,11 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
-// New returns an Error with a formatted message.
+// New returns an Error with a formatted message. Keys in the message are redacted
+// (keyformat.Redact): a message may quote input, and a client may have pasted a secret
+// where an id belongs.
 func New(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: keyformat.Redact(fmt.Sprintf(format, args...))}
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -190,7 +196,9 @@ func FromStatus(st *status.Status) *Error {
 	if st.Code() == codes.OK {
 		return nil
 	}
-	e := &Error{Message: st.Message()}
+	// Redacted as in New: a status made outside this package (the REST bridge's own, say)
+	// may quote input.
+	e := &Error{Message: keyformat.Redact(st.Message())}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:

@@ -1,15 +1,15 @@
-// Package auth holds the principal a call is made by, how it travels in a context, and the
-// bearer-token plumbing every service shares.
+// Package auth is the one authenticator of Latchkey: the principal a call is made by and
+// how it travels in a context (this file); how a credential is presented, its bounds and
+// the errors a caller sees (credential.go); how a token is classified and turned into a
+// principal (authenticator.go); and the resolvers that ask the accounts and keys services
+// (remote.go). Each service plugs in how it resolves sessions and keys; nothing else about
+// authentication is decided anywhere else.
 package auth
 
 import (
 	"context"
-	"crypto/subtle"
 	"slices"
-	"strings"
 	"time"
-
-	"google.golang.org/grpc/metadata"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 )
@@ -131,34 +131,3 @@ func RequireOperator(ctx context.Context) (*Principal, error) {
 	}
 	return p, nil
 }
-
-// BearerToken reads `authorization: Bearer <token>` from incoming gRPC metadata.
-func BearerToken(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			return strings.TrimSpace(v[7:])
-		}
-	}
-	return ""
-}
-
-// OutgoingBearer attaches a bearer token to an outgoing gRPC call.
-func OutgoingBearer(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
-
-// OperatorToken compares a presented token with the configured one in constant time.
-type OperatorToken string
-
-// Matches reports whether presented is the operator token; an unset token matches nothing.
-func (t OperatorToken) Matches(presented string) bool {
-	if t == "" {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(t), []byte(presented)) == 1
-}
-
-// SessionTokenPrefix starts every session token, so services tell them from API keys
-// without a lookup. No key type may use it.
-const SessionTokenPrefix = "lks_"

@@ -73,6 +73,9 @@ func LoadProfile(nameOrPath string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyformat: profile %q: %w", nameOrPath, err)
 	}
+	if !isProfileName(nameOrPath) {
+		remember(r) // so that Redact knows this profile's keys too
+	}
 	return r, nil
 }
 

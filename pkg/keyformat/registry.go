@@ -100,6 +100,8 @@ func NewRegistry(types []Type) (*Registry, error) {
 		}{{"rotation_grace", t.RotationGrace.Duration}, {"data_ttl", t.DataTTL.Duration}, {"claim_grace", t.ClaimGrace.Duration}} {
 			if d.v < 0 {
 				fail("%s must not be negative", d.field)
+			} else if d.v > MaxDuration {
+				fail("%s must be at most %s (int32 seconds)", d.field, MaxDuration)
 			}
 			// Gateways learn types over gRPC in whole seconds (package typepb).
 			if d.v%time.Second != 0 {

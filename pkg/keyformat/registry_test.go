@@ -58,6 +58,7 @@ func TestNewRegistryRejects(t *testing.T) {
 		{"duplicate capability", func(t *Type) { t.Capabilities = []string{"ingest", "ingest"} }, nil, `capability "ingest" must not be listed twice`},
 		{"negative grace", func(t *Type) { t.RotationGrace = Duration{-time.Hour} }, nil, `rotation_grace must not be negative`},
 		{"negative ttl", func(t *Type) { t.DataTTL = Duration{-time.Hour} }, nil, `data_ttl must not be negative`},
+		{"ttl beyond int32 seconds", func(t *Type) { t.DataTTL = Duration{MaxDuration + time.Second} }, nil, `data_ttl must be at most`},
 		{"claim grace on a non-anonymous type", func(t *Type) { t.ClaimGrace = Duration{time.Hour} }, nil, `claim_grace applies only to anonymous types`},
 		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
 		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},

@@ -31,6 +31,11 @@ const (
 	ScopeEnvironment Scope = "environment"
 )
 
+// MaxDuration bounds every duration of a type (rotation_grace, data_ttl, claim_grace):
+// the keys service hands types to gateways with these as int32 seconds (keysv1.KeyType),
+// so just over 68 years.
+const MaxDuration = math.MaxInt32 * time.Second
+
 // Duration is a time.Duration that reads and writes Go duration strings ("24h"),
 // because profiles are written by people and nanosecond integers are unreadable.
 type Duration struct{ time.Duration }

@@ -5,9 +5,6 @@ package limits
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,54 +12,17 @@ import (
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/callmeta"
-	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 )
 
-// Config holds the three limits.
+// Config holds the three limits, each "<rate>/s:<burst>" or "off" (settings parses them).
 type Config struct {
-	// PerIP limits every caller's address (LATCHKEY_LIMIT_IP, "10/s:100": 10 per second,
-	// burst 100).
-	PerIP ratelimit.Limit
-	// PerKey limits each account key (LATCHKEY_LIMIT_KEY, "100/s:1000").
-	PerKey ratelimit.Limit
-	// PerAccount limits each account, whoever calls for it (LATCHKEY_LIMIT_ACCOUNT,
-	// "500/s:5000").
-	PerAccount ratelimit.Limit
-}
-
-// ConfigFromEnv reads the limits; "off" disables one.
-func ConfigFromEnv(r *envconfig.Reader) Config {
-	return Config{
-		PerIP:      parse(r, "LATCHKEY_LIMIT_IP", "10/s:100"),
-		PerKey:     parse(r, "LATCHKEY_LIMIT_KEY", "100/s:1000"),
-		PerAccount: parse(r, "LATCHKEY_LIMIT_ACCOUNT", "500/s:5000"),
-	}
-}
-
-func parse(r *envconfig.Reader, key, def string) ratelimit.Limit {
-	v := r.String(key, def)
-	if v == "off" {
-		return ratelimit.Limit{}
-	}
-	l, err := Parse(v)
-	if err != nil {
-		r.Fail(fmt.Errorf("%s=%q: %w", key, v, err))
-		return ratelimit.Limit{}
-	}
-	return l
-}
-
-// Parse reads "<rate>/s:<burst>".
-func Parse(v string) (ratelimit.Limit, error) {
-	rate, burst, ok := strings.Cut(v, ":")
-	rate, perSecond := strings.CutSuffix(rate, "/s")
-	r, err1 := strconv.ParseFloat(rate, 64)
-	b, err2 := strconv.Atoi(burst)
-	if !ok || !perSecond || err1 != nil || err2 != nil || r <= 0 || b < 1 {
-		return ratelimit.Limit{}, fmt.Errorf("want <rate>/s:<burst>, e.g. 10/s:100")
-	}
-	return ratelimit.Limit{PerSecond: r, Burst: b}, nil
+	// PerIP limits every caller's address ("10/s:100": 10 per second, burst 100).
+	PerIP ratelimit.Limit `env:"LATCHKEY_LIMIT_IP" envDefault:"10/s:100"`
+	// PerKey limits each account key.
+	PerKey ratelimit.Limit `env:"LATCHKEY_LIMIT_KEY" envDefault:"100/s:1000"`
+	// PerAccount limits each account, whoever calls for it.
+	PerAccount ratelimit.Limit `env:"LATCHKEY_LIMIT_ACCOUNT" envDefault:"500/s:5000"`
 }
 
 // Limits checks calls against the buckets.

@@ -4,26 +4,44 @@ package logging
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// New returns a JSON production logger at level ("debug", "info", "warn", "error"), or a
-// console logger when dev is set.
-func New(level string, dev bool) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, err
+// Config is how a binary logs, read from the environment with the other settings
+// (pkg/settings).
+type Config struct {
+	// Level is the lowest level written: debug, info, warn or error.
+	Level zapcore.Level `env:"LATCHKEY_LOG_LEVEL" envDefault:"info"`
+	// Format is json or console; empty means the binary's own default (console for
+	// `make run`, json for the services).
+	Format Format `env:"LATCHKEY_LOG_FORMAT"`
+}
+
+// Format is how log lines are written: JSON or Console.
+type Format string
+
+// The log formats.
+const (
+	JSON    Format = "json"
+	Console Format = "console"
+)
+
+// New returns the logger s asks for at s.Level: JSON lines for production, or console
+// lines for people (without stack traces). defaultFormat, the binary's own default,
+// stands in for an empty s.Format; both empty mean JSON.
+func New(s Config, defaultFormat Format) (*zap.Logger, error) {
+	format := s.Format
+	if format == "" {
+		format = defaultFormat
 	}
 	cfg := zap.NewProductionConfig()
-	if dev {
+	if format == Console {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.DisableStacktrace = true
 	}
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Level = zap.NewAtomicLevelAt(s.Level)
 	return cfg.Build()
 }
 
@@ -40,24 +58,4 @@ func From(ctx context.Context) *zap.Logger {
 		return l
 	}
 	return zap.NewNop()
-}
-
-// FromEnv builds the logger from LATCHKEY_LOG_LEVEL (default info) and LATCHKEY_LOG_FORMAT
-// (json or console; defaultFormat when unset).
-func FromEnv(defaultFormat string) (*zap.Logger, error) {
-	level, format := os.Getenv("LATCHKEY_LOG_LEVEL"), os.Getenv("LATCHKEY_LOG_FORMAT")
-	if level == "" {
-		level = "info"
-	}
-	if format == "" {
-		format = defaultFormat
-	}
-	if format != "json" && format != "console" {
-		return nil, fmt.Errorf("LATCHKEY_LOG_FORMAT=%q must be json or console", format)
-	}
-	l, err := New(level, format == "console")
-	if err != nil {
-		return nil, fmt.Errorf("LATCHKEY_LOG_LEVEL=%q: %w", level, err)
-	}
-	return l, nil
 }

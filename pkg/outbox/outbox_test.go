@@ -86,6 +86,9 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	srv.Start()
 	testutil.Eventually(t, 10*time.Second, func() bool { return pending(t, pool) == 0 }, "the outbox to drain after NATS returns")
 	testutil.Eventually(t, 5*time.Second, func() bool { return count() == 5 }, "five events in the stream")
+	var setAside int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL").Scan(&setAside))
+	require.Zero(t, setAside, "an outage sets nothing aside")
 	cancel()
 	require.NoError(t, <-done)
 }

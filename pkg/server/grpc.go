@@ -37,6 +37,8 @@ type GRPCConfig struct {
 	Authenticate Authenticator
 	// MaxRecvBytes bounds one request message; 4 MiB when zero.
 	MaxRecvBytes int
+	// Conn bounds connections: how many, handshake and idle timeouts, keepalive.
+	Conn ConnLimits
 	// Interceptors run innermost, after authentication, so they see the caller
 	// (auth.From): limits, idempotency.
 	Interceptors []grpc.UnaryServerInterceptor
@@ -62,16 +64,19 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if cfg.MaxRecvBytes == 0 {
 		cfg.MaxRecvBytes = 4 << 20
 	}
-	i := &interceptors{name: cfg.Name, log: cfg.Logger, authenticate: cfg.Authenticate, onCall: cfg.OnCall}
-	s := grpc.NewServer(
+	cfg.Conn = cfg.Conn.withDefaults()
+	codec := newRequestCodec()
+	i := &interceptors{name: cfg.Name, log: cfg.Logger, authenticate: cfg.Authenticate, onCall: cfg.OnCall, codec: codec}
+	s := grpc.NewServer(append(cfg.Conn.serverOptions(),
+		codec.serverOption(),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		// Outermost first: the request id exists before anything logs; recovery sits inside
 		// error mapping so a panic becomes a clean Internal status.
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{
-			i.requestID, i.logging, i.errors, i.recovery, i.authentication,
+			i.requestID, i.logging, i.errors, i.rejectMalformed, i.recovery, checkText, i.authentication,
 		}, cfg.Interceptors...)...),
 		grpc.ChainStreamInterceptor(i.streamRequestID, i.streamRecovery),
-	)
+	)...)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s, hs)
@@ -82,6 +87,7 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return local.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvBytes)),
+		grpc.WithChainUnaryInterceptor(checkTextOut),
 	)
 	if err != nil {
 		return nil, err
@@ -104,12 +110,14 @@ func (g *GRPC) Listen() (net.Listener, error) {
 	return net.Listen("tcp", g.cfg.Addr)
 }
 
-// Serve serves on lis (may be nil) and in process until ctx ends, then drains: health goes
-// NOT_SERVING, in-flight calls get grace to finish, and the rest are cut.
+// Serve serves on lis (may be nil; at most Conn.MaxConns connections at once) and in
+// process until ctx ends, then drains: health goes NOT_SERVING, in-flight calls get grace
+// to finish, and the rest are cut.
 func (g *GRPC) Serve(ctx context.Context, lis net.Listener, grace time.Duration) error {
 	errc := make(chan error, 2)
 	go func() { errc <- g.Server.Serve(g.local) }()
 	if lis != nil {
+		lis = limitConns(lis, g.cfg.Conn.MaxConns, g.cfg.Name)
 		go func() { errc <- g.Server.Serve(lis) }()
 	}
 	g.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

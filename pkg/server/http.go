@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -38,7 +34,7 @@ type HTTPConfig struct {
 	Gateways []Gateway
 	// Ready reports whether every dependency is up; /healthz answers 503 until it does.
 	Ready func() bool
-	// MaxBodyBytes bounds a request body; 1 MiB when zero. Bigger bodies get 413.
+	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes when zero. Bigger bodies get 413.
 	MaxBodyBytes int64
 	// Rejected, if set, is told about calls the bridge refused before they reached gRPC
 	// (malformed JSON, bad query parameters, oversized bodies), so the audit trail has them
@@ -55,25 +51,23 @@ var forwardedHeaders = map[string]string{
 	"Origin":          "x-origin",
 }
 
-// NewHTTPHandler returns the REST bridge with /healthz, /metrics and /openapi.json.
+// NewHTTPHandler returns the REST bridge and /openapi.json behind the shared Edge (request
+// id, limits, recovery, /healthz, /metrics).
 func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	marshaler := &runtime.JSONPb{
+	marshaler := strictJSON{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+	}}
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			k, ok := forwardedHeaders[textproto.CanonicalMIMEHeaderKey(h)]
 			return k, ok
 		}),
-		// Response metadata stays internal; the request id header is set by the middleware.
+		// Response metadata stays internal; the request id header is set by the Edge.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(errorHandler(cfg.Rejected)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
@@ -85,65 +79,39 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if cfg.Ready != nil && !cfg.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.JSON)
 	})
 	mux.Handle("/", gw)
-	return withRequest(cfg, mux), nil
+	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
 }
 
-type bodyState struct{ tooLarge atomic.Bool }
+// strictJSON is the bridge's JSON marshaler, whose request bodies are exactly one JSON
+// value: grpc-gateway's decoder reads the first value and ignores the rest, so `{}x` or
+// `{"name":"a"}{"name":"b"}` would be taken as valid. An empty body stays allowed (the
+// generated handlers treat io.EOF as "no fields").
+type strictJSON struct{ *runtime.JSONPb }
 
-type bodyStateKey struct{}
-
-// limitedBody records that the limit was hit, so the error handler can answer 413 rather
-// than the decoder's generic complaint.
-type limitedBody struct {
-	io.ReadCloser
-	state *bodyState
-}
-
-func (b limitedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		b.state.tooLarge.Store(true)
-	}
-	return n, err
-}
-
-// withRequest gives every request an id (echoed in X-Request-Id) and a body limit.
-func withRequest(cfg HTTPConfig, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, supplied := requestid.Resolve(r.Header.Get(requestid.Header))
-		r.Header.Set(requestid.Header, id)
-		w.Header().Set(requestid.Header, id)
-		ctx := requestid.With(r.Context(), id, supplied)
-		if r.ContentLength > cfg.MaxBodyBytes {
-			writeError(w, r.WithContext(ctx), apierr.New(apierr.PayloadTooLarge, "the request body is over %d bytes", cfg.MaxBodyBytes))
-			return
+// NewDecoder returns a decoder that refuses anything but white space after the value.
+func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	dec := json.NewDecoder(r)
+	one := runtime.DecoderWrapper{Decoder: dec, UnmarshalOptions: m.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := one.Decode(v); err != nil {
+			return err
 		}
-		st := &bodyState{}
-		r.Body = limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, cfg.MaxBodyBytes), state: st}
-		ctx = context.WithValue(ctx, bodyStateKey{}, st)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("the request body must be one JSON value with nothing after it")
+		}
+		return nil
 	})
 }
 
 func errorHandler(rejected func(context.Context, Call)) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		e := apierr.FromError(err)
-		if st, ok := r.Context().Value(bodyStateKey{}).(*bodyState); ok && st.tooLarge.Load() {
+		if BodyTooLarge(r.Context()) {
 			e = apierr.New(apierr.PayloadTooLarge, "the request body is too large")
 		}
 		// An error without ErrorInfo was made by the bridge itself: the call never reached
@@ -205,30 +173,4 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(apierr.HTTPStatus(e.Code))
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// ServeHTTP serves h on lis until ctx ends, then shuts down within grace.
-func ServeHTTP(ctx context.Context, lis net.Listener, h http.Handler, grace time.Duration) error {
-	// Bounded reads: a client that declares a body and sends it slowly, or holds an idle
-	// connection, must not hold a goroutine and a buffer for ever.
-	srv := &http.Server{
-		Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return srv.Close()
-	}
-	return nil
 }

@@ -29,6 +29,7 @@ type interceptors struct {
 	log          *zap.Logger
 	authenticate Authenticator
 	onCall       func(context.Context, Call)
+	codec        *requestCodec
 }
 
 // callInfo lets inner interceptors tell the logging one who the caller was.
@@ -112,6 +113,16 @@ func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServ
 	return nil, e.GRPCStatus().Err()
 }
 
+// rejectMalformed answers InvalidArgument for a request message that did not decode (see
+// requestCodec); it sits inside logging, so such calls are logged with their code, and
+// before everything that would look at the message.
+func (i *interceptors) rejectMalformed(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if err := i.codec.take(req); err != nil {
+		return nil, err
+	}
+	return next(ctx, req)
+}
+
 func (i *interceptors) recovery(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -145,13 +156,22 @@ func (i *interceptors) authentication(ctx context.Context, req any, _ *grpc.Unar
 
 type wrappedStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx   context.Context
+	codec *requestCodec
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
+// RecvMsg answers InvalidArgument for a message that did not decode (see requestCodec).
+func (w *wrappedStream) RecvMsg(m any) error {
+	if err := w.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return w.codec.take(m)
+}
+
 func (i *interceptors) streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-	return next(srv, &wrappedStream{ServerStream: ss, ctx: i.withRequestID(ss.Context())})
+	return next(srv, &wrappedStream{ServerStream: ss, ctx: i.withRequestID(ss.Context()), codec: i.codec})
 }
 
 func (i *interceptors) streamRecovery(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) (err error) {

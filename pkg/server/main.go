@@ -22,8 +22,11 @@ type Command struct {
 	// Migrate applies the service's migrations and returns the versions applied; nil for
 	// a service without a database.
 	Migrate func(ctx context.Context) ([]string, error)
-	// LogFormat is the default of LATCHKEY_LOG_FORMAT: json, or console for people.
-	LogFormat string
+	// Log is how to log, as the binary's configuration read it (logging.Config).
+	Log logging.Config
+	// LogFormat is the binary's default for an empty Log.Format: json (when empty too),
+	// or console for people.
+	LogFormat logging.Format
 }
 
 // Main runs `<name>` (serve) or `<name> migrate`, configured by the environment; a
@@ -39,11 +42,7 @@ func (c Command) main(configErr error, args []string) error {
 	if configErr != nil {
 		return configErr
 	}
-	format := c.LogFormat
-	if format == "" {
-		format = "json"
-	}
-	log, err := logging.FromEnv(format)
+	log, err := logging.New(c.Log, c.LogFormat)
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/latchkey/latchkey/pkg/auth"
 )
@@ -50,6 +51,9 @@ type RunConfig struct {
 	HTTPAddr string
 	// Grace is how long in-flight calls get to finish on shutdown.
 	Grace time.Duration
+	// DrainDelay is how long Run answers not-ready (/healthz 503, gRPC NOT_SERVING) on
+	// shutdown before it stops accepting, so load balancers notice first; 0 for none.
+	DrainDelay time.Duration
 	// MaxBodyBytes bounds REST request bodies.
 	MaxBodyBytes int64
 	// OnListening, if set, is told each bound address (name → address) once all listen.
@@ -57,7 +61,19 @@ type RunConfig struct {
 }
 
 // Run listens on every address first (so a taken port fails fast, before anything is
-// served), then serves all units until ctx ends or one fails, then drains and closes them.
+// served), then serves all units until ctx ends or one part fails, then drains in this
+// order:
+//
+//  1. not serving: /healthz answers 503 and gRPC health NOT_SERVING, for DrainDelay, so
+//     load balancers stop sending;
+//  2. stop accepting and finish in-flight calls: the REST listeners first (up to Grace;
+//     their calls run through gRPC in process, which still serves them), then gRPC (up to
+//     Grace again for calls still running);
+//  3. stop the workers: the outbox relays publish what those calls committed before they
+//     return (outbox.Relay.Run), consumers stop;
+//  4. run the units' closers, last first: NATS and Postgres close last.
+//
+// It returns the first error of any part.
 func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 	defer func() {
 		for i := len(units) - 1; i >= 0; i-- {
@@ -97,33 +113,100 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 		httpLis = lis
 		addrs["rest"] = lis.Addr().String()
 	}
+	var draining atomic.Bool
 	h, err := NewHTTPHandler(ctx, HTTPConfig{
 		Logger:       cfg.Logger,
 		Gateways:     gatewaysOf(units),
-		Ready:        func() bool { return allReady(units) },
+		Ready:        func() bool { return !draining.Load() && allReady(units) },
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Rejected:     rejectedHook(units),
 	})
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+
+	// Each stage has its own context, ended in drain order; none ends with ctx itself.
+	base := context.WithoutCancel(ctx)
+	httpCtx, stopHTTP := context.WithCancel(base)
+	defer stopHTTP()
+	grpcCtx, stopGRPC := context.WithCancel(base)
+	defer stopGRPC()
+	workCtx, stopWorkers := context.WithCancel(base)
+	defer stopWorkers()
+	f := &failure{stop: make(chan struct{})}
+	var httpParts, grpcParts, workers sync.WaitGroup
 	for i, u := range units {
-		g.Go(func() error { return u.GRPC.Serve(gctx, listeners[i], cfg.Grace) })
+		f.run(&grpcParts, func() error { return u.GRPC.Serve(grpcCtx, listeners[i], cfg.Grace) })
+		if u.Ready != nil {
+			// Health follows readiness until the drain starts (Health.Shutdown ends it).
+			f.run(&httpParts, func() error { followReadiness(httpCtx, u.GRPC, u.Ready); return nil })
+		}
 		for _, w := range u.Workers {
-			g.Go(func() error { return w(gctx) })
+			f.run(&workers, func() error { return w(workCtx) })
 		}
 		if own[i] != nil {
-			g.Go(func() error { return ServeHTTP(gctx, own[i], u.HTTP.Handler, cfg.Grace) })
+			f.run(&httpParts, func() error { return ServeHTTP(httpCtx, own[i], u.HTTP.Handler, cfg.Grace) })
 		}
 	}
 	if httpLis != nil {
-		g.Go(func() error { return ServeHTTP(gctx, httpLis, h, cfg.Grace) })
+		f.run(&httpParts, func() error { return ServeHTTP(httpCtx, httpLis, h, cfg.Grace) })
 	}
 	if cfg.OnListening != nil {
 		cfg.OnListening(addrs)
 	}
-	return g.Wait()
+
+	select {
+	case <-ctx.Done():
+	case <-f.stop:
+	}
+	draining.Store(true)
+	for _, u := range units {
+		u.GRPC.Health.Shutdown()
+	}
+	if cfg.DrainDelay > 0 {
+		t := time.NewTimer(cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-f.stop: // a part failed while waiting: no point in waiting on
+		}
+		t.Stop()
+	}
+	stopHTTP()
+	httpParts.Wait()
+	stopGRPC()
+	grpcParts.Wait()
+	stopWorkers()
+	workers.Wait()
+	return f.err()
+}
+
+// failure is the first error of Run's parts; stop closes with it, which starts the drain.
+type failure struct {
+	mu    sync.Mutex
+	first error
+	stop  chan struct{}
+}
+
+// run runs part on its own goroutine, counted in wg.
+func (f *failure) run(wg *sync.WaitGroup, part func() error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := part(); err != nil {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.first == nil {
+				f.first = err
+				close(f.stop)
+			}
+		}
+	}()
+}
+
+func (f *failure) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first
 }
 
 func gatewaysOf(units []*Unit) []Gateway {

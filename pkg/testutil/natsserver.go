@@ -12,7 +12,7 @@ import (
 )
 
 // NATSServer is a nats-server process of a test's own (JetStream on), for tests that stop
-// and restart NATS. Restarts keep the port and the JetStream store.
+// and restart NATS. Restarts keep the port, and the JetStream store unless wiped.
 type NATSServer struct {
 	t      testing.TB
 	port   int
@@ -80,4 +80,17 @@ func (s *NATSServer) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Restart stops the server and starts it again; with wipe, on an empty JetStream store, as
+// after a lost disk: every stream and consumer is gone.
+func (s *NATSServer) Restart(wipe bool) {
+	s.t.Helper()
+	s.Stop()
+	if wipe {
+		if err := os.RemoveAll(s.store); err != nil {
+			s.t.Fatalf("testutil: wipe nats store: %v", err)
+		}
+	}
+	s.Start()
 }

@@ -113,7 +113,7 @@ func TestBadInput(t *testing.T) {
 			{"empty password", "POST", "/v1/accounts", "", with("password", ""), s400, inv, "too weak"},
 			{"blank account name", "POST", "/v1/accounts", "", with("account_name", "   "), s400, inv, "account_name"},
 			{"oversized account name", "POST", "/v1/accounts", "", with("account_name", long(101)), s400, inv, "100"},
-			{"control char name", "POST", "/v1/accounts", "", with("account_name", "a\x00b"), s400, inv, "control"},
+			{"control char name", "POST", "/v1/accounts", "", with("account_name", "a\x07b"), s400, inv, "control"},
 			{"duplicate email", "POST", "/v1/accounts", "", with("email", strings.ToUpper(u.Email)), s409, apierr.AlreadyExists, ""},
 			{"huge body", "POST", "/v1/accounts", "", with("account_name", long(2<<20)), s413, apierr.PayloadTooLarge, ""},
 		})
@@ -239,11 +239,20 @@ func TestBadInput(t *testing.T) {
 			{"garbage page_token", "GET", "/v1/projects?page_token=%25%25%25", u.Token, nil, s400, inv, "page_token"},
 			{"page_token of another id kind", "GET", "/v1/projects?page_token=" + notProject, u.Token, nil, s400, inv, "page_token"},
 		})
-		// A valid page token from one account means nothing in another: it only bounds ids.
-		page := e.api.Call("GET", "/v1/projects?page_token="+base64.RawURLEncoding.EncodeToString([]byte(testutil.Str(otherP, "id"))), u.Token, nil).OK(t)
-		for _, p := range page["projects"].([]any) {
-			require.Equal(t, u.AccountID, testutil.Str(p.(map[string]any), "account_id"))
-		}
+		// Page tokens are bound to their account and sealed (pkg/pagetoken): a hand-made
+		// one, even of a real project id, and another account's real one are refused.
+		e.createProject(other.Token, map[string]any{"name": "theirs too"})
+		theirs := testutil.Str(e.api.Call("GET", "/v1/projects?page_size=1", other.Token, nil).OK(t), "next_page_token")
+		require.NotEmpty(t, theirs)
+		handMade := base64.RawURLEncoding.EncodeToString([]byte(pid))
+		runBad(t, e, []badCase{
+			{"hand-made page_token", "GET", "/v1/projects?page_token=" + handMade, u.Token, nil, s400, inv, "page_token"},
+			{"another account's page_token", "GET", "/v1/projects?page_token=" + theirs, u.Token, nil, s400, inv, "page_token"},
+		})
+		// Where it was issued, it pages on.
+		page := e.api.Call("GET", "/v1/projects?page_size=1&page_token="+theirs, other.Token, nil).OK(t)
+		require.Len(t, page["projects"], 1)
+		require.Equal(t, testutil.Str(otherP, "id"), testutil.Str(page["projects"].([]any)[0].(map[string]any), "id"))
 	})
 
 	t.Run("get, patch, delete project", func(t *testing.T) {

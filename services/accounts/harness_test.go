@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 )
@@ -41,16 +42,18 @@ type env struct {
 func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 	t.Helper()
 	cfg := accounts.Config{
-		GRPCAddr:      "127.0.0.1:0",
-		HTTPAddr:      "127.0.0.1:0",
-		DatabaseURL:   testutil.DatabaseURL(t),
-		NATSURL:       testutil.NATSURL(),
-		Namespace:     testutil.Namespace(t),
-		OperatorToken: "op-" + testutil.Suffix() + testutil.Suffix(),
-		SessionTTL:    24 * time.Hour,
-		StepUpWindow:  5 * time.Minute,
-		TrialPeriod:   720 * time.Hour,
-		ShutdownGrace: 2 * time.Second,
+		Common: settings.Common{
+			NATSURL:       testutil.NATSURL(),
+			Namespace:     testutil.Namespace(t),
+			OperatorToken: "op-" + testutil.Suffix() + testutil.Suffix(),
+			ShutdownGrace: 2 * time.Second,
+		},
+		Postgres:     settings.Postgres{DatabaseURL: testutil.DatabaseURL(t)},
+		GRPCAddr:     "127.0.0.1:0",
+		HTTPAddr:     "127.0.0.1:0",
+		SessionTTL:   24 * time.Hour,
+		StepUpWindow: 5 * time.Minute,
+		TrialPeriod:  720 * time.Hour,
 	}
 	for _, o := range opts {
 		o(&cfg)

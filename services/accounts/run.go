@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -20,7 +19,6 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
-	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/idempotency"
 	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/natsx"
@@ -29,6 +27,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/accounts/internal/api"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 	"github.com/latchkey/latchkey/services/accounts/migrations"
@@ -40,110 +39,57 @@ const Name = "accounts"
 // Schema is the Postgres schema the service owns.
 const Schema = "accounts"
 
-// Bounds on the operator token's length; bearer tokens over 512 characters are turned
-// away unread.
-const (
-	MinOperatorTokenLen = 16
-	MaxOperatorTokenLen = 512
-)
-
-// Config configures the accounts service. ConfigFromEnv reads it from the environment.
+// Config configures the accounts service. ConfigFromEnv reads it from the environment:
+// each field's tags name its variable and default.
 type Config struct {
-	// GRPCAddr is where the gRPC server listens (ACCOUNTS_GRPC_ADDR, default
-	// 127.0.0.1:8081); "" serves in process only.
-	GRPCAddr string
-	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone
-	// (ACCOUNTS_HTTP_ADDR, default 127.0.0.1:8091). New ignores it: an all-in-one runner
-	// serves the unit's gateway on its own listener.
-	HTTPAddr string
-	// DatabaseURL is the Postgres connection string (DATABASE_URL); the service uses
-	// schema "accounts" in it.
-	DatabaseURL string
-	// NATSURL is the NATS server with JetStream (NATS_URL, default nats://127.0.0.1:4222).
-	NATSURL string
-	// Namespace prefixes NATS subjects and the events stream (LATCHKEY_NAMESPACE, default
-	// "latchkey").
-	Namespace string
-	// OperatorToken authenticates the platform team's admin calls and the other services'
-	// internal calls (LATCHKEY_OPERATOR_TOKEN, required, at least 16 characters).
-	OperatorToken string
-	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR); when set, account keys
-	// authenticate here through its VerifyKey, and a project's environment can be dropped
-	// once the keys service says no live key is bound to it. Empty: only sessions and the
-	// operator token authenticate, and environments cannot be dropped.
-	KeysAddr string
-	// SessionTTL is how long a login lasts (LATCHKEY_SESSION_TTL, default 24h).
-	SessionTTL time.Duration
-	// StepUpWindow is how long a password re-verification counts (LATCHKEY_STEP_UP_WINDOW,
-	// default 5m).
-	StepUpWindow time.Duration
-	// TrialPeriod is how long after sign-up a new account's trial ends
-	// (LATCHKEY_TRIAL_PERIOD, default 720h).
-	TrialPeriod time.Duration
-	// Limits are the per-IP, per-key and per-account token buckets
-	// (LATCHKEY_LIMIT_IP, LATCHKEY_LIMIT_KEY, LATCHKEY_LIMIT_ACCOUNT).
+	// Common are the settings every service shares: namespace, operator token, NATS,
+	// shutdown grace, logging.
+	settings.Common
+	// Postgres is the database; the service uses schema "accounts" in it.
+	settings.Postgres
+	// GRPCAddr is where the gRPC server listens; "" serves in process only.
+	GRPCAddr string `env:"ACCOUNTS_GRPC_ADDR" envDefault:"127.0.0.1:8081"`
+	// HTTPAddr is the REST, /healthz and /metrics listener when the service runs alone.
+	// New ignores it: an all-in-one runner serves the unit's gateway on its own listener.
+	HTTPAddr string `env:"ACCOUNTS_HTTP_ADDR" envDefault:"127.0.0.1:8091"`
+	// KeysAddr is the keys service's gRPC address; when set, account keys authenticate
+	// here through its VerifyKey, and a project's environment can be dropped once the keys
+	// service says no live key is bound to it. Empty: only sessions and the operator token
+	// authenticate, and environments cannot be dropped.
+	KeysAddr string `env:"KEYS_GRPC_ADDR"`
+	// SessionTTL is how long a login lasts.
+	SessionTTL time.Duration `env:"LATCHKEY_SESSION_TTL" envDefault:"24h"`
+	// StepUpWindow is how long a password re-verification counts.
+	StepUpWindow time.Duration `env:"LATCHKEY_STEP_UP_WINDOW" envDefault:"5m"`
+	// TrialPeriod is how long after sign-up a new account's trial ends.
+	TrialPeriod time.Duration `env:"LATCHKEY_TRIAL_PERIOD" envDefault:"720h"`
+	// Limits are the per-IP, per-key and per-account token buckets.
 	Limits limits.Config
 	// ProjectChangesPerHour caps creating and deleting projects per account, across
-	// replicas (LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR; 0 for no cap).
-	ProjectChangesPerHour int
-	// ShutdownGrace is how long in-flight calls get to finish on stop
-	// (LATCHKEY_SHUTDOWN_GRACE, default 10s).
-	ShutdownGrace time.Duration
+	// replicas; 0 for no cap.
+	ProjectChangesPerHour int `env:"LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR" envDefault:"100"`
 }
 
-// ConfigFromEnv reads the configuration from the environment. It reports values that do
-// not parse; Validate (called by New) checks the rest.
+// ConfigFromEnv reads the configuration from the environment. It reports every value
+// that does not parse; Validate (called by New) checks the rest, so `accounts migrate`
+// needs only DATABASE_URL.
 func ConfigFromEnv() (Config, error) {
-	var r envconfig.Reader
-	cfg := Config{
-		GRPCAddr:      r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
-		HTTPAddr:      r.String("ACCOUNTS_HTTP_ADDR", "127.0.0.1:8091"),
-		DatabaseURL:   r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
-		NATSURL:       r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:     r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		OperatorToken: r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		KeysAddr:      r.String("KEYS_GRPC_ADDR", ""),
-		SessionTTL:    r.Duration("LATCHKEY_SESSION_TTL", 24*time.Hour),
-		StepUpWindow:  r.Duration("LATCHKEY_STEP_UP_WINDOW", 5*time.Minute),
-		TrialPeriod:   r.Duration("LATCHKEY_TRIAL_PERIOD", 720*time.Hour),
-		ShutdownGrace: r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
-		Limits:        limits.ConfigFromEnv(&r),
-
-		ProjectChangesPerHour: r.Int("LATCHKEY_CAP_PROJECT_CHANGES_PER_HOUR", 100),
-	}
-	return cfg, r.Err()
+	var cfg Config
+	err := settings.Parse(&cfg)
+	return cfg, err
 }
-
-// namespaceRE is what may name a NATS subject token and a stream.
-var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Validate reports every setting that cannot work, at once.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("DATABASE_URL is required")
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL is required")
-	}
-	if !namespaceRE.MatchString(c.Namespace) {
-		bad("LATCHKEY_NAMESPACE=%q must be 1 to 64 letters, digits, '_' or '-'", c.Namespace)
-	}
-	if len(c.OperatorToken) < MinOperatorTokenLen || len(c.OperatorToken) > MaxOperatorTokenLen {
-		bad("LATCHKEY_OPERATOR_TOKEN is required and must be %d to %d characters", MinOperatorTokenLen, MaxOperatorTokenLen)
-	}
+	errs := []error{c.Common.Validate(), c.Postgres.Validate()}
 	if c.SessionTTL <= 0 {
-		bad("LATCHKEY_SESSION_TTL must be positive")
+		errs = append(errs, errors.New("LATCHKEY_SESSION_TTL must be positive"))
 	}
 	if c.StepUpWindow <= 0 {
-		bad("LATCHKEY_STEP_UP_WINDOW must be positive")
+		errs = append(errs, errors.New("LATCHKEY_STEP_UP_WINDOW must be positive"))
 	}
 	if c.TrialPeriod < 0 {
-		bad("LATCHKEY_TRIAL_PERIOD must not be negative")
-	}
-	if c.ShutdownGrace < 0 {
-		bad("LATCHKEY_SHUTDOWN_GRACE must not be negative")
+		errs = append(errs, errors.New("LATCHKEY_TRIAL_PERIOD must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -199,11 +145,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("events stream: %w", err)
-	}
-	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("audit stream: %w", err)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	if err != nil {
+		return nil, err
 	}
 
 	authn := &api.Authenticator{Operator: auth.OperatorToken(cfg.OperatorToken)}
@@ -231,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
 		Authenticate: authn.Authenticate,
-		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
+		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
 		OnCall:       audit.OnCall,
 	})
 	if err != nil {
@@ -241,6 +185,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Store:         st,
 		Notify:        relay.Notify,
 		Authenticator: authn,
+		PageTokenKey:  cfg.OperatorToken,
 		SessionTTL:    cfg.SessionTTL,
 		StepUpWindow:  cfg.StepUpWindow,
 		TrialPeriod:   cfg.TrialPeriod,
@@ -253,8 +198,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
-	u.Ready = server.Readiness(nc.IsConnected, pool.Ping)
-	u.Workers = append(u.Workers, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
+	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
+	// older than a minute).
+	kept := server.Readiness(keeper.Ready, pool.Ping)
+	u.Ready = func() bool { return kept() && relay.Ready() }
+	u.Workers = append(u.Workers, keeper.Run, relay.Run, lim.Sweep, idem.Prune, func(ctx context.Context) error {
 		return pruneSessions(ctx, st, log)
 	})
 	return u, nil

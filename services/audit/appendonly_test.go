@@ -90,8 +90,8 @@ func TestEventsAreAppendOnly(t *testing.T) {
 }
 
 // TestRemovedEventsAreCaught: removing the newest events is caught by the chain head,
-// removing one in the middle by the next link. Removing the oldest is what retention does,
-// and verify accepts it: it trusts the oldest remaining event's prev_hash.
+// removing one in the middle by the next link, and removing the oldest by the missing
+// signed retention cut (checkpoint_test.go has retention's own cut).
 func TestRemovedEventsAreCaught(t *testing.T) {
 	e := newEnv(t)
 	a := e.accounts.api.SignUp("alice")
@@ -126,6 +126,7 @@ func TestRemovedEventsAreCaught(t *testing.T) {
 	tamper(`DELETE FROM audit.events WHERE id = ANY($1)`, ids[:2])
 	tamper(`UPDATE audit.chain_heads SET sequence = 4, hash = (SELECT hash FROM audit.events WHERE id = $1) WHERE account_id = $2`, ids[3], a.AccountID)
 	ok, checked, bad = e.verify(a.Token)
-	require.True(t, ok, "a chain that starts later, as after retention: %s", bad)
-	require.Equal(t, 2, checked)
+	require.False(t, ok, "a chain that starts later with no signed retention cut")
+	require.Equal(t, ids[2], bad)
+	require.Equal(t, 1, checked)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
@@ -103,18 +104,22 @@ func newEnv(t testing.TB, opts ...func(*options)) *env {
 	}
 
 	e.cfg = audit.Config{
-		GRPCAddr:          "127.0.0.1:0",
-		HTTPAddr:          "127.0.0.1:0",
-		DatabaseURL:       e.dbURL,
-		NATSURL:           testutil.NATSURL(),
-		Namespace:         e.ns,
-		OperatorToken:     e.operator,
-		AccountsAddr:      e.accounts.grpc,
-		KeysAddr:          keysAddr,
-		RetentionInterval: time.Hour,
-		RetentionFree:     720 * time.Hour,
-		RetentionPro:      8760 * time.Hour,
-		ShutdownGrace:     2 * time.Second,
+		Common: settings.Common{
+			NATSURL:       testutil.NATSURL(),
+			Namespace:     e.ns,
+			OperatorToken: e.operator,
+			ShutdownGrace: 2 * time.Second,
+		},
+		Postgres:           settings.Postgres{DatabaseURL: e.dbURL},
+		AccountsPeer:       settings.AccountsPeer{AccountsAddr: e.accounts.grpc},
+		KeysPeer:           settings.KeysPeer{KeysAddr: keysAddr},
+		GRPCAddr:           "127.0.0.1:0",
+		HTTPAddr:           "127.0.0.1:0",
+		RetentionInterval:  time.Hour,
+		RetentionFree:      720 * time.Hour,
+		RetentionPro:       8760 * time.Hour,
+		CheckpointEvery:    100,
+		CheckpointInterval: time.Hour, // tests sign heads when they mean to: signHeads
 	}
 	if o.audit != nil {
 		o.audit(&e.cfg)

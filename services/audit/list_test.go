@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -163,6 +164,10 @@ func TestBadInput(t *testing.T) {
 	flipped := slices.Clone(raw)
 	flipped[3] ^= 1 // another time, same MAC
 	forged := base64.RawURLEncoding.EncodeToString(flipped)
+	// A position made by hand: what a cursor holds (time, id), with no MAC.
+	handMade := base64.RawURLEncoding.EncodeToString(append(binary.BigEndian.AppendUint64([]byte{1}, uint64(time.Now().UnixMicro())), "aud_x"...))
+	filtered := testutil.Str(e.get("/v1/audit/events?limit=1&action=keys.create", a.Token).OK(t), "next_cursor")
+	require.NotEmpty(t, filtered)
 
 	inv := apierr.InvalidArgument
 	for _, c := range []struct {
@@ -179,6 +184,10 @@ func TestBadInput(t *testing.T) {
 		{"base64 garbage cursor", "/v1/audit/events?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuvwxyz")), a.Token, 400, inv},
 		{"forged cursor", "/v1/audit/events?cursor=" + forged, a.Token, 400, inv},
 		{"another account's cursor", "/v1/audit/events?cursor=" + bobCursor, a.Token, 400, inv},
+		{"hand-made cursor", "/v1/audit/events?cursor=" + handMade, a.Token, 400, inv},
+		{"cursor reused without its filter", "/v1/audit/events?cursor=" + filtered, a.Token, 400, inv},
+		{"cursor reused with another filter", "/v1/audit/events?action=keys.revoke&cursor=" + filtered, a.Token, 400, inv},
+		{"unfiltered cursor reused with a filter", "/v1/audit/events?result=ok&cursor=" + cursor, a.Token, 400, inv},
 		{"huge cursor", "/v1/audit/events?cursor=" + strings.Repeat("A", 5000), a.Token, 400, inv},
 		{"huge filter", "/v1/audit/events?key_id=" + strings.Repeat("k", 600), a.Token, 400, inv},
 		{"unknown filter", "/v1/audit/events?keyid=key_1", a.Token, 400, inv},
@@ -199,8 +208,9 @@ func TestBadInput(t *testing.T) {
 	e.audit.api.Call("DELETE", "/v1/audit/events", a.Token, nil).
 		RequireError(t, http.StatusMethodNotAllowed, apierr.MethodNotAllowed)
 
-	// The cursor works for its own account.
+	// The cursor works for its own account and filters.
 	require.Len(t, e.get("/v1/audit/events?cursor="+cursor, a.Token).OK(t)["events"], 2)
+	require.Len(t, e.get("/v1/audit/events?action=keys.create&cursor="+filtered, a.Token).OK(t)["events"], 2)
 
 	// Append: the operator only, a whole event with a usable id.
 	ctx := context.Background()

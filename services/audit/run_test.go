@@ -7,49 +7,86 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/audit"
 )
 
-func TestConfigFromEnvDefaults(t *testing.T) {
-	for _, k := range []string{
-		"AUDIT_GRPC_ADDR", "AUDIT_HTTP_ADDR", "DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE",
-		"ACCOUNTS_GRPC_ADDR", "KEYS_GRPC_ADDR", "AUDIT_RETENTION_INTERVAL", "AUDIT_RETENTION_FREE",
-		"AUDIT_RETENTION_PRO", "LATCHKEY_SHUTDOWN_GRACE",
-	} {
-		t.Setenv(k, "")
+func TestConfigFromEnv(t *testing.T) {
+	defaults := audit.Config{
+		Common: settings.Common{
+			Namespace:     "latchkey",
+			NATSURL:       "nats://127.0.0.1:4222",
+			ShutdownGrace: 10 * time.Second,
+		},
+		Postgres:           settings.Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
+		AccountsPeer:       settings.AccountsPeer{AccountsAddr: "127.0.0.1:8081"},
+		KeysPeer:           settings.KeysPeer{KeysAddr: "127.0.0.1:8082"},
+		GRPCAddr:           "127.0.0.1:8083",
+		HTTPAddr:           "127.0.0.1:8093",
+		RetentionInterval:  time.Hour,
+		RetentionFree:      720 * time.Hour,
+		RetentionPro:       8760 * time.Hour,
+		CheckpointEvery:    100,
+		CheckpointInterval: time.Minute,
 	}
-	t.Setenv("LATCHKEY_OPERATOR_TOKEN", "0123456789abcdef")
-	cfg, err := audit.ConfigFromEnv()
-	require.NoError(t, err)
-	require.Equal(t, audit.Config{
-		GRPCAddr:          "127.0.0.1:8083",
-		HTTPAddr:          "127.0.0.1:8093",
-		DatabaseURL:       "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable",
-		NATSURL:           "nats://127.0.0.1:4222",
-		Namespace:         "latchkey",
-		OperatorToken:     "0123456789abcdef",
-		AccountsAddr:      "127.0.0.1:8081",
-		KeysAddr:          "127.0.0.1:8082",
-		RetentionInterval: time.Hour,
-		RetentionFree:     720 * time.Hour,
-		RetentionPro:      8760 * time.Hour,
-		ShutdownGrace:     10 * time.Second,
-	}, cfg)
-	require.NoError(t, cfg.Validate())
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want func(*audit.Config)
+	}{
+		{"defaults", nil, func(*audit.Config) {}},
+		{"every variable", map[string]string{
+			"AUDIT_GRPC_ADDR": "0.0.0.0:9083", "AUDIT_HTTP_ADDR": "", "DATABASE_URL": "postgres://db/prod",
+			"NATS_URL": "nats://nats:4222", "LATCHKEY_NAMESPACE": "prod", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
+			"ACCOUNTS_GRPC_ADDR": "accounts:8081", "KEYS_GRPC_ADDR": "keys:8082",
+			"AUDIT_RETENTION_INTERVAL": "10m", "AUDIT_RETENTION_FREE": "48h", "AUDIT_RETENTION_PRO": "87600h",
+			"LATCHKEY_SHUTDOWN_GRACE": "0s", "LATCHKEY_LOG_LEVEL": "error",
+		}, func(c *audit.Config) {
+			c.GRPCAddr, c.DatabaseURL, c.NATSURL = "0.0.0.0:9083", "postgres://db/prod", "nats://nats:4222"
+			c.Namespace, c.OperatorToken = "prod", "0123456789abcdef"
+			c.AccountsAddr, c.KeysAddr = "accounts:8081", "keys:8082"
+			c.RetentionInterval, c.RetentionFree, c.RetentionPro = 10*time.Minute, 48*time.Hour, 87600*time.Hour
+			c.ShutdownGrace, c.Log.Level = 0, zapcore.ErrorLevel
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testutil.ClearSettings(t, &audit.Config{})
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			want := defaults
+			tc.want(&want)
+			got, err := audit.ConfigFromEnv()
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
 }
 
+// Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
-	t.Setenv("AUDIT_RETENTION_INTERVAL", "hourly")
-	t.Setenv("AUDIT_RETENTION_PRO", "-1h")
+	testutil.ClearSettings(t, &audit.Config{})
+	bad := map[string]string{
+		"AUDIT_RETENTION_INTERVAL": "hourly",
+		"AUDIT_RETENTION_PRO":      "-1h",
+		"AUDIT_RETENTION_FREE":     "30d",
+		"LATCHKEY_SHUTDOWN_GRACE":  "10",
+		"LATCHKEY_LOG_LEVEL":       "chatty",
+	}
+	for k, v := range bad {
+		t.Setenv(k, v)
+	}
 	_, err := audit.ConfigFromEnv()
-	require.ErrorContains(t, err, "AUDIT_RETENTION_INTERVAL")
-	require.ErrorContains(t, err, "AUDIT_RETENTION_PRO")
+	for k := range bad {
+		require.ErrorContains(t, err, k)
+	}
 }
 
 func TestValidate(t *testing.T) {
-	err := audit.Config{Namespace: "a.b", OperatorToken: "short", RetentionFree: time.Hour}.Validate()
+	err := audit.Config{Common: settings.Common{Namespace: "a.b", OperatorToken: "short"}, RetentionFree: time.Hour}.Validate()
 	for _, want := range []string{
 		"DATABASE_URL", "NATS_URL", "LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN", "ACCOUNTS_GRPC_ADDR",
 		"KEYS_GRPC_ADDR", "AUDIT_RETENTION_INTERVAL", "AUDIT_RETENTION_FREE",
@@ -61,10 +98,10 @@ func TestValidate(t *testing.T) {
 }
 
 func TestMigrateTwice(t *testing.T) {
-	cfg := audit.Config{DatabaseURL: testutil.DatabaseURL(t)}
+	cfg := audit.Config{Postgres: settings.Postgres{DatabaseURL: testutil.DatabaseURL(t)}}
 	applied, err := audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
-	require.Equal(t, []string{"0001_init"}, applied)
+	require.Equal(t, []string{"0001_init", "0002_checkpoints"}, applied)
 	applied, err = audit.Migrate(context.Background(), cfg)
 	require.NoError(t, err)
 	require.Empty(t, applied)
@@ -80,7 +117,7 @@ func TestMigrateSideBySide(t *testing.T) {
 	errs := make(chan error, len(urls))
 	for _, u := range urls {
 		go func() {
-			_, err := audit.Migrate(context.Background(), audit.Config{DatabaseURL: u})
+			_, err := audit.Migrate(context.Background(), audit.Config{Postgres: settings.Postgres{DatabaseURL: u}})
 			errs <- err
 		}()
 	}

@@ -8,115 +8,82 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
-	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/eventsub"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/ingest"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/keycache"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/verifier"
 )
 
-// Config is the gateway's configuration; ConfigFromEnv reads it.
+// Config is the gateway's configuration. ConfigFromEnv reads it from the environment:
+// each field's tags name its variable and default.
 type Config struct {
-	// ID names this gateway in heartbeats and revocation receipts (GATEWAY_ID; hostname and
-	// a random suffix when unset).
-	ID string
-	// HTTPAddr serves OTLP/HTTP, /ingest/logs, /healthz and /metrics (GATEWAY_HTTP_ADDR).
-	HTTPAddr string
-	// GRPCAddr serves OTLP/gRPC (GATEWAY_GRPC_ADDR).
-	GRPCAddr string
-	// KeysAddr is the keys service's gRPC address (KEYS_GRPC_ADDR).
-	KeysAddr string
-	// NATSURL is the NATS server (NATS_URL).
-	NATSURL string
-	// Namespace prefixes subjects and streams (LATCHKEY_NAMESPACE).
-	Namespace string
-	// ServiceToken authenticates the gateway to the keys service: the operator token
-	// (LATCHKEY_OPERATOR_TOKEN).
-	ServiceToken string
-	// MaxStaleness bounds how long any cached answer is used, even if every event is lost
-	// (GATEWAY_MAX_STALENESS).
-	MaxStaleness time.Duration
-	// NegativeTTL is how long "no such key" is remembered (GATEWAY_NEGATIVE_TTL).
-	NegativeTTL time.Duration
-	// MaxBodyBytes bounds a request body, compressed or not (GATEWAY_MAX_BODY_BYTES).
-	MaxBodyBytes int64
-	// PublishTimeout bounds the wait for JetStream's ack (GATEWAY_PUBLISH_TIMEOUT).
-	PublishTimeout time.Duration
+	// Common are the settings every service shares: namespace, NATS, shutdown grace,
+	// logging, and the operator token, which is the gateway's credential at the keys
+	// service.
+	settings.Common
+	// KeysPeer is the keys service (VerifyKey, key types).
+	settings.KeysPeer
+	// ID names this gateway in heartbeats and revocation receipts; hostname and a random
+	// suffix when unset.
+	ID string `env:"GATEWAY_ID"`
+	// HTTPAddr serves OTLP/HTTP, /ingest/logs, /healthz and /metrics.
+	HTTPAddr string `env:"GATEWAY_HTTP_ADDR" envDefault:"127.0.0.1:4318"`
+	// GRPCAddr serves OTLP/gRPC.
+	GRPCAddr string `env:"GATEWAY_GRPC_ADDR" envDefault:"127.0.0.1:4317"`
+	// MaxStaleness bounds how long any cached answer is used, even if every event is lost.
+	MaxStaleness time.Duration `env:"GATEWAY_MAX_STALENESS" envDefault:"30s"`
+	// NegativeTTL is how long "no such key" is remembered.
+	NegativeTTL time.Duration `env:"GATEWAY_NEGATIVE_TTL" envDefault:"2s"`
+	// MaxBodyBytes bounds a request body, compressed or not; at least 1024.
+	MaxBodyBytes int64 `env:"GATEWAY_MAX_BODY_BYTES" envDefault:"4194304"`
+	// PublishTimeout bounds the wait for JetStream's ack.
+	PublishTimeout time.Duration `env:"GATEWAY_PUBLISH_TIMEOUT" envDefault:"2s"`
 	// MergeClientRequestIDs merges requests that carry their client's X-Request-Id like
 	// any other, giving up JetStream's deduplication of their retries; for deployments
-	// behind a proxy that stamps every request with an id
-	// (GATEWAY_MERGE_CLIENT_REQUEST_IDS; see ingest.Config).
-	MergeClientRequestIDs bool
-	// Retention and AnonRetention are the ingest streams' MaxAge (GATEWAY_RETENTION,
-	// GATEWAY_ANON_RETENTION).
-	Retention, AnonRetention time.Duration
-	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per client IP
-	// (GATEWAY_FAILED_AUTH_PER_SECOND, GATEWAY_FAILED_AUTH_BURST).
-	FailedAuthPerSecond float64
-	FailedAuthBurst     int
-	// ShutdownGrace is how long in-flight requests get on shutdown (LATCHKEY_SHUTDOWN_GRACE).
-	ShutdownGrace time.Duration
+	// behind a proxy that stamps every request with an id (see ingest.Config).
+	MergeClientRequestIDs bool `env:"GATEWAY_MERGE_CLIENT_REQUEST_IDS" envDefault:"false"`
+	// Retention is the ingest stream's MaxAge.
+	Retention time.Duration `env:"GATEWAY_RETENTION" envDefault:"72h"`
+	// AnonRetention is the anonymous ingest stream's MaxAge.
+	AnonRetention time.Duration `env:"GATEWAY_ANON_RETENTION" envDefault:"48h"`
+	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per client IP.
+	FailedAuthPerSecond float64 `env:"GATEWAY_FAILED_AUTH_PER_SECOND" envDefault:"10"`
+	FailedAuthBurst     int     `env:"GATEWAY_FAILED_AUTH_BURST" envDefault:"50"`
 }
 
-// ConfigFromEnv reads the configuration; New validates it.
+// ConfigFromEnv reads the configuration, reporting every value that does not parse; New
+// validates it.
 func ConfigFromEnv() (Config, error) {
-	var r envconfig.Reader
-	c := Config{
-		ID:                    r.String("GATEWAY_ID", ""),
-		HTTPAddr:              r.String("GATEWAY_HTTP_ADDR", "127.0.0.1:4318"),
-		GRPCAddr:              r.String("GATEWAY_GRPC_ADDR", "127.0.0.1:4317"),
-		KeysAddr:              r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
-		NATSURL:               r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:             r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		ServiceToken:          r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		MaxStaleness:          r.Duration("GATEWAY_MAX_STALENESS", 30*time.Second),
-		NegativeTTL:           r.Duration("GATEWAY_NEGATIVE_TTL", 2*time.Second),
-		MaxBodyBytes:          int64(r.Int("GATEWAY_MAX_BODY_BYTES", 4<<20)),
-		PublishTimeout:        r.Duration("GATEWAY_PUBLISH_TIMEOUT", 2*time.Second),
-		MergeClientRequestIDs: r.Bool("GATEWAY_MERGE_CLIENT_REQUEST_IDS", false),
-		Retention:             r.Duration("GATEWAY_RETENTION", 72*time.Hour),
-		AnonRetention:         r.Duration("GATEWAY_ANON_RETENTION", 48*time.Hour),
-		FailedAuthPerSecond:   float64(r.Int("GATEWAY_FAILED_AUTH_PER_SECOND", 10)),
-		FailedAuthBurst:       r.Int("GATEWAY_FAILED_AUTH_BURST", 50),
-		ShutdownGrace:         r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
-	}
-	return c, r.Err()
+	var c Config
+	err := settings.Parse(&c)
+	return c, err
 }
 
-// Validate reports every bad setting.
+// Validate reports every bad setting, at once.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.ServiceToken) < 16 {
-		errs = append(errs, errors.New("LATCHKEY_OPERATOR_TOKEN must be set, at least 16 characters"))
-	}
-	if c.KeysAddr == "" || c.NATSURL == "" || c.Namespace == "" {
-		errs = append(errs, errors.New("KEYS_GRPC_ADDR, NATS_URL and LATCHKEY_NAMESPACE must not be empty"))
-	}
+	errs := []error{c.Common.Validate(), c.KeysPeer.Validate()}
 	if c.MaxStaleness <= 0 || c.NegativeTTL <= 0 || c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("GATEWAY_MAX_STALENESS, GATEWAY_NEGATIVE_TTL and GATEWAY_PUBLISH_TIMEOUT must be positive"))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("GATEWAY_MAX_BODY_BYTES must be at least 1024"))
 	}
-	if c.FailedAuthPerSecond <= 0 || c.FailedAuthBurst < 1 {
+	if !(c.FailedAuthPerSecond > 0) || c.FailedAuthBurst < 1 {
 		errs = append(errs, errors.New("GATEWAY_FAILED_AUTH_PER_SECOND and GATEWAY_FAILED_AUTH_BURST must be positive"))
 	}
 	return errors.Join(errs...)
@@ -151,6 +118,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		// No reconnect buffer: a publish while disconnected fails at once (503) instead
 		// of being flushed after a reconnect, long after its client was told to retry.
 		nats.ReconnectBufSize(-1),
+		// Cached answers are not trusted across a disconnect: distrusted from the moment
+		// it is noticed, and in any case before a new connection carries a publish;
+		// trusted again once the subscriber follows the stream.
+		natsx.OnConnectionLost(cache.Distrust),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			if sub := subRef.Load(); sub != nil {
 				sub.Reconnected()
@@ -164,10 +135,21 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
-	if err := ingest.EnsureStreams(ctx, js, cfg.Namespace, cfg.Retention, cfg.AnonRetention); err != nil {
-		return nil, fmt.Errorf("nats: ingest streams: %w", err)
+	streams, err := ingest.StreamConfigs(cfg.Namespace, cfg.Retention, cfg.AnonRetention)
+	if err != nil {
+		return nil, err
 	}
-	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, log)
+	events := natsx.EventsStreamResource(js, cfg.Namespace)
+	events.Recreated = func() {
+		if sub := subRef.Load(); sub != nil {
+			sub.Lost("events stream recreated")
+		}
+	}
+	keeper := natsx.NewKeeper(js, log, events, natsx.StreamConfigResource(js, streams[0]), natsx.StreamConfigResource(js, streams[1]))
+	if err := keeper.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, keeper.Ensure, log)
 	subRef.Store(sub)
 
 	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -176,7 +158,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	}
 	u.Closers = append(u.Closers, func() { _ = keysConn.Close() })
 	perKey, failures := ratelimit.New(nil), ratelimit.New(nil)
-	v := verifier.New(keysv1.NewKeysServiceClient(keysConn), cfg.ServiceToken, cache, perKey, failures, verifier.Config{
+	v := verifier.New(keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken, cache, perKey, failures, verifier.Config{
 		FailedAuthPerIP: ratelimit.Limit{PerSecond: cfg.FailedAuthPerSecond, Burst: cfg.FailedAuthBurst},
 	})
 
@@ -188,29 +170,21 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
+	pub.StreamLost = keeper.Notice
 	g, err := server.NewGRPC(server.GRPCConfig{Name: "ingest-gateway", Addr: cfg.GRPCAddr, Logger: log, MaxRecvBytes: int(cfg.MaxBodyBytes)})
 	if err != nil {
 		return nil, err
 	}
 	ingest.RegisterGRPC(g.Server, v, pub, icfg)
 
-	ready := func() bool { return v.Ready() && sub.Subscribed() }
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.Handle("/", ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))
+	ready := func() bool { return v.Ready() && sub.Subscribed() && keeper.Ready() }
+	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
 
 	u.GRPC = g
-	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: mux}
+	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: server.Edge(edge, ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))}
 	u.Ready = ready
 	u.Workers = []func(context.Context) error{
+		keeper.Run,
 		sub.Run,
 		func(ctx context.Context) error { return loadTypes(ctx, v, log) },
 		func(ctx context.Context) error { perKey.Run(ctx, time.Minute); return nil },

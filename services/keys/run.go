@@ -23,7 +23,6 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/auth"
-	"github.com/latchkey/latchkey/pkg/envconfig"
 	"github.com/latchkey/latchkey/pkg/idempotency"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/limits"
@@ -32,6 +31,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/server"
+	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/keys/internal/api"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
@@ -43,85 +43,55 @@ import (
 // Schema is the Postgres schema the keys service owns.
 const Schema = "keys"
 
-// Config is the keys service's configuration; ConfigFromEnv reads it.
+// Config is the keys service's configuration. ConfigFromEnv reads it from the
+// environment: each field's tags name its variable and default.
 type Config struct {
-	// GRPCAddr is where the gRPC API listens (KEYS_GRPC_ADDR).
-	GRPCAddr string
-	// HTTPAddr is the REST bridge when run on its own (KEYS_HTTP_ADDR); "" for none.
-	HTTPAddr string
-	// DatabaseURL is the Postgres to use (DATABASE_URL).
-	DatabaseURL string
-	// NATSURL is the NATS server (NATS_URL).
-	NATSURL string
-	// Namespace prefixes NATS subjects and streams (LATCHKEY_NAMESPACE).
-	Namespace string
-	// OperatorToken authenticates the platform team and service-to-service calls
-	// (LATCHKEY_OPERATOR_TOKEN).
-	OperatorToken string
-	// AccountsAddr is the accounts service's gRPC address (ACCOUNTS_GRPC_ADDR).
-	AccountsAddr string
-	// Pepper keys the hash of every stored key (LATCHKEY_PEPPER, at least 32 bytes). Changing
-	// it invalidates every key.
-	Pepper string
+	// Common are the settings every service shares: namespace, operator token, NATS,
+	// shutdown grace, logging.
+	settings.Common
+	// Postgres is the database; the service uses schema "keys" in it.
+	settings.Postgres
+	// AccountsPeer is the accounts service's gRPC address.
+	settings.AccountsPeer
+	// GRPCAddr is where the gRPC API listens.
+	GRPCAddr string `env:"KEYS_GRPC_ADDR" envDefault:"127.0.0.1:8082"`
+	// HTTPAddr is the REST bridge when run on its own; "" for none.
+	HTTPAddr string `env:"KEYS_HTTP_ADDR" envDefault:"127.0.0.1:8092"`
+	// Pepper keys the hash of every stored key: at least keyformat.MinPepperLen bytes.
+	// Changing it invalidates every key.
+	Pepper string `env:"LATCHKEY_PEPPER"`
 	// KeyProfile names the key types: "default", an embedded profile (typed, envkeys,
-	// deeptracer, gmk, lumiqtrace) or a JSON file (LATCHKEY_KEY_PROFILE).
-	KeyProfile string
-	// DirectoryTTL bounds how long account and project facts are cached
-	// (LATCHKEY_DIRECTORY_TTL).
-	DirectoryTTL time.Duration
-	// UsageFlushInterval is how often last_used_at is written (LATCHKEY_USAGE_FLUSH_INTERVAL).
-	UsageFlushInterval time.Duration
-	// ShutdownGrace is how long in-flight calls get on shutdown (LATCHKEY_SHUTDOWN_GRACE).
-	ShutdownGrace time.Duration
-	// Limits are the per-IP, per-key and per-account token buckets
-	// (LATCHKEY_LIMIT_IP, LATCHKEY_LIMIT_KEY, LATCHKEY_LIMIT_ACCOUNT).
+	// deeptracer, gmk, lumiqtrace) or a JSON file (keyformat.LoadProfile).
+	KeyProfile string `env:"LATCHKEY_KEY_PROFILE" envDefault:"default"`
+	// DirectoryTTL bounds how long account and project facts are cached.
+	DirectoryTTL time.Duration `env:"LATCHKEY_DIRECTORY_TTL" envDefault:"30s"`
+	// UsageFlushInterval is how often last_used_at is written.
+	UsageFlushInterval time.Duration `env:"LATCHKEY_USAGE_FLUSH_INTERVAL" envDefault:"5s"`
+	// Limits are the per-IP, per-key and per-account token buckets.
 	Limits limits.Config
-	// RotationsPerHour caps key rotations per account, across replicas
-	// (LATCHKEY_CAP_ROTATIONS_PER_HOUR; 0 for no cap).
-	RotationsPerHour int
-	// AccountKeysPerHour caps creating or rotating account keys per account
-	// (LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR; 0 for no cap).
-	AccountKeysPerHour int
+	// RotationsPerHour caps key rotations per account, across replicas; 0 for no cap.
+	RotationsPerHour int `env:"LATCHKEY_CAP_ROTATIONS_PER_HOUR" envDefault:"10"`
+	// AccountKeysPerHour caps creating or rotating account keys per account; 0 for no cap.
+	AccountKeysPerHour int `env:"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR" envDefault:"10"`
 }
 
 // ConfigFromEnv reads the configuration from the environment, with defaults for one
-// machine. New validates it, so `keys migrate` needs only DATABASE_URL.
+// machine, reporting every value that does not parse. New validates it, so `keys
+// migrate` needs only DATABASE_URL.
 func ConfigFromEnv() (Config, error) {
-	var r envconfig.Reader
-	c := Config{
-		GRPCAddr:           r.String("KEYS_GRPC_ADDR", "127.0.0.1:8082"),
-		HTTPAddr:           r.String("KEYS_HTTP_ADDR", "127.0.0.1:8092"),
-		DatabaseURL:        r.String("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"),
-		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Namespace:          r.String("LATCHKEY_NAMESPACE", natsx.DefaultNamespace),
-		OperatorToken:      r.String("LATCHKEY_OPERATOR_TOKEN", ""),
-		AccountsAddr:       r.String("ACCOUNTS_GRPC_ADDR", "127.0.0.1:8081"),
-		Pepper:             r.String("LATCHKEY_PEPPER", ""),
-		KeyProfile:         r.String("LATCHKEY_KEY_PROFILE", keyformat.DefaultProfile),
-		DirectoryTTL:       r.Duration("LATCHKEY_DIRECTORY_TTL", 30*time.Second),
-		UsageFlushInterval: r.Duration("LATCHKEY_USAGE_FLUSH_INTERVAL", 5*time.Second),
-		ShutdownGrace:      r.Duration("LATCHKEY_SHUTDOWN_GRACE", 10*time.Second),
-		Limits:             limits.ConfigFromEnv(&r),
-		RotationsPerHour:   r.Int("LATCHKEY_CAP_ROTATIONS_PER_HOUR", 10),
-		AccountKeysPerHour: r.Int("LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR", 10),
-	}
-	return c, r.Err()
+	var c Config
+	err := settings.Parse(&c)
+	return c, err
 }
 
-// Validate reports every missing or bad setting.
+// Validate reports every missing or bad setting, at once.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.OperatorToken) < 16 {
-		errs = append(errs, errors.New("LATCHKEY_OPERATOR_TOKEN must be set, at least 16 characters"))
-	}
+	errs := []error{c.Common.Validate(), c.Postgres.Validate(), c.AccountsPeer.Validate()}
 	if len(c.Pepper) < keyformat.MinPepperLen {
 		errs = append(errs, fmt.Errorf("LATCHKEY_PEPPER must be set, at least %d bytes", keyformat.MinPepperLen))
 	}
-	if c.AccountsAddr == "" {
-		errs = append(errs, errors.New("ACCOUNTS_GRPC_ADDR must be set"))
-	}
-	if c.DatabaseURL == "" || c.NATSURL == "" || c.Namespace == "" {
-		errs = append(errs, errors.New("DATABASE_URL, NATS_URL and LATCHKEY_NAMESPACE must not be empty"))
+	if _, err := keyformat.LoadProfile(c.KeyProfile); err != nil {
+		errs = append(errs, fmt.Errorf("LATCHKEY_KEY_PROFILE: %w", err))
 	}
 	if c.DirectoryTTL <= 0 || c.UsageFlushInterval <= 0 {
 		errs = append(errs, errors.New("LATCHKEY_DIRECTORY_TTL and LATCHKEY_USAGE_FLUSH_INTERVAL must be positive"))
@@ -178,11 +148,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := natsx.EnsureEventsStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("nats: events stream: %w", err)
-	}
-	if _, err := natsx.EnsureAuditStream(ctx, js, cfg.Namespace); err != nil {
-		return nil, fmt.Errorf("nats: audit stream: %w", err)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	if err != nil {
+		return nil, err
 	}
 	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -220,7 +188,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
-		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary, idem.Unary},
+		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
 	})
 	if err != nil {
 		return nil, err
@@ -232,8 +200,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
 	}}
-	u.Ready = server.Readiness(nc.IsConnected, st.Ping)
+	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
+	// older than a minute).
+	kept := server.Readiness(keeper.Ready, st.Ping)
+	u.Ready = func() bool { return kept() && relay.Ready() }
 	u.Workers = []func(context.Context) error{
+		keeper.Run,
 		relay.Run,
 		uses.Run,
 		dir.Prune,

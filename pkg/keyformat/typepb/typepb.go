@@ -12,8 +12,9 @@ import (
 	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
-// ToProto renders t for the wire. Durations travel in whole seconds; keyformat.NewRegistry
-// refuses types whose durations are not whole seconds, so nothing a registry holds is cut.
+// ToProto renders t for the wire. Durations travel in whole int32 seconds; keyformat.NewRegistry
+// refuses types whose durations are not whole seconds or exceed MaxDuration, so nothing a
+// registry holds is cut.
 func ToProto(t *keyformat.Type) *keysv1.KeyType {
 	return &keysv1.KeyType{
 		Name:                 t.Name,
@@ -79,9 +80,11 @@ func FromProtoList(ps []*keysv1.KeyType) (*keyformat.Registry, error) {
 	return keyformat.NewRegistry(types)
 }
 
-func seconds(d keyformat.Duration) int64 { return int64(d.Duration / time.Second) }
+// seconds is d in whole seconds; keyformat.NewRegistry keeps every duration within
+// keyformat.MaxDuration, so it fits int32.
+func seconds(d keyformat.Duration) int32 { return int32(d.Duration / time.Second) } //nolint:gosec // bounded by MaxDuration
 
-func duration(s int64) keyformat.Duration {
+func duration(s int32) keyformat.Duration {
 	return keyformat.Duration{Duration: time.Duration(s) * time.Second}
 }
 

@@ -102,7 +102,7 @@ type AuditEvent struct {
 	Details   map[string]string `protobuf:"bytes,13,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Set by the audit service: the event's place in its account's chain, its hash and the
 	// hash of the event before it (hex SHA-256).
-	Sequence      int64  `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence      int32  `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	Hash          string `protobuf:"bytes,15,opt,name=hash,proto3" json:"hash,omitempty"`
 	PrevHash      string `protobuf:"bytes,16,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -230,7 +230,7 @@ func (x *AuditEvent) GetDetails() map[string]string {
 	return nil
 }
 
-func (x *AuditEvent) GetSequence() int64 {
+func (x *AuditEvent) GetSequence() int32 {
 	if x != nil {
 		return x.Sequence
 	}
@@ -455,9 +455,13 @@ func (x *VerifyChainRequest) GetAccountId() string {
 type VerifyChainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	EventsChecked int64                  `protobuf:"varint,2,opt,name=events_checked,json=eventsChecked,proto3" json:"events_checked,omitempty"`
-	// The first event whose hash does not match its content or its predecessor; empty when ok.
-	FirstBadId    string `protobuf:"bytes,3,opt,name=first_bad_id,json=firstBadId,proto3" json:"first_bad_id,omitempty"`
+	EventsChecked int32                  `protobuf:"varint,2,opt,name=events_checked,json=eventsChecked,proto3" json:"events_checked,omitempty"`
+	// The first event whose hash does not match its content, its predecessor or a signed
+	// checkpoint; empty when ok, and when what is wrong names no event (a checkpoint whose
+	// signature fails, a chain emptied).
+	FirstBadId string `protobuf:"bytes,3,opt,name=first_bad_id,json=firstBadId,proto3" json:"first_bad_id,omitempty"`
+	// Why the chain does not verify, in words; empty when ok.
+	Problem       string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,7 +503,7 @@ func (x *VerifyChainResponse) GetOk() bool {
 	return false
 }
 
-func (x *VerifyChainResponse) GetEventsChecked() int64 {
+func (x *VerifyChainResponse) GetEventsChecked() int32 {
 	if x != nil {
 		return x.EventsChecked
 	}
@@ -513,6 +517,252 @@ func (x *VerifyChainResponse) GetFirstBadId() string {
 	return ""
 }
 
+func (x *VerifyChainResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+// Checkpoint is a statement about an account's chain signed by the audit service with
+// Ed25519, over the bytes described in the README ("Audit log").
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "head": the event at sequence has hash. "cut": retention deleted every event before
+	// sequence, and hash is the hash of the last one deleted (the prev_hash of the event at
+	// sequence).
+	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	AccountId string                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Sequence  int32                  `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Hash      string                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	SignedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// Standard base64 of the Ed25519 public key and of the signature.
+	PublicKey     string `protobuf:"bytes,6,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Signature     string `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Checkpoint) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSequence() int32 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetPublicKey() string {
+	if x != nil {
+		return x.PublicKey
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000; 100 when unset.
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Lists the checkpoints after this position, from the previous page's next_after_*.
+	AfterSequence int32  `protobuf:"varint,2,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
+	AfterKind     string `protobuf:"bytes,3,opt,name=after_kind,json=afterKind,proto3" json:"after_kind,omitempty"`
+	// For the operator only: the account whose checkpoints to list, or "_" (see ListEvents).
+	AccountId     string `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListCheckpointsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetAfterSequence() int32 {
+	if x != nil {
+		return x.AfterSequence
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetAfterKind() string {
+	if x != nil {
+		return x.AfterKind
+	}
+	return ""
+}
+
+func (x *ListCheckpointsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+type ListCheckpointsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoints []*Checkpoint          `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// The service's current public key (standard base64).
+	PublicKey string `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// Where the next page starts; both empty/zero when this is the last page.
+	NextAfterSequence int32  `protobuf:"varint,3,opt,name=next_after_sequence,json=nextAfterSequence,proto3" json:"next_after_sequence,omitempty"`
+	NextAfterKind     string `protobuf:"bytes,4,opt,name=next_after_kind,json=nextAfterKind,proto3" json:"next_after_kind,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetPublicKey() string {
+	if x != nil {
+		return x.PublicKey
+	}
+	return ""
+}
+
+func (x *ListCheckpointsResponse) GetNextAfterSequence() int32 {
+	if x != nil {
+		return x.NextAfterSequence
+	}
+	return 0
+}
+
+func (x *ListCheckpointsResponse) GetNextAfterKind() string {
+	if x != nil {
+		return x.NextAfterKind
+	}
+	return ""
+}
+
 type AppendRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *AuditEvent            `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -522,7 +772,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +784,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +797,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppendRequest) GetEvent() *AuditEvent {
@@ -567,7 +817,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +829,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[7]
+	mi := &file_latchkey_audit_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +842,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_audit_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppendResponse) GetStored() bool {
@@ -630,7 +880,7 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x12D\n" +
 	"\adetails\x18\r \x03(\v2*.latchkey.audit.v1.AuditEvent.DetailsEntryR\adetails\x12\x1a\n" +
-	"\bsequence\x18\x0e \x01(\x03R\bsequence\x12\x12\n" +
+	"\bsequence\x18\x0e \x01(\x05R\bsequence\x12\x12\n" +
 	"\x04hash\x18\x0f \x01(\tR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\x10 \x01(\tR\bprevHash\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
@@ -653,20 +903,46 @@ const file_latchkey_audit_v1_audit_proto_rawDesc = "" +
 	"nextCursor\"3\n" +
 	"\x12VerifyChainRequest\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\"n\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\"\x88\x01\n" +
 	"\x13VerifyChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12%\n" +
-	"\x0eevents_checked\x18\x02 \x01(\x03R\reventsChecked\x12 \n" +
+	"\x0eevents_checked\x18\x02 \x01(\x05R\reventsChecked\x12 \n" +
 	"\ffirst_bad_id\x18\x03 \x01(\tR\n" +
-	"firstBadId\"D\n" +
+	"firstBadId\x12\x18\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem\"\xe5\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x05R\bsequence\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\tR\x04hash\x127\n" +
+	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x06 \x01(\tR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\tR\tsignature\"\x93\x01\n" +
+	"\x16ListCheckpointsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12%\n" +
+	"\x0eafter_sequence\x18\x02 \x01(\x05R\rafterSequence\x12\x1d\n" +
+	"\n" +
+	"after_kind\x18\x03 \x01(\tR\tafterKind\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x04 \x01(\tR\taccountId\"\xd1\x01\n" +
+	"\x17ListCheckpointsResponse\x12?\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x1d.latchkey.audit.v1.CheckpointR\vcheckpoints\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\tR\tpublicKey\x12.\n" +
+	"\x13next_after_sequence\x18\x03 \x01(\x05R\x11nextAfterSequence\x12&\n" +
+	"\x0fnext_after_kind\x18\x04 \x01(\tR\rnextAfterKind\"D\n" +
 	"\rAppendRequest\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.latchkey.audit.v1.AuditEventR\x05event\"(\n" +
 	"\x0eAppendResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\bR\x06stored2\xca\x02\n" +
+	"\x06stored\x18\x01 \x01(\bR\x06stored2\xd4\x03\n" +
 	"\fAuditService\x12s\n" +
 	"\n" +
 	"ListEvents\x12$.latchkey.audit.v1.ListEventsRequest\x1a%.latchkey.audit.v1.ListEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/events\x12v\n" +
-	"\vVerifyChain\x12%.latchkey.audit.v1.VerifyChainRequest\x1a&.latchkey.audit.v1.VerifyChainResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/verify\x12M\n" +
+	"\vVerifyChain\x12%.latchkey.audit.v1.VerifyChainRequest\x1a&.latchkey.audit.v1.VerifyChainResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/verify\x12\x87\x01\n" +
+	"\x0fListCheckpoints\x12).latchkey.audit.v1.ListCheckpointsRequest\x1a*.latchkey.audit.v1.ListCheckpointsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/audit/checkpoints\x12M\n" +
 	"\x06Append\x12 .latchkey.audit.v1.AppendRequest\x1a!.latchkey.audit.v1.AppendResponseB\xc5\x01\n" +
 	"\x15com.latchkey.audit.v1B\n" +
 	"AuditProtoP\x01Z:github.com/latchkey/latchkey/gen/latchkey/audit/v1;auditv1\xa2\x02\x03LAX\xaa\x02\x11Latchkey.Audit.V1\xca\x02\x11Latchkey\\Audit\\V1\xe2\x02\x1dLatchkey\\Audit\\V1\\GPBMetadata\xea\x02\x13Latchkey::Audit::V1b\x06proto3"
@@ -683,36 +959,43 @@ func file_latchkey_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_latchkey_audit_v1_audit_proto_rawDescData
 }
 
-var file_latchkey_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_latchkey_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_latchkey_audit_v1_audit_proto_goTypes = []any{
-	(*Actor)(nil),                 // 0: latchkey.audit.v1.Actor
-	(*AuditEvent)(nil),            // 1: latchkey.audit.v1.AuditEvent
-	(*ListEventsRequest)(nil),     // 2: latchkey.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 3: latchkey.audit.v1.ListEventsResponse
-	(*VerifyChainRequest)(nil),    // 4: latchkey.audit.v1.VerifyChainRequest
-	(*VerifyChainResponse)(nil),   // 5: latchkey.audit.v1.VerifyChainResponse
-	(*AppendRequest)(nil),         // 6: latchkey.audit.v1.AppendRequest
-	(*AppendResponse)(nil),        // 7: latchkey.audit.v1.AppendResponse
-	nil,                           // 8: latchkey.audit.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*Actor)(nil),                   // 0: latchkey.audit.v1.Actor
+	(*AuditEvent)(nil),              // 1: latchkey.audit.v1.AuditEvent
+	(*ListEventsRequest)(nil),       // 2: latchkey.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 3: latchkey.audit.v1.ListEventsResponse
+	(*VerifyChainRequest)(nil),      // 4: latchkey.audit.v1.VerifyChainRequest
+	(*VerifyChainResponse)(nil),     // 5: latchkey.audit.v1.VerifyChainResponse
+	(*Checkpoint)(nil),              // 6: latchkey.audit.v1.Checkpoint
+	(*ListCheckpointsRequest)(nil),  // 7: latchkey.audit.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil), // 8: latchkey.audit.v1.ListCheckpointsResponse
+	(*AppendRequest)(nil),           // 9: latchkey.audit.v1.AppendRequest
+	(*AppendResponse)(nil),          // 10: latchkey.audit.v1.AppendResponse
+	nil,                             // 11: latchkey.audit.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
 }
 var file_latchkey_audit_v1_audit_proto_depIdxs = []int32{
-	9, // 0: latchkey.audit.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	0, // 1: latchkey.audit.v1.AuditEvent.actor:type_name -> latchkey.audit.v1.Actor
-	8, // 2: latchkey.audit.v1.AuditEvent.details:type_name -> latchkey.audit.v1.AuditEvent.DetailsEntry
-	1, // 3: latchkey.audit.v1.ListEventsResponse.events:type_name -> latchkey.audit.v1.AuditEvent
-	1, // 4: latchkey.audit.v1.AppendRequest.event:type_name -> latchkey.audit.v1.AuditEvent
-	2, // 5: latchkey.audit.v1.AuditService.ListEvents:input_type -> latchkey.audit.v1.ListEventsRequest
-	4, // 6: latchkey.audit.v1.AuditService.VerifyChain:input_type -> latchkey.audit.v1.VerifyChainRequest
-	6, // 7: latchkey.audit.v1.AuditService.Append:input_type -> latchkey.audit.v1.AppendRequest
-	3, // 8: latchkey.audit.v1.AuditService.ListEvents:output_type -> latchkey.audit.v1.ListEventsResponse
-	5, // 9: latchkey.audit.v1.AuditService.VerifyChain:output_type -> latchkey.audit.v1.VerifyChainResponse
-	7, // 10: latchkey.audit.v1.AuditService.Append:output_type -> latchkey.audit.v1.AppendResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	12, // 0: latchkey.audit.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	0,  // 1: latchkey.audit.v1.AuditEvent.actor:type_name -> latchkey.audit.v1.Actor
+	11, // 2: latchkey.audit.v1.AuditEvent.details:type_name -> latchkey.audit.v1.AuditEvent.DetailsEntry
+	1,  // 3: latchkey.audit.v1.ListEventsResponse.events:type_name -> latchkey.audit.v1.AuditEvent
+	12, // 4: latchkey.audit.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
+	6,  // 5: latchkey.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> latchkey.audit.v1.Checkpoint
+	1,  // 6: latchkey.audit.v1.AppendRequest.event:type_name -> latchkey.audit.v1.AuditEvent
+	2,  // 7: latchkey.audit.v1.AuditService.ListEvents:input_type -> latchkey.audit.v1.ListEventsRequest
+	4,  // 8: latchkey.audit.v1.AuditService.VerifyChain:input_type -> latchkey.audit.v1.VerifyChainRequest
+	7,  // 9: latchkey.audit.v1.AuditService.ListCheckpoints:input_type -> latchkey.audit.v1.ListCheckpointsRequest
+	9,  // 10: latchkey.audit.v1.AuditService.Append:input_type -> latchkey.audit.v1.AppendRequest
+	3,  // 11: latchkey.audit.v1.AuditService.ListEvents:output_type -> latchkey.audit.v1.ListEventsResponse
+	5,  // 12: latchkey.audit.v1.AuditService.VerifyChain:output_type -> latchkey.audit.v1.VerifyChainResponse
+	8,  // 13: latchkey.audit.v1.AuditService.ListCheckpoints:output_type -> latchkey.audit.v1.ListCheckpointsResponse
+	10, // 14: latchkey.audit.v1.AuditService.Append:output_type -> latchkey.audit.v1.AppendResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_audit_v1_audit_proto_init() }
@@ -726,7 +1009,7 @@ func file_latchkey_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_audit_v1_audit_proto_rawDesc), len(file_latchkey_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ListEvents_FullMethodName  = "/latchkey.audit.v1.AuditService/ListEvents"
-	AuditService_VerifyChain_FullMethodName = "/latchkey.audit.v1.AuditService/VerifyChain"
-	AuditService_Append_FullMethodName      = "/latchkey.audit.v1.AuditService/Append"
+	AuditService_ListEvents_FullMethodName      = "/latchkey.audit.v1.AuditService/ListEvents"
+	AuditService_VerifyChain_FullMethodName     = "/latchkey.audit.v1.AuditService/VerifyChain"
+	AuditService_ListCheckpoints_FullMethodName = "/latchkey.audit.v1.AuditService/ListCheckpoints"
+	AuditService_Append_FullMethodName          = "/latchkey.audit.v1.AuditService/Append"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -35,9 +36,13 @@ type AuditServiceClient interface {
 	// ListEvents lists the caller's account's events, newest first. Account keys need the
 	// audit:read capability.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
-	// VerifyChain walks the caller's account's hash chain and names the first event that
-	// does not match.
+	// VerifyChain walks the caller's account's hash chain, checks it against the chain's
+	// signed checkpoints, and names the first event that does not match.
 	VerifyChain(ctx context.Context, in *VerifyChainRequest, opts ...grpc.CallOption) (*VerifyChainResponse, error)
+	// ListCheckpoints lists the signed checkpoints of the caller's account's chain, oldest
+	// first, with the public key they verify under. Keep them: a log that later disagrees
+	// with a checkpoint you kept was rewritten. Account keys need the audit:read capability.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
 	// Append stores one event directly (internal: operator token only). Services normally
 	// hand events to JetStream instead.
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
@@ -71,6 +76,16 @@ func (c *auditServiceClient) VerifyChain(ctx context.Context, in *VerifyChainReq
 	return out, nil
 }
 
+func (c *auditServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *auditServiceClient) Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AppendResponse)
@@ -92,9 +107,13 @@ type AuditServiceServer interface {
 	// ListEvents lists the caller's account's events, newest first. Account keys need the
 	// audit:read capability.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
-	// VerifyChain walks the caller's account's hash chain and names the first event that
-	// does not match.
+	// VerifyChain walks the caller's account's hash chain, checks it against the chain's
+	// signed checkpoints, and names the first event that does not match.
 	VerifyChain(context.Context, *VerifyChainRequest) (*VerifyChainResponse, error)
+	// ListCheckpoints lists the signed checkpoints of the caller's account's chain, oldest
+	// first, with the public key they verify under. Keep them: a log that later disagrees
+	// with a checkpoint you kept was rewritten. Account keys need the audit:read capability.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
 	// Append stores one event directly (internal: operator token only). Services normally
 	// hand events to JetStream instead.
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
@@ -113,6 +132,9 @@ func (UnimplementedAuditServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedAuditServiceServer) VerifyChain(context.Context, *VerifyChainRequest) (*VerifyChainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyChain not implemented")
+}
+func (UnimplementedAuditServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
 }
 func (UnimplementedAuditServiceServer) Append(context.Context, *AppendRequest) (*AppendResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Append not implemented")
@@ -174,6 +196,24 @@ func _AuditService_VerifyChain_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuditService_Append_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AppendRequest)
 	if err := dec(in); err != nil {
@@ -206,6 +246,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyChain",
 			Handler:    _AuditService_VerifyChain_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _AuditService_ListCheckpoints_Handler,
 		},
 		{
 			MethodName: "Append",

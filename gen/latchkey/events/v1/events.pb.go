@@ -851,7 +851,7 @@ type GatewayHeartbeat struct {
 	GatewayId string                 `protobuf:"bytes,1,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
 	Time      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// Entries in its verification cache.
-	CacheEntries  int64 `protobuf:"varint,3,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"`
+	CacheEntries  int32 `protobuf:"varint,3,opt,name=cache_entries,json=cacheEntries,proto3" json:"cache_entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,7 +900,7 @@ func (x *GatewayHeartbeat) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *GatewayHeartbeat) GetCacheEntries() int64 {
+func (x *GatewayHeartbeat) GetCacheEntries() int32 {
 	if x != nil {
 		return x.CacheEntries
 	}
@@ -1044,7 +1044,7 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12#\n" +
-	"\rcache_entries\x18\x03 \x01(\x03R\fcacheEntries\"J\n" +
+	"\rcache_entries\x18\x03 \x01(\x05R\fcacheEntries\"J\n" +
 	"\x0eGatewayApplied\x12\x1d\n" +
 	"\n" +
 	"gateway_id\x18\x01 \x01(\tR\tgatewayId\x12\x19\n" +

@@ -218,7 +218,7 @@ type KeyType struct {
 	Capabilities []string               `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// "account", "project" or "environment".
 	Scope                string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
-	RotationGraceSeconds int64  `protobuf:"varint,5,opt,name=rotation_grace_seconds,json=rotationGraceSeconds,proto3" json:"rotation_grace_seconds,omitempty"`
+	RotationGraceSeconds int32  `protobuf:"varint,5,opt,name=rotation_grace_seconds,json=rotationGraceSeconds,proto3" json:"rotation_grace_seconds,omitempty"`
 	RequiresPlan         string `protobuf:"bytes,6,opt,name=requires_plan,json=requiresPlan,proto3" json:"requires_plan,omitempty"`
 	Browser              bool   `protobuf:"varint,7,opt,name=browser,proto3" json:"browser,omitempty"`
 	// "base62" or "hex".
@@ -230,10 +230,10 @@ type KeyType struct {
 	RateLimitPerSecond float64 `protobuf:"fixed64,12,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3" json:"rate_limit_per_second,omitempty"`
 	RateLimitBurst     int32   `protobuf:"varint,13,opt,name=rate_limit_burst,json=rateLimitBurst,proto3" json:"rate_limit_burst,omitempty"`
 	// Retention of data ingested with keys of this type; 0 for the default.
-	DataTtlSeconds    int64 `protobuf:"varint,14,opt,name=data_ttl_seconds,json=dataTtlSeconds,proto3" json:"data_ttl_seconds,omitempty"`
+	DataTtlSeconds    int32 `protobuf:"varint,14,opt,name=data_ttl_seconds,json=dataTtlSeconds,proto3" json:"data_ttl_seconds,omitempty"`
 	Anonymous         bool  `protobuf:"varint,15,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
 	Mintable          bool  `protobuf:"varint,16,opt,name=mintable,proto3" json:"mintable,omitempty"`
-	ClaimGraceSeconds int64 `protobuf:"varint,17,opt,name=claim_grace_seconds,json=claimGraceSeconds,proto3" json:"claim_grace_seconds,omitempty"`
+	ClaimGraceSeconds int32 `protobuf:"varint,17,opt,name=claim_grace_seconds,json=claimGraceSeconds,proto3" json:"claim_grace_seconds,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -296,7 +296,7 @@ func (x *KeyType) GetScope() string {
 	return ""
 }
 
-func (x *KeyType) GetRotationGraceSeconds() int64 {
+func (x *KeyType) GetRotationGraceSeconds() int32 {
 	if x != nil {
 		return x.RotationGraceSeconds
 	}
@@ -359,7 +359,7 @@ func (x *KeyType) GetRateLimitBurst() int32 {
 	return 0
 }
 
-func (x *KeyType) GetDataTtlSeconds() int64 {
+func (x *KeyType) GetDataTtlSeconds() int32 {
 	if x != nil {
 		return x.DataTtlSeconds
 	}
@@ -380,7 +380,7 @@ func (x *KeyType) GetMintable() bool {
 	return false
 }
 
-func (x *KeyType) GetClaimGraceSeconds() int64 {
+func (x *KeyType) GetClaimGraceSeconds() int32 {
 	if x != nil {
 		return x.ClaimGraceSeconds
 	}
@@ -860,7 +860,7 @@ type RotateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// How long the old key keeps working; the type's rotation grace when unset, 0 for none.
-	GracePeriodSeconds *int64 `protobuf:"varint,2,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3,oneof" json:"grace_period_seconds,omitempty"`
+	GracePeriodSeconds *int32 `protobuf:"varint,2,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3,oneof" json:"grace_period_seconds,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -902,7 +902,7 @@ func (x *RotateKeyRequest) GetId() string {
 	return ""
 }
 
-func (x *RotateKeyRequest) GetGracePeriodSeconds() int64 {
+func (x *RotateKeyRequest) GetGracePeriodSeconds() int32 {
 	if x != nil && x.GracePeriodSeconds != nil {
 		return *x.GracePeriodSeconds
 	}
@@ -1105,7 +1105,7 @@ type RevocationReceipt struct {
 	GatewaysApplied int32 `protobuf:"varint,2,opt,name=gateways_applied,json=gatewaysApplied,proto3" json:"gateways_applied,omitempty"`
 	// Whether every live gateway applied it.
 	Complete      bool  `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
-	WaitedMs      int64 `protobuf:"varint,4,opt,name=waited_ms,json=waitedMs,proto3" json:"waited_ms,omitempty"`
+	WaitedMs      int32 `protobuf:"varint,4,opt,name=waited_ms,json=waitedMs,proto3" json:"waited_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1161,7 +1161,7 @@ func (x *RevocationReceipt) GetComplete() bool {
 	return false
 }
 
-func (x *RevocationReceipt) GetWaitedMs() int64 {
+func (x *RevocationReceipt) GetWaitedMs() int32 {
 	if x != nil {
 		return x.WaitedMs
 	}
@@ -1424,7 +1424,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x12\x14\n" +
 	"\x05scope\x18\x04 \x01(\tR\x05scope\x124\n" +
-	"\x16rotation_grace_seconds\x18\x05 \x01(\x03R\x14rotationGraceSeconds\x12#\n" +
+	"\x16rotation_grace_seconds\x18\x05 \x01(\x05R\x14rotationGraceSeconds\x12#\n" +
 	"\rrequires_plan\x18\x06 \x01(\tR\frequiresPlan\x12\x18\n" +
 	"\abrowser\x18\a \x01(\bR\abrowser\x12\x1a\n" +
 	"\bencoding\x18\b \x01(\tR\bencoding\x12!\n" +
@@ -1434,10 +1434,10 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x0flegacy_prefixes\x18\v \x03(\tR\x0elegacyPrefixes\x121\n" +
 	"\x15rate_limit_per_second\x18\f \x01(\x01R\x12rateLimitPerSecond\x12(\n" +
 	"\x10rate_limit_burst\x18\r \x01(\x05R\x0erateLimitBurst\x12(\n" +
-	"\x10data_ttl_seconds\x18\x0e \x01(\x03R\x0edataTtlSeconds\x12\x1c\n" +
+	"\x10data_ttl_seconds\x18\x0e \x01(\x05R\x0edataTtlSeconds\x12\x1c\n" +
 	"\tanonymous\x18\x0f \x01(\bR\tanonymous\x12\x1a\n" +
 	"\bmintable\x18\x10 \x01(\bR\bmintable\x12.\n" +
-	"\x13claim_grace_seconds\x18\x11 \x01(\x03R\x11claimGraceSeconds\"\xe5\x02\n" +
+	"\x13claim_grace_seconds\x18\x11 \x01(\x05R\x11claimGraceSeconds\"\xe5\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1d\n" +
 	"\n" +
@@ -1478,7 +1478,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\"r\n" +
 	"\x10RotateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
-	"\x14grace_period_seconds\x18\x02 \x01(\x03H\x00R\x12gracePeriodSeconds\x88\x01\x01B\x17\n" +
+	"\x14grace_period_seconds\x18\x02 \x01(\x05H\x00R\x12gracePeriodSeconds\x88\x01\x01B\x17\n" +
 	"\x15_grace_period_seconds\"\x87\x01\n" +
 	"\x11RotateKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
@@ -1496,7 +1496,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\rgateways_live\x18\x01 \x01(\x05R\fgatewaysLive\x12)\n" +
 	"\x10gateways_applied\x18\x02 \x01(\x05R\x0fgatewaysApplied\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x1b\n" +
-	"\twaited_ms\x18\x04 \x01(\x03R\bwaitedMs\"\\\n" +
+	"\twaited_ms\x18\x04 \x01(\x05R\bwaitedMs\"\\\n" +
 	"\x10VerifyKeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x1e\n" +

@@ -15,6 +15,7 @@ func main() {
 	cfg, err := accounts.ConfigFromEnv()
 	server.Main(server.Command{
 		Name:    "accounts",
+		Log:     cfg.Log,
 		Serve:   func(ctx context.Context, log *zap.Logger) error { return accounts.Run(ctx, cfg, log) },
 		Migrate: func(ctx context.Context) ([]string, error) { return accounts.Migrate(ctx, cfg) },
 	}, err)

@@ -17,10 +17,12 @@ const maxReasonLen = 500
 
 // SetPlan moves an account to the free or pro plan (operator only).
 func (s adminServer) SetPlan(ctx context.Context, req *accountsv1.SetPlanRequest) (*accountsv1.SetPlanResponse, error) {
-	if _, err := auth.RequireOperator(ctx); err != nil {
+	// The id first: a malformed one is refused before anything else reads it, with or
+	// without credentials (its shape is no secret).
+	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
 		return nil, err
 	}
-	if err := checkID("account_id", ids.Account, req.GetAccountId()); err != nil {
+	if _, err := auth.RequireOperator(ctx); err != nil {
 		return nil, err
 	}
 	plan := req.GetPlan()
@@ -73,10 +75,10 @@ func (s adminServer) ReinstateAccount(ctx context.Context, req *accountsv1.Reins
 // setStatus is SuspendAccount and ReinstateAccount: event makes the change's event from
 // the checked reason.
 func (s adminServer) setStatus(ctx context.Context, accountID, status, reason string, event func(reason string) *eventsv1.Event) (store.Account, error) {
-	if _, err := auth.RequireOperator(ctx); err != nil {
+	if err := checkID("account_id", ids.Account, accountID); err != nil {
 		return store.Account{}, err
 	}
-	if err := checkID("account_id", ids.Account, accountID); err != nil {
+	if _, err := auth.RequireOperator(ctx); err != nil {
 		return store.Account{}, err
 	}
 	reason = strings.TrimSpace(reason)

@@ -12,6 +12,7 @@ import (
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/events"
+	"github.com/latchkey/latchkey/pkg/pagetoken"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
@@ -33,11 +34,16 @@ type Config struct {
 	// ProjectCap caps project creations and deletions per account and hour (0: no cap);
 	// each is taken in the change's own transaction.
 	ProjectCap int
+
+	// PageTokenKey keys the MAC of page tokens (pkg/pagetoken); every replica must use the
+	// same one (the operator token does).
+	PageTokenKey string
 }
 
 // Service implements AccountsService, AdminService and InternalService.
 type Service struct {
-	cfg Config
+	cfg   Config
+	pages *pagetoken.Codec
 }
 
 // New returns the handlers.
@@ -47,7 +53,7 @@ func New(cfg Config) *Service {
 	}
 	// Made now, so the first login for an unknown e-mail costs no more than later ones.
 	_, _ = dummyHash()
-	return &Service{cfg: cfg}
+	return &Service{cfg: cfg, pages: pagetoken.New(cfg.PageTokenKey, 64)} // positions are project ids
 }
 
 type accountsServer struct {

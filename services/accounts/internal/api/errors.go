@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -12,15 +13,12 @@ import (
 // email and a wrong password read the same.
 var (
 	errBadCredentials   = apierr.New(apierr.Unauthenticated, "the email or password is wrong")
-	errSessionInvalid   = apierr.New(apierr.Unauthenticated, "the session token is unknown, expired or revoked")
-	errBadToken         = apierr.New(apierr.Unauthenticated, "the bearer token is not a valid session token, account key or operator token")
-	errProjectKey       = apierr.New(apierr.Unauthenticated, "a key bound to a project cannot call the management API; use an account key or a session")
-	errAccountSuspended = apierr.New(apierr.AccountSuspended, "this account is suspended")
+	errSessionInvalid   = auth.ErrBadSession
+	errAccountSuspended = auth.ErrSuspended
 	errWrongPassword    = apierr.New(apierr.Unauthenticated, "the password is wrong; the session is unchanged")
 	errEmailTaken       = apierr.New(apierr.AlreadyExists, "an account with this email already exists")
 	errAccountNotFound  = apierr.New(apierr.NotFound, "no such account")
 	errProjectNotFound  = apierr.New(apierr.NotFound, "no such project")
-	errKeysUnavailable  = apierr.New(apierr.Unavailable, "API keys cannot be verified right now; retry shortly")
 )
 
 // invalid is a client error in the request itself.

@@ -6,6 +6,7 @@ import (
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
 // Authenticate resolves a session token for another service. It needs no bearer of its
@@ -14,16 +15,22 @@ func (s internalServer) Authenticate(ctx context.Context, req *accountsv1.Authen
 	if req.GetToken() == "" {
 		return nil, invalid("token is required")
 	}
-	p, a, err := s.cfg.Authenticator.session(ctx, req.GetToken())
+	p, err := s.cfg.Authenticator.ResolveSession(ctx, req.GetToken())
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case p == nil:
+		return nil, auth.ErrBadSession
+	case p.Suspended:
+		return nil, auth.ErrSuspended
 	}
 	return &accountsv1.AuthenticateResponse{Principal: &accountsv1.Principal{
 		AccountId:       p.AccountID,
 		UserId:          p.UserID,
 		SessionId:       p.SessionID,
 		Plan:            p.Plan,
-		AccountStatus:   a.Status,
+		AccountStatus:   store.StatusActive,
 		StepUpExpiresAt: ts(p.StepUpUntil),
 	}}, nil
 }

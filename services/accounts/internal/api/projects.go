@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
@@ -22,7 +20,6 @@ import (
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/quota"
-	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/accounts/internal/store"
 )
 
@@ -202,8 +199,9 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	return &accountsv1.CreateProjectResponse{Project: projectPB(p)}, nil
 }
 
-// ListProjects pages through the caller's projects, newest first. The page token is the
-// last id of the previous page, base64url-encoded; it means nothing outside the account.
+// ListProjects pages through the caller's projects, newest first. The page token holds the
+// last id of the previous page, bound to the account (see pkg/pagetoken): another
+// account's token, or one made by hand, is invalid_argument.
 func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListProjectsRequest) (*accountsv1.ListProjectsResponse, error) {
 	caller, err := auth.Require(ctx, capProjectsRead)
 	if err != nil {
@@ -217,10 +215,11 @@ func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListPr
 		size = defaultPageSize
 	}
 	var after string
+	binding := []string{"accounts.ListProjects", caller.AccountID}
 	if tok := req.GetPageToken(); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		raw, err := s.pages.Decode(tok, binding...)
 		if err != nil || !ids.Valid(ids.Project, string(raw)) {
-			return nil, invalid("page_token is not one this service returned")
+			return nil, invalid("page_token is not one this service issued for this listing")
 		}
 		after = string(raw)
 	}
@@ -232,7 +231,7 @@ func (s accountsServer) ListProjects(ctx context.Context, req *accountsv1.ListPr
 	resp := &accountsv1.ListProjectsResponse{Projects: make([]*accountsv1.Project, 0, min(len(ps), size))}
 	if len(ps) > size {
 		ps = ps[:size]
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(ps[len(ps)-1].ID))
+		resp.NextPageToken = s.pages.Encode([]byte(ps[len(ps)-1].ID), binding...)
 	}
 	for _, p := range ps {
 		resp.Projects = append(resp.Projects, projectPB(p))
@@ -358,9 +357,8 @@ func (s accountsServer) mayDropEnvironments(ctx context.Context, accountID, proj
 	if s.cfg.LiveKeys == nil {
 		return apierr.New(apierr.Unavailable, "no environment can be dropped here: no keys service is configured (KEYS_GRPC_ADDR) to say whether live keys use %v", dropped)
 	}
-	cctx, cancel := context.WithTimeout(auth.OutgoingBearer(ctx, string(s.cfg.Authenticator.Operator)), keysCallTimeout)
+	cctx, cancel := auth.Outgoing(ctx, s.cfg.Authenticator.Operator)
 	defer cancel()
-	cctx = metadata.AppendToOutgoingContext(cctx, requestid.MetadataKey, requestid.From(ctx))
 	resp, err := s.cfg.LiveKeys.ListLiveKeys(cctx, &keysv1.ListLiveKeysRequest{
 		AccountId: accountID, ProjectId: projectID, Environments: dropped, PageSize: maxNamedKeys,
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 )
 
 // Plans and statuses, as stored.
@@ -55,7 +56,7 @@ const (
 // SignUp creates an account, its first user and a session in one transaction; a taken
 // email is ErrEmailTaken.
 func (s *Store) SignUp(ctx context.Context, a Account, u User, sess Session) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, auditlog.Facts{ResourceID: a.ID, AccountID: a.ID}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertAccountSQL, a.ID, a.Name, a.Plan, a.Status, a.TrialEndsAt, a.CreatedAt); err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ const setPlanSQL = `UPDATE accounts SET plan = $2, updated_at = $3 WHERE id = $1
 // written to the outbox with the change; setting the current plan again changes nothing.
 func (s *Store) SetPlan(ctx context.Context, id, plan string, now time.Time, event func(prev, next Account) *eventsv1.Event) (Account, error) {
 	var out Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		prev, err := scanAccount(tx.QueryRow(ctx, selectAccountForUp, id))
 		if err != nil {
 			return err
@@ -137,7 +138,7 @@ func (s *Store) SetStatus(ctx context.Context, id, status, reason string, now ti
 		reason = "" // the reason is the suspension's
 	}
 	var out Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		prev, err := scanAccount(tx.QueryRow(ctx, selectAccountForUp, id))
 		if err != nil {
 			return err

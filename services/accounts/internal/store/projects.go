@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/quota"
 )
 
@@ -44,11 +45,11 @@ func scanProject(row pgx.Row) (Project, error) {
 const insertProjectSQL = `INSERT INTO projects (id, account_id, name, environments, allowed_origins, created_at, updated_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $6)`
 
-// CreateProject stores p and writes event(p) to the outbox with it, taking one use of c
-// (quota.Take) in the same transaction: a refused cap stores nothing and a failed create
-// spends nothing.
+// CreateProject stores p and writes event(p) and the call's audit event to the outbox with
+// it, taking one use of c (quota.Take) in the same transaction: a refused cap stores
+// nothing and a failed create spends nothing.
 func (s *Store) CreateProject(ctx context.Context, p Project, c quota.Cap, event func(Project) *eventsv1.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, auditlog.Facts{ResourceID: p.ID}, func(tx pgx.Tx) error {
 		if err := quota.Take(ctx, tx, p.AccountID, c); err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ const updateProjectSQL = `UPDATE projects SET
 // outbox with it.
 func (s *Store) UpdateProject(ctx context.Context, accountID, id string, u ProjectUpdate, now time.Time, event func(Project) *eventsv1.Event) (Project, error) {
 	var out Project
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		var err error
 		out, err = scanProject(tx.QueryRow(ctx, updateProjectSQL, accountID, id,
 			u.SetName, u.Name, u.SetEnvironments, nonNil(u.Environments),
@@ -122,7 +123,7 @@ const deleteProjectSQL = `DELETE FROM projects WHERE account_id = $1 AND id = $2
 // taking one use of c in the same transaction, as CreateProject does: deleting a project
 // that does not exist spends nothing.
 func (s *Store) DeleteProject(ctx context.Context, accountID, id string, c quota.Cap, event func() *eventsv1.Event) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, auditlog.Facts{ResourceID: id}, func(tx pgx.Tx) error {
 		if err := quota.Take(ctx, tx, accountID, c); err != nil {
 			return err
 		}

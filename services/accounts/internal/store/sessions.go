@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/pkg/auditlog"
 )
 
 // Session is a login, known by the SHA-256 of its token.
@@ -29,7 +31,8 @@ func insertSession(ctx context.Context, tx pgx.Tx, s Session) error {
 
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, sess Session) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return insertSession(ctx, tx, sess) })
+	f := auditlog.Facts{ResourceID: sess.UserID, AccountID: sess.AccountID}
+	return s.inTx(ctx, f, func(tx pgx.Tx) error { return insertSession(ctx, tx, sess) })
 }
 
 const selectLiveSessionSQL = `SELECT s.id, s.user_id, s.account_id, s.created_at, s.expires_at, s.step_up_until,
@@ -63,14 +66,16 @@ const revokeSessionSQL = `UPDATE sessions SET revoked_at = $3
 
 // RevokeSession ends a session of an account; an unknown or already revoked one is ErrNotFound.
 func (s *Store) RevokeSession(ctx context.Context, accountID, id string, now time.Time) error {
-	tag, err := s.pool.Exec(ctx, revokeSessionSQL, id, accountID, now)
-	if err != nil {
-		return wrap(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, auditlog.Facts{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, revokeSessionSQL, id, accountID, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
 }
 
 const stepUpSQL = `UPDATE sessions SET step_up_until = LEAST($3::timestamptz, expires_at)
@@ -81,8 +86,10 @@ const stepUpSQL = `UPDATE sessions SET step_up_until = LEAST($3::timestamptz, ex
 // until (never past its own expiry). It returns the stored end.
 func (s *Store) OpenStepUp(ctx context.Context, accountID, id string, until, now time.Time) (time.Time, error) {
 	var got time.Time
-	err := s.pool.QueryRow(ctx, stepUpSQL, id, accountID, until, now).Scan(&got)
-	return got, wrap(err)
+	err := s.inTx(ctx, auditlog.Facts{}, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, stepUpSQL, id, accountID, until, now).Scan(&got)
+	})
+	return got, err
 }
 
 // Ended sessions are kept a day (for support questions), then deleted.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 )
@@ -52,8 +53,16 @@ func isUnique(err error, constraint string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == postgres.UniqueViolation && pgErr.ConstraintName == constraint
 }
 
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return wrap(postgres.InTx(ctx, s.pool, fn))
+// inTx runs fn in a transaction that also holds the audit event of the call in ctx
+// (auditlog.Record, with what the change knows of itself in f), so that a change and its
+// audit event commit together. Every change of the accounts schema goes through here.
+func (s *Store) inTx(ctx context.Context, f auditlog.Facts, fn func(pgx.Tx) error) error {
+	return wrap(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return auditlog.Record(ctx, tx, f)
+	}))
 }
 
 func (s *Store) emit(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {

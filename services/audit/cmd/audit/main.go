@@ -15,6 +15,7 @@ func main() {
 	cfg, err := audit.ConfigFromEnv()
 	server.Main(server.Command{
 		Name:    "audit",
+		Log:     cfg.Log,
 		Serve:   func(ctx context.Context, log *zap.Logger) error { return audit.Run(ctx, cfg, log) },
 		Migrate: func(ctx context.Context) ([]string, error) { return audit.Migrate(ctx, cfg) },
 	}, err)

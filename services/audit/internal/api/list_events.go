@@ -20,23 +20,32 @@ const (
 	maxFilterLen = 512
 )
 
+// pageLimit is a listing's page size: limit, or defaultLimit when unset.
+func pageLimit(limit int32) (int, error) {
+	switch {
+	case limit == 0: // proto3: unset and 0 are one and the same
+		return defaultLimit, nil
+	case limit < 1 || limit > maxLimit:
+		return 0, errBadLimit
+	}
+	return int(limit), nil
+}
+
 // ListEvents lists the caller's account's events, newest first by (time, id), a page at a
 // time. The cursor is the last event of the previous page, so walking the pages yields
 // every event once even when many share a timestamp. An event stored during a walk shows
 // up in it only if it sorts after the cursor (an older time: a late delivery); newer ones
-// are on the first page of the next walk. The cursor carries a MAC bound to the account,
-// so a forged or borrowed cursor is invalid_argument.
+// are on the first page of the next walk. The cursor carries a MAC bound to the account
+// and the filters (see Cursors), so a forged or borrowed cursor, or one reused with other
+// filters, is invalid_argument.
 func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest) (*auditv1.ListEventsResponse, error) {
 	account, err := reader(ctx, req.GetAccountId())
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	switch {
-	case limit == 0: // proto3: unset and 0 are one and the same
-		limit = defaultLimit
-	case limit < 1 || limit > maxLimit:
-		return nil, errBadLimit
+	limit, err := pageLimit(req.GetLimit())
+	if err != nil {
+		return nil, err
 	}
 	f := store.Filter{
 		KeyID: req.GetKeyId(), ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId(),
@@ -53,8 +62,9 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 			return nil, invalid("%s must be UTF-8 without control characters", name)
 		}
 	}
+	binding := cursorBinding(account, f)
 	if c := req.GetCursor(); c != "" {
-		pos, ok := s.cursors.Decode(account, c)
+		pos, ok := s.cursors.Decode(binding, c)
 		if !ok {
 			return nil, errBadCursor
 		}
@@ -68,7 +78,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if len(evs) > limit {
 		evs = evs[:limit]
 		last := evs[limit-1]
-		resp.NextCursor = s.cursors.Encode(account, store.Position{Time: last.Time, ID: last.ID})
+		resp.NextCursor = s.cursors.Encode(binding, store.Position{Time: last.Time, ID: last.ID})
 	}
 	resp.Events = make([]*auditv1.AuditEvent, len(evs))
 	for i := range evs {

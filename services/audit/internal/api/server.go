@@ -5,6 +5,7 @@ import (
 	"time"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
+	"github.com/latchkey/latchkey/services/audit/internal/chain"
 	"github.com/latchkey/latchkey/services/audit/internal/store"
 )
 
@@ -18,6 +19,7 @@ type Server struct {
 
 	store   *store.Store
 	cursors *Cursors
+	signer  *chain.Signer
 	now     func() time.Time
 }
 
@@ -27,9 +29,11 @@ type Deps struct {
 	// CursorSecret keys the MAC of listing cursors; every replica must use the same one
 	// (the operator token does).
 	CursorSecret string
+	// Signer checks the signatures of the chains' checkpoints; the store's.
+	Signer *chain.Signer
 }
 
 // New returns the handlers.
 func New(d Deps) *Server {
-	return &Server{store: d.Store, cursors: NewCursors(d.CursorSecret), now: time.Now}
+	return &Server{store: d.Store, cursors: NewCursors(d.CursorSecret), signer: d.Signer, now: time.Now}
 }

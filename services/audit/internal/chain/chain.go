@@ -112,38 +112,94 @@ type Link struct {
 	Hash     string
 }
 
-// Walker checks a chain one event at a time, in sequence order. The first event it sees
-// need not be the chain's first: retention deletes the oldest events, so the walk trusts
-// the first remaining event's prev_hash and sequence and checks everything from there on.
+// Walker checks a chain one event at a time, in sequence order, against its checkpoints
+// (whose signatures the caller has checked). The first event it sees must be the chain's
+// first (sequence 1 after Genesis) or, when retention has cut the chain, the event the
+// latest cut checkpoint names (its sequence and prev_hash): deleting the oldest events
+// without a signed cut is caught. Every event a head checkpoint names must still have the
+// hash signed for it, so rewriting events and recomputing the hashes from there on is
+// caught too, as is removing the events a head checkpoint names from the end.
 type Walker struct {
 	h       *Hasher
 	started bool
 	seq     int64
 	hash    string
+	cut     *Checkpoint
+	heads   map[int64]string
+	maxHead int64
 	// Checked counts the events seen, including a bad one.
 	Checked int64
+	// Problem says why the walk failed; "" while it has not.
+	Problem string
 }
 
-// NewWalker returns a walker at the start of a chain.
-func NewWalker() *Walker { return &Walker{h: NewHasher()} }
+// NewWalker returns a walker at the start of a chain with checkpoints cps.
+func NewWalker(cps ...Checkpoint) *Walker {
+	w := &Walker{h: NewHasher(), heads: map[int64]string{}}
+	for i := range cps {
+		switch c := &cps[i]; c.Kind {
+		case KindCut:
+			if w.cut == nil || c.Sequence > w.cut.Sequence {
+				w.cut = c
+			}
+		case KindHead:
+			w.heads[c.Sequence] = c.Hash
+			w.maxHead = max(w.maxHead, c.Sequence)
+		}
+	}
+	return w
+}
 
-// Next checks one event: its hash must match its content and prev_hash, and (after the
-// first) its prev_hash must be the previous event's hash and its sequence the next one.
+// start is where the chain must begin: its first event, or where retention last cut it.
+func (w *Walker) start() (sequence int64, prevHash string) {
+	if w.cut != nil {
+		return w.cut.Sequence, w.cut.Hash
+	}
+	return 1, Genesis
+}
+
+func (w *Walker) fail(problem string) bool {
+	w.Problem = problem
+	return false
+}
+
+// Next checks one event: its hash must match its content and prev_hash; the first must be
+// where the chain starts (see Walker) and each later one must link to the one before (its
+// prev_hash the previous hash, its sequence the next one); and a head checkpoint at its
+// sequence must have its hash.
 func (w *Walker) Next(l Link, c *Content) bool {
 	w.Checked++
-	if w.started && (l.Sequence != w.seq+1 || l.PrevHash != w.hash) {
-		return false
+	if !w.started {
+		if seq, prev := w.start(); l.Sequence != seq || l.PrevHash != prev {
+			return w.fail("the chain does not start where it began or where retention last cut it: its oldest events were removed")
+		}
+	} else if l.Sequence != w.seq+1 || l.PrevHash != w.hash {
+		return w.fail("the event does not link to the one before it: events were removed, added or reordered")
 	}
 	if w.h.Hash(l.PrevHash, c) != l.Hash {
-		return false
+		return w.fail("the event's content or links do not match its hash: it was changed")
+	}
+	if want, ok := w.heads[l.Sequence]; ok && want != l.Hash {
+		return w.fail("the event's hash is not the one a signed checkpoint holds for it: the chain was rewritten")
 	}
 	w.started, w.seq, w.hash = true, l.Sequence, l.Hash
 	return true
 }
 
-// Ends reports whether the walk ended where the chain's head says it does: the last event
-// seen must be the head, or events were removed from the chain's end. A walk that saw no
-// event ends anywhere (retention may have removed them all).
+// Ends reports whether the walk ended where the chain's head says it does and no later
+// than its newest head checkpoint: the last event seen must be the head. A walk that saw
+// no event is right only for a chain that never had one, or whose every event retention
+// cut (the head is then just before the cut).
 func (w *Walker) Ends(headSequence int64, headHash string) bool {
-	return !w.started || w.seq == headSequence && w.hash == headHash
+	if !w.started {
+		seq, prev := w.start()
+		if w.maxHead >= seq || (headSequence != 0 || w.cut != nil) && (headSequence != seq-1 || headHash != prev) {
+			return w.fail("events were removed: the chain has none where its head and checkpoints say it has")
+		}
+		return true
+	}
+	if w.seq != headSequence || w.hash != headHash || w.maxHead > w.seq {
+		return w.fail("the chain ends before its head or its newest checkpoint: its newest events were removed")
+	}
+	return true
 }

@@ -104,8 +104,8 @@ func build(n int) ([]Link, []*Content) {
 	return links, contents
 }
 
-func walk(links []Link, contents []*Content) (int64, bool) {
-	w := NewWalker()
+func walk(links []Link, contents []*Content, cps ...Checkpoint) (int64, bool) {
+	w := NewWalker(cps...)
 	for i := range links {
 		if !w.Next(links[i], contents[i]) {
 			return w.Checked, false
@@ -141,11 +141,41 @@ func TestWalker(t *testing.T) {
 		_, ok := walk(links, contents)
 		require.False(t, ok)
 	})
-	t.Run("retention: the walk starts at the oldest remaining event", func(t *testing.T) {
+	t.Run("the oldest events removed without a cut", func(t *testing.T) {
 		links, contents := build(10)
 		n, ok := walk(links[3:], contents[3:])
+		require.False(t, ok)
+		require.EqualValues(t, 1, n)
+	})
+	t.Run("retention: the walk starts where the cut says", func(t *testing.T) {
+		links, contents := build(10)
+		cut := Checkpoint{Kind: KindCut, Sequence: 4, Hash: links[2].Hash}
+		n, ok := walk(links[3:], contents[3:], cut)
 		require.True(t, ok)
 		require.EqualValues(t, 7, n)
+		_, ok = walk(links[4:], contents[4:], cut)
+		require.False(t, ok, "more removed than the cut says")
+		older := Checkpoint{Kind: KindCut, Sequence: 2, Hash: links[0].Hash}
+		_, ok = walk(links[3:], contents[3:], older, cut)
+		require.True(t, ok, "the latest cut counts")
+		_, ok = walk(links[1:], contents[1:], older, cut)
+		require.False(t, ok, "events before the latest cut came back")
+	})
+	t.Run("a rewrite after a head checkpoint", func(t *testing.T) {
+		links, contents := build(10)
+		head := Checkpoint{Kind: KindHead, Sequence: 8, Hash: links[7].Hash}
+		// Rewrite from event 5 on, recomputing every hash so the links hold.
+		contents[4].ResourceID = "forged"
+		for i := 4; i < 10; i++ {
+			links[i].PrevHash = links[i-1].Hash
+			links[i].Hash = Hash(links[i].PrevHash, contents[i])
+		}
+		n, ok := walk(links, contents)
+		require.True(t, ok, "without checkpoints a consistent rewrite verifies")
+		require.EqualValues(t, 10, n)
+		n, ok = walk(links, contents, head)
+		require.False(t, ok)
+		require.EqualValues(t, 8, n, "named at the checkpoint")
 	})
 	t.Run("the head must be the last event", func(t *testing.T) {
 		links, contents := build(10)
@@ -155,8 +185,43 @@ func TestWalker(t *testing.T) {
 		}
 		require.False(t, w.Ends(links[9].Sequence, links[9].Hash), "the last two were removed")
 		require.True(t, w.Ends(links[7].Sequence, links[7].Hash))
-		require.True(t, NewWalker().Ends(10, "whatever"), "an empty walk")
+		require.True(t, NewWalker().Ends(0, ""), "a chain that never had an event")
+		require.False(t, NewWalker().Ends(10, links[9].Hash), "every event removed")
+		cut := Checkpoint{Kind: KindCut, Sequence: 11, Hash: links[9].Hash}
+		require.True(t, NewWalker(cut).Ends(10, links[9].Hash), "every event cut by retention")
+
+		w = NewWalker(Checkpoint{Kind: KindHead, Sequence: 9, Hash: links[8].Hash})
+		for i := range 8 {
+			require.True(t, w.Next(links[i], contents[i]))
+		}
+		require.False(t, w.Ends(links[7].Sequence, links[7].Hash), "the head was moved back past a checkpoint")
 	})
+}
+
+func TestCheckpointSignatures(t *testing.T) {
+	seed, err := DeriveSeed("operator-token-123456")
+	require.NoError(t, err)
+	s, err := NewSigner(seed)
+	require.NoError(t, err)
+	c := Checkpoint{AccountID: "acc_1", Kind: KindHead, Sequence: 7, Hash: Genesis, SignedAt: time.Now()}
+	s.Sign(&c)
+	require.True(t, s.Valid(&c))
+	for name, change := range map[string]func(*Checkpoint){
+		"account":  func(c *Checkpoint) { c.AccountID = "acc_2" },
+		"kind":     func(c *Checkpoint) { c.Kind = KindCut },
+		"sequence": func(c *Checkpoint) { c.Sequence++ },
+		"hash":     func(c *Checkpoint) { c.Hash = "1" + c.Hash[1:] },
+		"time":     func(c *Checkpoint) { c.SignedAt = c.SignedAt.Add(time.Second) },
+	} {
+		forged := c
+		change(&forged)
+		require.False(t, s.Valid(&forged), name)
+	}
+	other, err := NewSigner(make([]byte, SeedLen))
+	require.NoError(t, err)
+	require.False(t, other.Valid(&c), "another key")
+	_, err = NewSigner([]byte("short"))
+	require.Error(t, err)
 }
 
 func BenchmarkHash(b *testing.B) {

@@ -1,7 +1,8 @@
 // Package consumer stores the audit events services hand to JetStream. A durable pull
 // consumer delivers them; each batch is stored in one transaction and acknowledged only
 // after the commit, so a crash or an outage delays events and loses none, and a
-// redelivery is a no-op (events are stored once, by id).
+// redelivery is a no-op (events are stored once, by id). A natsx.Keeper keeps the audit
+// stream and the durable consumer in existence; consuming starts again on each new one.
 package consumer
 
 import (
@@ -46,14 +47,15 @@ type Appender func(ctx context.Context, evs []chain.Content) ([]bool, error)
 
 // Consumer moves events from the audit stream into the store.
 type Consumer struct {
-	js     jetstream.JetStream
-	ns     string
-	stream string
 	append Appender
 	log    *zap.Logger
+	keeper *natsx.Keeper
 
 	mu   sync.Mutex
 	cons jetstream.Consumer
+	// renewed says a new durable consumer exists (made by the keeper, or by a replica):
+	// consuming starts again on it.
+	renewed chan struct{}
 }
 
 // config is the durable consumer every replica shares. A new consumer starts at the
@@ -69,25 +71,42 @@ var config = jetstream.ConsumerConfig{
 	MaxDeliver:    -1,
 }
 
-// Ensure creates (or updates) the durable consumer on the namespace's audit stream, which
-// must exist.
+// Ensure makes (or updates) the namespace's audit stream and the durable consumer on it,
+// and returns a consumer that keeps both in existence while it runs.
 func Ensure(ctx context.Context, js jetstream.JetStream, ns string, appendFn Appender, log *zap.Logger) (*Consumer, error) {
-	c := &Consumer{js: js, ns: ns, stream: natsx.AuditStream(ns), append: appendFn, log: log}
-	if err := c.ensure(ctx); err != nil {
+	c := &Consumer{append: appendFn, log: log, renewed: make(chan struct{}, 1)}
+	durable := natsx.ConsumerResource(js, natsx.AuditStream(ns), config, c.use)
+	durable.Recreated = c.renew
+	c.keeper = natsx.NewKeeper(js, log, natsx.AuditStreamResource(js, ns), durable)
+	if err := c.keeper.Ensure(ctx); err != nil {
 		return nil, err
+	}
+	if c.consumer() == nil { // it existed: take a handle on it
+		cons, err := js.Consumer(ctx, natsx.AuditStream(ns), Name)
+		if err != nil {
+			return nil, err
+		}
+		c.use(cons)
 	}
 	return c, nil
 }
 
-func (c *Consumer) ensure(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, config)
-	if err != nil {
-		return err
-	}
+// Ready reports whether the stream and the durable consumer are there (natsx.Keeper.Ready).
+func (c *Consumer) Ready() bool { return c.keeper.Ready() }
+
+// use makes cons the consumer to pull from.
+func (c *Consumer) use(cons jetstream.Consumer) {
 	c.mu.Lock()
 	c.cons = cons
 	c.mu.Unlock()
-	return nil
+	c.renew()
+}
+
+func (c *Consumer) renew() {
+	select {
+	case c.renewed <- struct{}{}:
+	default:
+	}
 }
 
 func (c *Consumer) consumer() jetstream.Consumer {
@@ -96,11 +115,16 @@ func (c *Consumer) consumer() jetstream.Consumer {
 	return c.cons
 }
 
+// errRenewed ends consuming from a consumer that has been replaced.
+var errRenewed = errors.New("audit consumer: a new durable consumer exists")
+
 // Run consumes until ctx ends. Messages fetched but not stored by then are handed back
 // (nak) so another replica, or the next start, gets them at once. If consuming stops (the
-// consumer or the stream was deleted, JetStream refused), it is set up again after a pause.
+// consumer or the stream was deleted, JetStream refused), the keeper is told, and
+// consuming starts again on the consumer it makes, or after a pause.
 func (c *Consumer) Run(ctx context.Context) error {
 	go c.watchPending(ctx)
+	go func() { _ = c.keeper.Run(ctx) }()
 	pause := 250 * time.Millisecond
 	for {
 		began := time.Now()
@@ -108,23 +132,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errRenewed) {
+			continue
+		}
 		if time.Since(began) > time.Minute {
 			pause = 250 * time.Millisecond // it had been working: no reason to wait long
 		}
-		c.log.Warn("audit consumer stopped; setting it up again", zap.Duration("in", pause), zap.Error(err))
+		c.keeper.Notice(err)
+		c.keeper.Kick()
+		c.log.Warn("audit consumer stopped; starting again", zap.Duration("in", pause), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.renewed:
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 10*time.Second)
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if _, err := natsx.EnsureAuditStream(ectx, c.js, c.ns); err != nil {
-			c.log.Warn("audit consumer: cannot set up the audit stream", zap.Error(err))
-		} else if err := c.ensure(ectx); err != nil {
-			c.log.Warn("audit consumer: cannot set up the durable consumer", zap.Error(err))
-		}
-		cancel()
 	}
 }
 
@@ -132,6 +155,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) consume(ctx context.Context) error {
 	msgs := make(chan jetstream.Msg, MaxAckPending)
 	stopped := make(chan error, 1)
+	select { // this is the newest consumer
+	case <-c.renewed:
+	default:
+	}
 	cc, err := c.consumer().Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
@@ -142,12 +169,14 @@ func (c *Consumer) consume(ctx context.Context) error {
 		jetstream.PullMaxMessages(BatchSize),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
-			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			case natsx.Missing(err):
 				select {
 				case stopped <- err:
 				default:
 				}
-			case errors.Is(err, jetstream.ErrNoHeartbeat), ctx.Err() != nil:
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				c.keeper.Kick() // silence: is the consumer still there?
+			case ctx.Err() != nil:
 			default:
 				c.log.Warn("audit consumer", zap.Error(err))
 			}
@@ -175,6 +204,8 @@ func (c *Consumer) consume(ctx context.Context) error {
 			return nil
 		case err := <-stopped:
 			return err
+		case <-c.renewed:
+			return errRenewed
 		case m := <-msgs:
 			batch = append(batch[:0], m)
 		fill:

@@ -6,6 +6,7 @@ package record
 import (
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -122,7 +123,7 @@ func ToProto(e *store.Event) *auditv1.AuditEvent {
 		ClientIp:     e.ClientIP,
 		UserAgent:    e.UserAgent,
 		Details:      e.Details,
-		Sequence:     e.Sequence,
+		Sequence:     int32(min(e.Sequence, math.MaxInt32)), // 32-bit in the API (JSON numbers); a chain 2^31 events long is far off
 		Hash:         e.Hash,
 		PrevHash:     e.PrevHash,
 	}

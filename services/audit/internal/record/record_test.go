@@ -34,7 +34,7 @@ func TestFromProto(t *testing.T) {
 
 	back := ToProto(&store.Event{Content: c, Sequence: 3, Hash: "hh", PrevHash: "pp"})
 	require.Equal(t, "aud_1", back.GetId())
-	require.Equal(t, int64(3), back.GetSequence())
+	require.Equal(t, int32(3), back.GetSequence())
 	require.True(t, back.GetTime().AsTime().Equal(c.Time))
 
 	// The id falls back to the message id; no id at all is refused, as is a huge one.

@@ -32,7 +32,9 @@ func TestPlanUnknownMeansSkip(t *testing.T) {
 	pool, err := store.Connect(ctx, url, "audit", 2)
 	require.NoError(t, err)
 	defer pool.Close()
-	st := store.New(pool)
+	signer, err := chain.NewSigner(make([]byte, chain.SeedLen))
+	require.NoError(t, err)
+	st := store.New(pool, store.Checkpoints{Signer: signer})
 
 	old := time.Now().Add(-100 * 24 * time.Hour)
 	var evs []chain.Content

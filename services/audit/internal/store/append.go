@@ -15,7 +15,7 @@ import (
 
 // lockHeadsSQL locks the chain heads of a batch's accounts, in account order so that two
 // appenders never wait on each other in a cycle.
-const lockHeadsSQL = `SELECT account_id, sequence, hash FROM chain_heads
+const lockHeadsSQL = `SELECT account_id, sequence, hash, checkpoint_sequence FROM chain_heads
 	WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE`
 
 // createHeadsSQL starts the chains of accounts seen for the first time.
@@ -53,9 +53,10 @@ const maxAttempts = 5
 var errRaced = errors.New("store: an event was stored concurrently; retrying the batch")
 
 type head struct {
-	sequence int64
-	hash     string
-	moved    bool
+	sequence     int64
+	hash         string
+	checkpointed int64
+	moved        bool
 }
 
 // Append stores each event once, by id, in one transaction: an event already stored (or
@@ -161,12 +162,19 @@ func (s *Store) appendOnce(ctx context.Context, evs []chain.Content) ([]bool, er
 	}
 	var hAccounts, hHashes []string
 	var hSeqs []int64
+	var due []chain.Checkpoint
 	for _, a := range accounts {
 		if hd := heads[a]; hd.moved {
 			hAccounts, hSeqs, hHashes = append(hAccounts, a), append(hSeqs, hd.sequence), append(hHashes, hd.hash)
+			if s.cps.Every > 0 && hd.sequence-hd.checkpointed >= s.cps.Every {
+				due = append(due, s.sign(a, chain.KindHead, hd.sequence, hd.hash))
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, moveHeadsSQL, hAccounts, hSeqs, hHashes); err != nil {
+		return nil, err
+	}
+	if err := insertCheckpoints(ctx, tx, due); err != nil {
 		return nil, err
 	}
 	return stored, tx.Commit(ctx)
@@ -184,7 +192,7 @@ func lockHeads(ctx context.Context, tx pgx.Tx, accounts []string) (map[string]*h
 		for rows.Next() {
 			var a string
 			hd := &head{}
-			if err := rows.Scan(&a, &hd.sequence, &hd.hash); err != nil {
+			if err := rows.Scan(&a, &hd.sequence, &hd.hash, &hd.checkpointed); err != nil {
 				return err
 			}
 			heads[a] = hd

@@ -36,10 +36,12 @@ type Event struct {
 // Store runs the audit service's queries.
 type Store struct {
 	pool *pgxpool.Pool
+	cps  Checkpoints
 }
 
-// New returns a store on a pool made by Connect.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// New returns a store on a pool made by Connect that signs its chains' checkpoints as cps
+// says (cps.Signer is required).
+func New(pool *pgxpool.Pool, cps Checkpoints) *Store { return &Store{pool: pool, cps: cps} }
 
 // Connect opens a pool on schema whose connections run as WriterRole, and waits until
 // the server answers. Migrations need the schema's owner: run them on another pool.

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/services/audit/internal/chain"
 )
 
 // headSQL reads an account's chain head: the last link ever appended.
@@ -19,14 +22,22 @@ type Head struct {
 	Hash     string
 }
 
-// Walk calls fn with each of the account's stored events in chain order until fn returns
-// false, and returns the chain's head (zero when the account has none). Events and head
-// come from one snapshot, so appends running meanwhile are not half seen. fn's event is
-// reused between calls.
-func (s *Store) Walk(ctx context.Context, accountID string, fn func(*Event) bool) (Head, error) {
+// allCheckpoints bounds the checkpoints Walk reads: more than any chain has.
+const allCheckpoints = math.MaxInt32
+
+// Walk calls start with the account's checkpoints, then fn with each of its stored events
+// in chain order until fn returns false, and returns the chain's head (zero when the
+// account has none). Checkpoints, events and head come from one snapshot, so appends and
+// retention running meanwhile are not half seen. fn's event is reused between calls.
+func (s *Store) Walk(ctx context.Context, accountID string, start func([]chain.Checkpoint), fn func(*Event) bool) (Head, error) {
 	var h Head
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, headSQL, accountID).Scan(&h.Sequence, &h.Hash)
+		cps, err := listCheckpoints(ctx, tx, accountID, CheckpointPosition{}, allCheckpoints)
+		if err != nil {
+			return err
+		}
+		start(cps)
+		err = tx.QueryRow(ctx, headSQL, accountID).Scan(&h.Sequence, &h.Hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}

@@ -14,6 +14,7 @@ func main() {
 	cfg, err := gateway.ConfigFromEnv()
 	server.Main(server.Command{
 		Name:  "ingest-gateway",
+		Log:   cfg.Log,
 		Serve: func(ctx context.Context, log *zap.Logger) error { return gateway.Run(ctx, cfg, log) },
 	}, err)
 }

@@ -1,11 +1,15 @@
 // Package eventsub keeps the gateway's cache true to the event stream: it consumes the
 // events stream from JetStream, drops entries as key and account events arrive, confirms
-// key events for revocation receipts, flushes the cache after a gap or a reconnect, and
-// announces the gateway with heartbeats while it is subscribed.
+// key events for revocation receipts, flushes the cache after a gap, and announces the
+// gateway with heartbeats while it is subscribed. Whenever it cannot confirm that it
+// follows the stream (a disconnect, a lost consumer, a recreated stream) the cache is
+// distrusted at once, and trusted again only after a fresh subscription and a flush.
 package eventsub
 
 import (
 	"context"
+	"errors"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +31,9 @@ type Subscriber struct {
 	ns        string
 	gatewayID string
 	cache     *keycache.Cache
-	log       *zap.Logger
+	// ensure makes the events stream exist (the gateway's natsx.Keeper.Ensure).
+	ensure func(context.Context) error
+	log    *zap.Logger
 
 	subscribed atomic.Bool
 	// lastSeq is the stream sequence of the last event handled; a jump is a gap.
@@ -38,23 +44,32 @@ type Subscriber struct {
 	OnApplied func(ev *eventsv1.Event, at time.Time)
 }
 
-// New returns a subscriber; call Run.
-func New(nc *nats.Conn, js jetstream.JetStream, ns, gatewayID string, cache *keycache.Cache, log *zap.Logger) *Subscriber {
-	return &Subscriber{nc: nc, js: js, ns: ns, gatewayID: gatewayID, cache: cache, log: log, reset: make(chan struct{}, 1)}
+// New returns a subscriber; call Run. The cache is distrusted until Run has subscribed.
+// ensure is called before each subscription, to make the events stream if it is missing.
+func New(nc *nats.Conn, js jetstream.JetStream, ns, gatewayID string, cache *keycache.Cache, ensure func(context.Context) error, log *zap.Logger) *Subscriber {
+	cache.Distrust()
+	return &Subscriber{nc: nc, js: js, ns: ns, gatewayID: gatewayID, cache: cache, ensure: ensure, log: log, reset: make(chan struct{}, 1)}
 }
 
 // Subscribed reports whether the gateway is following the stream now.
-func (s *Subscriber) Subscribed() bool { return s.subscribed.Load() && s.nc.IsConnected() }
+func (s *Subscriber) Subscribed() bool {
+	return s.subscribed.Load() && s.cache.Trusted() && s.nc.IsConnected()
+}
 
-// Reconnected is for the NATS reconnect handler: whatever happened while disconnected is
-// unknown, so the cache is flushed and a fresh consumer made.
-func (s *Subscriber) Reconnected() {
+// Lost says the gateway can no longer confirm it follows the stream (why is a metric
+// label): the cache is distrusted from this moment and a fresh consumer is made.
+func (s *Subscriber) Lost(why string) {
 	s.subscribed.Store(false)
-	n := s.cache.Flush()
-	flushes.WithLabelValues("reconnect").Inc()
-	s.log.Info("events: reconnected; cache flushed", zap.Int("dropped", n))
+	s.cache.Distrust()
+	flushes.WithLabelValues(why).Inc()
+	s.log.Info("events: not following the stream; cache distrusted until subscribed again", zap.String("why", why))
 	s.requestReset()
 }
+
+// Reconnected is for the NATS reconnect handler: whatever happened while disconnected is
+// unknown. (The connection's dialer distrusts the cache already, before the new connection
+// carries anything: see natsx.OnConnectionLost.)
+func (s *Subscriber) Reconnected() { s.Lost("reconnect") }
 
 func (s *Subscriber) requestReset() {
 	select {
@@ -87,12 +102,20 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
+// errLostMeanwhile is a subscription made while the stream was lost again.
+var errLostMeanwhile = errors.New("events: lost the stream while subscribing")
+
 // consume makes an ephemeral consumer of new events. Anything before it is unknown to
-// this consumer, so the cache is flushed once it exists.
+// this consumer, so once it exists the cache is flushed and trusted again, unless the
+// stream was lost meanwhile.
 func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	stream, err := natsx.EnsureEventsStream(cctx, s.js, s.ns)
+	if err := s.ensure(cctx); err != nil {
+		return nil, err
+	}
+	token := s.cache.Distrusts()
+	stream, err := s.js.Stream(cctx, natsx.EventsStream(s.ns))
 	if err != nil {
 		return nil, err
 	}
@@ -107,17 +130,20 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	cc, err := cons.Consume(s.handle,
 		jetstream.PullHeartbeat(time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// Missed heartbeats, a deleted consumer or stream: events may be going by unseen.
 			s.log.Warn("events: consumer trouble; resubscribing", zap.Error(err))
-			s.gap("consumer error")
-			s.requestReset()
+			s.Lost("consumer error")
 		}),
 	)
 	if err != nil {
 		return nil, err
 	}
-	n := s.cache.Flush()
+	if !s.cache.Trust(token) {
+		cc.Stop()
+		return nil, errLostMeanwhile
+	}
 	s.subscribed.Store(true)
-	s.log.Info("events: subscribed", zap.String("stream", natsx.EventsStream(s.ns)), zap.Int("flushed", n))
+	s.log.Info("events: subscribed; cache flushed and trusted", zap.String("stream", natsx.EventsStream(s.ns)))
 	return cc, nil
 }
 
@@ -197,7 +223,7 @@ func (s *Subscriber) heartbeats(ctx context.Context) {
 	for {
 		if s.Subscribed() {
 			hb, _ := proto.Marshal(&eventsv1.GatewayHeartbeat{
-				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int64(s.cache.Len()),
+				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int32(min(s.cache.Len(), math.MaxInt32)),
 			})
 			_ = s.nc.Publish(natsx.GatewayHeartbeatSubject(s.ns), hb)
 		}

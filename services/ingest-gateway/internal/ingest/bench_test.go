@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/protobuf/proto"
 )
 
 // traces1KiB is an OTLP traces request of about 1 KiB in protobuf.
@@ -55,6 +56,32 @@ func BenchmarkDecodeJSONLogs(b *testing.B) {
 	for b.Loop() {
 		if _, aerr := decodeJSONLogs(body, now); aerr != nil {
 			b.Fatal(aerr)
+		}
+	}
+}
+
+// BenchmarkStorable is the check every payload passes before it is published (storable.go),
+// on the 1 KiB traces request of BenchmarkDecodeTraces.
+func BenchmarkStorable(b *testing.B) {
+	body := traces1KiB(b)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := storable(Traces, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOfficialDecode is what the check replaces: proto.Unmarshal into the official
+// type, the oracle of the tests.
+func BenchmarkOfficialDecode(b *testing.B) {
+	body := traces1KiB(b)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := (proto.UnmarshalOptions{RecursionLimit: maxMessageDepth}).Unmarshal(body, officialRequest(Traces)); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 )
@@ -88,11 +90,32 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) (*body, *a
 		}
 		b.data = plain.Bytes()
 	}
-	if len(b.data) == 0 {
-		b.release()
-		return nil, apierr.New(apierr.InvalidArgument, "the request body is empty")
-	}
+	// No bytes are a valid, empty export in protobuf (OTLP answers it with success); JSON
+	// bodies are held to hold a JSON text by jsonText.
 	return b, nil
+}
+
+// jsonText refuses what is not a JSON text before a JSON decoder sees it: an empty body,
+// and bytes that are not UTF-8, which JSON text must be (RFC 8259 §8.1) and proto3 strings
+// too; decoders would otherwise pass them on (pdata) or replace them silently
+// (encoding/json), so each JSON route would treat them its own way. Escapes of lone
+// surrogates (\udc00) are JSON and decode to U+FFFD with either decoder.
+func jsonText(data []byte) error {
+	if len(data) == 0 {
+		return errors.New("the request body is empty; a JSON body holds one JSON value")
+	}
+	if utf8.Valid(data) {
+		return nil
+	}
+	at := 0
+	for at < len(data) {
+		r, n := utf8.DecodeRune(data[at:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		at += n
+	}
+	return fmt.Errorf("the body is not valid UTF-8 (byte %d), which JSON must be", at)
 }
 
 func tooLarge(maxBytes int64) *apierr.Error {

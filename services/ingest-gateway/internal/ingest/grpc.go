@@ -1,11 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	// OTLP exporters commonly send grpc-encoding: gzip; grpc-go bounds the inflated size by
@@ -23,11 +24,25 @@ import (
 // RegisterGRPC registers the OTLP collector services (TraceService, MetricsService,
 // LogsService Export) on s. Errors are *apierr.Error values, which are gRPC statuses with
 // ErrorInfo (and RetryInfo when retryable) with or without pkg/server's interceptors.
+//
+// A request reaches the handler as the bytes the client sent (see grpcRequest): the key is
+// checked before anything is decoded, as over HTTP, and the bytes are then decoded, checked
+// and published by the same functions as an OTLP/HTTP protobuf body, so a body gRPC cannot
+// decode is INVALID_ARGUMENT like any other bad request.
 func RegisterGRPC(s *grpc.Server, auth grant.Authorizer, pub *Publisher, cfg Config) {
 	e := &grpcExporter{auth: auth, pub: pub, cfg: cfg.withDefaults()}
-	ptraceotlp.RegisterGRPCServer(s, &tracesServer{e: e})
-	pmetricotlp.RegisterGRPCServer(s, &metricsServer{e: e})
-	plogotlp.RegisterGRPCServer(s, &logsServer{e: e})
+	for sig, sd := range map[Signal]*grpc.ServiceDesc{
+		Traces:  &coltrace.TraceService_ServiceDesc,
+		Metrics: &colmetrics.MetricsService_ServiceDesc,
+		Logs:    &collogs.LogsService_ServiceDesc,
+	} {
+		s.RegisterService(&grpc.ServiceDesc{
+			ServiceName: sd.ServiceName,
+			HandlerType: (*any)(nil),
+			Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: e.handler(sig, "/"+sd.ServiceName+"/Export")}},
+			Metadata:    sd.Metadata,
+		}, e)
+	}
 }
 
 type grpcExporter struct {
@@ -36,59 +51,83 @@ type grpcExporter struct {
 	cfg  Config
 }
 
-type tracesServer struct {
-	ptraceotlp.UnimplementedGRPCServer
-	e *grpcExporter
-}
+// grpcRequest is an Export request as sent. pdata (which this package imports) registers gRPC's "proto"
+// codec and hands a type with pdata's UnmarshalProto/MarshalProto/SizeProto methods the
+// raw bytes; the buffer is pooled, released once the call is over.
+type grpcRequest struct{ buf *bytes.Buffer }
 
-func (s *tracesServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	if err := s.e.export(ctx, Traces, req.Traces().SpanCount(), req.MarshalProto); err != nil {
-		return ptraceotlp.ExportResponse{}, err
+// UnmarshalProto keeps a copy of data (the codec reuses its buffer).
+func (r *grpcRequest) UnmarshalProto(data []byte) error {
+	if r.buf == nil {
+		r.buf = getBuffer()
 	}
-	return ptraceotlp.NewExportResponse(), nil
+	r.buf.Reset()
+	r.buf.Write(data)
+	return nil
 }
 
-type metricsServer struct {
-	pmetricotlp.UnimplementedGRPCServer
-	e *grpcExporter
-}
+// SizeProto and MarshalProto complete the codec's interface; the server never marshals a
+// request.
+func (r *grpcRequest) SizeProto() int { return len(r.bytes()) }
 
-func (s *metricsServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	if err := s.e.export(ctx, Metrics, req.Metrics().DataPointCount(), req.MarshalProto); err != nil {
-		return pmetricotlp.ExportResponse{}, err
+// MarshalProto copies the request into buf.
+func (r *grpcRequest) MarshalProto(buf []byte) int { return copy(buf, r.bytes()) }
+
+func (r *grpcRequest) bytes() []byte {
+	if r.buf == nil {
+		return nil
 	}
-	return pmetricotlp.NewExportResponse(), nil
+	return r.buf.Bytes()
 }
 
-type logsServer struct {
-	plogotlp.UnimplementedGRPCServer
-	e *grpcExporter
-}
-
-func (s *logsServer) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	if err := s.e.export(ctx, Logs, req.Logs().LogRecordCount(), req.MarshalProto); err != nil {
-		return plogotlp.ExportResponse{}, err
+func (r *grpcRequest) release() {
+	if r.buf != nil {
+		putBuffer(r.buf)
+		r.buf = nil
 	}
-	return plogotlp.NewExportResponse(), nil
 }
 
-// export authorizes the call and publishes the request. gRPC has decoded the message
-// before any handler runs, so unlike HTTP the key is checked after decoding; the server's
-// MaxRecvMsgSize bounds that work.
-func (e *grpcExporter) export(ctx context.Context, sig Signal, items int, marshal func() ([]byte, error)) error {
-	err := e.exportAuthorized(e.requestContext(ctx), sig, items, marshal)
+// handler is the method handler of sig's Export, shaped like generated code's.
+func (e *grpcExporter) handler(sig Signal, method string) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		in := &grpcRequest{}
+		defer in.release()
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		export := func(ctx context.Context, req any) (any, error) {
+			return e.export(ctx, sig, req.(*grpcRequest).bytes())
+		}
+		if interceptor == nil {
+			return export(ctx, in)
+		}
+		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, export)
+	}
+}
+
+// export authorizes the call and publishes the request, answering an empty
+// Export*ServiceResponse (partial_success unset, as OTLP asks on full success).
+func (e *grpcExporter) export(ctx context.Context, sig Signal, body []byte) (any, error) {
+	err := e.exportAuthorized(e.requestContext(ctx), sig, body)
 	code := "ok"
 	if err != nil {
 		code = string(err.Code)
 	}
 	requestsTotal.WithLabelValues(transportOTLPGRPC, string(sig), code).Inc()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	switch sig {
+	case Traces:
+		return &coltrace.ExportTraceServiceResponse{}, nil
+	case Metrics:
+		return &colmetrics.ExportMetricsServiceResponse{}, nil
+	default:
+		return &collogs.ExportLogsServiceResponse{}, nil
+	}
 }
 
-func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, items int, marshal func() ([]byte, error)) *apierr.Error {
+func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, body []byte) *apierr.Error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	key, aerr := presentedKey(first(md, "authorization"), first(md, "x-api-key"))
 	if aerr != nil {
@@ -102,15 +141,11 @@ func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, items i
 	if aerr != nil {
 		return aerr
 	}
-	if items == 0 {
-		return nil // an empty export carries no data: nothing to publish
-	}
-	payload, err := marshal()
+	payload, items, err := decodeOTLP(sig, formatProto, body)
 	if err != nil {
-		logging.From(ctx).Error("marshal export request", zap.Error(err))
-		return apierr.New(apierr.Internal, "internal error")
+		return apierr.New(apierr.InvalidArgument, "%s", decodeError(sig, formatProto, err))
 	}
-	if err := e.pub.Publish(ctx, g, sig, payload); err != nil {
+	if err := publishExport(ctx, e.pub, g, sig, payload, items); err != nil {
 		return apierr.FromError(err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -133,5 +134,28 @@ func TestOTLPGRPCRefusals(t *testing.T) {
 	retry = requireStatus(t, err, codes.Unavailable, apierr.Unavailable)
 	require.NotNil(t, retry)
 
+	require.Empty(t, e.messages(t, Stream(e.ns)))
+}
+
+// garbageCodec frames bytes that are no OTLP message as a gRPC request.
+type garbageCodec struct{}
+
+func (garbageCodec) Marshal(any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}}, nil
+}
+func (garbageCodec) Unmarshal(mem.BufferSlice, any) error { return nil }
+func (garbageCodec) Name() string                         { return "proto" }
+
+func TestOTLPGRPCMalformedExportIsInvalidArgument(t *testing.T) {
+	e := newEnv(t, "")
+	conn := e.grpcConn(t)
+	for _, method := range []string{
+		"/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+		"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+		"/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+	} {
+		err := conn.Invoke(grpcCtx(t, "authorization", "Bearer good"), method, struct{}{}, &struct{}{}, grpc.ForceCodecV2(garbageCodec{}))
+		requireStatus(t, err, codes.InvalidArgument, apierr.InvalidArgument)
+	}
 	require.Empty(t, e.messages(t, Stream(e.ns)))
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/requestid"
+	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
@@ -110,21 +110,27 @@ func newEnv(t testing.TB, url string, opts ...envOpt) *env {
 	e.ns, e.nc, e.js = ns, nc, js
 	e.pub, err = NewPublisher(nc, e.cfg)
 	require.NoError(t, err)
-	e.h = NewHTTPHandler(testAuth{}, e.pub, e.cfg)
+	// Behind the shared edge, as run.go serves it: request ids, limits, recovery.
+	e.h = server.Edge(server.EdgeConfig{Logger: e.cfg.Logger, MaxBodyBytes: e.cfg.withDefaults().MaxBodyBytes},
+		NewHTTPHandler(testAuth{}, e.pub, e.cfg))
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
 	return e
 }
 
-// grpcConn serves RegisterGRPC on a bare grpc.Server at 127.0.0.1:0 and dials it.
+// grpcConn serves RegisterGRPC at 127.0.0.1:0 on the server every service uses
+// (server.NewGRPC, as the gateway does) and dials it.
 func (e *env) grpcConn(t testing.TB) *grpc.ClientConn {
 	t.Helper()
-	s := grpc.NewServer()
-	RegisterGRPC(s, testAuth{}, e.pub, e.cfg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	g, err := server.NewGRPC(server.GRPCConfig{Name: "ingest-gateway", Addr: "127.0.0.1:0", Logger: e.cfg.Logger})
 	require.NoError(t, err)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
+	RegisterGRPC(g.Server, testAuth{}, e.pub, e.cfg)
+	lis, err := g.Listen()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, lis, time.Second) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })

@@ -2,16 +2,11 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"runtime/debug"
 	"strconv"
-
-	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/logging"
-	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
@@ -36,30 +31,14 @@ type httpHandler struct {
 }
 
 // NewHTTPHandler serves OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs) and plain JSON
-// logs (POST /ingest/logs). Every response carries X-Request-Id; every error is the JSON
-// envelope (other paths 404 not_found, other methods 405 method_not_allowed).
+// logs (POST /ingest/logs); every error is the JSON envelope (other paths 404 not_found,
+// other methods 405 method_not_allowed). It expects to sit behind server.Edge, which gives
+// each request its id (X-Request-Id), logger, limits and panic recovery.
 func NewHTTPHandler(auth grant.Authorizer, pub *Publisher, cfg Config) http.Handler {
 	return &httpHandler{auth: auth, pub: pub, cfg: cfg.withDefaults()}
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, supplied := requestid.Resolve(r.Header.Get(requestid.Header))
-	w.Header().Set(requestid.Header, id)
-	// WithLazy: most requests log nothing, so the field is encoded only if one does.
-	log := h.cfg.Logger.WithLazy(zap.String("request_id", id))
-	ctx := logging.With(requestid.With(r.Context(), id, supplied), log)
-	r = r.WithContext(ctx)
-	defer func() {
-		// net/http would swallow a panic by cutting the connection; answer properly instead.
-		if p := recover(); p != nil {
-			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(p)
-			}
-			log.Error("panic", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			server.WriteError(w, r, apierr.New(apierr.Internal, "internal error"))
-		}
-	}()
-
 	var sig Signal
 	switch r.URL.Path {
 	case PathTraces:
@@ -133,13 +112,9 @@ func (h *httpHandler) serveOTLP(w http.ResponseWriter, r *http.Request, sig Sign
 	_, _ = w.Write(emptyResponse[f])
 }
 
-// publish publishes payload unless it holds no items: an empty export carries no data,
-// so there is nothing to lose by answering it without a message.
+// publish stores payload, if it may be stored and holds items (see publishExport).
 func (h *httpHandler) publish(ctx context.Context, g grant.Grant, sig Signal, payload []byte, items int) error {
-	if items == 0 {
-		return nil
-	}
-	return h.pub.Publish(ctx, g, sig, payload)
+	return publishExport(ctx, h.pub, g, sig, payload, items)
 }
 
 func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, transport string, sig Signal, e *apierr.Error) {

@@ -257,8 +257,6 @@ func TestBadHTTPInput(t *testing.T) {
 		{"JSON with trailing garbage", PathTraces, bytesOf([]byte(`{} {}`)), with(proto, "Content-Type", contentTypeJSON), 400, apierr.InvalidArgument, "JSON"},
 		{"JSON of the wrong shape", PathTraces, bytesOf([]byte(`{"resourceSpans": 5}`)), with(proto, "Content-Type", contentTypeJSON), 400, apierr.InvalidArgument, "JSON"},
 		{"JSON with a bad trace id", PathTraces, bytesOf([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}`)), with(proto, "Content-Type", contentTypeJSON), 400, apierr.InvalidArgument, "JSON"},
-		{"zero-length body", PathTraces, bytesOf(nil), proto, 400, apierr.InvalidArgument, "empty"},
-		{"zero-length gzip", PathTraces, bytesOf(gzipBytes(t, nil)), with(proto, "Content-Encoding", "gzip"), 400, apierr.InvalidArgument, "empty"},
 		{"over the limit by Content-Length", PathTraces, bytesOf(make([]byte, limit+1)), proto, 413, apierr.PayloadTooLarge, "over"},
 		{"over the limit while streaming", PathTraces, func() io.Reader { return io.LimitReader(&endless{}, 10*limit) }, proto, 413, apierr.PayloadTooLarge, "over"},
 		{"endless chunked stream", PathTraces, func() io.Reader { return &endless{} }, proto, 413, apierr.PayloadTooLarge, "over"},

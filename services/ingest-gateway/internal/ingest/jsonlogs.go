@@ -104,8 +104,12 @@ func (h *httpHandler) serveJSONLogs(w http.ResponseWriter, r *http.Request) {
 
 // decodeJSONLogs strictly decodes a /ingest/logs body and converts it to OTLP logs: one
 // resource (service.name) and one scope holding every record. now stamps records without
-// a timestamp and is every record's observed time.
+// a timestamp and is every record's observed time. Like an empty OTLP export, a request
+// whose logs are empty, null or absent is valid and holds no records.
 func decodeJSONLogs(data []byte, now time.Time) (plog.Logs, *apierr.Error) {
+	if err := jsonText(data); err != nil {
+		return plog.Logs{}, invalid(err.Error())
+	}
 	var req jsonLogsRequest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -122,13 +126,14 @@ func decodeJSONLogs(data []byte, now time.Time) (plog.Logs, *apierr.Error) {
 		return plog.Logs{}, invalid("service is required")
 	case len(service) > maxJSONServiceBytes:
 		return plog.Logs{}, invalid(fmt.Sprintf("service is over %d bytes", maxJSONServiceBytes))
-	case len(req.Logs) == 0:
-		return plog.Logs{}, invalid("logs must hold at least one record")
 	case len(req.Logs) > maxJSONLogs:
 		return plog.Logs{}, invalid(fmt.Sprintf("logs holds %d records; at most %d are allowed per request", len(req.Logs), maxJSONLogs))
 	}
 
 	ld := plog.NewLogs()
+	if len(req.Logs) == 0 {
+		return ld, nil
+	}
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", service)
 	records := rl.ScopeLogs().AppendEmpty().LogRecords()

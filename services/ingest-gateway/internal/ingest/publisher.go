@@ -45,14 +45,14 @@ func Stream(ns string) string { return strings.ToUpper(ns) + "_INGEST" }
 // type's data TTL.
 func AnonStream(ns string) string { return strings.ToUpper(ns) + "_INGEST_ANON" }
 
-// EnsureStreams creates or updates the two ingest streams: <NS>_INGEST on <ns>.ingest.>
-// kept for retention, and <NS>_INGEST_ANON on <ns>.anon.> kept for anonRetention.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns string, retention, anonRetention time.Duration) error {
+// StreamConfigs are the two ingest streams: <NS>_INGEST on <ns>.ingest.> kept for
+// retention, and <NS>_INGEST_ANON on <ns>.anon.> kept for anonRetention.
+func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstream.StreamConfig, error) {
 	if !validToken(ns) {
-		return fmt.Errorf("ingest: namespace %q must be one NATS subject token", ns)
+		return nil, fmt.Errorf("ingest: namespace %q must be one NATS subject token", ns)
 	}
 	if retention <= 0 || anonRetention <= 0 {
-		return fmt.Errorf("ingest: stream retention must be positive (got %s and %s)", retention, anonRetention)
+		return nil, fmt.Errorf("ingest: stream retention must be positive (got %s and %s)", retention, anonRetention)
 	}
 	streams := []jetstream.StreamConfig{
 		{
@@ -68,11 +68,23 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns string, reten
 			MaxAge:      anonRetention,
 		},
 	}
-	for _, sc := range streams {
+	for i := range streams {
+		sc := &streams[i]
 		sc.Retention = jetstream.LimitsPolicy
 		sc.Storage = jetstream.FileStorage
 		// JetStream refuses a duplicate window longer than MaxAge.
 		sc.Duplicates = min(duplicateWindow, sc.MaxAge)
+	}
+	return streams, nil
+}
+
+// EnsureStreams creates or updates the two ingest streams (StreamConfigs).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns string, retention, anonRetention time.Duration) error {
+	streams, err := StreamConfigs(ns, retention, anonRetention)
+	if err != nil {
+		return err
+	}
+	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ingest: create or update stream %s: %w", sc.Name, err)
 		}
@@ -117,10 +129,14 @@ type Publisher struct {
 
 	mu    sync.Mutex
 	lanes map[string]*lane // by subject
+
+	// StreamLost, if set, is told every error of a publish (the gateway's natsx.Keeper.
+	// Notice), so that a deleted stream is made again at once. Set it before serving.
+	StreamLost func(error) bool
 }
 
-// NewPublisher returns a Publisher on nc. Call EnsureStreams first: without the streams
-// every publish fails (503).
+// NewPublisher returns a Publisher on nc. Make the streams first (EnsureStreams, or a
+// natsx.Keeper of StreamConfigs): without them every publish fails (503).
 func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	cfg = cfg.withDefaults()
 	// The async timeout also drops the pending ack of a message whose ack never comes.
@@ -168,6 +184,9 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 	if errors.Is(err, nats.ErrMaxPayload) {
 		publishFailures.WithLabelValues(string(sig), "max_payload").Inc()
 		return apierr.New(apierr.PayloadTooLarge, "the payload (%d bytes) is over the ingest queue's message limit", len(payload))
+	}
+	if p.StreamLost != nil {
+		p.StreamLost(err)
 	}
 	return p.failed(log, sig, subject, failureReason(err), err)
 }

@@ -69,7 +69,8 @@ var errDecoderPanic = errors.New("the decoder could not parse the body")
 
 // decodeOTLP validates body as an OTLP export request of sig and returns the protobuf to
 // publish and how many items it holds. Protobuf input is published as sent (it has just
-// been proven to decode); JSON input is re-marshalled so consumers see one format.
+// been proven to decode; no bytes are an empty request); JSON input is re-marshalled so
+// consumers see one format. Whether the payload may be stored is publishExport's to say.
 func decodeOTLP(sig Signal, f format, body []byte) (payload []byte, items int, err error) {
 	// pdata is fuzzed upstream, but a panic on hostile input must still end as a 400.
 	defer func() {
@@ -79,6 +80,9 @@ func decodeOTLP(sig Signal, f format, body []byte) (payload []byte, items int, e
 	}()
 	req, count := newExportRequest(sig)
 	if f == formatJSON {
+		if err := jsonText(body); err != nil {
+			return nil, 0, err
+		}
 		// pdata's iterator stops at the end of the first value and skips what it does not
 		// know without checking it; a full syntax check keeps "invalid JSON" a 400.
 		if !json.Valid(body) {

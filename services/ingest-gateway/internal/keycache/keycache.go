@@ -1,6 +1,8 @@
 // Package keycache is the gateway's verification cache: what the keys service said about a
 // key, by the SHA-256 of the presented key, for at most a bounded time. Invalidation
-// events drop entries by key id, account or project; a flush drops everything.
+// events drop entries by key id, account or project; a flush drops everything. A cache is
+// trusted only while its gateway follows the event stream: Distrust (on a disconnect or a
+// lost consumer) makes every entry stale at once and stops caching until Trust.
 package keycache
 
 import (
@@ -66,6 +68,12 @@ type Cache struct {
 	found, unknown atomic.Uint64
 	size           atomic.Int64
 
+	// trusted is false from Distrust to Trust: Get misses and Put stores nothing. Lock-free
+	// to read; trustMu orders Distrust and Trust, and distrusts counts Distrust calls.
+	trusted   atomic.Bool
+	trustMu   sync.Mutex
+	distrusts uint64
+
 	// byKey finds a known key's entry for DropKey without scanning (every key event would
 	// otherwise walk the whole cache). It may name entries already gone: DropKey checks.
 	idxMu sync.Mutex
@@ -77,19 +85,60 @@ type Cache struct {
 	neg   map[uint64]*Entry
 }
 
-// New returns an empty cache.
+// New returns an empty cache, trusted (a gateway distrusts it until it follows the stream).
 func New(maxAge, negativeTTL time.Duration) *Cache {
 	c := &Cache{maxAge: int64(maxAge), negTTL: int64(negativeTTL), byKey: map[string]Hash{}, neg: map[uint64]*Entry{}}
 	for i := range c.shards {
 		c.shards[i].m = map[uint64]*Entry{}
 	}
+	c.trusted.Store(true)
 	return c
+}
+
+// Distrust makes every entry stale from this moment, and stops caching, until Trust: the
+// gateway can no longer confirm that it follows the event stream (it lost its NATS
+// connection, or its consumer), so an entry may name a key revoked since. Answers fetched
+// before it and stored after it are refused too (the epochs move).
+func (c *Cache) Distrust() {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	c.distrusts++
+	c.trusted.Store(false)
+	c.found.Add(1)
+	c.unknown.Add(1)
+}
+
+// Trusted reports whether entries are used.
+func (c *Cache) Trusted() bool { return c.trusted.Load() }
+
+// Distrusts is a token for Trust: read it before (re)subscribing to the event stream.
+func (c *Cache) Distrusts() uint64 {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	return c.distrusts
+}
+
+// Trust flushes the cache and trusts it again, once the gateway follows the event stream
+// from a moment after token was read. If Distrust was called since, it does neither and
+// returns false: that subscription may not have seen everything.
+func (c *Cache) Trust(token uint64) bool {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	if c.distrusts != token {
+		return false
+	}
+	c.Flush()
+	c.trusted.Store(true)
+	return true
 }
 
 func (c *Cache) shard(h *Hash) *shard { return &c.shards[h[31]%shards] }
 
 // Get returns the entry for h if it is younger than its bound at now (unix nanoseconds).
 func (c *Cache) Get(h *Hash, now int64) (*Entry, bool) {
+	if !c.trusted.Load() {
+		return nil, false
+	}
 	s := c.shard(h)
 	s.mu.RLock()
 	e, ok := s.m[short(h)]
@@ -117,10 +166,13 @@ func (e Epoch) Key() string {
 // Epoch returns the current invalidation state.
 func (c *Cache) Epoch() Epoch { return Epoch{c.found.Load(), c.unknown.Load()} }
 
-// Put stores e for h unless an invalidation happened since epoch was read: the answer may
-// predate it, and caching it could resurrect a revoked key.
+// Put stores e for h unless an invalidation happened since epoch was read (the answer may
+// predate it, and caching it could resurrect a revoked key) or the cache is distrusted.
 func (c *Cache) Put(h Hash, e *Entry, epoch Epoch, now int64) bool {
 	e.storedAt, e.hash = now, h
+	if !c.trusted.Load() {
+		return false
+	}
 	if !e.Found {
 		c.negMu.Lock()
 		defer c.negMu.Unlock()

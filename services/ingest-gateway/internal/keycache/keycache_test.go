@@ -107,3 +107,42 @@ func TestShortKeyClashIsAMiss(t *testing.T) {
 		t.Fatal("the entry itself is still found")
 	}
 }
+
+// TestDistrustedFromTheMomentOfDisconnect: once distrusted, no entry is served and no
+// answer is kept, whether fetched before or during the distrust, until Trust; and Trust
+// with a token from before a later Distrust trusts nothing.
+func TestDistrustedFromTheMomentOfDisconnect(t *testing.T) {
+	c := New(time.Hour, time.Hour)
+	now := time.Now().UnixNano()
+	a, b, n := Sum("a"), Sum("b"), Sum("unknown")
+	c.Put(a, entry("key_a", "acc", "prj"), c.Epoch(), now)
+	c.Put(n, &Entry{}, c.Epoch(), now)
+	before := c.Epoch() // a fetch under way at the disconnect
+	c.Distrust()
+	if c.Trusted() {
+		t.Fatal("trusted after Distrust")
+	}
+	for _, h := range []Hash{a, n} {
+		if _, ok := c.Get(&h, now); ok {
+			t.Fatal("an entry from before the disconnect is served")
+		}
+	}
+	if c.Put(b, entry("key_b", "acc", "prj"), before, now) || c.Put(b, entry("key_b", "acc", "prj"), c.Epoch(), now) {
+		t.Fatal("an answer was cached while distrusted")
+	}
+
+	token := c.Distrusts()
+	c.Distrust() // lost again while resubscribing
+	if c.Trust(token) || c.Trusted() {
+		t.Fatal("a subscription begun before the last Distrust was trusted")
+	}
+	if !c.Trust(c.Distrusts()) || !c.Trusted() {
+		t.Fatal("Trust with a current token")
+	}
+	if _, ok := c.Get(&a, now); ok || c.Len() != 0 {
+		t.Fatalf("Trust flushes what was cached before: len %d", c.Len())
+	}
+	if !c.Put(b, entry("key_b", "acc", "prj"), c.Epoch(), now) {
+		t.Fatal("trusted again, answers are cached")
+	}
+}

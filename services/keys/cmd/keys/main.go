@@ -14,6 +14,7 @@ func main() {
 	cfg, err := keys.ConfigFromEnv()
 	server.Main(server.Command{
 		Name:    "keys",
+		Log:     cfg.Log,
 		Serve:   func(ctx context.Context, log *zap.Logger) error { return keys.Run(ctx, cfg, log) },
 		Migrate: func(ctx context.Context) ([]string, error) { return keys.Migrate(ctx, cfg) },
 	}, err)

@@ -4,14 +4,11 @@ import "github.com/latchkey/latchkey/pkg/apierr"
 
 // The errors a keys client can see, besides validation messages made where they happen.
 var (
-	errNotManagement   = apierr.New(apierr.Unauthenticated, "this credential cannot manage keys: use a session token or an account key")
-	errBadCredential   = apierr.New(apierr.Unauthenticated, "the bearer token is not a valid session token or key")
-	errProjectNotFound = apierr.New(apierr.NotFound, "project not found")
 	errKeyMintsAccount = apierr.New(apierr.PermissionDenied, "an account key cannot create, rotate or widen account keys; use a session")
 	errStepUp          = apierr.New(apierr.StepUpRequired, "re-verify your password (POST /v1/account/verify-password) within the last 5 minutes first")
 	errNotActive       = apierr.New(apierr.Conflict, "only an active key can be rotated")
 	errSuspended       = apierr.New(apierr.AccountSuspended, "this account is suspended: no key can be minted for it")
 	errNotUsable       = apierr.New(apierr.Conflict, "this key can no longer be used (revoked or expired) and stays so: its expires_at and capabilities cannot change; create or rotate a key instead")
-	errBadPageToken    = apierr.New(apierr.InvalidArgument, "page_token is not one this service issued")
+	errBadPageToken    = apierr.New(apierr.InvalidArgument, "page_token is not one this service issued for this listing (same filters, same account)")
 	errBadKeyID        = apierr.New(apierr.InvalidArgument, "id is not a key id (key_…)")
 )

@@ -11,7 +11,9 @@ import (
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 
-// ListKeys lists the caller's keys, newest first.
+// ListKeys lists the caller's keys, newest first. The page token holds the last id of the
+// previous page, bound to the account and the filters (see pkg/pagetoken): reused with
+// other filters, or made by hand, it is invalid_argument.
 func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*keysv1.ListKeysResponse, error) {
 	p, err := auth.Require(ctx, "keys:read")
 	if err != nil {
@@ -34,18 +36,23 @@ func (s *Server) ListKeys(ctx context.Context, req *keysv1.ListKeysRequest) (*ke
 	if f.Status != "" && !slices.Contains(verdict.Statuses(), verdict.Status(f.Status)) {
 		return nil, invalid("status must be one of %v", verdict.Statuses())
 	}
-	if req.GetPageToken() != "" {
-		after, ok := store.DecodeCursor(req.GetPageToken())
-		if !ok || !ids.Valid(ids.Key, after) {
+	binding := []string{"keys.ListKeys", p.AccountID, f.ProjectID, f.Environment, f.Type, f.Status}
+	if tok := req.GetPageToken(); tok != "" {
+		after, err := s.pages.Decode(tok, binding...)
+		if err != nil || !ids.Valid(ids.Key, string(after)) {
 			return nil, errBadPageToken
 		}
-		f.After = after
+		f.After = string(after)
 	}
 	now := s.now()
 	f.At = now
-	keys, next, err := s.store.List(ctx, p.AccountID, f)
+	keys, last, err := s.store.List(ctx, p.AccountID, f)
 	if err != nil {
 		return nil, err
+	}
+	next := ""
+	if last != "" {
+		next = s.pages.Encode([]byte(last), binding...)
 	}
 	out := make([]*keysv1.Key, len(keys))
 	for i, k := range keys {

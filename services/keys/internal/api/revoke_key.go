@@ -94,7 +94,7 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 		r := watch.Wait(ctx, wait)
 		resp.Receipt = &keysv1.RevocationReceipt{
 			GatewaysLive: int32(r.Live), GatewaysApplied: int32(r.Applied),
-			Complete: r.Complete(), WaitedMs: r.Waited.Milliseconds(),
+			Complete: r.Complete(), WaitedMs: int32(r.Waited.Milliseconds()), // at most the 30 s wait bound
 		}
 	case wantReceipt:
 		resp.Receipt = &keysv1.RevocationReceipt{GatewaysLive: int32(len(s.receipts.Live()))}

@@ -28,8 +28,8 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		return nil, errBadKeyID
 	}
 	if req.GracePeriodSeconds != nil {
-		if g := req.GetGracePeriodSeconds(); g < 0 || g > int64(maxGrace/time.Second) {
-			return nil, invalid("grace_period_seconds must be between 0 and %d", int64(maxGrace/time.Second))
+		if g := req.GetGracePeriodSeconds(); g < 0 || g > int32(maxGrace/time.Second) {
+			return nil, invalid("grace_period_seconds must be between 0 and %d", int32(maxGrace/time.Second))
 		}
 	}
 	// The binding cannot change, so it is checked before the key is locked: no call to

@@ -6,6 +6,7 @@ import (
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/pagetoken"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
@@ -26,6 +27,7 @@ type Server struct {
 	caps     Caps
 	notify   func() // wakes the outbox relay after a commit
 	operator string
+	pages    *pagetoken.Codec
 	now      func() time.Time
 }
 
@@ -65,5 +67,7 @@ func New(d Deps) *Server {
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
 		caps:   d.Caps,
 		notify: d.Notify, operator: d.Operator, now: time.Now,
+		// Page tokens are keyed by the operator token, which every replica shares.
+		pages: pagetoken.New(d.Operator, 64), // positions are key ids
 	}
 }

@@ -59,6 +59,8 @@ func TestKeysBadInput(t *testing.T) {
 		{"rotate bad grace type", "POST", "/v1/keys/" + id + ":rotate", token, map[string]any{"grace_period_seconds": "soon"}, 400, "invalid_argument"},
 		{"rotate huge grace", "POST", "/v1/keys/" + id + ":rotate", token, map[string]any{"grace_period_seconds": 1 << 40}, 400, "invalid_argument"},
 		{"revoke oversized reason", "POST", "/v1/keys/" + id + ":revoke", token, map[string]any{"reason": long}, 400, "invalid_argument"},
+		// A NUL is no text at all, so not a question about a key (TestEveryRouteRefusesBadText).
+		{"NUL in a presented key", "POST", "/v1/keys:verify", token, map[string]any{"key": "lk_ing_\x00"}, 400, "invalid_argument"},
 		{"verify without auth", "POST", "/v1/keys:verify", "", map[string]any{"key": "x"}, 401, "unauthenticated"},
 		{"unknown route", "GET", "/v1/nothing-here", token, nil, 404, "not_found"},
 		{"wrong method", "DELETE", "/v1/keys:verify", token, nil, 405, "method_not_allowed"},
@@ -70,7 +72,7 @@ func TestKeysBadInput(t *testing.T) {
 	}
 
 	// Malformed keys are a verdict, not an error: the caller asked a question.
-	for _, k := range []string{"", "lk_ing_", "lk_ing_short", "nope", strings.Repeat("A", 300), "lk_ing_" + strings.Repeat("0", 49), "\x00\xff"} {
+	for _, k := range []string{"", "lk_ing_", "lk_ing_short", "nope", strings.Repeat("A", 300), "lk_ing_" + strings.Repeat("0", 49), "\xff\xfe"} {
 		r := s.Verify(token, k)
 		if r.Str("code") != "malformed" || r.Get("valid") != false {
 			t.Errorf("verify(%q) = %s, want malformed", k, r.Raw)

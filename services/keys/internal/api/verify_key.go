@@ -23,18 +23,31 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 		return nil, invalid("origin or capability is too long")
 	}
 	// Gateways (the operator token) cache this answer: give them facts fresh from accounts.
-	gateway := p.Kind == auth.KindOperator
-	parsed, err := s.types.Parse(req.GetKey())
-	if err != nil {
-		return &keysv1.VerifyKeyResponse{Code: string(verdict.Malformed)}, nil
+	// Others see only their own account's keys.
+	viewer := p.AccountID
+	if p.Kind == auth.KindOperator {
+		viewer = ""
 	}
-	hash := s.hasher.Hash(req.GetKey())
+	resp, _, err := s.verify(ctx, req.GetKey(), viewer, p.Kind == auth.KindOperator, req.GetOrigin(), req.GetCapability())
+	return resp, err
+}
+
+// verify decides on using key from origin for capability, as VerifyKey answers it; it is
+// also how this service resolves the account keys that call it (ResolveKey). viewer, when
+// set, is the only account whose keys are found; fresh skips the directory's cache. The
+// account is returned when the key was found.
+func (s *Server) verify(ctx context.Context, key, viewer string, fresh bool, origin, capability string) (*keysv1.VerifyKeyResponse, *accountsv1.Account, error) {
+	parsed, err := s.types.Parse(key)
+	if err != nil {
+		return &keysv1.VerifyKeyResponse{Code: string(verdict.Malformed)}, nil, nil
+	}
+	hash := s.hasher.Hash(key)
 	k, err := s.store.ByHash(ctx, hash[:])
-	if store.IsNotFound(err) || err == nil && p.Kind != auth.KindOperator && k.AccountID != p.AccountID {
-		return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
+	if store.IsNotFound(err) || err == nil && viewer != "" && k.AccountID != viewer {
+		return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	facts := verdict.Facts{
 		Lifetime: k.Lifetime(), Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
@@ -43,31 +56,31 @@ func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*
 	var acct *accountsv1.Account
 	if k.ProjectID != "" {
 		var proj *accountsv1.Project
-		proj, acct, err = s.dir.ProjectAndAccount(ctx, k.AccountID, k.ProjectID, gateway)
+		proj, acct, err = s.dir.ProjectAndAccount(ctx, k.AccountID, k.ProjectID, fresh)
 		switch {
 		case apierr.IsCode(err, apierr.NotFound):
 			// The project is gone, and its keys with it.
-			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
+			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil, nil
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		case !envListed(proj, k.Environment):
 			// So is an environment the project no longer lists (dropped while a key was
 			// being minted in it: accounts refuses to drop one with live keys).
-			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil
+			return &keysv1.VerifyKeyResponse{Code: string(verdict.NotFound)}, nil, nil
 		}
 		facts.AllowedOrigins = proj.GetAllowedOrigins()
 		resp.AllowedOrigins = proj.GetAllowedOrigins()
-	} else if acct, err = s.dir.Account(ctx, k.AccountID, gateway); err != nil {
-		return nil, err
+	} else if acct, err = s.dir.Account(ctx, k.AccountID, fresh); err != nil {
+		return nil, nil, err
 	}
 	facts.AccountSuspended = acct.GetStatus() == "suspended"
 	now := s.now()
-	code := verdict.Decide(&facts, now, req.GetOrigin(), req.GetCapability())
+	code := verdict.Decide(&facts, now, origin, capability)
 	if code == verdict.OK {
 		s.usage.Used(k.ID)
 	}
 	resp.Valid = code == verdict.OK
 	resp.Code = string(code)
 	resp.Key = toProto(k, now)
-	return resp, nil
+	return resp, acct, nil
 }

@@ -43,13 +43,10 @@ func New(client accountsv1.InternalServiceClient, operatorToken string, ttl time
 	}
 }
 
-// Authenticate resolves a session token through accounts.
-func (d *Directory) Authenticate(ctx context.Context, token string) (*accountsv1.Principal, error) {
-	resp, err := d.client.Authenticate(auth.OutgoingBearer(ctx, d.operatorToken), &accountsv1.AuthenticateRequest{Token: token})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetPrincipal(), nil
+// ResolveSession implements auth.SessionResolver: sessions are accounts' to resolve (and
+// never cached here, so a logout or suspension takes effect at once).
+func (d *Directory) ResolveSession(ctx context.Context, token string) (*auth.Session, error) {
+	return auth.RemoteSessions{Client: d.client, Operator: auth.OperatorToken(d.operatorToken)}.ResolveSession(ctx, token)
 }
 
 // Account returns an account; errors from accounts (not_found, unavailable) pass through.

@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auditlog"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
@@ -105,18 +105,32 @@ const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, displ
 	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13)`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
-	md := k.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
-		k.ProjectID, k.Environment, k.Capabilities, k.CreatedBy, k.ExpiresAt, md, k.CreatedAt)
+		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt)
 	return err
 }
 
-// Create stores a new key and its key.created event in one transaction, and takes one use
-// of each of caps (quota.Take) in it: a refused cap stores nothing, and a failed store
-// spends no cap.
+// notNull returns a nil map as an empty one. protobuf gives nil for an empty or cleared
+// map, and pgx would send it as NULL, which the NOT NULL column refuses: every write of
+// a map or list column goes through notNull or notNullList.
+func notNull(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// notNullList is notNull for a list column.
+func notNullList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// Create stores a new key, its key.created event and the call's audit event in one
+// transaction, and takes one use of each of caps (quota.Take) in it: a refused cap stores
+// nothing, and a failed store spends no cap.
 func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...quota.Cap) error {
 	return postgres.Error(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := takeCaps(ctx, tx, k.AccountID, caps); err != nil {
@@ -125,7 +139,10 @@ func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...
 		if err := insert(ctx, tx, k); err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, s.ns, ev)
+		if err := outbox.Add(ctx, tx, s.ns, ev); err != nil {
+			return err
+		}
+		return auditlog.Record(ctx, tx, auditlog.Facts{ResourceID: k.ID})
 	}), nil)
 }
 
@@ -157,7 +174,8 @@ type Filter struct {
 	Limit int
 }
 
-// List returns the account's keys, newest first, and the next page's cursor.
+// List returns the account's keys, newest first, and, when another page follows, the
+// last id of this one (the next page's After).
 func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, string, error) {
 	// Each condition is a fixed fragment; only values travel as parameters.
 	where := []string{"account_id = $1"}
@@ -209,21 +227,9 @@ func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, s
 	next := ""
 	if len(keys) > f.Limit {
 		keys = keys[:f.Limit]
-		next = EncodeCursor(keys[len(keys)-1].ID)
+		next = keys[len(keys)-1].ID
 	}
 	return keys, next, nil
-}
-
-// EncodeCursor makes an opaque page token of an id.
-func EncodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
-
-// DecodeCursor reads a page token back; ok is false for one we did not make.
-func DecodeCursor(token string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(b) == 0 || len(b) > 64 {
-		return "", false
-	}
-	return string(b), true
 }
 
 // liveSQL judges status at the database's clock: a key that turns stale between this query
@@ -258,7 +264,8 @@ func (s *Store) Live(ctx context.Context, accountID, projectID string, envs []st
 const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id = $2 FOR UPDATE`
 
 // Change runs fn on the locked key; if fn returns an event, the key's new state (written
-// by fn through the Tx) and the event commit together. fn's error aborts.
+// by fn through the Tx) and the event commit together, with the call's audit event. fn's
+// error aborts.
 func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx.Tx, k *Key) (*eventsv1.Event, error)) (*Key, error) {
 	var out *Key
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -275,10 +282,21 @@ func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx
 				return err
 			}
 		}
-		out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id))
-		return err
+		if out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id)); err != nil {
+			return err
+		}
+		return auditlog.Record(ctx, tx, auditFacts(id, ev))
 	})
 	return out, postgres.Error(err, ErrNotFound)
+}
+
+// auditFacts is what the audit event of a change of key id knows before commit.
+func auditFacts(id string, ev *eventsv1.Event) auditlog.Facts {
+	f := auditlog.Facts{ResourceID: id}
+	if r := ev.GetKeyRotated(); r != nil {
+		f.Details = map[string]string{"new_key_id": r.GetNewKeyId()}
+	}
+	return f
 }
 
 const updateSQL = `UPDATE keys SET name = $3, capabilities = $4, expires_at = $5, metadata = $6
@@ -286,7 +304,7 @@ const updateSQL = `UPDATE keys SET name = $3, capabilities = $4, expires_at = $5
 
 // Update writes k's mutable fields.
 func Update(ctx context.Context, tx pgx.Tx, k *Key) error {
-	_, err := tx.Exec(ctx, updateSQL, k.AccountID, k.ID, k.Name, k.Capabilities, k.ExpiresAt, k.Metadata)
+	_, err := tx.Exec(ctx, updateSQL, k.AccountID, k.ID, k.Name, notNullList(k.Capabilities), k.ExpiresAt, notNull(k.Metadata))
 	return err
 }
 

@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/verdict"
+)
+
+// resolved answers every lookup of its kind with fixed facts; the services' own resolvers
+// are tested with the real services in deploy/allinone (TestOneAuthenticator).
+type resolved struct {
+	session *Session
+	key     *Key
+	err     error
+}
+
+func (r resolved) ResolveSession(context.Context, string) (*Session, error) { return r.session, r.err }
+func (r resolved) ResolveKey(context.Context, string) (*Key, error)         { return r.key, r.err }
+
+// TestDecisions: the order in which a resolved credential is judged, in one place.
+func TestDecisions(t *testing.T) {
+	const op = "operator-token-0123456789"
+	session := "lks_" + strings.Repeat("S", 43)
+	key := "lk_acct_0123456789"
+	live := func(edit func(*Key)) *Key {
+		k := &Key{ID: "key_1", AccountID: "acc_1", Capabilities: []string{"keys:read"}, Plan: "pro", Verdict: verdict.OK}
+		if edit != nil {
+			edit(k)
+		}
+		return k
+	}
+	cases := []struct {
+		name  string
+		r     resolved
+		token string
+		want  *Principal
+		err   *apierr.Error
+	}{
+		{"operator", resolved{err: errors.New("no lookup")}, op, &Principal{Kind: KindOperator}, nil},
+		{
+			"session",
+			resolved{session: &Session{AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}},
+			session,
+			&Principal{Kind: KindUser, AccountID: "acc_1", UserID: "usr_1", SessionID: "ses_1", Plan: "free"}, nil,
+		},
+		{"unknown session", resolved{}, session, nil, ErrBadSession},
+		{"suspended session", resolved{session: &Session{AccountID: "acc_1", Suspended: true}}, session, nil, ErrSuspended},
+		{"session store down", resolved{err: errors.New("down")}, session, nil, ErrUnavailable},
+		{
+			"account key",
+			resolved{key: live(nil)},
+			key,
+			&Principal{Kind: KindAccountKey, AccountID: "acc_1", KeyID: "key_1", Capabilities: []string{"keys:read"}, Plan: "pro"}, nil,
+		},
+		{"unknown key", resolved{}, key, nil, ErrBadToken},
+		{"malformed key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Malformed })}, key, nil, ErrBadToken},
+		{"revoked key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Revoked })}, key, nil, ErrBadToken},
+		{"expired key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Expired })}, key, nil, ErrBadToken},
+		{"suspended account", resolved{key: live(func(k *Key) { k.Verdict = verdict.AccountSuspended })}, key, nil, ErrSuspended},
+		{"project key", resolved{key: live(func(k *Key) { k.ProjectID = "prj_1" })}, key, nil, ErrProjectKey},
+		{"revoked project key", resolved{key: live(func(k *Key) { k.ProjectID, k.Verdict = "prj_1", verdict.Revoked })}, key, nil, ErrBadToken},
+		{"key store down", resolved{err: errors.New("down")}, key, nil, ErrUnavailable},
+		{"too long", resolved{key: live(nil)}, strings.Repeat("k", MaxTokenLen+1), nil, ErrMalformed},
+		{"operator token and more", resolved{}, op + "x", nil, ErrBadToken},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := &Authenticator{Operator: op, Sessions: c.r, Keys: c.r}
+			p, err := a.Authenticate(context.Background(), c.token)
+			if c.err != nil {
+				require.Equal(t, c.err, err)
+				require.Nil(t, p)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, p)
+		})
+	}
+}
+
+func TestNoResolvers(t *testing.T) {
+	a := &Authenticator{}
+	for tok, want := range map[string]*apierr.Error{"lks_" + strings.Repeat("S", 43): ErrBadSession, "lk_acct_x": ErrBadToken, "": ErrMalformed} {
+		_, err := a.Authenticate(context.Background(), tok)
+		require.Equal(t, want, err, "%q", tok)
+	}
+}
+
+// TestCancellation: a caller that gave up is told so, not that credentials are unavailable.
+func TestCancellation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := &Authenticator{Keys: resolved{err: ctx.Err()}}
+	_, err := a.Authenticate(ctx, "lk_acct_x")
+	require.True(t, apierr.IsCode(err, apierr.Canceled), "%v", err)
+}

@@ -1,0 +1,182 @@
+package keyformat
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Redacted replaces the body (and checksum) of every key Redact finds; the prefix stays, so
+// a reader still learns which kind of key was pasted.
+const Redacted = "[redacted]"
+
+// Bounds of the checksum rule of Redact, which recognises keys of profiles this process
+// never loaded: a prefix of at most maxGenericPrefix characters and a body of at least
+// minGenericBody (the shortest body any valid type has: 8 random bytes in hex is 16).
+const (
+	maxGenericPrefix = 32
+	minGenericBody   = 16
+)
+
+// builtins are Default and every built-in profile.
+var builtins = sync.OnceValue(func() []*Registry {
+	var regs []*Registry
+	for _, name := range ProfileNames() {
+		if r, err := LoadProfile(name); err == nil {
+			regs = append(regs, r)
+		}
+	}
+	return regs
+})
+
+// loaded are the profiles LoadProfile read from files in this process.
+var loaded struct {
+	sync.Mutex
+	regs []*Registry
+}
+
+// remember adds a profile read from a file to the registries Redact recognises.
+func remember(r *Registry) {
+	loaded.Lock()
+	defer loaded.Unlock()
+	if !slices.Contains(loaded.regs, r) {
+		loaded.regs = append(loaded.regs, r)
+	}
+}
+
+// registries are the registries Redact recognises keys of.
+func registries() []*Registry {
+	loaded.Lock()
+	defer loaded.Unlock()
+	return append(slices.Clip(builtins()), loaded.regs...)
+}
+
+// Redact returns s with every key in it replaced by its prefix and Redacted: anything that
+// parses as a key of a known profile (Default, the built-in profiles and every profile
+// LoadProfile read, current and legacy prefixes), and anything shaped like a checksummed
+// key of any profile (a lower-case prefix ending in '_', a base62 body and a checksum that
+// matches, as secret scanners find them). Everything else is kept as it was. Use it on
+// every text a client or a log may see that can quote input: error messages, audit events.
+func Redact(s string) string {
+	if strings.IndexByte(s, '_') < 0 {
+		return s
+	}
+	var spans []span
+	regs := registries()
+	for a := 0; a < len(s); {
+		if !isWord(s[a]) {
+			a++
+			continue
+		}
+		b := a
+		for b < len(s) && isWord(s[b]) {
+			b++
+		}
+		if strings.IndexByte(s[a:b], '_') >= 0 {
+			spans = appendKnown(spans, s, a, b, regs)
+			spans = appendChecksummed(spans, s, a, b)
+		}
+		a = b
+	}
+	if len(spans) == 0 {
+		return s
+	}
+	var out strings.Builder
+	at := 0
+	for _, sp := range merge(spans) {
+		out.WriteString(s[at:sp.start])
+		out.WriteString(s[sp.start:sp.bodyAt])
+		out.WriteString(Redacted)
+		at = sp.end
+	}
+	out.WriteString(s[at:])
+	return out.String()
+}
+
+// span is a key found in a string: s[start:bodyAt] is its prefix, s[bodyAt:end] the rest.
+type span struct{ start, bodyAt, end int }
+
+// appendKnown finds, in the word s[a:b], every key of a known registry.
+func appendKnown(spans []span, s string, a, b int, regs []*Registry) []span {
+	word := s[a:b]
+	for _, r := range regs {
+		for _, info := range r.prefixes {
+			for from := 0; ; {
+				i := strings.Index(word[from:], info.prefix)
+				if i < 0 {
+					break
+				}
+				i += from
+				from = i + 1
+				if end := i + info.keyLen; end <= len(word) {
+					if _, err := r.Parse(word[i:end]); err == nil {
+						spans = append(spans, span{a + i, a + i + len(info.prefix), a + end})
+					}
+				}
+			}
+		}
+	}
+	return spans
+}
+
+// appendChecksummed finds, in the word s[a:b], every <prefix><base62 body><checksum> whose
+// checksum matches, whatever its prefix: the keys of profiles this process never loaded.
+func appendChecksummed(spans []span, s string, a, b int) []span {
+	for j := a; j < b; j++ {
+		if s[j] != '_' {
+			continue
+		}
+		e := j + 1
+		for e < b && base62Val[s[e]] != 0 {
+			e++
+		}
+		if e-(j+1) < minGenericBody+ChecksumLen {
+			continue
+		}
+		want, ok := checksumValue(s[e-ChecksumLen : e])
+		if !ok {
+			continue
+		}
+		for i := j; i >= a && j+1-i <= maxGenericPrefix && isPrefixChar(s[i]); i-- {
+			if s[i] < 'a' || s[i] > 'z' || e-i > MaxKeyLen {
+				continue
+			}
+			if uint64(crcString(s[i:e-ChecksumLen])) == want {
+				spans = append(spans, span{i, j + 1, e})
+				break
+			}
+		}
+	}
+	return spans
+}
+
+func checksumValue(c string) (uint64, bool) {
+	var v uint64
+	for k := 0; k < len(c); k++ {
+		d := base62Val[c[k]]
+		if d == 0 {
+			return 0, false
+		}
+		v = v*62 + uint64(d-1)
+	}
+	return v, true
+}
+
+// merge sorts spans by start and joins overlapping ones, keeping the first one's prefix.
+func merge(spans []span) []span {
+	slices.SortFunc(spans, func(x, y span) int { return x.start - y.start })
+	out := spans[:1]
+	for _, sp := range spans[1:] {
+		last := &out[len(out)-1]
+		if sp.start < last.end {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func isWord(c byte) bool { return base62Val[c] != 0 || c == '_' }
+
+func isPrefixChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' }

@@ -1,0 +1,51 @@
+package natsx_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/natsx"
+)
+
+// hostile are strings a caller may put where an id belongs: each would break a subject
+// (space, wildcard, empty or extra token, control character, protocol-line length) or is
+// merely not an id.
+var hostile = []string{
+	"", "a b", "a%20b", "acc_x.y", "acc_*", ">", "*", "acc_\r\nPUB x 1", "acc_\x00", "a\tb",
+	"..", ".", "acc_01hzy", "ACC_" + strings.Repeat("0", 26), strings.Repeat("a", 5000),
+	ids.Key[:3] + "_" + strings.Repeat("z", 26), "accé", ids.New(ids.Key),
+}
+
+// TestSubjectsAreAlwaysValid: whatever the id, every builder returns a subject a publish
+// accepts; a real id is kept, anything else becomes "_".
+func TestSubjectsAreAlwaysValid(t *testing.T) {
+	acc, evt := ids.New(ids.Account), ids.New(ids.Event)
+	require.Equal(t, "ns.audit."+acc, natsx.AuditSubject("ns", acc))
+	require.Equal(t, "ns.gateways.applied."+evt, natsx.GatewayAppliedSubject("ns", evt))
+	require.Equal(t, "ns.events.key.revoked", natsx.EventSubject("ns", "key.revoked"))
+	require.Equal(t, "ns.events.>", natsx.EventSubject("ns", ">"))
+	for _, s := range hostile {
+		for _, subject := range []string{natsx.AuditSubject("ns", s), natsx.GatewayAppliedSubject("ns", s)} {
+			require.True(t, natsx.ValidSubject(subject), "%q from %.40q", subject, s)
+			require.True(t, strings.HasSuffix(subject, "._"), "%q from %.40q", subject, s)
+		}
+		// An event kind is dotted tokens rather than an id: kept when it is that. ">" is
+		// the subscription filter for every kind.
+		if s != ">" {
+			require.True(t, natsx.ValidSubject(natsx.EventSubject("ns", s)), "%.40q", s)
+		}
+	}
+	require.Equal(t, "ns.audit._", natsx.AuditSubject("ns", acc+"x"), "an id with a tail is not an id")
+}
+
+func TestValidSubject(t *testing.T) {
+	for _, s := range []string{"latchkey.events.key.revoked", "t1.audit._", "a", strings.Repeat("a.", 127) + "b"} {
+		require.True(t, natsx.ValidSubject(s), s)
+	}
+	for _, s := range []string{"", "a b", "a..b", ".a", "a.", "a.*", "a.>", "a.\x7f", strings.Repeat("a.", 128) + "b", strings.Repeat("a", 65)} {
+		require.False(t, natsx.ValidSubject(s), "%.40q", s)
+	}
+}

@@ -1,0 +1,4 @@
+package outbox
+
+// SetAsideTotal is the set-aside counter, for tests.
+var SetAsideTotal = setAsideTotal

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// ConnLimits bound what one client connection may hold of a gRPC server. A zero field
+// takes its value from DefaultConnLimits.
+type ConnLimits struct {
+	// MaxConns is how many network connections the server holds at once; one more is
+	// closed as soon as it is accepted (its client sees a reset and may retry elsewhere)
+	// and counted in latchkey_grpc_connections_refused_total.
+	MaxConns int
+	// HandshakeTimeout is how long a new connection has to send the HTTP/2 preface and
+	// settings (grpc.ConnectionTimeout); one that sends nothing is closed after it.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that has had no call for this long (with a GOAWAY,
+	// so a well-behaved client just reconnects when it next needs to).
+	IdleTimeout time.Duration
+	// KeepaliveTime is how long a connection may be silent before the server pings it,
+	// and KeepaliveTimeout how long the ping's answer may take before the connection is
+	// taken for dead (a half-open peer) and closed.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// MinPingInterval is the shortest interval between client keepalive pings the server
+	// tolerates; a client pinging more often is sent GOAWAY (too_many_pings).
+	MinPingInterval time.Duration
+}
+
+// DefaultConnLimits are the limits of a server whose GRPCConfig.Conn leaves them zero.
+var DefaultConnLimits = ConnLimits{
+	MaxConns:         4096,
+	HandshakeTimeout: 10 * time.Second,
+	IdleTimeout:      5 * time.Minute,
+	KeepaliveTime:    time.Minute,
+	KeepaliveTimeout: 20 * time.Second,
+	MinPingInterval:  10 * time.Second,
+}
+
+func (l ConnLimits) withDefaults() ConnLimits {
+	d := DefaultConnLimits
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
+	l.HandshakeTimeout = pick(l.HandshakeTimeout, d.HandshakeTimeout)
+	l.IdleTimeout = pick(l.IdleTimeout, d.IdleTimeout)
+	l.KeepaliveTime = pick(l.KeepaliveTime, d.KeepaliveTime)
+	l.KeepaliveTimeout = pick(l.KeepaliveTimeout, d.KeepaliveTimeout)
+	l.MinPingInterval = pick(l.MinPingInterval, d.MinPingInterval)
+	return l
+}
+
+// serverOptions are the gRPC options that enforce l (all but MaxConns; see capListener).
+func (l ConnLimits) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(l.HandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: l.IdleTimeout,
+			Time:              l.KeepaliveTime,
+			Timeout:           l.KeepaliveTimeout,
+		}),
+		// Pings on an idle connection are allowed (they do not keep it from IdleTimeout).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.MinPingInterval, PermitWithoutStream: true}),
+	}
+}
+
+var connsRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "latchkey_grpc_connections_refused_total",
+	Help: "Connections a gRPC server closed on accept because it already held its maximum (ConnLimits.MaxConns), by service.",
+}, []string{"service"})
+
+// capListener holds at most max connections: Accept closes any beyond that at once rather
+// than leaving them in the kernel's backlog, where their clients would wait unanswered.
+type capListener struct {
+	net.Listener
+	max     int64
+	open    atomic.Int64
+	refused prometheus.Counter
+}
+
+func limitConns(lis net.Listener, max int, service string) net.Listener {
+	return &capListener{Listener: lis, max: int64(max), refused: connsRefused.WithLabelValues(service)}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			l.refused.Inc()
+			_ = c.Close()
+			continue
+		}
+		return &countedConn{Conn: c, release: func() { l.open.Add(-1) }}, nil
+	}
+}
+
+// countedConn gives its slot back on its first Close.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
