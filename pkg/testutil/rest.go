@@ -226,6 +226,25 @@ func (c *Client) Verify(token, secret string, extra ...string) Reply {
 	return c.Must(http.StatusOK, c.Call("POST", "/v1/keys:verify", token, body))
 }
 
+// ClearForm is one way of clearing a field through PATCH: Query goes after the
+// resource's path ("?update_mask=metadata" or ""), Body is sent verbatim.
+type ClearForm struct{ Name, Query, Body string }
+
+// ClearForms are the ways a client clears a map or list field through PATCH: an empty
+// value (empty is "{}" for a map, "[]" for a list), null, or naming the field in
+// update_mask and leaving it out (with and without a body that sets something else, which
+// the mask then ignores). Each must store the field empty.
+func ClearForms(field, empty string) []ClearForm {
+	return []ClearForm{
+		{"empty", "", `{"` + field + `":` + empty + `}`},
+		{"null", "", `{"` + field + `":null}`},
+		{"mask, field left out", "?update_mask=" + field, `{}`},
+		{"mask, no body", "?update_mask=" + field, ``},
+		{"mask and empty", "?update_mask=" + field, `{"` + field + `":` + empty + `}`},
+		{"mask, other field sent", "?update_mask=" + field, `{"name":"ignored"}`},
+	}
+}
+
 // FreeAddr is a 127.0.0.1 address whose port nothing listened on a moment ago, for
 // services that must know each other's addresses before they listen. Another process may
 // take the port meanwhile: start them under RetryAddrInUse.

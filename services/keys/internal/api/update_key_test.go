@@ -95,3 +95,26 @@ func TestNoUpdateRevivesAKey(t *testing.T) {
 	r := s.Must(200, patch(narrowID, token, map[string]any{"capabilities": []string{"keys:read", "audit:read"}, "expires_at": muchLater}))
 	require.ElementsMatch(t, []string{"keys:read", "audit:read"}, r.Get("key.capabilities"))
 }
+
+// TestPatchClearsKeyMetadata: each form of clearing a key's metadata through PATCH
+// (testutil.ClearForms) stores it empty (200, and a later GET agrees), never a 500, and
+// changes nothing else.
+func TestPatchClearsKeyMetadata(t *testing.T) {
+	s := startSuite(t)
+	token, _ := s.signUp("patch")
+	keyID, _ := s.IngestKey(token, s.Project(token))
+	for _, f := range testutil.ClearForms("metadata", "{}") {
+		t.Run(f.Name, func(t *testing.T) {
+			set := s.Call("PATCH", "/v1/keys/"+keyID, token, map[string]any{"metadata": map[string]string{"team": "web"}})
+			set.OK(t)
+			require.Equal(t, map[string]any{"team": "web"}, set.Get("key.metadata"))
+			r := s.Call("PATCH", "/v1/keys/"+keyID+f.Query, token, f.Body)
+			r.OK(t)
+			require.Equal(t, map[string]any{}, r.Get("key.metadata"), r.Raw)
+			require.Equal(t, "production-web", r.Str("key.name"), "the mask limits the change")
+			got := s.Call("GET", "/v1/keys/"+keyID, token, nil)
+			got.OK(t)
+			require.Equal(t, map[string]any{}, got.Get("key.metadata"), got.Raw)
+		})
+	}
+}
