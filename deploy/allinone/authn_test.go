@@ -209,8 +209,8 @@ func TestAuthenticatorUnavailable(t *testing.T) {
 	aucfg.OperatorToken, aucfg.AccountsAddr, aucfg.KeysAddr = op, nowhere, nowhere
 	auditAPI := runAlone(t, func(ctx context.Context) (*server.Unit, error) { return audit.New(ctx, aucfg, zap.NewNop()) })
 
-	s := &suite{t: t, api: accountsAPI}
-	session, _ := s.signUp("unavailable")
+	s := testutil.NewClient(t, accountsAPI)
+	session := s.SignUp("unavailable").Token
 	key, err := keyformat.Default().Generate("account")
 	require.NoError(t, err)
 
@@ -233,35 +233,13 @@ func TestAuthenticatorUnavailable(t *testing.T) {
 // returns its REST base URL.
 func runAlone(t *testing.T, build func(context.Context) (*server.Unit, error)) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := build(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addrs, done := make(chan map[string]string, 1), make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger: zap.NewNop(), HTTPAddr: "127.0.0.1:0", Grace: time.Second,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop", u.Name)
+	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := build(ctx)
+		if err != nil {
+			return err
 		}
+		return server.Run(ctx, server.RunConfig{Logger: zap.NewNop(), HTTPAddr: "127.0.0.1:0", Grace: time.Second, OnListening: listening}, u)
 	})
-	select {
-	case m := <-addrs:
-		return "http://" + m["rest"]
-	case err := <-done:
-		t.Fatalf("%s stopped before listening: %v", u.Name, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not listen", u.Name)
-	}
-	return ""
+	require.NoError(t, err, "a service did not start")
+	return "http://" + addrs["rest"]
 }
