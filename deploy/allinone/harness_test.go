@@ -76,12 +76,16 @@ func (s *suite) start(options []suiteOption) error {
 	t := s.t
 	accountsAddr, keysAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	s.keysGRPC, s.accountsGRPC = keysAddr, accountsAddr
+	// listening is testutil.Background's; OnListening is set before the options so that
+	// one of them may wrap it (tokenlog_test.go does).
+	var listening func(map[string]string)
 	opts := Options{
 		HTTPAddr:      "127.0.0.1:0",
 		DatabaseURL:   s.dbURL,
 		NATSURL:       s.natsURL,
 		OperatorToken: s.operator,
 		Pepper:        "test-pepper-" + strings.Repeat("x", 40),
+		OnListening:   func(addrs map[string]string, _ string) { listening(addrs) },
 		Configure: func(a *accounts.Config, k *keys.Config, g *gateway.Config, au *audit.Config) {
 			a.GRPCAddr, k.GRPCAddr = accountsAddr, keysAddr
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
@@ -108,8 +112,8 @@ func (s *suite) start(options []suiteOption) error {
 		s.gatewayCfg = *g
 		s.gatewayCfg.KeysAddr, s.gatewayCfg.Namespace = k.GRPCAddr, k.Namespace
 	}
-	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
-		opts.OnListening = func(addrs map[string]string, _ string) { listening(addrs) }
+	addrs, _, err := testutil.Background(t, func(ctx context.Context, l func(map[string]string)) error {
+		listening = l
 		log := s.log
 		if log == nil {
 			log = zap.NewNop()
