@@ -58,20 +58,20 @@ func TestEveryCallIsAudited(t *testing.T) {
 		k.RotationsPerHour = 1
 	}))
 	n := 0
-	call := func(method, path, token string, body any, headers ...string) (reply, string) {
+	call := func(method, path, token string, body any, headers ...string) (testutil.Reply, string) {
 		n++
 		id := fmt.Sprintf("audit-test-%d-%s", n, testutil.Suffix())
-		return s.call(method, path, token, body, append([]string{"X-Request-Id", id, "User-Agent", "audit-test/1.0"}, headers...)...), id
+		return s.Call(method, path, token, body, append([]string{"X-Request-Id", id, "User-Agent", "audit-test/1.0"}, headers...)...), id
 	}
 	email := "audited-" + testutil.Suffix() + "@example.com"
 	r, signupID := call("POST", "/v1/accounts", "", map[string]any{"email": email, "password": "Correct-Horse-Battery-9", "account_name": "audited"})
-	token, account, user := r.str("session.token"), r.str("account.id"), r.str("user.id")
+	token, account, user := r.Str("session.token"), r.Str("account.id"), r.Str("user.id")
 	r, projectID := call("POST", "/v1/projects", token, map[string]any{"name": "p"})
-	project := r.str("project.id")
+	project := r.Str("project.id")
 	r, createID := call("POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"})
-	key := r.str("key.id")
+	key := r.Str("key.id")
 	r, rotateID := call("POST", "/v1/keys/"+key+":rotate", token, map[string]any{})
-	successor := r.str("key.id")
+	successor := r.Str("key.id")
 	_, limitedID := call("POST", "/v1/keys/"+successor+":rotate", token, map[string]any{})
 	call("POST", "/v1/projects", token, map[string]any{"name": "a"}, "Idempotency-Key", "k1")
 	_, reusedID := call("POST", "/v1/projects", token, map[string]any{"name": "b"}, "Idempotency-Key", "k1")
@@ -137,17 +137,17 @@ func TestEveryCallIsAudited(t *testing.T) {
 func TestAuditLogEndToEnd(t *testing.T) {
 	s := startSuite(t)
 	token, account := s.signUp("trail")
-	project := s.project(token)
-	id, _ := s.ingestKey(token, project)
-	s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
-	requireError(t, s.call("GET", "/v1/keys/key_01jq0000000000000000000000", token, nil), 404, "not_found")
+	project := s.Project(token)
+	id, _ := s.IngestKey(token, project)
+	s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+	s.Call("GET", "/v1/keys/key_01jq0000000000000000000000", token, nil).RequireError(t, 404, "not_found")
 	other, _ := s.signUp("other")
-	s.project(other)
+	s.Project(other)
 
 	var events []any
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		r := s.must(200, s.call("GET", "/v1/audit/events?limit=100", token, nil))
-		events, _ = r.get("events").([]any)
+		r := s.Must(200, s.Call("GET", "/v1/audit/events?limit=100", token, nil))
+		events, _ = r.Get("events").([]any)
 		return len(events) >= 5 // sign-up, project, key, revoke, the 404
 	}, "the account's events in the audit log")
 	actions := map[string]string{}
@@ -160,25 +160,25 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	require.Equal(t, "ok", actions["keys.revoke"])
 	require.Equal(t, "not_found", actions["keys.get"])
 
-	filtered := s.must(200, s.call("GET", "/v1/audit/events?resource_id="+id, token, nil))
-	for _, e := range filtered.get("events").([]any) {
+	filtered := s.Must(200, s.Call("GET", "/v1/audit/events?resource_id="+id, token, nil))
+	for _, e := range filtered.Get("events").([]any) {
 		require.Equal(t, id, e.(map[string]any)["resource_id"])
 	}
-	v := s.must(200, s.call("GET", "/v1/audit/verify", token, nil))
-	require.Equal(t, true, v.get("ok"), v.raw)
-	checked, _ := v.get("events_checked").(float64)
-	require.GreaterOrEqual(t, checked, float64(5), v.raw)
-	requireError(t, s.call("GET", "/v1/audit/events", "", nil), 401, "unauthenticated")
+	v := s.Must(200, s.Call("GET", "/v1/audit/verify", token, nil))
+	require.Equal(t, true, v.Get("ok"), v.Raw)
+	checked, _ := v.Get("events_checked").(float64)
+	require.GreaterOrEqual(t, checked, float64(5), v.Raw)
+	s.Call("GET", "/v1/audit/events", "", nil).RequireError(t, 401, "unauthenticated")
 
 	// An account cannot name another; the operator names any, and "_" for refused calls
 	// no account could be named for, like this one.
-	requireError(t, s.call("GET", "/v1/keys", "", nil), 401, "unauthenticated")
-	otherAccount := s.must(200, s.call("GET", "/v1/account", other, nil)).str("account.id")
-	requireError(t, s.call("GET", "/v1/audit/events?account_id="+otherAccount, token, nil), 403, "permission_denied")
-	requireError(t, s.call("GET", "/v1/audit/events", s.operator, nil), 400, "invalid_argument")
+	s.Call("GET", "/v1/keys", "", nil).RequireError(t, 401, "unauthenticated")
+	otherAccount := s.Must(200, s.Call("GET", "/v1/account", other, nil)).Str("account.id")
+	s.Call("GET", "/v1/audit/events?account_id="+otherAccount, token, nil).RequireError(t, 403, "permission_denied")
+	s.Call("GET", "/v1/audit/events", s.operator, nil).RequireError(t, 400, "invalid_argument")
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		r := s.must(200, s.call("GET", "/v1/audit/events?account_id=_", s.operator, nil))
-		evs, _ := r.get("events").([]any)
+		r := s.Must(200, s.Call("GET", "/v1/audit/events?account_id=_", s.operator, nil))
+		evs, _ := r.Get("events").([]any)
 		for _, e := range evs {
 			if ev := e.(map[string]any); ev["action"] == "keys.list" && ev["result"] == "unauthenticated" {
 				return true
@@ -186,8 +186,8 @@ func TestAuditLogEndToEnd(t *testing.T) {
 		}
 		return false
 	}, "the unauthenticated call's event, for the operator")
-	ops := s.must(200, s.call("GET", "/v1/audit/verify?account_id="+account, s.operator, nil))
-	require.Equal(t, true, ops.get("ok"), ops.raw)
+	ops := s.Must(200, s.Call("GET", "/v1/audit/verify?account_id="+account, s.operator, nil))
+	require.Equal(t, true, ops.Get("ok"), ops.Raw)
 }
 
 // TestAuditOutage: with the audit service down, calls go on; when it starts, every event
@@ -195,14 +195,14 @@ func TestAuditLogEndToEnd(t *testing.T) {
 func TestAuditOutage(t *testing.T) {
 	s := startSuite(t, func(o *Options, _ *suite) { o.Services = []string{"accounts", "keys", "ingest-gateway"} })
 	token, account := s.signUp("outage")
-	project := s.project(token)
+	project := s.Project(token)
 	made := 2
 	for range 10 {
-		id, _ := s.ingestKey(token, project)
-		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+		id, _ := s.IngestKey(token, project)
+		s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
 		made += 2
 	}
-	requireError(t, s.call("GET", "/v1/keys?page_size=0x", token, nil), 400, "invalid_argument")
+	s.Call("GET", "/v1/keys?page_size=0x", token, nil).RequireError(t, 400, "invalid_argument")
 	made++
 
 	// Now the audit service, on the same database and stream.

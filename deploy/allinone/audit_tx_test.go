@@ -93,12 +93,12 @@ func TestEveryChangeCommitsWithItsAuditEvent(t *testing.T) {
 	n := 0
 	// check makes a call and requires that its one audit event was written by the same
 	// transaction as changeXmin() (the changed row's), or as the change's own event.
-	check := func(schema, method, path, token string, body any, changeXmin func(r reply) string) reply {
+	check := func(schema, method, path, token string, body any, changeXmin func(r testutil.Reply) string) testutil.Reply {
 		t.Helper()
 		n++
 		rid := fmt.Sprintf("tx-%d-%s", n, testutil.Suffix())
-		r := s.call(method, path, token, body, "X-Request-Id", rid)
-		require.Less(t, r.status, 300, "%s %s: %s", method, path, r.raw)
+		r := s.Call(method, path, token, body, "X-Request-Id", rid)
+		require.Less(t, r.Status, 300, "%s %s: %s", method, path, r.Raw)
 		rows := s.outboxByRequest(pool, schema)[rid]
 		var audits []outboxRow
 		want := ""
@@ -121,34 +121,36 @@ func TestEveryChangeCommitsWithItsAuditEvent(t *testing.T) {
 	email := "tx-" + testutil.Suffix() + "@example.com"
 	password := "Correct-Horse-Battery-9"
 	r := check("accounts", "POST", "/v1/accounts", "", map[string]any{"email": email, "password": password, "account_name": "tx"},
-		func(r reply) string {
-			return xminOf(`SELECT xmin::text FROM accounts.accounts WHERE id = $1`, r.str("account.id"))
+		func(r testutil.Reply) string {
+			return xminOf(`SELECT xmin::text FROM accounts.accounts WHERE id = $1`, r.Str("account.id"))
 		})
-	account, token := r.str("account.id"), r.str("session.token")
+	account, token := r.Str("account.id"), r.Str("session.token")
 	// A session is known by the SHA-256 of its token.
 	sessionXmin := func(token string) string {
 		return xminOf(`SELECT xmin::text FROM accounts.sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, token)
 	}
 	r = check("accounts", "POST", "/v1/sessions", "", map[string]any{"email": email, "password": password},
-		func(r reply) string { return sessionXmin(r.str("session.token")) })
-	login := r.str("session.token")
+		func(r testutil.Reply) string { return sessionXmin(r.Str("session.token")) })
+	login := r.Str("session.token")
 	check("accounts", "POST", "/v1/account/verify-password", login, map[string]any{"password": password},
-		func(reply) string { return sessionXmin(login) })
+		func(testutil.Reply) string { return sessionXmin(login) })
 	project := check("accounts", "POST", "/v1/projects", token, map[string]any{"name": "p"},
-		func(r reply) string {
-			return xminOf(`SELECT xmin::text FROM accounts.projects WHERE id = $1`, r.str("project.id"))
-		}).str("project.id")
+		func(r testutil.Reply) string {
+			return xminOf(`SELECT xmin::text FROM accounts.projects WHERE id = $1`, r.Str("project.id"))
+		}).Str("project.id")
 	check("accounts", "PATCH", "/v1/projects/"+project, token, map[string]any{"name": "q"}, nil)
-	key := check("keys", "POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}, nil).str("key.id")
+	key := check("keys", "POST", "/v1/keys", token, map[string]any{"type": "ingest", "project_id": project, "environment": "prd"}, nil).Str("key.id")
 	check("keys", "PATCH", "/v1/keys/"+key, token, map[string]any{"name": "renamed"}, nil)
-	successor := check("keys", "POST", "/v1/keys/"+key+":rotate", token, map[string]any{}, nil).str("key.id")
+	successor := check("keys", "POST", "/v1/keys/"+key+":rotate", token, map[string]any{}, nil).Str("key.id")
 	check("keys", "POST", "/v1/keys/"+successor+":revoke", token, map[string]any{}, nil)
-	accountXmin := func(reply) string { return xminOf(`SELECT xmin::text FROM accounts.accounts WHERE id = $1`, account) }
+	accountXmin := func(testutil.Reply) string {
+		return xminOf(`SELECT xmin::text FROM accounts.accounts WHERE id = $1`, account)
+	}
 	check("accounts", "POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"}, accountXmin)
 	check("accounts", "POST", "/v1/admin/accounts/"+account+":suspend", s.operator, map[string]any{}, accountXmin)
 	check("accounts", "POST", "/v1/admin/accounts/"+account+":reinstate", s.operator, map[string]any{}, accountXmin)
 	check("accounts", "DELETE", "/v1/projects/"+project, token, nil, nil)
-	check("accounts", "DELETE", "/v1/sessions/current", login, nil, func(reply) string { return sessionXmin(login) })
+	check("accounts", "DELETE", "/v1/sessions/current", login, nil, func(testutil.Reply) string { return sessionXmin(login) })
 }
 
 // TestRefusedCallsFileUnderNoAccount: a call with no or a bad credential that names an
@@ -160,8 +162,8 @@ func TestRefusedCallsFileUnderNoAccount(t *testing.T) {
 	for i, token := range []string{"", "not-the-operator-token", "lks_" + strings.Repeat("x", 43)} {
 		rid := fmt.Sprintf("anon-%d-%s", i, testutil.Suffix())
 		rids[rid] = true
-		r := s.call("POST", "/v1/admin/accounts/"+victim+":suspend", token, map[string]any{}, "X-Request-Id", rid)
-		require.Equal(t, 401, r.status, r.raw)
+		r := s.Call("POST", "/v1/admin/accounts/"+victim+":suspend", token, map[string]any{}, "X-Request-Id", rid)
+		require.Equal(t, 401, r.Status, r.Raw)
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		trail := s.auditTrail()
@@ -180,7 +182,7 @@ func TestRefusedCallsFileUnderNoAccount(t *testing.T) {
 func TestPastedKeyIsRedacted(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("paste")
-	_, secret := s.ingestKey(token, s.project(token))
+	_, secret := s.IngestKey(token, s.Project(token))
 	body := secret[len("lk_ing_"):]
 	rids := map[string]bool{}
 	for i, path := range []string{"/v1/keys/" + secret, "/v1/keys/" + secret + ":rotate", "/v1/keyz/" + secret} {
@@ -189,11 +191,11 @@ func TestPastedKeyIsRedacted(t *testing.T) {
 		if strings.HasSuffix(path, ":rotate") {
 			method = "POST"
 		}
-		r := s.call(method, path, token, map[string]any{}, "X-Request-Id", rid)
-		require.GreaterOrEqual(t, r.status, 400, r.raw)
-		require.NotContains(t, r.raw, body, "the error echoes the secret")
-		if r.str("message") != "" && strings.Contains(r.str("message"), "lk_ing_") {
-			require.Contains(t, r.str("message"), keyformat.Redacted)
+		r := s.Call(method, path, token, map[string]any{}, "X-Request-Id", rid)
+		require.GreaterOrEqual(t, r.Status, 400, r.Raw)
+		require.NotContains(t, r.Raw, body, "the error echoes the secret")
+		if r.Str("message") != "" && strings.Contains(r.Str("message"), "lk_ing_") {
+			require.Contains(t, r.Str("message"), keyformat.Redacted)
 		}
 		rids[rid] = !strings.HasPrefix(path, "/v1/keyz/") // an unrouted path is not a call
 	}

@@ -28,8 +28,8 @@ type answer struct {
 	Message string
 }
 
-func answerOf(r reply) answer {
-	return answer{Status: r.status, Code: r.str("error"), Message: r.str("message")}
+func answerOf(r testutil.Reply) answer {
+	return answer{Status: r.Status, Code: r.Str("error"), Message: r.Str("message")}
 }
 
 func refusal(status int, e *apierr.Error) answer {
@@ -43,27 +43,27 @@ func refusal(status int, e *apierr.Error) answer {
 func TestOneAuthenticator(t *testing.T) {
 	s := startSuite(t)
 	token, accountID := s.signUp("authn")
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"}))
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		return s.call("POST", "/v1/keys", token, map[string]any{"type": "account"}).str("error") == "step_up_required"
+		return s.Call("POST", "/v1/keys", token, map[string]any{"type": "account"}).Str("error") == "step_up_required"
 	}, "the plan change to reach keys")
-	s.must(200, s.call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
+	s.Must(200, s.Call("POST", "/v1/account/verify-password", token, map[string]any{"password": "Correct-Horse-Battery-9"}))
 	accountKey := func() (id, secret string) {
-		r := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+		r := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 			"type": "account", "capabilities": []string{"projects:read", "keys:read", "audit:read"},
 		}))
-		return r.str("key.id"), r.str("secret")
+		return r.Str("key.id"), r.Str("secret")
 	}
 	_, live := accountKey()
 	revokedID, revoked := accountKey()
-	s.must(200, s.call("POST", "/v1/keys/"+revokedID+":revoke", token, map[string]any{}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+revokedID+":revoke", token, map[string]any{}))
 	expiredID, expired := accountKey()
 	conn, err := pgx.Connect(context.Background(), s.dbURL)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(context.Background(), `UPDATE keys.keys SET expires_at = now() - interval '1 second' WHERE id = $1`, expiredID)
 	require.NoError(t, err)
-	_, ingest := s.ingestKey(token, s.project(token))
+	_, ingest := s.IngestKey(token, s.Project(token))
 	unknown, err := keyformat.Default().Generate("account")
 	require.NoError(t, err)
 
@@ -71,25 +71,25 @@ func TestOneAuthenticator(t *testing.T) {
 	// one the operator may call.
 	type service struct {
 		name     string
-		call     func(tok string, headers ...string) reply
-		operator func() reply
+		call     func(tok string, headers ...string) testutil.Reply
+		operator func() testutil.Reply
 	}
 	services := []service{
 		{"accounts",
-			func(tok string, h ...string) reply { return s.call("GET", "/v1/projects", tok, nil, h...) },
-			func() reply {
-				return s.call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"})
+			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/projects", tok, nil, h...) },
+			func() testutil.Reply {
+				return s.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"})
 			}},
 		{"keys",
-			func(tok string, h ...string) reply { return s.call("GET", "/v1/keys", tok, nil, h...) },
-			func() reply { return s.call("GET", "/v1/key-types", s.operator, nil) }},
+			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/keys", tok, nil, h...) },
+			func() testutil.Reply { return s.Call("GET", "/v1/key-types", s.operator, nil) }},
 		{"audit",
-			func(tok string, h ...string) reply { return s.call("GET", "/v1/audit/events", tok, nil, h...) },
-			func() reply { return s.call("GET", "/v1/audit/events?account_id="+accountID, s.operator, nil) }},
+			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/audit/events", tok, nil, h...) },
+			func() testutil.Reply { return s.Call("GET", "/v1/audit/events?account_id="+accountID, s.operator, nil) }},
 	}
 	// The gateway shares the extraction and the bounds.
-	gateway := func(tok string) reply {
-		return s.send("POST", s.ingest+"/ingest/logs", tok, map[string]any{"service": "x", "logs": []any{}})
+	gateway := func(tok string) testutil.Reply {
+		return s.Send("POST", s.ingest+"/ingest/logs", tok, map[string]any{"service": "x", "logs": []any{}})
 	}
 
 	ok := answer{Status: 200}
@@ -131,32 +131,32 @@ func TestOneAuthenticator(t *testing.T) {
 					got = answer{Status: 200}
 				}
 				if tc.want != (answer{}) {
-					require.Equalf(t, tc.want, got, "%s: %s", svc.name, r.raw)
+					require.Equalf(t, tc.want, got, "%s: %s", svc.name, r.Raw)
 				}
 				if i == 0 {
 					first = got
 				}
 				require.Equalf(t, first, got, "%s answers otherwise than %s", svc.name, services[0].name)
 				if len(tc.token) >= 16 {
-					require.NotContains(t, r.raw, tc.token, "a credential is never echoed")
+					require.NotContains(t, r.Raw, tc.token, "a credential is never echoed")
 				}
 			}
 			if tc.gateway != (answer{}) {
 				r := gateway(tc.token)
-				require.Equalf(t, tc.gateway, answerOf(r), "gateway: %s", r.raw)
+				require.Equalf(t, tc.gateway, answerOf(r), "gateway: %s", r.Raw)
 			}
 		})
 	}
 	t.Run("operator", func(t *testing.T) {
 		for _, svc := range services {
 			r := svc.operator()
-			require.Equalf(t, 200, r.status, "%s: %s", svc.name, r.raw)
+			require.Equalf(t, 200, r.Status, "%s: %s", svc.name, r.Raw)
 		}
 	})
 
 	// Suspended, the account's session and keys are refused alike by every service (the
 	// keys service learns of it by the accounts event).
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "test"}))
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+accountID+":suspend", s.operator, map[string]any{"reason": "test"}))
 	want := refusal(403, auth.ErrSuspended)
 	for _, tok := range []string{token, live} {
 		testutil.Eventually(t, 10*time.Second, func() bool {
@@ -209,8 +209,8 @@ func TestAuthenticatorUnavailable(t *testing.T) {
 	aucfg.OperatorToken, aucfg.AccountsAddr, aucfg.KeysAddr = op, nowhere, nowhere
 	auditAPI := runAlone(t, func(ctx context.Context) (*server.Unit, error) { return audit.New(ctx, aucfg, zap.NewNop()) })
 
-	s := &suite{t: t, api: accountsAPI}
-	session, _ := s.signUp("unavailable")
+	s := testutil.NewClient(t, accountsAPI)
+	session := s.SignUp("unavailable").Token
 	key, err := keyformat.Default().Generate("account")
 	require.NoError(t, err)
 
@@ -221,47 +221,25 @@ func TestAuthenticatorUnavailable(t *testing.T) {
 		{"an account key at accounts", accountsAPI + "/v1/projects", key},
 		{"an account key at audit", auditAPI + "/v1/audit/events", key},
 	} {
-		r := s.send("GET", c.url, c.token, nil)
-		require.Equalf(t, want, answerOf(r), "%s: %s", c.what, r.raw)
-		require.Equal(t, "1", r.header.Get("Retry-After"), c.what)
+		r := s.Send("GET", c.url, c.token, nil)
+		require.Equalf(t, want, answerOf(r), "%s: %s", c.what, r.Raw)
+		require.Equal(t, "1", r.Header.Get("Retry-After"), c.what)
 	}
 	// What a service resolves itself is still decided: an unknown key at keys is not valid.
-	require.Equal(t, refusal(401, auth.ErrBadToken), answerOf(s.send("GET", keysAPI+"/v1/keys", key, nil)))
+	require.Equal(t, refusal(401, auth.ErrBadToken), answerOf(s.Send("GET", keysAPI+"/v1/keys", key, nil)))
 }
 
 // runAlone serves one unit on its own (gRPC and REST on free ports) until the test ends and
 // returns its REST base URL.
 func runAlone(t *testing.T, build func(context.Context) (*server.Unit, error)) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := build(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addrs, done := make(chan map[string]string, 1), make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger: zap.NewNop(), HTTPAddr: "127.0.0.1:0", Grace: time.Second,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop", u.Name)
+	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := build(ctx)
+		if err != nil {
+			return err
 		}
+		return server.Run(ctx, server.RunConfig{Logger: zap.NewNop(), HTTPAddr: "127.0.0.1:0", Grace: time.Second, OnListening: listening}, u)
 	})
-	select {
-	case m := <-addrs:
-		return "http://" + m["rest"]
-	case err := <-done:
-		t.Fatalf("%s stopped before listening: %v", u.Name, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not listen", u.Name)
-	}
-	return ""
+	require.NoError(t, err, "a service did not start")
+	return "http://" + addrs["rest"]
 }

@@ -44,11 +44,11 @@ func BenchmarkGatewayThroughput(b *testing.B) {
 	profile := unlimitedProfile(b)
 	s := startSuite(b, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("throughput")
-	project := s.project(token)
+	project := s.Project(token)
 	oneProject, ownProjects := make([]string, 32), make([]string, 32)
 	for i := range oneProject {
-		_, oneProject[i] = s.ingestKey(token, project)
-		_, ownProjects[i] = s.ingestKey(token, s.project(token))
+		_, oneProject[i] = s.IngestKey(token, project)
+		_, ownProjects[i] = s.IngestKey(token, s.Project(token))
 	}
 	body := loadgen.TracesBody(1024)
 	const duration = 5 * time.Second
@@ -90,7 +90,7 @@ func BenchmarkGatewayThroughput(b *testing.B) {
 func BenchmarkRevocationPropagation(b *testing.B) {
 	s := startSuite(b)
 	token, _ := s.signUp("propagation")
-	project := s.project(token)
+	project := s.Project(token)
 	const gateways, revocations = 10, 1000
 
 	var mu sync.Mutex
@@ -111,12 +111,12 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 
 	ids := make([]string, revocations)
 	for i := range ids {
-		ids[i], _ = s.ingestKey(token, project)
+		ids[i], _ = s.IngestKey(token, project)
 	}
 	returned := make([]time.Time, revocations)
 	b.ResetTimer()
 	for i, id := range ids {
-		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+		s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
 		returned[i] = time.Now()
 	}
 	testutil.Eventually(b, 30*time.Second, func() bool {
@@ -158,18 +158,18 @@ func BenchmarkRevocationWithNATSDown(b *testing.B) {
 		g.MaxStaleness = bound
 	}))
 	token, _ := s.signUp("bound")
-	id, key := s.ingestKey(token, s.project(token))
+	id, key := s.IngestKey(token, s.Project(token))
 	url, gw := s.extraGateway("bound")
 	body := string(tracesBody(b))
 	post := func() int {
-		return s.send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf").status
+		return s.Send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf").Status
 	}
 	srv.Stop()
 	b.ResetTimer()
 	gw.Cache.Flush()
 	cachedAt := time.Now()
 	require.Equal(b, 503, post())
-	s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
+	s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{}))
 	testutil.Eventually(b, bound+5*time.Second, func() bool { return post() == 401 }, "refusal")
 	took := time.Since(cachedAt)
 	b.StopTimer()

@@ -20,10 +20,10 @@ import (
 func BenchmarkVerifyKeyGRPC(b *testing.B) {
 	s := startSuite(b)
 	token, _ := s.signUp("bench")
-	project := s.project(token)
+	project := s.Project(token)
 	secrets := make([]string, 64)
 	for i := range secrets {
-		_, secrets[i] = s.ingestKey(token, project)
+		_, secrets[i] = s.IngestKey(token, project)
 	}
 	conn, err := grpc.NewClient(s.keysGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -54,16 +54,16 @@ func BenchmarkVerifyKeyGRPC(b *testing.B) {
 func BenchmarkCreateKeyREST(b *testing.B) {
 	s := startSuite(b)
 	token, _ := s.signUp("bench")
-	project := s.project(token)
+	project := s.Project(token)
 	body := map[string]any{"type": "ingest", "project_id": project, "environment": "prd", "name": "bench"}
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		r := s.call("POST", "/v1/keys", token, body)
+		r := s.Call("POST", "/v1/keys", token, body)
 		lat = append(lat, time.Since(start))
-		if r.status != 200 {
-			b.Fatalf("create: %d %s", r.status, r.raw)
+		if r.Status != 200 {
+			b.Fatalf("create: %d %s", r.Status, r.Raw)
 		}
 	}
 	b.StopTimer()

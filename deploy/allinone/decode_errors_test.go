@@ -27,11 +27,11 @@ func TestDecodeErrorsNeverQuoteInput(t *testing.T) {
 			if tc.body != "" {
 				body = tc.body
 			}
-			r := s.call(tc.method, tc.path, token, body)
-			requireError(t, r, 400, "invalid_argument")
-			require.NotContains(t, r.raw, secret[:6], "the error quotes the input")
+			r := s.Call(tc.method, tc.path, token, body)
+			r.RequireError(t, 400, "invalid_argument")
+			require.NotContains(t, r.Raw, secret[:6], "the error quotes the input")
 			if tc.names != "" {
-				require.Contains(t, r.str("message"), tc.names)
+				require.Contains(t, r.Str("message"), tc.names)
 			}
 		})
 	}

@@ -53,9 +53,9 @@ func (s *suite) extraGateway(id string, setup ...func(*gateway.Gateway)) (string
 func (s *suite) waitForLiveGateways(token, project string, n int) {
 	s.t.Helper()
 	testutil.Eventually(s.t, 10*time.Second, func() bool {
-		id, _ := s.ingestKey(token, project)
-		r := s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true, "wait_timeout_ms": 2000}))
-		return r.get("receipt.gateways_live") == float64(n) && r.get("receipt.complete") == true
+		id, _ := s.IngestKey(token, project)
+		r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true, "wait_timeout_ms": 2000}))
+		return r.Get("receipt.gateways_live") == float64(n) && r.Get("receipt.complete") == true
 	}, "every gateway to be live")
 }
 
@@ -118,7 +118,7 @@ func sender(url, key string, body []byte, stop <-chan struct{}, out *attempts, w
 func TestRevokeWhileSending(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("revoke-race")
-	project := s.project(token)
+	project := s.Project(token)
 	urls := []string{s.ingest}
 	for _, id := range []string{"gw-b", "gw-c"} {
 		u, _ := s.extraGateway(id)
@@ -126,7 +126,7 @@ func TestRevokeWhileSending(t *testing.T) {
 	}
 	s.waitForLiveGateways(token, project, len(urls))
 
-	id, key := s.ingestKey(token, project)
+	id, key := s.IngestKey(token, project)
 	body := tracesBody(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -145,12 +145,12 @@ func TestRevokeWhileSending(t *testing.T) {
 		return true
 	}, "every sender to be under way")
 
-	r := s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "race", "wait_for_gateways": true}))
+	r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "race", "wait_for_gateways": true}))
 	returned := time.Now()
-	require.Equal(t, float64(len(urls)), r.get("receipt.gateways_live"), r.raw)
-	require.Equal(t, float64(len(urls)), r.get("receipt.gateways_applied"), r.raw)
-	require.Equal(t, true, r.get("receipt.complete"), r.raw)
-	t.Logf("receipt after %v ms", r.get("receipt.waited_ms"))
+	require.Equal(t, float64(len(urls)), r.Get("receipt.gateways_live"), r.Raw)
+	require.Equal(t, float64(len(urls)), r.Get("receipt.gateways_applied"), r.Raw)
+	require.Equal(t, true, r.Get("receipt.complete"), r.Raw)
+	t.Logf("receipt after %v ms", r.Get("receipt.waited_ms"))
 
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		for _, a := range sent {
@@ -189,19 +189,19 @@ func TestNATSOutage(t *testing.T) {
 		g.MaxStaleness = bound
 	}))
 	token, account := s.signUp("outage")
-	project := s.project(token)
-	id2, k2 := s.ingestKey(token, project)
-	_, k1 := s.ingestKey(token, project)
+	project := s.Project(token)
+	id2, k2 := s.IngestKey(token, project)
+	_, k1 := s.IngestKey(token, project)
 	urlB, gwB := s.extraGateway("gw-b")
 	body := string(tracesBody(t))
 	var accepted []string // request ids answered 200
 	postTo := func(url, key string) int {
-		r := s.send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
-		require.NotEqual(t, 500, r.status, r.raw)
-		if r.status == 200 {
-			accepted = append(accepted, r.header.Get("X-Request-Id"))
+		r := s.Send("POST", url+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+		require.NotEqual(t, 500, r.Status, r.Raw)
+		if r.Status == 200 {
+			accepted = append(accepted, r.Header.Get("X-Request-Id"))
 		}
-		return r.status
+		return r.Status
 	}
 	post := func(key string) int { return postTo(s.ingest, key) }
 	require.Equal(t, 200, post(k1))
@@ -211,16 +211,16 @@ func TestNATSOutage(t *testing.T) {
 
 	srv.Stop()
 	testutil.Eventually(t, 5*time.Second, func() bool { return post(k1) == 503 }, "ingest to answer 503 without NATS")
-	r := s.send("POST", s.ingest+"/v1/traces", k1, body, "Content-Type", "application/x-protobuf")
-	requireError(t, r, 503, "unavailable")
-	require.NotEmpty(t, r.header.Get("Retry-After"))
+	r := s.Send("POST", s.ingest+"/v1/traces", k1, body, "Content-Type", "application/x-protobuf")
+	r.RequireError(t, 503, "unavailable")
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
 	require.Equal(t, 503, healthz(s.ingest), "not ready while unsubscribed")
 	testutil.Eventually(t, 5*time.Second, func() bool { return !gwB.Cache.Trusted() }, "gateway B to distrust its cache")
 
 	// The revocation commits; its event cannot reach the gateways, and nothing needs to.
 	require.Equal(t, 503, postTo(urlB, k2), "verified afresh, then refused for want of NATS")
-	rr := s.must(200, s.call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "outage", "wait_for_gateways": true, "wait_timeout_ms": 200}))
-	require.Equal(t, false, rr.get("receipt.complete"), "without NATS nothing can confirm the revocation: %s", rr.raw)
+	rr := s.Must(200, s.Call("POST", "/v1/keys/"+id2+":revoke", token, map[string]any{"reason": "outage", "wait_for_gateways": true, "wait_timeout_ms": 200}))
+	require.Equal(t, false, rr.Get("receipt.complete"), "without NATS nothing can confirm the revocation: %s", rr.Raw)
 	require.Equal(t, 401, postTo(urlB, k2), "the revoked key is refused at once")
 	require.Equal(t, 401, post(k2), "by every gateway")
 	require.Equal(t, 503, post(k1), "a good key is verified afresh, then refused for want of NATS")
@@ -247,15 +247,15 @@ func TestPerKeyRateLimit(t *testing.T) {
 	]}`), 0o600))
 	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 	token, _ := s.signUp("limited")
-	_, key := s.ingestKey(token, s.project(token))
+	_, key := s.IngestKey(token, s.Project(token))
 	body := string(tracesBody(t))
 	for range 3 {
-		s.must(200, s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf"))
+		s.Must(200, s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf"))
 	}
-	r := s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
-	requireError(t, r, 429, "rate_limited")
-	require.Equal(t, "key", r.str("tier"))
-	require.Equal(t, "2", r.header.Get("Retry-After"))
+	r := s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	r.RequireError(t, 429, "rate_limited")
+	require.Equal(t, "key", r.Str("tier"))
+	require.Equal(t, "2", r.Header.Get("Retry-After"))
 }
 
 // healthz is the status of GET url/healthz, 0 when it cannot be reached.
@@ -292,11 +292,11 @@ func TestJetStreamLoss(t *testing.T) {
 	srv := testutil.StartNATS(t)
 	s := startSuite(t, withNATS(srv.URL))
 	token, account := s.signUp("loss")
-	project := s.project(token)
-	_, key := s.ingestKey(token, project)
+	project := s.Project(token)
+	_, key := s.IngestKey(token, project)
 	body := string(tracesBody(t))
 	post := func() int {
-		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf").status
+		return s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf").Status
 	}
 	require.Equal(t, 200, post())
 	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
@@ -310,11 +310,11 @@ func TestJetStreamLoss(t *testing.T) {
 		t.Helper()
 		testutil.Eventually(t, 15*time.Second, func() bool { return post() == 200 }, what+": ingest to answer 200")
 		// A management call reaches the audit log.
-		r := s.must(200, s.call("POST", "/v1/projects", token, map[string]any{"name": "after-" + testutil.Suffix()}))
-		created := r.str("project.id")
+		r := s.Must(200, s.Call("POST", "/v1/projects", token, map[string]any{"name": "after-" + testutil.Suffix()}))
+		created := r.Str("project.id")
 		testutil.Eventually(t, 15*time.Second, func() bool {
-			r := s.must(200, s.call("GET", "/v1/audit/events?resource_id="+created, token, nil))
-			events, _ := r.get("events").([]any)
+			r := s.Must(200, s.Call("GET", "/v1/audit/events?resource_id="+created, token, nil))
+			events, _ := r.Get("events").([]any)
 			return len(events) == 1
 		}, what+": the audit log to store new events")
 		// Key events reach the gateway.
@@ -374,13 +374,13 @@ func TestRevokeDuringNATSOutage(t *testing.T) {
 		g.FailedAuthPerSecond, g.FailedAuthBurst = 1e6, 1e6
 	}))
 	token, _ := s.signUp("outage-race")
-	project := s.project(token)
+	project := s.Project(token)
 	body := tracesBody(t)
 	const rounds, senders = 25, 4
 	late := 0 // acceptances after a revoke returned, over all rounds
 	for round := range rounds {
-		id, key := s.ingestKey(token, project)
-		require.Equal(t, 200, s.send("POST", s.ingest+"/v1/traces", key, string(body), "Content-Type", "application/x-protobuf").status)
+		id, key := s.IngestKey(token, project)
+		require.Equal(t, 200, s.Send("POST", s.ingest+"/v1/traces", key, string(body), "Content-Type", "application/x-protobuf").Status)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		sent := make([]*attempts, senders)
@@ -390,7 +390,7 @@ func TestRevokeDuringNATSOutage(t *testing.T) {
 			go sender(s.ingest, key, body, stop, sent[i], &wg)
 		}
 		srv.Stop()
-		s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "outage race"}))
+		s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"reason": "outage race"}))
 		returned := time.Now()
 		srv.Start()
 		testutil.Eventually(t, 15*time.Second, func() bool { return healthz(s.ingest) == 200 }, "the gateway to follow the stream again")

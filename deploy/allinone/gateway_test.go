@@ -108,13 +108,13 @@ func (s *suite) ingestSubject(account, project, env, signal string) string {
 func TestOTelExportersThroughTheGateway(t *testing.T) {
 	s := startSuite(t)
 	token, account := s.signUp("otel")
-	project := s.project(token)
-	_, good := s.ingestKey(token, project)
-	revokedID, revoked := s.ingestKey(token, project)
-	s.must(200, s.call("POST", "/v1/keys/"+revokedID+":revoke", token, map[string]any{"wait_for_gateways": true}))
-	expiring := s.must(200, s.call("POST", "/v1/keys", token, map[string]any{
+	project := s.Project(token)
+	_, good := s.IngestKey(token, project)
+	revokedID, revoked := s.IngestKey(token, project)
+	s.Must(200, s.Call("POST", "/v1/keys/"+revokedID+":revoke", token, map[string]any{"wait_for_gateways": true}))
+	expiring := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{
 		"type": "ingest", "project_id": project, "environment": "prd", "expires_at": time.Now().Add(time.Second).Format(time.RFC3339Nano),
-	})).str("secret")
+	})).Str("secret")
 	forged := good[:len(good)-1] + "a"
 	if forged == good {
 		forged = good[:len(good)-1] + "b"
@@ -148,7 +148,7 @@ func TestOTelExportersThroughTheGateway(t *testing.T) {
 		},
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return s.verify(token, expiring).str("code") == "expired"
+		return s.Verify(token, expiring).Str("code") == "expired"
 	}, "the expiring key to expire")
 	for name, export := range exporters {
 		t.Run(name, func(t *testing.T) {
@@ -179,31 +179,31 @@ func TestGatewayDecisions(t *testing.T) {
 		g.FailedAuthPerSecond, g.FailedAuthBurst = 0.5, 5
 	}))
 	token, _ := s.signUp("decisions")
-	project := s.project(token, "https://app.example.com")
-	_, key := s.ingestKey(token, project)
+	project := s.Project(token, "https://app.example.com")
+	_, key := s.IngestKey(token, project)
 	body := string(tracesBody(t))
-	send := func(key, origin string) reply {
+	send := func(key, origin string) testutil.Reply {
 		h := []string{"Content-Type", "application/x-protobuf"}
 		if origin != "" {
 			h = append(h, "Origin", origin)
 		}
-		return s.send("POST", s.ingest+"/v1/traces", key, body, h...)
+		return s.Send("POST", s.ingest+"/v1/traces", key, body, h...)
 	}
-	require.Equal(t, 200, send(key, "").status)
-	require.Equal(t, 200, send(key, "https://app.example.com").status)
-	requireError(t, send(key, "https://evil.example.com"), 403, "origin_not_allowed")
+	require.Equal(t, 200, send(key, "").Status)
+	require.Equal(t, 200, send(key, "https://app.example.com").Status)
+	send(key, "https://evil.example.com").RequireError(t, 403, "origin_not_allowed")
 
 	// Five failed authentications from this address; then keys the gateway has not seen
 	// get 429 with Retry-After instead of a lookup, while the working key goes on working.
 	for range 5 {
-		requireError(t, send("lk_ing_"+strings.Repeat("A", 49), ""), 401, "unauthenticated")
+		send("lk_ing_"+strings.Repeat("A", 49), "").RequireError(t, 401, "unauthenticated")
 	}
-	_, fresh := s.ingestKey(token, project)
+	_, fresh := s.IngestKey(token, project)
 	r := send(fresh, "")
-	requireError(t, r, 429, "rate_limited")
-	require.Equal(t, "ip", r.str("tier"))
-	require.NotEmpty(t, r.header.Get("Retry-After"))
-	require.Equal(t, 200, send(key, "").status)
+	r.RequireError(t, 429, "rate_limited")
+	require.Equal(t, "ip", r.Str("tier"))
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
+	require.Equal(t, 200, send(key, "").Status)
 }
 
 func tracesBody(t testing.TB) []byte {
@@ -243,7 +243,7 @@ func TestVerificationOrder(t *testing.T) {
 	s := startSuite(t)
 	applied := metric(t, "latchkey_gateway_events_applied_total")
 	token, _ := s.signUp("order")
-	_, key := s.ingestKey(token, s.project(token))
+	_, key := s.IngestKey(token, s.Project(token))
 	// The project's and the key's events invalidate entries; let them land first, so the
 	// counts below are exact.
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -251,7 +251,7 @@ func TestVerificationOrder(t *testing.T) {
 	}, "the project and key events at the gateway")
 	body := tracesBody(t)
 	post := func(k string) int {
-		return s.send("POST", s.ingest+"/v1/traces", k, string(body), "Content-Type", "application/x-protobuf").status
+		return s.Send("POST", s.ingest+"/v1/traces", k, string(body), "Content-Type", "application/x-protobuf").Status
 	}
 	rpcs := metric(t, "latchkey_gateway_verify_rpc_seconds")
 	for _, garbage := range []string{"x", "lk_ing_", "lk_ing_" + strings.Repeat("0", 49), key[:len(key)-1] + "!", strings.Repeat("k", 400)} {
@@ -284,18 +284,18 @@ func TestSuspensionReachesGateways(t *testing.T) {
 		k.DirectoryTTL = time.Hour
 	}))
 	token, account := s.signUp("suspended")
-	_, key := s.ingestKey(token, s.project(token))
+	_, key := s.IngestKey(token, s.Project(token))
 	body := string(tracesBody(t))
-	post := func() reply {
-		return s.send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
+	post := func() testutil.Reply {
+		return s.Send("POST", s.ingest+"/v1/traces", key, body, "Content-Type", "application/x-protobuf")
 	}
-	s.must(200, post())
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":suspend", s.operator, map[string]any{"reason": "test"}))
-	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 403 }, "the gateway to refuse the suspended account's key")
-	requireError(t, post(), 403, "account_suspended")
+	s.Must(200, post())
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+account+":suspend", s.operator, map[string]any{"reason": "test"}))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().Status == 403 }, "the gateway to refuse the suspended account's key")
+	post().RequireError(t, 403, "account_suspended")
 
 	// Reinstated, the key works again just as promptly: the gateway's cached refusal goes
 	// with the event.
-	s.must(200, s.call("POST", "/v1/admin/accounts/"+account+":reinstate", s.operator, map[string]any{"reason": "paid"}))
-	testutil.Eventually(t, 2*time.Second, func() bool { return post().status == 200 }, "the gateway to accept the reinstated account's key")
+	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+account+":reinstate", s.operator, map[string]any{"reason": "paid"}))
+	testutil.Eventually(t, 2*time.Second, func() bool { return post().Status == 200 }, "the gateway to accept the reinstated account's key")
 }

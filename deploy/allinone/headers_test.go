@@ -29,13 +29,13 @@ func TestOversizedHeadersGetTheEnvelope(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			id := fmt.Sprintf("hdr-%d", i)
-			r := s.send(c.method, c.url, c.token, nil, "X-Padding", over, "X-Request-Id", id)
-			requireError(t, r, http.StatusRequestHeaderFieldsTooLarge, "request_header_too_large")
-			require.Equal(t, id, r.header.Get("X-Request-Id"))
+			r := s.Send(c.method, c.url, c.token, nil, "X-Padding", over, "X-Request-Id", id)
+			r.RequireError(t, http.StatusRequestHeaderFieldsTooLarge, "request_header_too_large")
+			require.Equal(t, id, r.Header.Get("X-Request-Id"))
 
-			r = s.send(c.method, c.url, c.token, nil, "X-Padding", under)
-			require.NotEqual(t, http.StatusRequestHeaderFieldsTooLarge, r.status, r.raw)
-			require.Less(t, r.status, 500, r.raw)
+			r = s.Send(c.method, c.url, c.token, nil, "X-Padding", under)
+			require.NotEqual(t, http.StatusRequestHeaderFieldsTooLarge, r.Status, r.Raw)
+			require.Less(t, r.Status, 500, r.Raw)
 		})
 	}
 	// Many small headers count as much as one big one.
@@ -43,9 +43,9 @@ func TestOversizedHeadersGetTheEnvelope(t *testing.T) {
 	for i := range 2000 {
 		headers = append(headers, fmt.Sprintf("X-Many-%d", i), "0123456789")
 	}
-	requireError(t, s.send("GET", s.api+"/v1/keys", token, nil, headers...), 431, "request_header_too_large")
+	s.Send("GET", s.api+"/v1/keys", token, nil, headers...).RequireError(t, 431, "request_header_too_large")
 
 	// Past what net/http reads, it answers itself (plain text): still 431, never a hang.
-	r := s.send("GET", s.api+"/v1/keys", token, nil, "X-Padding", strings.Repeat(over, 3))
-	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, r.status)
+	r := s.Send("GET", s.api+"/v1/keys", token, nil, "X-Padding", strings.Repeat(over, 3))
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, r.Status)
 }

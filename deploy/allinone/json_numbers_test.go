@@ -16,11 +16,11 @@ import (
 )
 
 // requireNumber asserts that the value at path is a JSON number.
-func requireNumber(t *testing.T, r reply, path string) {
+func requireNumber(t *testing.T, r testutil.Reply, path string) {
 	t.Helper()
-	v := r.get(path)
+	v := r.Get(path)
 	_, ok := v.(float64)
-	require.Truef(t, ok, "%s is %T (%v), not a JSON number: %s", path, v, v, r.raw)
+	require.Truef(t, ok, "%s is %T (%v), not a JSON number: %s", path, v, v, r.Raw)
 }
 
 // TestCountsAndDurationsAreJSONNumbers: counts and durations come back over REST as JSON
@@ -28,34 +28,34 @@ func requireNumber(t *testing.T, r reply, path string) {
 func TestCountsAndDurationsAreJSONNumbers(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("numbers")
-	project := s.project(token)
+	project := s.Project(token)
 	s.waitForLiveGateways(token, project, 1)
 
-	id, _ := s.ingestKey(token, project)
-	r := s.must(200, s.call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true}))
+	id, _ := s.IngestKey(token, project)
+	r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true}))
 	for _, f := range []string{"receipt.waited_ms", "receipt.gateways_live", "receipt.gateways_applied"} {
 		requireNumber(t, r, f)
 	}
 
-	types := s.must(200, s.call("GET", "/v1/key-types", token, nil))
-	list, _ := types.get("key_types").([]any)
-	require.NotEmpty(t, list, types.raw)
+	types := s.Must(200, s.Call("GET", "/v1/key-types", token, nil))
+	list, _ := types.Get("key_types").([]any)
+	require.NotEmpty(t, list, types.Raw)
 	for i := range list {
-		one := reply{body: list[i].(map[string]any), raw: types.raw}
+		one := testutil.Reply{Body: list[i].(map[string]any), Raw: types.Raw}
 		for _, f := range []string{"rotation_grace_seconds", "data_ttl_seconds", "claim_grace_seconds", "random_bytes", "rate_limit_burst"} {
 			requireNumber(t, one, f)
 		}
 	}
 
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		evs, _ := s.must(200, s.call("GET", "/v1/audit/events", token, nil)).get("events").([]any)
+		evs, _ := s.Must(200, s.Call("GET", "/v1/audit/events", token, nil)).Get("events").([]any)
 		return len(evs) > 0
 	}, "the account's audit events")
-	events := s.must(200, s.call("GET", "/v1/audit/events", token, nil))
-	for _, e := range events.get("events").([]any) {
-		requireNumber(t, reply{body: e.(map[string]any), raw: events.raw}, "sequence")
+	events := s.Must(200, s.Call("GET", "/v1/audit/events", token, nil))
+	for _, e := range events.Get("events").([]any) {
+		requireNumber(t, testutil.Reply{Body: e.(map[string]any), Raw: events.Raw}, "sequence")
 	}
-	requireNumber(t, s.must(200, s.call("GET", "/v1/audit/verify", token, nil)), "events_checked")
+	requireNumber(t, s.Must(200, s.Call("GET", "/v1/audit/verify", token, nil)), "events_checked")
 }
 
 // TestNoSixtyFourBitIntegersInTheAPI keeps every integer field of our protos 32-bit, so

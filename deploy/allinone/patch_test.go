@@ -4,70 +4,44 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
-// clearForms are the ways a client clears a map or list field through PATCH: an empty
-// value, null, or naming it in update_mask and leaving it out (with and without a body
-// that sets something else, which the mask then ignores).
-func clearForms(field, empty string) []struct{ name, query, body string } {
-	return []struct{ name, query, body string }{
-		{"empty", "", `{"` + field + `":` + empty + `}`},
-		{"null", "", `{"` + field + `":null}`},
-		{"mask, field left out", "?update_mask=" + field, `{}`},
-		{"mask, no body", "?update_mask=" + field, ``},
-		{"mask and empty", "?update_mask=" + field, `{"` + field + `":` + empty + `}`},
-		{"mask, other field sent", "?update_mask=" + field, `{"name":"ignored"}`},
-	}
-}
-
-// TestPatchClearsMapsAndLists: on every PATCH resource, each form of clearing a map or
-// list stores it empty (200, and a later GET agrees), never a 500; a body with anything
-// after its JSON value is 400.
+// TestPatchClearsMapsAndLists: on a project, each form of clearing a list stores it empty
+// (200, and a later GET agrees), never a 500 (a key's metadata: keys' TestPatchClearsKeyMetadata);
+// on every service, a body with anything after its JSON value is 400.
 func TestPatchClearsMapsAndLists(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("patch")
-	project := s.project(token)
-	keyID, _ := s.ingestKey(token, project)
+	project := s.Project(token)
+	keyID, _ := s.IngestKey(token, project)
 	// ok is s.must for subtests: it fails the subtest, not the whole test.
-	ok := func(t *testing.T, r reply) reply {
+	ok := func(t *testing.T, r testutil.Reply) testutil.Reply {
 		t.Helper()
-		require.Equalf(t, 200, r.status, "body: %s", r.raw)
+		require.Equalf(t, 200, r.Status, "body: %s", r.Raw)
 		return r
 	}
 
-	t.Run("key metadata", func(t *testing.T) {
-		for _, f := range clearForms("metadata", "{}") {
-			t.Run(f.name, func(t *testing.T) {
-				set := ok(t, s.call("PATCH", "/v1/keys/"+keyID, token, map[string]any{"metadata": map[string]string{"team": "web"}}))
-				require.Equal(t, map[string]any{"team": "web"}, set.get("key.metadata"))
-				r := ok(t, s.call("PATCH", "/v1/keys/"+keyID+f.query, token, f.body))
-				require.Equal(t, map[string]any{}, r.get("key.metadata"), r.raw)
-				require.Equal(t, "production-web", r.str("key.name"), "the mask limits the change")
-				got := ok(t, s.call("GET", "/v1/keys/"+keyID, token, nil))
-				require.Equal(t, map[string]any{}, got.get("key.metadata"), got.raw)
-			})
-		}
-	})
-
 	t.Run("project allowed_origins", func(t *testing.T) {
-		for _, f := range clearForms("allowed_origins", "[]") {
-			t.Run(f.name, func(t *testing.T) {
-				set := ok(t, s.call("PATCH", "/v1/projects/"+project, token, map[string]any{"allowed_origins": []string{"https://app.example.com"}}))
-				require.Equal(t, []any{"https://app.example.com"}, set.get("project.allowed_origins"))
-				r := ok(t, s.call("PATCH", "/v1/projects/"+project+f.query, token, f.body))
-				require.Equal(t, []any{}, r.get("project.allowed_origins"), r.raw)
-				require.Equal(t, "web-app", r.str("project.name"), "the mask limits the change")
-				got := ok(t, s.call("GET", "/v1/projects/"+project, token, nil))
-				require.Equal(t, []any{}, got.get("project.allowed_origins"), got.raw)
+		for _, f := range testutil.ClearForms("allowed_origins", "[]") {
+			t.Run(f.Name, func(t *testing.T) {
+				set := ok(t, s.Call("PATCH", "/v1/projects/"+project, token, map[string]any{"allowed_origins": []string{"https://app.example.com"}}))
+				require.Equal(t, []any{"https://app.example.com"}, set.Get("project.allowed_origins"))
+				r := ok(t, s.Call("PATCH", "/v1/projects/"+project+f.Query, token, f.Body))
+				require.Equal(t, []any{}, r.Get("project.allowed_origins"), r.Raw)
+				require.Equal(t, "web-app", r.Str("project.name"), "the mask limits the change")
+				got := ok(t, s.Call("GET", "/v1/projects/"+project, token, nil))
+				require.Equal(t, []any{}, got.Get("project.allowed_origins"), got.Raw)
 			})
 		}
 	})
 
 	// A project needs an environment, so clearing them is a clear 400, in every form.
 	t.Run("project environments", func(t *testing.T) {
-		for _, f := range clearForms("environments", "[]") {
-			t.Run(f.name, func(t *testing.T) {
-				requireError(t, s.call("PATCH", "/v1/projects/"+project+f.query, token, f.body), 400, "invalid_argument")
+		for _, f := range testutil.ClearForms("environments", "[]") {
+			t.Run(f.Name, func(t *testing.T) {
+				s.Call("PATCH", "/v1/projects/"+project+f.Query, token, f.Body).RequireError(t, 400, "invalid_argument")
 			})
 		}
 	})
@@ -83,10 +57,10 @@ func TestPatchClearsMapsAndLists(t *testing.T) {
 			{"POST", "/v1/keys:verify", `{"key":"x"}]`},
 		} {
 			t.Run(c.method+" "+c.body, func(t *testing.T) {
-				requireError(t, s.call(c.method, c.path, token, c.body), 400, "invalid_argument")
+				s.Call(c.method, c.path, token, c.body).RequireError(t, 400, "invalid_argument")
 			})
 		}
 		// White space after the value is still one value.
-		ok(t, s.call("PATCH", "/v1/projects/"+project, token, "{\"name\":\"web-app\"}\n\t "))
+		ok(t, s.Call("PATCH", "/v1/projects/"+project, token, "{\"name\":\"web-app\"}\n\t "))
 	})
 }

@@ -35,9 +35,9 @@ func TestAuditVerifiesAfterRestartWithGeneratedToken(t *testing.T) {
 	first := startSuite(t, generated, everyEvent)
 	token, _ := first.signUp("restart")
 	testutil.Eventually(t, 30*time.Second, func() bool {
-		r := first.call("GET", "/v1/audit/checkpoints", token, nil)
-		cps, _ := r.body["checkpoints"].([]any)
-		return r.status == http.StatusOK && len(cps) > 0
+		r := first.Call("GET", "/v1/audit/checkpoints", token, nil)
+		cps, _ := r.Body["checkpoints"].([]any)
+		return r.Status == http.StatusOK && len(cps) > 0
 	}, "a signed checkpoint of the sign-up")
 
 	// The next start: the same database, another generated token.
@@ -45,6 +45,6 @@ func TestAuditVerifiesAfterRestartWithGeneratedToken(t *testing.T) {
 		o.DatabaseURL, s.dbURL = first.dbURL, first.dbURL
 	})
 	require.NotEqual(t, first.operator, second.operator)
-	r := second.must(http.StatusOK, second.call("GET", "/v1/audit/verify", token, nil))
-	require.Equal(t, true, r.body["ok"], r.raw)
+	r := second.Must(http.StatusOK, second.Call("GET", "/v1/audit/verify", token, nil))
+	require.Equal(t, true, r.Body["ok"], r.Raw)
 }

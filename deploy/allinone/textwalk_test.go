@@ -94,8 +94,8 @@ func (d *openAPI) bodies(s *apiSchema, bad string, depth int) map[string]string 
 func TestEveryRouteRefusesBadText(t *testing.T) {
 	s := startSuite(t)
 	var doc openAPI
-	r := s.must(200, s.call("GET", "/openapi.json", "", nil))
-	require.NoError(t, json.Unmarshal([]byte(r.raw), &doc))
+	r := s.Must(200, s.Call("GET", "/openapi.json", "", nil))
+	require.NoError(t, json.Unmarshal([]byte(r.Raw), &doc))
 
 	paths := make([]string, 0, len(doc.Paths))
 	for p := range doc.Paths {
@@ -122,7 +122,7 @@ func TestEveryRouteRefusesBadText(t *testing.T) {
 					if body != "" {
 						b = body
 					}
-					requireError(t, s.call(method, path, "", b), 400, "invalid_argument")
+					s.Call(method, path, "", b).RequireError(t, 400, "invalid_argument")
 				})
 			}
 			for _, bad := range badText {

@@ -27,8 +27,8 @@ func TestOperatorTokenGoesToNoOutput(t *testing.T) {
 	})
 	require.Empty(t, printed, "a given token is not printed")
 	_, account := s.signUp("tokenlog")
-	s.must(http.StatusOK, s.call("POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"}))
-	s.call("GET", "/v1/keys", s.operator+"x", nil) // a wrong one is not logged either
+	s.Must(http.StatusOK, s.Call("POST", "/v1/admin/accounts/"+account+":setPlan", s.operator, map[string]any{"plan": "pro"}))
+	s.Call("GET", "/v1/keys", s.operator+"x", nil) // a wrong one is not logged either
 	require.NotZero(t, logs.Len())
 	for _, l := range logs.All() {
 		line := fmt.Sprintf("%s %v", l.Message, l.ContextMap())

@@ -1,5 +1,6 @@
 // Package testutil gives tests real dependencies: a fresh Postgres database per test on the
-// local server (dropped afterwards) and a NATS namespace of their own.
+// local server (dropped afterwards), a NATS namespace of their own, and a client of the
+// REST API that checks the error envelope (rest.go).
 package testutil
 
 import (

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
 // badCase is one request that must fail with the envelope, a status and a code.
@@ -30,10 +31,10 @@ func runBad(t *testing.T, e *env, cases []badCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.call(c.method, c.path, c.token, c.body)
-			r.requireError(t, c.status, c.code)
+			r := e.api.Call(c.method, c.path, c.token, c.body)
+			r.RequireError(t, c.status, c.code)
 			if c.contains != "" {
-				require.Contains(t, r.message(), c.contains)
+				require.Contains(t, r.Message(), c.contains)
 			}
 		})
 	}
@@ -71,16 +72,16 @@ const (
 
 func TestBadInput(t *testing.T) {
 	e := start(t)
-	u := e.signUp("dave")
-	other := e.signUp("erin")
-	expired := e.signUp("frank")
-	e.expireSession(expired.token)
-	revoked := e.call("POST", "/v1/sessions", "", map[string]any{"email": u.email, "password": u.password}).ok(t)
-	revokedTok := str(revoked, "session", "token")
-	e.call("DELETE", "/v1/sessions/current", revokedTok, nil).ok(t)
-	p := e.createProject(u.token, map[string]any{"name": "mine"})
-	pid := str(p, "id")
-	otherP := e.createProject(other.token, map[string]any{"name": "theirs"})
+	u := e.api.SignUp("dave")
+	other := e.api.SignUp("erin")
+	expired := e.api.SignUp("frank")
+	e.expireSession(expired.Token)
+	revoked := e.api.Call("POST", "/v1/sessions", "", map[string]any{"email": u.Email, "password": u.Password}).OK(t)
+	revokedTok := testutil.Str(revoked, "session", "token")
+	e.api.Call("DELETE", "/v1/sessions/current", revokedTok, nil).OK(t)
+	p := e.createProject(u.Token, map[string]any{"name": "mine"})
+	pid := testutil.Str(p, "id")
+	otherP := e.createProject(other.Token, map[string]any{"name": "theirs"})
 	op := e.cfg.OperatorToken
 	good := map[string]any{"email": "new@example.com", "password": "Perfectly fine 1", "account_name": "x"}
 	with := func(k string, v any) map[string]any {
@@ -113,7 +114,7 @@ func TestBadInput(t *testing.T) {
 			{"blank account name", "POST", "/v1/accounts", "", with("account_name", "   "), s400, inv, "account_name"},
 			{"oversized account name", "POST", "/v1/accounts", "", with("account_name", long(101)), s400, inv, "100"},
 			{"control char name", "POST", "/v1/accounts", "", with("account_name", "a\x07b"), s400, inv, "control"},
-			{"duplicate email", "POST", "/v1/accounts", "", with("email", strings.ToUpper(u.email)), s409, apierr.AlreadyExists, ""},
+			{"duplicate email", "POST", "/v1/accounts", "", with("email", strings.ToUpper(u.Email)), s409, apierr.AlreadyExists, ""},
 			{"huge body", "POST", "/v1/accounts", "", with("account_name", long(2<<20)), s413, apierr.PayloadTooLarge, ""},
 		})
 	})
@@ -121,12 +122,12 @@ func TestBadInput(t *testing.T) {
 	t.Run("login", func(t *testing.T) {
 		runBad(t, e, []badCase{
 			{"malformed JSON", "POST", "/v1/sessions", "", `{`, s400, inv, ""},
-			{"unknown field", "POST", "/v1/sessions", "", map[string]any{"email": u.email, "password": u.password, "remember": true}, s400, inv, ""},
-			{"wrong type", "POST", "/v1/sessions", "", map[string]any{"email": u.email, "password": 12345}, s400, inv, ""},
-			{"bad email", "POST", "/v1/sessions", "", map[string]any{"email": "nope", "password": u.password}, s400, inv, "email"},
-			{"empty password", "POST", "/v1/sessions", "", map[string]any{"email": u.email}, s400, inv, "password is required"},
-			{"oversized password", "POST", "/v1/sessions", "", map[string]any{"email": u.email, "password": long(300)}, s400, inv, "256"},
-			{"wrong password", "POST", "/v1/sessions", "", map[string]any{"email": u.email, "password": "Wrong password 1"}, s401, unauth, ""},
+			{"unknown field", "POST", "/v1/sessions", "", map[string]any{"email": u.Email, "password": u.Password, "remember": true}, s400, inv, ""},
+			{"wrong type", "POST", "/v1/sessions", "", map[string]any{"email": u.Email, "password": 12345}, s400, inv, ""},
+			{"bad email", "POST", "/v1/sessions", "", map[string]any{"email": "nope", "password": u.Password}, s400, inv, "email"},
+			{"empty password", "POST", "/v1/sessions", "", map[string]any{"email": u.Email}, s400, inv, "password is required"},
+			{"oversized password", "POST", "/v1/sessions", "", map[string]any{"email": u.Email, "password": long(300)}, s400, inv, "256"},
+			{"wrong password", "POST", "/v1/sessions", "", map[string]any{"email": u.Email, "password": "Wrong password 1"}, s401, unauth, ""},
 			{"unknown user", "POST", "/v1/sessions", "", map[string]any{"email": "ghost@example.com", "password": "Wrong password 1"}, s401, unauth, ""},
 		})
 	})
@@ -138,7 +139,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"get account", "GET", "/v1/account", nil},
 		{"logout", "DELETE", "/v1/sessions/current", nil},
-		{"verify password", "POST", "/v1/account/verify-password", map[string]any{"password": u.password}},
+		{"verify password", "POST", "/v1/account/verify-password", map[string]any{"password": u.Password}},
 		{"list projects", "GET", "/v1/projects", nil},
 		{"create project", "POST", "/v1/projects", map[string]any{"name": "x"}},
 		{"get project", "GET", "/v1/projects/" + pid, nil},
@@ -151,7 +152,7 @@ func TestBadInput(t *testing.T) {
 				{"garbage", "garbage"},
 				{"malformed session", "lks_short"},
 				{"unknown session", "lks_" + strings.Repeat("A", 43)},
-				{"expired", expired.token},
+				{"expired", expired.Token},
 				{"revoked", revokedTok},
 				{"oversized", "lks_" + long(5000)},
 			} {
@@ -172,18 +173,18 @@ func TestBadInput(t *testing.T) {
 	t.Run("verify-password", func(t *testing.T) {
 		vp := "/v1/account/verify-password"
 		runBad(t, e, []badCase{
-			{"malformed JSON", "POST", vp, u.token, `{"password"`, s400, inv, ""},
-			{"unknown field", "POST", vp, u.token, map[string]any{"password": u.password, "x": 1}, s400, inv, ""},
-			{"wrong type", "POST", vp, u.token, map[string]any{"password": []string{"a"}}, s400, inv, ""},
-			{"empty", "POST", vp, u.token, map[string]any{}, s400, inv, "password is required"},
-			{"oversized", "POST", vp, u.token, map[string]any{"password": long(257)}, s400, inv, "256"},
-			{"wrong", "POST", vp, u.token, map[string]any{"password": "Wrong password 1"}, s401, unauth, "password is wrong"},
+			{"malformed JSON", "POST", vp, u.Token, `{"password"`, s400, inv, ""},
+			{"unknown field", "POST", vp, u.Token, map[string]any{"password": u.Password, "x": 1}, s400, inv, ""},
+			{"wrong type", "POST", vp, u.Token, map[string]any{"password": []string{"a"}}, s400, inv, ""},
+			{"empty", "POST", vp, u.Token, map[string]any{}, s400, inv, "password is required"},
+			{"oversized", "POST", vp, u.Token, map[string]any{"password": long(257)}, s400, inv, "256"},
+			{"wrong", "POST", vp, u.Token, map[string]any{"password": "Wrong password 1"}, s401, unauth, "password is wrong"},
 		})
 	})
 
 	t.Run("create project", func(t *testing.T) {
 		pc := func(body any) badCase {
-			return badCase{method: "POST", path: "/v1/projects", token: u.token, body: body, status: s400, code: inv}
+			return badCase{method: "POST", path: "/v1/projects", token: u.Token, body: body, status: s400, code: inv}
 		}
 		cases := []struct {
 			name     string
@@ -228,71 +229,71 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("list projects", func(t *testing.T) {
-		notProject := base64.RawURLEncoding.EncodeToString([]byte(u.accountID))
+		notProject := base64.RawURLEncoding.EncodeToString([]byte(u.AccountID))
 		runBad(t, e, []badCase{
-			{"page_size 1000", "GET", "/v1/projects?page_size=1000", u.token, nil, s400, inv, "page_size"},
-			{"page_size 101", "GET", "/v1/projects?page_size=101", u.token, nil, s400, inv, "page_size"},
-			{"page_size negative", "GET", "/v1/projects?page_size=-1", u.token, nil, s400, inv, "page_size"},
-			{"page_size not a number", "GET", "/v1/projects?page_size=ten", u.token, nil, s400, inv, ""},
-			{"page_size overflow", "GET", "/v1/projects?page_size=99999999999", u.token, nil, s400, inv, ""},
-			{"garbage page_token", "GET", "/v1/projects?page_token=%25%25%25", u.token, nil, s400, inv, "page_token"},
-			{"page_token of another id kind", "GET", "/v1/projects?page_token=" + notProject, u.token, nil, s400, inv, "page_token"},
+			{"page_size 1000", "GET", "/v1/projects?page_size=1000", u.Token, nil, s400, inv, "page_size"},
+			{"page_size 101", "GET", "/v1/projects?page_size=101", u.Token, nil, s400, inv, "page_size"},
+			{"page_size negative", "GET", "/v1/projects?page_size=-1", u.Token, nil, s400, inv, "page_size"},
+			{"page_size not a number", "GET", "/v1/projects?page_size=ten", u.Token, nil, s400, inv, ""},
+			{"page_size overflow", "GET", "/v1/projects?page_size=99999999999", u.Token, nil, s400, inv, ""},
+			{"garbage page_token", "GET", "/v1/projects?page_token=%25%25%25", u.Token, nil, s400, inv, "page_token"},
+			{"page_token of another id kind", "GET", "/v1/projects?page_token=" + notProject, u.Token, nil, s400, inv, "page_token"},
 		})
 		// Page tokens are bound to their account and sealed (pkg/pagetoken): a hand-made
 		// one, even of a real project id, and another account's real one are refused.
-		e.createProject(other.token, map[string]any{"name": "theirs too"})
-		theirs := str(e.call("GET", "/v1/projects?page_size=1", other.token, nil).ok(t), "next_page_token")
+		e.createProject(other.Token, map[string]any{"name": "theirs too"})
+		theirs := testutil.Str(e.api.Call("GET", "/v1/projects?page_size=1", other.Token, nil).OK(t), "next_page_token")
 		require.NotEmpty(t, theirs)
 		handMade := base64.RawURLEncoding.EncodeToString([]byte(pid))
 		runBad(t, e, []badCase{
-			{"hand-made page_token", "GET", "/v1/projects?page_token=" + handMade, u.token, nil, s400, inv, "page_token"},
-			{"another account's page_token", "GET", "/v1/projects?page_token=" + theirs, u.token, nil, s400, inv, "page_token"},
+			{"hand-made page_token", "GET", "/v1/projects?page_token=" + handMade, u.Token, nil, s400, inv, "page_token"},
+			{"another account's page_token", "GET", "/v1/projects?page_token=" + theirs, u.Token, nil, s400, inv, "page_token"},
 		})
 		// Where it was issued, it pages on.
-		page := e.call("GET", "/v1/projects?page_size=1&page_token="+theirs, other.token, nil).ok(t)
+		page := e.api.Call("GET", "/v1/projects?page_size=1&page_token="+theirs, other.Token, nil).OK(t)
 		require.Len(t, page["projects"], 1)
-		require.Equal(t, str(otherP, "id"), str(page["projects"].([]any)[0].(map[string]any), "id"))
+		require.Equal(t, testutil.Str(otherP, "id"), testutil.Str(page["projects"].([]any)[0].(map[string]any), "id"))
 	})
 
 	t.Run("get, patch, delete project", func(t *testing.T) {
 		pp := "/v1/projects/" + pid
 		runBad(t, e, []badCase{
-			{"get bad id", "GET", "/v1/projects/not-an-id", u.token, nil, s400, inv, "is not an id of the form prj_"},
-			{"get account id", "GET", "/v1/projects/" + u.accountID, u.token, nil, s400, inv, "prj_"},
-			{"get upper-case id", "GET", "/v1/projects/" + strings.ToUpper(pid), u.token, nil, s400, inv, ""},
-			{"get missing", "GET", "/v1/projects/" + missingProject, u.token, nil, s404, nf, ""},
-			{"get other account's", "GET", "/v1/projects/" + str(otherP, "id"), u.token, nil, s404, nf, ""},
-			{"patch empty body", "PATCH", pp, u.token, map[string]any{}, s400, inv, "nothing to update"},
-			{"patch no body", "PATCH", pp, u.token, nil, s400, inv, "nothing to update"},
-			{"patch malformed", "PATCH", pp, u.token, `{"name"`, s400, inv, ""},
-			{"patch unknown field", "PATCH", pp, u.token, map[string]any{"colour": "red"}, s400, inv, ""},
-			{"patch wrong type", "PATCH", pp, u.token, map[string]any{"name": 3}, s400, inv, ""},
-			{"patch id", "PATCH", pp, u.token, map[string]any{"id": missingProject}, s400, inv, "cannot be changed"},
-			{"patch account_id", "PATCH", pp, u.token, map[string]any{"account_id": other.accountID}, s400, inv, "cannot be changed"},
-			{"patch created_at", "PATCH", pp, u.token, map[string]any{"created_at": "2020-01-01T00:00:00Z"}, s400, inv, "cannot be changed"},
-			{"patch empty name", "PATCH", pp, u.token, map[string]any{"name": ""}, s400, inv, "name"},
-			{"patch oversized name", "PATCH", pp, u.token, map[string]any{"name": long(101)}, s400, inv, "100"},
-			{"patch no environments", "PATCH", pp, u.token, map[string]any{"environments": []string{}}, s400, inv, "at least one"},
-			{"patch bad environment", "PATCH", pp, u.token, map[string]any{"environments": []string{"PRD"}}, s400, inv, "environments[0]"},
-			{"patch bad origin", "PATCH", pp, u.token, map[string]any{"allowed_origins": []string{"https://x.com/"}}, s400, inv, "allowed_origins[0]"},
-			{"patch bad id", "PATCH", "/v1/projects/zzz", u.token, map[string]any{"name": "x"}, s400, inv, ""},
-			{"patch missing", "PATCH", "/v1/projects/" + missingProject, u.token, map[string]any{"name": "x"}, s404, nf, ""},
-			{"delete bad id", "DELETE", "/v1/projects/prj_", u.token, nil, s400, inv, ""},
-			{"delete missing", "DELETE", "/v1/projects/" + missingProject, u.token, nil, s404, nf, ""},
+			{"get bad id", "GET", "/v1/projects/not-an-id", u.Token, nil, s400, inv, "is not an id of the form prj_"},
+			{"get account id", "GET", "/v1/projects/" + u.AccountID, u.Token, nil, s400, inv, "prj_"},
+			{"get upper-case id", "GET", "/v1/projects/" + strings.ToUpper(pid), u.Token, nil, s400, inv, ""},
+			{"get missing", "GET", "/v1/projects/" + missingProject, u.Token, nil, s404, nf, ""},
+			{"get other account's", "GET", "/v1/projects/" + testutil.Str(otherP, "id"), u.Token, nil, s404, nf, ""},
+			{"patch empty body", "PATCH", pp, u.Token, map[string]any{}, s400, inv, "nothing to update"},
+			{"patch no body", "PATCH", pp, u.Token, nil, s400, inv, "nothing to update"},
+			{"patch malformed", "PATCH", pp, u.Token, `{"name"`, s400, inv, ""},
+			{"patch unknown field", "PATCH", pp, u.Token, map[string]any{"colour": "red"}, s400, inv, ""},
+			{"patch wrong type", "PATCH", pp, u.Token, map[string]any{"name": 3}, s400, inv, ""},
+			{"patch id", "PATCH", pp, u.Token, map[string]any{"id": missingProject}, s400, inv, "cannot be changed"},
+			{"patch account_id", "PATCH", pp, u.Token, map[string]any{"account_id": other.AccountID}, s400, inv, "cannot be changed"},
+			{"patch created_at", "PATCH", pp, u.Token, map[string]any{"created_at": "2020-01-01T00:00:00Z"}, s400, inv, "cannot be changed"},
+			{"patch empty name", "PATCH", pp, u.Token, map[string]any{"name": ""}, s400, inv, "name"},
+			{"patch oversized name", "PATCH", pp, u.Token, map[string]any{"name": long(101)}, s400, inv, "100"},
+			{"patch no environments", "PATCH", pp, u.Token, map[string]any{"environments": []string{}}, s400, inv, "at least one"},
+			{"patch bad environment", "PATCH", pp, u.Token, map[string]any{"environments": []string{"PRD"}}, s400, inv, "environments[0]"},
+			{"patch bad origin", "PATCH", pp, u.Token, map[string]any{"allowed_origins": []string{"https://x.com/"}}, s400, inv, "allowed_origins[0]"},
+			{"patch bad id", "PATCH", "/v1/projects/zzz", u.Token, map[string]any{"name": "x"}, s400, inv, ""},
+			{"patch missing", "PATCH", "/v1/projects/" + missingProject, u.Token, map[string]any{"name": "x"}, s404, nf, ""},
+			{"delete bad id", "DELETE", "/v1/projects/prj_", u.Token, nil, s400, inv, ""},
+			{"delete missing", "DELETE", "/v1/projects/" + missingProject, u.Token, nil, s404, nf, ""},
 		})
 		// Nothing above changed the project.
-		got := e.call("GET", pp, u.token, nil).ok(t)
+		got := e.api.Call("GET", pp, u.Token, nil).OK(t)
 		require.Equal(t, p, got["project"])
 	})
 
 	t.Run("admin", func(t *testing.T) {
-		sp := "/v1/admin/accounts/" + u.accountID + ":setPlan"
-		su := "/v1/admin/accounts/" + u.accountID + ":suspend"
-		re := "/v1/admin/accounts/" + u.accountID + ":reinstate"
+		sp := "/v1/admin/accounts/" + u.AccountID + ":setPlan"
+		su := "/v1/admin/accounts/" + u.AccountID + ":suspend"
+		re := "/v1/admin/accounts/" + u.AccountID + ":reinstate"
 		missing := "/v1/admin/accounts/" + ids.New(ids.Account)
 		runBad(t, e, []badCase{
 			{"no token", "POST", sp, "", map[string]any{"plan": "pro"}, s401, unauth, "operator"},
-			{"session token", "POST", sp, u.token, map[string]any{"plan": "pro"}, s401, unauth, "operator"},
+			{"session token", "POST", sp, u.Token, map[string]any{"plan": "pro"}, s401, unauth, "operator"},
 			{"wrong operator token", "POST", sp, op + "x", map[string]any{"plan": "pro"}, s401, unauth, ""},
 			{"unknown plan", "POST", sp, op, map[string]any{"plan": "enterprise"}, s400, inv, `"free" or "pro"`},
 			{"empty plan", "POST", sp, op, map[string]any{}, s400, inv, "plan"},
@@ -304,20 +305,20 @@ func TestBadInput(t *testing.T) {
 			{"suspend oversized reason", "POST", su, op, map[string]any{"reason": long(501)}, s400, inv, "500"},
 			{"suspend bad id", "POST", "/v1/admin/accounts/" + pid + ":suspend", op, map[string]any{}, s400, inv, "acc_"},
 			{"suspend unknown account", "POST", missing + ":suspend", op, map[string]any{}, s404, nf, ""},
-			{"reinstate session token", "POST", re, u.token, map[string]any{}, s401, unauth, "operator"},
+			{"reinstate session token", "POST", re, u.Token, map[string]any{}, s401, unauth, "operator"},
 			{"reinstate oversized reason", "POST", re, op, map[string]any{"reason": long(501)}, s400, inv, "500"},
 			{"reinstate bad id", "POST", "/v1/admin/accounts/" + pid + ":reinstate", op, map[string]any{}, s400, inv, "acc_"},
 			{"reinstate unknown account", "POST", missing + ":reinstate", op, map[string]any{}, s404, nf, ""},
 		})
 		// None of it suspended or upgraded anyone.
-		a := e.call("GET", "/v1/account", u.token, nil).ok(t)
-		require.Equal(t, "free", str(a, "account", "plan"))
-		require.Equal(t, "active", str(a, "account", "status"))
+		a := e.api.Call("GET", "/v1/account", u.Token, nil).OK(t)
+		require.Equal(t, "free", testutil.Str(a, "account", "plan"))
+		require.Equal(t, "active", testutil.Str(a, "account", "status"))
 	})
 
 	t.Run("routing", func(t *testing.T) {
 		runBad(t, e, []badCase{
-			{"no such route", "GET", "/v1/nope", u.token, nil, s404, nf, ""},
+			{"no such route", "GET", "/v1/nope", u.Token, nil, s404, nf, ""},
 		})
 	})
 }

@@ -1,13 +1,9 @@
 package accounts_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +19,6 @@ import (
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
-	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/server"
@@ -36,12 +31,11 @@ import (
 type env struct {
 	t        *testing.T
 	cfg      accounts.Config
-	rest     string
+	api      *testutil.Client // the REST API
 	grpcAddr string
 	conn     *grpc.ClientConn
 	js       jetstream.JetStream
 	logs     *observer.ObservedLogs
-	http     *http.Client
 }
 
 // start runs the service (New + server.Run on port 0) until the test ends.
@@ -67,37 +61,18 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 	core, logs := observer.New(zap.DebugLevel)
 	log := zap.New(core)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := accounts.New(ctx, cfg, log)
+	a, stop, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := accounts.New(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace, OnListening: listening}, u)
+	})
 	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	addrs := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger:      log,
-			HTTPAddr:    cfg.HTTPAddr,
-			Grace:       cfg.ShutdownGrace,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	var a map[string]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server stopped before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not listen")
+		t.Fatalf("accounts did not start: %v", err)
 	}
 
-	e := &env{
-		t: t, cfg: cfg, rest: "http://" + a["rest"], grpcAddr: a["accounts grpc"], logs: logs,
-		http: &http.Client{Timeout: 30 * time.Second},
-	}
+	e := &env{t: t, cfg: cfg, api: testutil.NewClient(t, "http://"+a["rest"]), grpcAddr: a["accounts grpc"], logs: logs}
 	e.conn, err = grpc.NewClient(e.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	nc, err := natsx.Connect(cfg.NATSURL, "accounts-test", zap.NewNop())
@@ -107,13 +82,7 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 
 	t.Cleanup(func() {
 		_ = e.conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
+		stop()
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer dcancel()
 		_ = e.js.DeleteStream(dctx, natsx.EventsStream(cfg.Namespace))
@@ -124,104 +93,12 @@ func start(t *testing.T, opts ...func(*accounts.Config)) *env {
 			}
 		}
 	})
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		resp, err := e.http.Get(e.rest + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "/healthz to answer 200")
+	e.api.WaitHealthy()
 	return e
 }
 
-// response is one REST answer.
-type response struct {
-	status    int
-	requestID string
-	body      map[string]any
-	raw       string
-}
-
-// call sends a REST request. body is sent as is when it is a string, else as JSON.
-func (e *env) call(method, path, token string, body any) response {
-	e.t.Helper()
-	return e.callWith(method, path, token, body, nil)
-}
-
-func (e *env) callWith(method, path, token string, body any, header http.Header) response {
-	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.rest+path, rd)
-	require.NoError(e.t, err)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := e.http.Do(req)
-	require.NoError(e.t, err)
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	r := response{status: resp.StatusCode, requestID: resp.Header.Get("X-Request-Id"), raw: string(raw)}
-	require.NotEqual(e.t, http.StatusInternalServerError, resp.StatusCode, "%s %s: %s", method, path, raw)
-	require.NoError(e.t, json.Unmarshal(raw, &r.body), "%s %s: body is not JSON: %s", method, path, raw)
-	return r
-}
-
-// ok asserts a 200 and returns the body.
-func (r response) ok(t *testing.T) map[string]any {
-	t.Helper()
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	return r.body
-}
-
-// requireError asserts the error envelope (docs/rest.md, "Error envelope") with this status
-// and code.
-func (r response) requireError(t *testing.T, status int, code apierr.Code) {
-	t.Helper()
-	require.Equal(t, status, r.status, r.raw)
-	require.Equal(t, string(code), r.body["error"], r.raw)
-	msg, _ := r.body["message"].(string)
-	require.NotEmpty(t, msg, r.raw)
-	require.NotEmpty(t, r.requestID)
-	require.Equal(t, r.requestID, r.body["request_id"], r.raw)
-	require.Equal(t, apierr.DocsBase+string(code), r.body["documentation_url"], r.raw)
-}
-
-func (r response) message() string { s, _ := r.body["message"].(string); return s }
-
-// obj walks nested JSON objects: obj(body, "account", "plan").
-func obj(m map[string]any, path ...string) any {
-	var cur any = m
-	for _, p := range path {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = mm[p]
-	}
-	return cur
-}
-
-func str(m map[string]any, path ...string) string { s, _ := obj(m, path...).(string); return s }
-
 func strs(m map[string]any, path ...string) []string {
-	list, _ := obj(m, path...).([]any)
+	list, _ := testutil.Lookup(m, path...).([]any)
 	out := make([]string, 0, len(list))
 	for _, v := range list {
 		s, _ := v.(string)
@@ -232,33 +109,14 @@ func strs(m map[string]any, path ...string) []string {
 
 func timeAt(t *testing.T, m map[string]any, path ...string) time.Time {
 	t.Helper()
-	ts, err := time.Parse(time.RFC3339Nano, str(m, path...))
+	ts, err := time.Parse(time.RFC3339Nano, testutil.Str(m, path...))
 	require.NoError(t, err, "%v at %v", m, path)
 	return ts
 }
 
-// user is a signed-up account with its first session.
-type user struct {
-	email, password, token, accountID, userID string
-}
-
-var userN int
-
-func (e *env) signUp(name string) user {
-	e.t.Helper()
-	userN++
-	u := user{email: fmt.Sprintf("%s.%d.%s@example.com", name, userN, testutil.Suffix()), password: "Correct-Horse-" + name}
-	b := e.call("POST", "/v1/accounts", "", map[string]any{"email": u.email, "password": u.password, "account_name": name + "'s team"}).ok(e.t)
-	u.token = str(b, "session", "token")
-	u.accountID = str(b, "account", "id")
-	u.userID = str(b, "user", "id")
-	require.NotEmpty(e.t, u.token)
-	return u
-}
-
 func (e *env) createProject(tok string, body map[string]any) map[string]any {
 	e.t.Helper()
-	return e.call("POST", "/v1/projects", tok, body).ok(e.t)["project"].(map[string]any)
+	return e.api.Call("POST", "/v1/projects", tok, body).OK(e.t)["project"].(map[string]any)
 }
 
 func (e *env) internal() accountsv1.InternalServiceClient {

@@ -26,15 +26,15 @@ func TestHostileAccountIDsDoNotStallEvents(t *testing.T) {
 	for _, id := range hostile {
 		for _, token := range []string{"", e.cfg.OperatorToken} {
 			for _, action := range []string{":suspend", ":reinstate", ":setPlan"} {
-				r := e.call("POST", "/v1/admin/accounts/"+url.PathEscape(id)+action, token, map[string]any{"plan": "pro"})
-				r.requireError(t, http.StatusBadRequest, inv)
-				require.Less(t, len(r.raw), 1000, "the id is clipped in the message")
+				r := e.api.Call("POST", "/v1/admin/accounts/"+url.PathEscape(id)+action, token, map[string]any{"plan": "pro"})
+				r.RequireError(t, http.StatusBadRequest, inv)
+				require.Less(t, len(r.Raw), 1000, "the id is clipped in the message")
 			}
 		}
 	}
-	u := e.signUp("after")
-	e.call("POST", "/v1/admin/accounts/"+u.accountID+":suspend", e.cfg.OperatorToken, map[string]any{"reason": "test"}).ok(t)
-	e.lastEvent("account.suspended", func(ev *eventsv1.Event) bool { return ev.GetAccountId() == u.accountID })
+	u := e.api.SignUp("after")
+	e.api.Call("POST", "/v1/admin/accounts/"+u.AccountID+":suspend", e.cfg.OperatorToken, map[string]any{"reason": "test"}).OK(t)
+	e.lastEvent("account.suspended", func(ev *eventsv1.Event) bool { return ev.GetAccountId() == u.AccountID })
 	e.requireOutboxDrained()
 
 	ctx := context.Background()
@@ -48,7 +48,7 @@ func TestHostileAccountIDsDoNotStallEvents(t *testing.T) {
 		}
 		subjects = info.State.Subjects
 		return subjects[natsx.AuditSubject(e.cfg.Namespace, "")] >= uint64(len(hostile)*6) &&
-			subjects[natsx.AuditSubject(e.cfg.Namespace, u.accountID)] >= 1
+			subjects[natsx.AuditSubject(e.cfg.Namespace, u.AccountID)] >= 1
 	}, "the refused calls' audit events under _ and the sign-up's under its account")
 	require.Len(t, subjects, 2, "no other audit subject: %v", subjects)
 }

@@ -17,14 +17,14 @@ import (
 // the trigger and edits an event, verify names exactly that event.
 func TestEventsAreAppendOnly(t *testing.T) {
 	e := newEnv(t)
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	var ids []string
 	for i := range 6 {
-		ev := event(a.accountID, time.Now().Add(time.Duration(i)*time.Millisecond))
+		ev := event(a.AccountID, time.Now().Add(time.Duration(i)*time.Millisecond))
 		require.True(t, e.appendEvent(ev))
 		ids = append(ids, ev.GetId())
 	}
-	ok, checked, bad := e.verify(a.token)
+	ok, checked, bad := e.verify(a.Token)
 	require.True(t, ok, bad)
 	require.Equal(t, 6, checked)
 
@@ -39,7 +39,7 @@ func TestEventsAreAppendOnly(t *testing.T) {
 		`UPDATE audit.events SET resource_id = 'forged' WHERE id = '` + ids[2] + `'`,
 		`DELETE FROM audit.events WHERE id = '` + ids[2] + `'`,
 		`TRUNCATE audit.events`,
-		`SELECT audit.apply_retention('` + a.accountID + `', now())`, // less than a day ago
+		`SELECT audit.apply_retention('` + a.AccountID + `', now())`, // less than a day ago
 	}
 
 	// As the role the service's connections take (store.Connect's SET ROLE).
@@ -63,7 +63,7 @@ func TestEventsAreAppendOnly(t *testing.T) {
 	}
 	_, err = e.super.Exec(ctx, `UPDATE audit.events SET resource_id = 'x' WHERE id = $1`, ids[2])
 	require.ErrorContains(t, err, "audit events are append-only")
-	require.Equal(t, 6, e.count(a.accountID))
+	require.Equal(t, 6, e.count(a.AccountID))
 
 	// A superuser who turns triggers off (session_replication_role = replica skips
 	// ordinary triggers) can edit an event; the chain catches it.
@@ -79,12 +79,12 @@ func TestEventsAreAppendOnly(t *testing.T) {
 		require.NoError(t, err)
 	}
 	tamper(`UPDATE audit.events SET resource_id = 'key_forged' WHERE id = $1`, ids[2])
-	ok, checked, bad = e.verify(a.token)
+	ok, checked, bad = e.verify(a.Token)
 	require.False(t, ok)
 	require.Equal(t, ids[2], bad)
 	require.Equal(t, 3, checked)
 
-	stored := e.storedChain(a.accountID)
+	stored := e.storedChain(a.AccountID)
 	require.Equal(t, "key_forged", stored[2].ResourceID)
 	require.Equal(t, stored[2].Hash, stored[3].PrevHash, "the links are intact: only the content changed")
 }
@@ -94,10 +94,10 @@ func TestEventsAreAppendOnly(t *testing.T) {
 // signed retention cut (checkpoint_test.go has retention's own cut).
 func TestRemovedEventsAreCaught(t *testing.T) {
 	e := newEnv(t)
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	var ids []string
 	for i := range 5 {
-		ev := event(a.accountID, time.Now().Add(time.Duration(i)*time.Millisecond))
+		ev := event(a.AccountID, time.Now().Add(time.Duration(i)*time.Millisecond))
 		require.True(t, e.appendEvent(ev))
 		ids = append(ids, ev.GetId())
 	}
@@ -112,20 +112,20 @@ func TestRemovedEventsAreCaught(t *testing.T) {
 		require.NoError(t, err)
 	}
 	tamper(`DELETE FROM audit.events WHERE id = $1`, ids[4])
-	ok, checked, bad := e.verify(a.token)
+	ok, checked, bad := e.verify(a.Token)
 	require.False(t, ok, "the newest event is gone: the chain ends before its head")
 	require.Equal(t, ids[3], bad, "named by the last event that remains")
 	require.Equal(t, 4, checked)
 
 	tamper(`DELETE FROM audit.events WHERE id = $1`, ids[1])
-	ok, checked, bad = e.verify(a.token)
+	ok, checked, bad = e.verify(a.Token)
 	require.False(t, ok)
 	require.Equal(t, ids[2], bad, "the event after the hole no longer links")
 	require.Equal(t, 2, checked)
 
 	tamper(`DELETE FROM audit.events WHERE id = ANY($1)`, ids[:2])
-	tamper(`UPDATE audit.chain_heads SET sequence = 4, hash = (SELECT hash FROM audit.events WHERE id = $1) WHERE account_id = $2`, ids[3], a.accountID)
-	ok, checked, bad = e.verify(a.token)
+	tamper(`UPDATE audit.chain_heads SET sequence = 4, hash = (SELECT hash FROM audit.events WHERE id = $1) WHERE account_id = $2`, ids[3], a.AccountID)
+	ok, checked, bad = e.verify(a.Token)
 	require.False(t, ok, "a chain that starts later with no signed retention cut")
 	require.Equal(t, ids[2], bad)
 	require.Equal(t, 1, checked)

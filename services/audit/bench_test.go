@@ -69,18 +69,18 @@ func BenchmarkStoreEvents(b *testing.B) {
 // events stored through the consumer, reported as events checked per second.
 func BenchmarkVerifyChain(b *testing.B) {
 	e := newEnv(b)
-	u := e.signUp("bench")
+	u := e.accounts.api.SignUp("bench")
 	const n = 100_000
 	evs := make([]*auditv1.AuditEvent, n)
 	for i := range evs {
-		evs[i] = event(u.accountID, time.Now())
+		evs[i] = event(u.AccountID, time.Now())
 	}
 	e.publish(evs...)
 	testutil.Eventually(b, 10*time.Minute, func() bool { return e.storedTotal() >= n }, "events to be stored")
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		ok, checked, bad := e.verify(u.token)
+		ok, checked, bad := e.verify(u.Token)
 		require.True(b, ok, bad)
 		require.Equal(b, n, checked)
 	}
@@ -149,9 +149,9 @@ func (e *env) requireIndexPlan(accountID, where string, args ...any) string {
 // first pages and for walks deep into the listing by cursor, unfiltered and filtered.
 func BenchmarkListEvents(b *testing.B) {
 	e := newEnv(b)
-	u := e.signUp("bench")
+	u := e.accounts.api.SignUp("bench")
 	start := time.Now()
-	e.fillMillion(u.accountID)
+	e.fillMillion(u.AccountID)
 	b.Logf("%d events inserted, indexed and analysed in %s", benchRows, time.Since(start).Round(time.Millisecond))
 	someTime := time.Now().Add(-15 * 24 * time.Hour)
 	for _, c := range []struct {
@@ -166,7 +166,7 @@ func BenchmarkListEvents(b *testing.B) {
 		{" AND action = $2 AND (occurred_at, id) < ($3, $4)", []any{"action.3", someTime, "aud_bench_00500000"}},
 		{" AND result = $2", []any{"not_found"}},
 	} {
-		plan := e.requireIndexPlan(u.accountID, c.where, c.args...)
+		plan := e.requireIndexPlan(u.AccountID, c.where, c.args...)
 		b.Logf("plan for%s:\n%s", c.where, plan)
 	}
 
@@ -190,9 +190,9 @@ func BenchmarkListEvents(b *testing.B) {
 					q += "&cursor=" + url.QueryEscape(cursor)
 				}
 				t0 := time.Now()
-				body := e.get(q, u.token).ok(b)
+				body := e.get(q, u.Token).OK(b)
 				lat = append(lat, time.Since(t0))
-				cursor = str(body, "next_cursor")
+				cursor = testutil.Str(body, "next_cursor")
 				pages++
 			}
 			b.StopTimer()

@@ -40,17 +40,17 @@ func (e *env) checkpoints(token string) []chain.Checkpoint {
 	q := "limit=1"
 	for page := 0; ; page++ {
 		require.Less(e.t, page, 1000)
-		b := e.get("/v1/audit/checkpoints?"+q, token).ok(e.t)
-		pub, err := base64.StdEncoding.DecodeString(str(b, "public_key"))
+		b := e.get("/v1/audit/checkpoints?"+q, token).OK(e.t)
+		pub, err := base64.StdEncoding.DecodeString(testutil.Str(b, "public_key"))
 		require.NoError(e.t, err)
 		list, _ := b["checkpoints"].([]any)
 		for _, v := range list {
 			m := v.(map[string]any)
-			at, err := time.Parse(time.RFC3339Nano, str(m, "signed_at"))
+			at, err := time.Parse(time.RFC3339Nano, testutil.Str(m, "signed_at"))
 			require.NoError(e.t, err)
 			c := chain.Checkpoint{
-				AccountID: str(m, "account_id"), Kind: str(m, "kind"), Hash: str(m, "hash"), SignedAt: at,
-				PublicKey: str(m, "public_key"), Signature: str(m, "signature"),
+				AccountID: testutil.Str(m, "account_id"), Kind: testutil.Str(m, "kind"), Hash: testutil.Str(m, "hash"), SignedAt: at,
+				PublicKey: testutil.Str(m, "public_key"), Signature: testutil.Str(m, "signature"),
 			}
 			_, err = fmt.Sscan(fmt.Sprint(m["sequence"]), &c.Sequence)
 			require.NoError(e.t, err)
@@ -59,7 +59,7 @@ func (e *env) checkpoints(token string) []chain.Checkpoint {
 			require.True(e.t, ed25519.Verify(pub, c.Message(), sig), "checkpoint %+v", c)
 			out = append(out, c)
 		}
-		next := str(b, "next_after_kind")
+		next := testutil.Str(b, "next_after_kind")
 		if next == "" {
 			return out
 		}
@@ -73,8 +73,8 @@ func (e *env) checkpoints(token string) []chain.Checkpoint {
 // verifyProblem calls GET /v1/audit/verify and returns what it says is wrong.
 func (e *env) verifyProblem(token string) (ok bool, firstBad, problem string) {
 	e.t.Helper()
-	b := e.get("/v1/audit/verify", token).ok(e.t)
-	return b["ok"] == true, str(b, "first_bad_id"), str(b, "problem")
+	b := e.get("/v1/audit/verify", token).OK(e.t)
+	return b["ok"] == true, testutil.Str(b, "first_bad_id"), testutil.Str(b, "problem")
 }
 
 // TestSignedCheckpointsCatchARewrite: a superuser who rewrites the chain from event k on
@@ -82,23 +82,23 @@ func (e *env) verifyProblem(token string) (ok bool, firstBad, problem string) {
 // head checkpoint at or after k; a checkpoint they forge does not verify.
 func TestSignedCheckpointsCatchARewrite(t *testing.T) {
 	e := newEnv(t, withAudit(func(c *audit.Config) { c.CheckpointEvery = 4 }))
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	for i := range 10 {
-		require.True(t, e.appendEvent(event(a.accountID, time.Now().Add(time.Duration(i)*time.Millisecond))))
+		require.True(t, e.appendEvent(event(a.AccountID, time.Now().Add(time.Duration(i)*time.Millisecond))))
 	}
-	cps := e.checkpoints(a.token)
+	cps := e.checkpoints(a.Token)
 	require.Len(t, cps, 2, "heads signed at 4 and 8 events")
 	require.Equal(t, []int64{4, 8}, []int64{cps[0].Sequence, cps[1].Sequence})
-	stored := e.storedChain(a.accountID)
+	stored := e.storedChain(a.AccountID)
 	require.Equal(t, stored[3].Hash, cps[0].Hash)
-	ok, bad, problem := e.verifyProblem(a.token)
+	ok, bad, problem := e.verifyProblem(a.Token)
 	require.True(t, ok, "%s: %s", bad, problem)
 
 	// Another account cannot read them; a request for them needs a caller.
-	b := e.signUp("bob")
-	e.get("/v1/audit/checkpoints?account_id="+a.accountID, b.token).requireError(t, 403, apierr.PermissionDenied)
-	e.get("/v1/audit/checkpoints", "").requireError(t, 401, apierr.Unauthenticated)
-	require.Empty(t, e.checkpoints(b.token))
+	b := e.accounts.api.SignUp("bob")
+	e.get("/v1/audit/checkpoints?account_id="+a.AccountID, b.Token).RequireError(t, 403, apierr.PermissionDenied)
+	e.get("/v1/audit/checkpoints", "").RequireError(t, 401, apierr.Unauthenticated)
+	require.Empty(t, e.checkpoints(b.Token))
 
 	// Rewrite from event 3 on, every hash recomputed so each link holds.
 	const k = 3
@@ -118,25 +118,25 @@ func TestSignedCheckpointsCatchARewrite(t *testing.T) {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE audit.chain_heads SET hash = $2 WHERE account_id = $1`, a.accountID, prev)
+		_, err := tx.Exec(ctx, `UPDATE audit.chain_heads SET hash = $2 WHERE account_id = $1`, a.AccountID, prev)
 		return err
 	})
-	ok, bad, problem = e.verifyProblem(a.token)
+	ok, bad, problem = e.verifyProblem(a.Token)
 	require.False(t, ok, "a consistent rewrite from event %d on verified", k)
 	require.Equal(t, stored[3].ID, bad, "named at the first checkpoint after the rewrite")
 	require.Contains(t, problem, "checkpoint")
 
 	// A checkpoint for the rewritten chain, without the key: its signature fails.
-	forged := e.storedChain(a.accountID)
+	forged := e.storedChain(a.AccountID)
 	e.asSuperuser(func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE audit.checkpoints SET hash = $2 WHERE account_id = $1 AND sequence = 4`, a.accountID, forged[3].Hash)
+		_, err := tx.Exec(ctx, `UPDATE audit.checkpoints SET hash = $2 WHERE account_id = $1 AND sequence = 4`, a.AccountID, forged[3].Hash)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE audit.checkpoints SET hash = $2 WHERE account_id = $1 AND sequence = 8`, a.accountID, forged[7].Hash)
+		_, err = tx.Exec(ctx, `UPDATE audit.checkpoints SET hash = $2 WHERE account_id = $1 AND sequence = 8`, a.AccountID, forged[7].Hash)
 		return err
 	})
-	ok, _, problem = e.verifyProblem(a.token)
+	ok, _, problem = e.verifyProblem(a.Token)
 	require.False(t, ok)
 	require.Contains(t, problem, "signature")
 }
@@ -146,7 +146,7 @@ func TestSignedCheckpointsCatchARewrite(t *testing.T) {
 // removing more than the cut says fails again.
 func TestDeletingTheOldestEventsIsCaught(t *testing.T) {
 	e := newEnv(t, withAudit(func(c *audit.Config) { c.RetentionInterval = 50 * time.Millisecond }))
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	var stored []string
 	for i := range 8 {
@@ -154,15 +154,15 @@ func TestDeletingTheOldestEventsIsCaught(t *testing.T) {
 		if i >= 3 {
 			at = time.Now().Add(-time.Hour)
 		}
-		ev := event(a.accountID, at.Add(time.Duration(i)*time.Millisecond))
+		ev := event(a.AccountID, at.Add(time.Duration(i)*time.Millisecond))
 		require.True(t, e.appendEvent(ev))
 		stored = append(stored, ev.GetId())
 	}
-	testutil.Eventually(t, 30*time.Second, func() bool { return e.count(a.accountID) == 5 }, "retention to apply")
-	ok, bad, problem := e.verifyProblem(a.token)
+	testutil.Eventually(t, 30*time.Second, func() bool { return e.count(a.AccountID) == 5 }, "retention to apply")
+	ok, bad, problem := e.verifyProblem(a.Token)
 	require.True(t, ok, "legitimate retention: %s %s", bad, problem)
 	var cuts []chain.Checkpoint
-	for _, c := range e.checkpoints(a.token) {
+	for _, c := range e.checkpoints(a.Token) {
 		if c.Kind == chain.KindCut {
 			cuts = append(cuts, c)
 		}
@@ -177,16 +177,16 @@ func TestDeletingTheOldestEventsIsCaught(t *testing.T) {
 		_, err := tx.Exec(context.Background(), `DELETE FROM audit.events WHERE id = $1`, stored[3])
 		return err
 	})
-	ok, bad, problem = e.verifyProblem(a.token)
+	ok, bad, problem = e.verifyProblem(a.Token)
 	require.False(t, ok, "the oldest event deleted without a cut verified")
 	require.Equal(t, stored[4], bad)
 	require.Contains(t, problem, "oldest events were removed")
 
 	// And a chain that never saw retention.
-	b := e.signUp("bob")
+	b := e.accounts.api.SignUp("bob")
 	var ids []string
 	for i := range 4 {
-		ev := event(b.accountID, time.Now().Add(time.Duration(i)*time.Millisecond))
+		ev := event(b.AccountID, time.Now().Add(time.Duration(i)*time.Millisecond))
 		require.True(t, e.appendEvent(ev))
 		ids = append(ids, ev.GetId())
 	}
@@ -194,7 +194,7 @@ func TestDeletingTheOldestEventsIsCaught(t *testing.T) {
 		_, err := tx.Exec(context.Background(), `DELETE FROM audit.events WHERE id = ANY($1)`, ids[:2])
 		return err
 	})
-	ok, bad, _ = e.verifyProblem(b.token)
+	ok, bad, _ = e.verifyProblem(b.Token)
 	require.False(t, ok)
 	require.Equal(t, ids[2], bad)
 }

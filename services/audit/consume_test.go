@@ -66,13 +66,13 @@ func (e *env) requireChain(accountID string, ids []string) {
 // account form a chain of their own; a message that is no event does not block the rest.
 func TestEventsAreStoredOnceAndChained(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.signUp("alice"), e.signUp("bob")
+	a, b := e.accounts.api.SignUp("alice"), e.accounts.api.SignUp("bob")
 	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 
 	byAccount := map[string][]string{}
 	var evs []*auditv1.AuditEvent
 	for i := range 90 {
-		acc := []string{a.accountID, b.accountID, ""}[i%3]
+		acc := []string{a.AccountID, b.AccountID, ""}[i%3]
 		ev := event(acc, base.Add(time.Duration(i%7)*time.Microsecond)) // many share a time
 		evs = append(evs, ev)
 		byAccount[acc] = append(byAccount[acc], ev.GetId())
@@ -81,7 +81,7 @@ func TestEventsAreStoredOnceAndChained(t *testing.T) {
 	evs[6].Time = nil // stored with the time JetStream received it
 
 	// A garbage message first: it is rejected (terminated), not retried forever.
-	_, err := e.js.Publish(context.Background(), natsx.AuditSubject(e.ns, a.accountID), []byte("\xff not protobuf"))
+	_, err := e.js.Publish(context.Background(), natsx.AuditSubject(e.ns, a.AccountID), []byte("\xff not protobuf"))
 	require.NoError(t, err)
 	e.publish(evs...)
 	e.publish(evs[:30]...) // the same Nats-Msg-Id: JetStream drops them
@@ -100,10 +100,10 @@ func TestEventsAreStoredOnceAndChained(t *testing.T) {
 	}
 	// Append of an event already consumed is a no-op; a new one extends the chain.
 	require.False(t, e.appendEvent(evs[0]))
-	extra := event(a.accountID, base)
+	extra := event(a.AccountID, base)
 	require.True(t, e.appendEvent(extra))
 	require.False(t, e.appendEvent(extra))
-	byAccount[a.accountID] = append(byAccount[a.accountID], extra.GetId())
+	byAccount[a.AccountID] = append(byAccount[a.AccountID], extra.GetId())
 
 	// Everything published so far has been delivered and acknowledged.
 	e.waitDrained()
@@ -124,13 +124,13 @@ func TestEventsAreStoredOnceAndChained(t *testing.T) {
 	require.Equal(t, "a\uFFFDb", nul.Details["nul"], "NUL, which Postgres text cannot hold, is replaced")
 	require.WithinDuration(t, time.Now(), noTime.Time, time.Minute)
 
-	for _, u := range []user{a, b} {
-		ok, checked, bad := e.verify(u.token)
+	for _, u := range []testutil.Account{a, b} {
+		ok, checked, bad := e.verify(u.Token)
 		require.True(t, ok, bad)
-		require.Equal(t, len(byAccount[u.accountID]), checked)
+		require.Equal(t, len(byAccount[u.AccountID]), checked)
 	}
 
-	resp, err := e.http.Get(e.audit.rest + "/metrics")
+	resp, err := e.audit.api.HTTP.Get(e.audit.api.Base + "/metrics")
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	metrics, err := io.ReadAll(resp.Body)

@@ -2,13 +2,8 @@ package audit_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +19,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
-	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/natsx"
@@ -53,7 +47,6 @@ type env struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	client auditv1.AuditServiceClient
-	http   *http.Client
 	super  *pgx.Conn // the database's superuser, no SET ROLE
 }
 
@@ -68,9 +61,10 @@ func withAudit(f func(*audit.Config)) func(*options) { return func(o *options) {
 
 // unit is one running service.
 type unit struct {
-	rest, grpc string
-	logs       *observer.ObservedLogs
-	stop       func()
+	api  *testutil.Client // its REST API
+	grpc string
+	logs *observer.ObservedLogs
+	stop func()
 }
 
 // newEnv starts accounts (and keys) then audit, stopped when the test ends.
@@ -83,7 +77,6 @@ func newEnv(t testing.TB, opts ...func(*options)) *env {
 	e := &env{
 		t: t, dbURL: testutil.DatabaseURL(t), ns: testutil.Namespace(t),
 		operator: "op-" + testutil.Suffix() + testutil.Suffix(),
-		http:     &http.Client{Timeout: 60 * time.Second},
 	}
 	servicesNS := testutil.Namespace(t)
 
@@ -164,44 +157,17 @@ func run(t testing.TB, name string, build func(context.Context, *zap.Logger) (*s
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core)
-	ctx, cancel := context.WithCancel(context.Background())
-	u, err := build(ctx, log)
+	a, stop, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+		u, err := build(ctx, log)
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: "127.0.0.1:0", Grace: 2 * time.Second, OnListening: listening}, u)
+	})
 	if err != nil {
-		cancel()
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s did not start: %v", name, err)
 	}
-	addrs := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.RunConfig{
-			Logger: log, HTTPAddr: "127.0.0.1:0", Grace: 2 * time.Second,
-			OnListening: func(m map[string]string) { addrs <- m },
-		}, u)
-	}()
-	var a map[string]string
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s stopped before listening: %v", name, err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("%s did not listen", name)
-	}
-	var stopped atomic.Bool
-	s := &unit{rest: "http://" + a["rest"], grpc: a[name+" grpc"], logs: logs}
-	s.stop = func() {
-		if stopped.Swap(true) {
-			return
-		}
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err, "%s stopped with an error", name)
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop", name)
-		}
-	}
+	s := &unit{api: testutil.NewClient(t, "http://"+a["rest"]), grpc: a[name+" grpc"], logs: logs, stop: stop}
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
@@ -212,111 +178,21 @@ func run(t testing.TB, name string, build func(context.Context, *zap.Logger) (*s
 			}
 		}
 	})
-	testutil.Eventually(t, 15*time.Second, func() bool {
-		resp, err := http.Get(s.rest + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, name+" /healthz to answer 200")
+	s.api.WaitHealthy()
 	return s
 }
 
-// response is one REST answer.
-type response struct {
-	status    int
-	requestID string
-	body      map[string]any
-	raw       string
-}
-
-// call sends a REST request to base (a unit's REST address) with an optional JSON body.
-func (e *env) call(base, method, path, token string, body any) response {
-	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(e.t, err)
-		rd = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	require.NoError(e.t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := e.http.Do(req)
-	require.NoError(e.t, err)
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	r := response{status: resp.StatusCode, requestID: resp.Header.Get("X-Request-Id"), raw: string(raw)}
-	require.NotEqual(e.t, http.StatusInternalServerError, resp.StatusCode, "%s %s: %s", method, path, raw)
-	require.NoError(e.t, json.Unmarshal(raw, &r.body), "%s %s: body is not JSON: %s", method, path, raw)
-	return r
-}
-
 // get calls the audit service's REST API.
-func (e *env) get(path, token string) response {
+func (e *env) get(path, token string) testutil.Reply {
 	e.t.Helper()
-	return e.call(e.audit.rest, "GET", path, token, nil)
-}
-
-func (r response) ok(t testing.TB) map[string]any {
-	t.Helper()
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	return r.body
-}
-
-// requireError asserts the error envelope (docs/rest.md, "Error envelope") with this status
-// and code.
-func (r response) requireError(t testing.TB, status int, code apierr.Code, what ...string) {
-	t.Helper()
-	require.Equal(t, status, r.status, "%v: %s", what, r.raw)
-	require.Equal(t, string(code), r.body["error"], "%v: %s", what, r.raw)
-	msg, _ := r.body["message"].(string)
-	require.NotEmpty(t, msg, r.raw)
-	require.NotEmpty(t, r.requestID)
-	require.Equal(t, r.requestID, r.body["request_id"], r.raw)
-	require.Equal(t, apierr.DocsBase+string(code), r.body["documentation_url"], r.raw)
-}
-
-// user is a signed-up account with its first session.
-type user struct {
-	email, password, token, accountID string
-}
-
-func (e *env) signUp(name string) user {
-	e.t.Helper()
-	u := user{email: fmt.Sprintf("%s.%s@example.com", name, testutil.Suffix()), password: "Correct-Horse-" + name}
-	b := e.call(e.accounts.rest, "POST", "/v1/accounts", "", map[string]any{
-		"email": u.email, "password": u.password, "account_name": name + "'s team",
-	}).ok(e.t)
-	u.token = str(b, "session", "token")
-	u.accountID = str(b, "account", "id")
-	require.NotEmpty(e.t, u.token)
-	require.True(e.t, strings.HasPrefix(u.token, auth.SessionTokenPrefix))
-	return u
+	return e.audit.api.Call("GET", path, token, nil)
 }
 
 // setPlan moves an account to a plan through the accounts service's operator call.
 func (e *env) setPlan(accountID, plan string) {
 	e.t.Helper()
-	b := e.call(e.accounts.rest, "POST", "/v1/admin/accounts/"+accountID+":setPlan", e.operator, map[string]any{"plan": plan}).ok(e.t)
-	require.Equal(e.t, plan, str(b, "account", "plan"))
-}
-
-func str(m map[string]any, path ...string) string {
-	var cur any = m
-	for _, p := range path {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return ""
-		}
-		cur = mm[p]
-	}
-	s, _ := cur.(string)
-	return s
+	b := e.accounts.api.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", e.operator, map[string]any{"plan": plan}).OK(e.t)
+	require.Equal(e.t, plan, testutil.Str(b, "account", "plan"))
 }
 
 // event makes an audit event of the account, as a service would hand it over.
@@ -403,12 +279,12 @@ func (e *env) listAll(token, query string) []map[string]any {
 		if cursor != "" {
 			q += "&cursor=" + url.QueryEscape(cursor)
 		}
-		b := e.get("/v1/audit/events?"+q, token).ok(e.t)
+		b := e.get("/v1/audit/events?"+q, token).OK(e.t)
 		list, _ := b["events"].([]any)
 		for _, v := range list {
 			out = append(out, v.(map[string]any))
 		}
-		cursor = str(b, "next_cursor")
+		cursor = testutil.Str(b, "next_cursor")
 		if cursor == "" {
 			return out
 		}
@@ -419,9 +295,9 @@ func (e *env) listAll(token, query string) []map[string]any {
 // verify calls GET /v1/audit/verify.
 func (e *env) verify(token string) (ok bool, checked int, firstBad string) {
 	e.t.Helper()
-	b := e.get("/v1/audit/verify", token).ok(e.t)
+	b := e.get("/v1/audit/verify", token).OK(e.t)
 	var n int
 	_, err := fmt.Sscan(fmt.Sprint(b["events_checked"]), &n)
 	require.NoError(e.t, err, "%v", b)
-	return b["ok"] == true, n, str(b, "first_bad_id")
+	return b["ok"] == true, n, testutil.Str(b, "first_bad_id")
 }

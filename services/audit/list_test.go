@@ -17,6 +17,7 @@ import (
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
 // TestWalkTenThousandEvents: 10,000 events, a thousand to each timestamp, walked page by
@@ -24,12 +25,12 @@ import (
 // combined returns exactly the matching events; another account's events never appear.
 func TestWalkTenThousandEvents(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.signUp("alice"), e.signUp("bob")
+	a, b := e.accounts.api.SignUp("alice"), e.accounts.api.SignUp("bob")
 	base := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	const n = 10_000
 	evs := make([]*auditv1.AuditEvent, n)
 	for i := range n {
-		ev := event(a.accountID, base.Add(time.Duration(i%10)*time.Millisecond))
+		ev := event(a.AccountID, base.Add(time.Duration(i%10)*time.Millisecond))
 		ev.KeyId = fmt.Sprintf("key_%d", i%5)
 		ev.ResourceType = []string{"key", "project"}[i%2]
 		ev.ResourceId = fmt.Sprintf("res_%d", i%10)
@@ -40,12 +41,12 @@ func TestWalkTenThousandEvents(t *testing.T) {
 	e.publish(evs...)
 	other := make([]*auditv1.AuditEvent, 50)
 	for i := range other {
-		other[i] = event(b.accountID, base.Add(time.Duration(i%10)*time.Millisecond))
+		other[i] = event(b.AccountID, base.Add(time.Duration(i%10)*time.Millisecond))
 		other[i].KeyId = "key_0"
 	}
 	e.publish(other...)
-	e.waitStored(a.accountID, n)
-	e.waitStored(b.accountID, len(other))
+	e.waitStored(a.AccountID, n)
+	e.waitStored(b.AccountID, len(other))
 
 	want := make(map[string]*auditv1.AuditEvent, n)
 	for _, ev := range evs {
@@ -53,7 +54,7 @@ func TestWalkTenThousandEvents(t *testing.T) {
 	}
 	walk := func(query string) []map[string]any {
 		t.Helper()
-		got := e.listAll(a.token, query)
+		got := e.listAll(a.Token, query)
 		seen := make(map[string]bool, len(got))
 		var prevTime time.Time
 		prevID := ""
@@ -87,7 +88,7 @@ func TestWalkTenThousandEvents(t *testing.T) {
 	require.Len(t, all, n)
 	require.Len(t, walk("limit=337"), n, "pages that split a timestamp's thousand events")
 	first := all[0]
-	require.Equal(t, a.accountID, first["account_id"])
+	require.Equal(t, a.AccountID, first["account_id"])
 	require.NotEmpty(t, first["hash"])
 	require.NotEmpty(t, first["prev_hash"])
 	require.Equal(t, "192.0.2.7", first["client_ip"])
@@ -125,21 +126,21 @@ func TestWalkTenThousandEvents(t *testing.T) {
 	}
 
 	// Bob sees his own 50 events and none of alice's.
-	bobs := e.listAll(b.token, "limit=7&key_id=key_0")
+	bobs := e.listAll(b.Token, "limit=7&key_id=key_0")
 	require.Len(t, bobs, len(other))
 	for _, g := range bobs {
-		require.Equal(t, b.accountID, g["account_id"])
+		require.Equal(t, b.AccountID, g["account_id"])
 	}
-	ok, checked, bad := e.verify(b.token)
+	ok, checked, bad := e.verify(b.Token)
 	require.True(t, ok, bad)
 	require.Equal(t, len(other), checked)
-	ok, checked, bad = e.verify(a.token)
+	ok, checked, bad = e.verify(a.Token)
 	require.True(t, ok, bad)
 	require.Equal(t, n, checked)
 
 	// The default page is 100, and so is limit=0 (proto3 cannot tell 0 from unset).
 	for _, q := range []string{"", "?limit=0"} {
-		page := e.get("/v1/audit/events"+q, a.token).ok(t)
+		page := e.get("/v1/audit/events"+q, a.Token).OK(t)
 		require.Len(t, page["events"], 100, q)
 		require.NotEmpty(t, page["next_cursor"])
 	}
@@ -149,15 +150,15 @@ func TestWalkTenThousandEvents(t *testing.T) {
 // right code, never a 500.
 func TestBadInput(t *testing.T) {
 	e := newEnv(t, withKeys())
-	a, b := e.signUp("alice"), e.signUp("bob")
+	a, b := e.accounts.api.SignUp("alice"), e.accounts.api.SignUp("bob")
 	for i := range 3 {
-		require.True(t, e.appendEvent(event(a.accountID, time.Now().Add(time.Duration(i)*time.Millisecond))))
-		require.True(t, e.appendEvent(event(b.accountID, time.Now())))
+		require.True(t, e.appendEvent(event(a.AccountID, time.Now().Add(time.Duration(i)*time.Millisecond))))
+		require.True(t, e.appendEvent(event(b.AccountID, time.Now())))
 	}
-	page := e.get("/v1/audit/events?limit=1", a.token).ok(t)
-	cursor := str(page, "next_cursor")
+	page := e.get("/v1/audit/events?limit=1", a.Token).OK(t)
+	cursor := testutil.Str(page, "next_cursor")
 	require.NotEmpty(t, cursor)
-	bobCursor := str(e.get("/v1/audit/events?limit=1", b.token).ok(t), "next_cursor")
+	bobCursor := testutil.Str(e.get("/v1/audit/events?limit=1", b.Token).OK(t), "next_cursor")
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
 	require.NoError(t, err)
 	flipped := slices.Clone(raw)
@@ -165,7 +166,7 @@ func TestBadInput(t *testing.T) {
 	forged := base64.RawURLEncoding.EncodeToString(flipped)
 	// A position made by hand: what a cursor holds (time, id), with no MAC.
 	handMade := base64.RawURLEncoding.EncodeToString(append(binary.BigEndian.AppendUint64([]byte{1}, uint64(time.Now().UnixMicro())), "aud_x"...))
-	filtered := str(e.get("/v1/audit/events?limit=1&action=keys.create", a.token).ok(t), "next_cursor")
+	filtered := testutil.Str(e.get("/v1/audit/events?limit=1&action=keys.create", a.Token).OK(t), "next_cursor")
 	require.NotEmpty(t, filtered)
 
 	inv := apierr.InvalidArgument
@@ -174,22 +175,23 @@ func TestBadInput(t *testing.T) {
 		status            int
 		code              apierr.Code
 	}{
-		{"limit -1", "/v1/audit/events?limit=-1", a.token, 400, inv},
-		{"limit 5000", "/v1/audit/events?limit=5000", a.token, 400, inv},
-		{"limit 1001", "/v1/audit/events?limit=1001", a.token, 400, inv},
-		{"limit not a number", "/v1/audit/events?limit=ten", a.token, 400, inv},
-		{"limit overflow", "/v1/audit/events?limit=99999999999", a.token, 400, inv},
-		{"garbage cursor", "/v1/audit/events?cursor=" + url.QueryEscape("not a cursor!"), a.token, 400, inv},
-		{"base64 garbage cursor", "/v1/audit/events?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuvwxyz")), a.token, 400, inv},
-		{"forged cursor", "/v1/audit/events?cursor=" + forged, a.token, 400, inv},
-		{"another account's cursor", "/v1/audit/events?cursor=" + bobCursor, a.token, 400, inv},
-		{"hand-made cursor", "/v1/audit/events?cursor=" + handMade, a.token, 400, inv},
-		{"cursor reused without its filter", "/v1/audit/events?cursor=" + filtered, a.token, 400, inv},
-		{"cursor reused with another filter", "/v1/audit/events?action=keys.revoke&cursor=" + filtered, a.token, 400, inv},
-		{"unfiltered cursor reused with a filter", "/v1/audit/events?result=ok&cursor=" + cursor, a.token, 400, inv},
-		{"huge cursor", "/v1/audit/events?cursor=" + strings.Repeat("A", 5000), a.token, 400, inv},
-		{"huge filter", "/v1/audit/events?key_id=" + strings.Repeat("k", 600), a.token, 400, inv},
-		{"unknown filter", "/v1/audit/events?keyid=key_1", a.token, 400, inv},
+		{"limit -1", "/v1/audit/events?limit=-1", a.Token, 400, inv},
+		{"limit 5000", "/v1/audit/events?limit=5000", a.Token, 400, inv},
+		{"limit 1001", "/v1/audit/events?limit=1001", a.Token, 400, inv},
+		{"limit not a number", "/v1/audit/events?limit=ten", a.Token, 400, inv},
+		{"limit overflow", "/v1/audit/events?limit=99999999999", a.Token, 400, inv},
+		{"garbage cursor", "/v1/audit/events?cursor=" + url.QueryEscape("not a cursor!"), a.Token, 400, inv},
+		{"base64 garbage cursor", "/v1/audit/events?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuvwxyz")), a.Token, 400, inv},
+		{"forged cursor", "/v1/audit/events?cursor=" + forged, a.Token, 400, inv},
+		{"another account's cursor", "/v1/audit/events?cursor=" + bobCursor, a.Token, 400, inv},
+		{"hand-made cursor", "/v1/audit/events?cursor=" + handMade, a.Token, 400, inv},
+		{"cursor reused without its filter", "/v1/audit/events?cursor=" + filtered, a.Token, 400, inv},
+		{"cursor reused with another filter", "/v1/audit/events?action=keys.revoke&cursor=" + filtered, a.Token, 400, inv},
+		{"unfiltered cursor reused with a filter", "/v1/audit/events?result=ok&cursor=" + cursor, a.Token, 400, inv},
+		{"huge cursor", "/v1/audit/events?cursor=" + strings.Repeat("A", 5000), a.Token, 400, inv},
+		{"huge filter", "/v1/audit/events?key_id=" + strings.Repeat("k", 600), a.Token, 400, inv},
+		{"unknown filter", "/v1/audit/events?keyid=key_1", a.Token, 400, inv},
+		{"NUL in a filter", "/v1/audit/events?action=%00", a.Token, 400, inv},
 		{"no credential", "/v1/audit/events", "", 401, apierr.Unauthenticated},
 		{"no credential, verify", "/v1/audit/verify", "", 401, apierr.Unauthenticated},
 		{"bad session", "/v1/audit/events", "lks_" + strings.Repeat("x", 40), 401, apierr.Unauthenticated},
@@ -197,49 +199,49 @@ func TestBadInput(t *testing.T) {
 		{"absurd token", "/v1/audit/events", strings.Repeat("t", 4000), 401, apierr.Unauthenticated},
 		{"operator lists", "/v1/audit/events", e.operator, 400, inv},
 		{"operator verifies", "/v1/audit/verify", e.operator, 400, inv},
-		{"no such route", "/v1/audit/nothing", a.token, 404, apierr.NotFound},
+		{"no such route", "/v1/audit/nothing", a.Token, 404, apierr.NotFound},
 	} {
-		e.get(c.path, c.token).requireError(t, c.status, c.code, c.name)
+		e.get(c.path, c.token).RequireError(t, c.status, c.code, c.name)
 	}
-	e.call(e.audit.rest, "POST", "/v1/audit/events", a.token, map[string]any{}).
-		requireError(t, http.StatusMethodNotAllowed, apierr.MethodNotAllowed)
-	e.call(e.audit.rest, "DELETE", "/v1/audit/events", a.token, nil).
-		requireError(t, http.StatusMethodNotAllowed, apierr.MethodNotAllowed)
+	e.audit.api.Call("POST", "/v1/audit/events", a.Token, map[string]any{}).
+		RequireError(t, http.StatusMethodNotAllowed, apierr.MethodNotAllowed)
+	e.audit.api.Call("DELETE", "/v1/audit/events", a.Token, nil).
+		RequireError(t, http.StatusMethodNotAllowed, apierr.MethodNotAllowed)
 
 	// The cursor works for its own account and filters.
-	require.Len(t, e.get("/v1/audit/events?cursor="+cursor, a.token).ok(t)["events"], 2)
-	require.Len(t, e.get("/v1/audit/events?action=keys.create&cursor="+filtered, a.token).ok(t)["events"], 2)
+	require.Len(t, e.get("/v1/audit/events?cursor="+cursor, a.Token).OK(t)["events"], 2)
+	require.Len(t, e.get("/v1/audit/events?action=keys.create&cursor="+filtered, a.Token).OK(t)["events"], 2)
 
 	// Append: the operator only, a whole event with a usable id.
 	ctx := context.Background()
-	userCtx := auth.OutgoingBearer(ctx, a.token)
+	userCtx := auth.OutgoingBearer(ctx, a.Token)
 	opCtx := auth.OutgoingBearer(ctx, e.operator)
-	_, err = e.client.Append(userCtx, &auditv1.AppendRequest{Event: event(a.accountID, time.Now())})
+	_, err = e.client.Append(userCtx, &auditv1.AppendRequest{Event: event(a.AccountID, time.Now())})
 	require.Equal(t, apierr.Unauthenticated, apierr.FromError(err).Code, "%v", err)
-	_, err = e.client.Append(ctx, &auditv1.AppendRequest{Event: event(a.accountID, time.Now())})
+	_, err = e.client.Append(ctx, &auditv1.AppendRequest{Event: event(a.AccountID, time.Now())})
 	require.Equal(t, apierr.Unauthenticated, apierr.FromError(err).Code, "%v", err)
 	_, err = e.client.Append(opCtx, &auditv1.AppendRequest{})
 	require.Equal(t, apierr.InvalidArgument, apierr.FromError(err).Code, "%v", err)
-	noID := event(a.accountID, time.Now())
+	noID := event(a.AccountID, time.Now())
 	noID.Id = ""
 	_, err = e.client.Append(opCtx, &auditv1.AppendRequest{Event: noID})
 	require.Equal(t, apierr.InvalidArgument, apierr.FromError(err).Code, "%v", err)
-	longID := event(a.accountID, time.Now())
+	longID := event(a.AccountID, time.Now())
 	longID.Id = strings.Repeat("x", 200)
 	_, err = e.client.Append(opCtx, &auditv1.AppendRequest{Event: longID})
 	require.Equal(t, apierr.InvalidArgument, apierr.FromError(err).Code, "%v", err)
 	// Over-long fields are cut, not refused, so no event is lost for its size.
-	big := event(a.accountID, time.Now())
+	big := event(a.AccountID, time.Now())
 	big.ResourceId = strings.Repeat("é", 2000)
 	big.UserAgent = strings.Repeat("u", 10_000)
 	big.Sequence, big.Hash, big.PrevHash = 99, "chosen", "by the caller" // ignored
 	require.True(t, e.appendEvent(big))
-	got := e.get("/v1/audit/events?limit=1", a.token).ok(t)["events"].([]any)[0].(map[string]any)
+	got := e.get("/v1/audit/events?limit=1", a.Token).OK(t)["events"].([]any)[0].(map[string]any)
 	require.Equal(t, big.GetId(), got["id"])
 	require.Equal(t, strings.Repeat("é", 256), got["resource_id"])
 	require.Len(t, got["user_agent"], 1024)
 	require.Equal(t, "4", fmt.Sprint(got["sequence"]), "its place in alice's chain, not the caller's")
 
-	ok, _, bad := e.verify(a.token)
+	ok, _, bad := e.verify(a.Token)
 	require.True(t, ok, bad)
 }

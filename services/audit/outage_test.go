@@ -34,23 +34,23 @@ func eventsOf(accountID string, n int) ([]*auditv1.AuditEvent, []string) {
 // are all stored, once, when a new one starts on the same database and stream.
 func TestOutageDelaysEventsAndLosesNone(t *testing.T) {
 	e := newEnv(t)
-	a := e.signUp("alice")
-	before, want := eventsOf(a.accountID, 100)
+	a := e.accounts.api.SignUp("alice")
+	before, want := eventsOf(a.AccountID, 100)
 	e.publish(before...)
-	e.waitStored(a.accountID, len(want))
+	e.waitStored(a.AccountID, len(want))
 
 	e.audit.stop()
-	during, ids := eventsOf(a.accountID, 1500)
+	during, ids := eventsOf(a.AccountID, 1500)
 	want = append(want, ids...)
 	e.publish(during...)
 	e.publish(before[:50]...) // a relay retrying: JetStream drops them (same Nats-Msg-Id)
-	require.Equal(t, 100, e.count(a.accountID), "nothing is stored while the service is down")
+	require.Equal(t, 100, e.count(a.AccountID), "nothing is stored while the service is down")
 
 	e.startAudit()
-	e.waitStored(a.accountID, len(want))
+	e.waitStored(a.AccountID, len(want))
 	e.waitDrained()
-	e.requireChain(a.accountID, want)
-	ok, checked, bad := e.verify(a.token)
+	e.requireChain(a.AccountID, want)
+	ok, checked, bad := e.verify(a.Token)
 	require.True(t, ok, bad)
 	require.Equal(t, len(want), checked)
 }
@@ -68,11 +68,11 @@ func TestReplicasNeverForkAChain(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	clients := []auditv1.AuditServiceClient{e.client, auditv1.NewAuditServiceClient(conn)}
-	a, b := e.signUp("alice"), e.signUp("bob")
+	a, b := e.accounts.api.SignUp("alice"), e.accounts.api.SignUp("bob")
 	want := map[string][]string{}
 	var published []*auditv1.AuditEvent
 	for i := range 3000 {
-		acc := []string{a.accountID, b.accountID, ""}[i%3]
+		acc := []string{a.AccountID, b.AccountID, ""}[i%3]
 		ev := event(acc, time.Now())
 		published = append(published, ev)
 		want[acc] = append(want[acc], ev.GetId())
@@ -85,7 +85,7 @@ func TestReplicasNeverForkAChain(t *testing.T) {
 			defer wg.Done()
 			ctx := auth.OutgoingBearer(context.Background(), e.operator)
 			for i := range 50 {
-				acc := []string{a.accountID, b.accountID}[(w+i)%2]
+				acc := []string{a.AccountID, b.AccountID}[(w+i)%2]
 				ev := event(acc, time.Now())
 				resp, err := clients[(w+i)%2].Append(ctx, &auditv1.AppendRequest{Event: ev})
 				if err != nil || !resp.GetStored() {
@@ -116,11 +116,11 @@ func TestReplicasNeverForkAChain(t *testing.T) {
 // writes again, every event arrives, once, in one chain.
 func TestStoreFailureDelaysEvents(t *testing.T) {
 	e := newEnv(t)
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	ctx := context.Background()
 	_, err := e.super.Exec(ctx, `REVOKE INSERT ON audit.events FROM `+store.WriterRole)
 	require.NoError(t, err)
-	evs, want := eventsOf(a.accountID, 300)
+	evs, want := eventsOf(a.AccountID, 300)
 	e.publish(evs...)
 	testutil.Eventually(t, 30*time.Second, func() bool {
 		c, err := e.js.Consumer(ctx, natsx.AuditStream(e.ns), "audit")
@@ -130,42 +130,42 @@ func TestStoreFailureDelaysEvents(t *testing.T) {
 		info, err := c.Info(ctx)
 		return err == nil && info.NumRedelivered > 0
 	}, "a failed batch to be handed back and redelivered")
-	require.Zero(t, e.count(a.accountID))
+	require.Zero(t, e.count(a.AccountID))
 	var headCount int
 	require.NoError(t, e.super.QueryRow(ctx, `SELECT count(*) FROM audit.chain_heads`).Scan(&headCount))
 	require.Zero(t, headCount, "a failed batch leaves no trace: the chain head rolled back with it")
 
 	_, err = e.super.Exec(ctx, `GRANT INSERT ON audit.events TO `+store.WriterRole)
 	require.NoError(t, err)
-	e.waitStored(a.accountID, len(want))
+	e.waitStored(a.AccountID, len(want))
 	e.waitDrained()
-	e.requireChain(a.accountID, want)
+	e.requireChain(a.AccountID, want)
 }
 
 // TestConsumerAndStreamComeBack: when the durable consumer, or the whole stream, is
 // deleted under a running service, it sets them up again and goes on storing.
 func TestConsumerAndStreamComeBack(t *testing.T) {
 	e := newEnv(t)
-	a := e.signUp("alice")
+	a := e.accounts.api.SignUp("alice")
 	ctx := context.Background()
-	first, want := eventsOf(a.accountID, 10)
+	first, want := eventsOf(a.AccountID, 10)
 	e.publish(first...)
-	e.waitStored(a.accountID, len(want))
+	e.waitStored(a.AccountID, len(want))
 
 	require.NoError(t, e.js.DeleteConsumer(ctx, natsx.AuditStream(e.ns), "audit"))
-	second, ids := eventsOf(a.accountID, 10)
+	second, ids := eventsOf(a.AccountID, 10)
 	want = append(want, ids...)
 	e.publish(second...)
-	e.waitStored(a.accountID, len(want))
+	e.waitStored(a.AccountID, len(want))
 
 	require.NoError(t, e.js.DeleteStream(ctx, natsx.AuditStream(e.ns)))
 	testutil.Eventually(t, 60*time.Second, func() bool {
 		_, err := e.js.Consumer(ctx, natsx.AuditStream(e.ns), "audit")
 		return err == nil
 	}, "the stream and consumer to be set up again")
-	third, ids := eventsOf(a.accountID, 10)
+	third, ids := eventsOf(a.AccountID, 10)
 	want = append(want, ids...)
 	e.publish(third...)
-	e.waitStored(a.accountID, len(want))
-	e.requireChain(a.accountID, want)
+	e.waitStored(a.AccountID, len(want))
+	e.requireChain(a.AccountID, want)
 }

@@ -16,8 +16,8 @@ import (
 // free), oldest first in chain order, and what remains still verifies.
 func TestRetentionFollowsThePlan(t *testing.T) {
 	e := newEnv(t, withAudit(func(c *audit.Config) { c.RetentionInterval = 50 * time.Millisecond }))
-	free, pro := e.signUp("free"), e.signUp("pro")
-	e.setPlan(pro.accountID, "pro")
+	free, pro := e.accounts.api.SignUp("free"), e.accounts.api.SignUp("pro")
+	e.setPlan(pro.AccountID, "pro")
 	unknown := ids.New(ids.Account) // well formed, but no such account
 	notAnID := "legacy-team-7"      // the accounts service refuses the id itself
 
@@ -28,7 +28,7 @@ func TestRetentionFollowsThePlan(t *testing.T) {
 			require.True(t, e.appendEvent(event(acc, at.Add(time.Duration(i)*time.Millisecond))))
 		}
 	}
-	for _, acc := range []string{free.accountID, pro.accountID, unknown, notAnID, ""} {
+	for _, acc := range []string{free.AccountID, pro.AccountID, unknown, notAnID, ""} {
 		add(acc, days(400), 2)
 		add(acc, days(40), 5)
 		add(acc, days(10), 3)
@@ -36,9 +36,9 @@ func TestRetentionFollowsThePlan(t *testing.T) {
 	}
 	// An old event that arrived late, after younger ones: it stays until they go, so the
 	// chain that remains is never holed.
-	add(free.accountID, days(40), 1)
+	add(free.AccountID, days(40), 1)
 
-	expect := map[string]int{free.accountID: 3 + 2 + 1, pro.accountID: 5 + 3 + 2, unknown: 5, notAnID: 5, "": 5}
+	expect := map[string]int{free.AccountID: 3 + 2 + 1, pro.AccountID: 5 + 3 + 2, unknown: 5, notAnID: 5, "": 5}
 	testutil.Eventually(t, 30*time.Second, func() bool {
 		for acc, n := range expect {
 			if e.count(acc) != n {
@@ -47,14 +47,14 @@ func TestRetentionFollowsThePlan(t *testing.T) {
 		}
 		return true
 	}, "retention to apply")
-	for _, u := range []user{free, pro} {
-		ok, checked, bad := e.verify(u.token)
+	for _, u := range []testutil.Account{free, pro} {
+		ok, checked, bad := e.verify(u.Token)
 		require.True(t, ok, bad)
-		require.Equal(t, expect[u.accountID], checked)
+		require.Equal(t, expect[u.AccountID], checked)
 	}
 	// The chains go on from where they were.
-	add(free.accountID, now, 1)
-	ok, checked, bad := e.verify(free.token)
+	add(free.AccountID, now, 1)
+	ok, checked, bad := e.verify(free.Token)
 	require.True(t, ok, bad)
-	require.Equal(t, expect[free.accountID]+1, checked)
+	require.Equal(t, expect[free.AccountID]+1, checked)
 }

@@ -7,7 +7,9 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/latchkey/latchkey/gen v0.0.0
 	github.com/latchkey/latchkey/pkg v0.0.0
+	github.com/latchkey/latchkey/services/accounts v0.0.0
 	github.com/nats-io/nats.go v1.55.0
+	github.com/stretchr/testify v1.12.1
 	go.uber.org/zap v1.28.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -42,3 +44,6 @@ require (
 replace github.com/latchkey/latchkey/gen => ../../gen
 
 replace github.com/latchkey/latchkey/pkg => ../../pkg
+
+// Only the tests of internal/api run an accounts service beside keys.
+replace github.com/latchkey/latchkey/services/accounts => ../accounts
