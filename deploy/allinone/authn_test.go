@@ -75,17 +75,23 @@ func TestOneAuthenticator(t *testing.T) {
 		operator func() testutil.Reply
 	}
 	services := []service{
-		{"accounts",
+		{
+			"accounts",
 			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/projects", tok, nil, h...) },
 			func() testutil.Reply {
 				return s.Call("POST", "/v1/admin/accounts/"+accountID+":setPlan", s.operator, map[string]any{"plan": "pro"})
-			}},
-		{"keys",
+			},
+		},
+		{
+			"keys",
 			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/keys", tok, nil, h...) },
-			func() testutil.Reply { return s.Call("GET", "/v1/key-types", s.operator, nil) }},
-		{"audit",
+			func() testutil.Reply { return s.Call("GET", "/v1/key-types", s.operator, nil) },
+		},
+		{
+			"audit",
 			func(tok string, h ...string) testutil.Reply { return s.Call("GET", "/v1/audit/events", tok, nil, h...) },
-			func() testutil.Reply { return s.Call("GET", "/v1/audit/events?account_id="+accountID, s.operator, nil) }},
+			func() testutil.Reply { return s.Call("GET", "/v1/audit/events?account_id="+accountID, s.operator, nil) },
+		},
 	}
 	// The gateway shares the extraction and the bounds.
 	gateway := func(tok string) testutil.Reply {

@@ -216,7 +216,7 @@ func validSigningKey(k string) bool {
 // kept returns the secret kept in file when it is valid, else a new one from generate,
 // written to file (mode 0600) so that the next start finds it.
 func kept(file string, generate func() string, valid func(string) bool) (string, error) {
-	if b, err := os.ReadFile(file); err == nil && valid(strings.TrimSpace(string(b))) {
+	if b, err := os.ReadFile(file); err == nil && valid(strings.TrimSpace(string(b))) { //nolint:gosec // file is the developer's own setting (LATCHKEY_PEPPER_FILE) or a fixed path under .cache, never request input
 		return strings.TrimSpace(string(b)), nil
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err

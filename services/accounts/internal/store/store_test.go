@@ -174,8 +174,10 @@ func TestEnvironmentsAddedAt(t *testing.T) {
 	s := store.New(pool, testutil.Namespace(t))
 	a, _ := newAccount(t, ctx, s, "a@example.com")
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
-	p, err := s.CreateProject(ctx, store.Project{ID: ids.New(ids.Project), AccountID: a.ID, Name: "p",
-		Environments: []string{"dev", "prd", "old"}, CreatedAt: t0, UpdatedAt: t0}, quota.Cap{}, noEvent)
+	p, err := s.CreateProject(ctx, store.Project{
+		ID: ids.New(ids.Project), AccountID: a.ID, Name: "p",
+		Environments: []string{"dev", "prd", "old"}, CreatedAt: t0, UpdatedAt: t0,
+	}, quota.Cap{}, noEvent)
 	require.NoError(t, err)
 	require.Equal(t, map[string]time.Time{"dev": t0, "prd": t0, "old": t0}, utc(p.EnvironmentsAddedAt))
 	// "old" as a project from before entries were recorded has it.
