@@ -16,7 +16,7 @@ func TestValid(t *testing.T) {
 	body := id[len(ids.Project):]
 	for name, s := range map[string]string{
 		"upper case":   ids.Project + strings.ToUpper(body),
-		"one upper":    id[:len(id)-1] + strings.ToUpper(id[len(id)-1:]),
+		"one upper":    oneUpper(id),
 		"other prefix": ids.Key + body,
 		"short":        id[:len(id)-1],
 		"long":         id + "0",
@@ -41,4 +41,11 @@ func TestCheck(t *testing.T) {
 			require.Contains(t, e.Message, ids.Key)
 		}
 	}
+}
+
+// oneUpper is id with its first letter after the prefix in upper case (the time part of
+// today's ULIDs has letters: "01m…").
+func oneUpper(id string) string {
+	i := len(ids.Project) + strings.IndexFunc(id[len(ids.Project):], func(r rune) bool { return r >= 'a' && r <= 'z' })
+	return id[:i] + strings.ToUpper(id[i:i+1]) + id[i+1:]
 }
