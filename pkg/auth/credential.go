@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // The bounds of every presented credential, whatever its kind and wherever it is presented
@@ -25,8 +26,9 @@ const (
 )
 
 // SessionTokenPrefix starts every session token, so services tell them from API keys
-// without a lookup. No key type may use it.
-const SessionTokenPrefix = "lks_"
+// without a lookup. No key type may use it. Its shape is declared in keyformat, so that
+// keyformat.Redact hides session tokens as it hides keys.
+const SessionTokenPrefix = keyformat.SessionTokenPrefix
 
 // The errors a caller sees when its credential is refused; every service answers with these
 // values, so the same credential gets the same code and message from each. None of them
