@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // The bounds of every presented credential, whatever its kind and wherever it is presented
@@ -25,8 +26,9 @@ const (
 )
 
 // SessionTokenPrefix starts every session token, so services tell them from API keys
-// without a lookup. No key type may use it.
-const SessionTokenPrefix = "lks_"
+// without a lookup. No key type may use it. Its shape is declared in keyformat, so that
+// keyformat.Redact hides session tokens as it hides keys.
+const SessionTokenPrefix = keyformat.SessionTokenPrefix
 
 // The errors a caller sees when its credential is refused; every service answers with these
 // values, so the same credential gets the same code and message from each. None of them
@@ -134,9 +136,21 @@ func PresentedKey(authorization, apiKey string) (string, *apierr.Error) {
 	return key, nil
 }
 
-// OutgoingBearer attaches a bearer token to an outgoing gRPC call.
+// OutgoingBearer makes token the one bearer of an outgoing gRPC call. An authorization
+// already in ctx's outgoing metadata (the REST bridge's context carries its caller's) is
+// replaced, never sent beside it: the callee reads the first, and would authenticate (and
+// rate-limit) the caller instead of this service.
 func OutgoingBearer(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	return setOutgoing(ctx, "authorization", "Bearer "+token)
+}
+
+// setOutgoing returns ctx with key set to value alone in its outgoing metadata; the other
+// keys are kept.
+func setOutgoing(ctx context.Context, key, value string) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set(key, value)
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // OperatorToken compares a presented token with the configured one in constant time.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/requestid"
 )
 
 func TestCheckToken(t *testing.T) {
@@ -88,4 +89,21 @@ func BenchmarkPresentedKey(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A call to another service made while handling a REST call carries the bridge's outgoing
+// metadata (the caller's authorization, its request id): the service's own bearer must
+// replace the caller's, or the callee authenticates the caller instead (and limits it).
+func TestOutgoingReplacesTheCallersBearer(t *testing.T) {
+	bridge := metadata.AppendToOutgoingContext(context.Background(),
+		"authorization", "Bearer lks_the_callers_session", requestid.MetadataKey, "req-1", "x-other", "kept")
+	ctx, cancel := Outgoing(requestid.With(bridge, "req-1", true), OperatorToken("operator-token-0123"))
+	defer cancel()
+	md, _ := metadata.FromOutgoingContext(ctx)
+	require.Equal(t, []string{"Bearer operator-token-0123"}, md.Get("authorization"))
+	require.Equal(t, []string{"req-1"}, md.Get(requestid.MetadataKey))
+	require.Equal(t, []string{"kept"}, md.Get("x-other"))
+
+	md, _ = metadata.FromOutgoingContext(OutgoingBearer(context.Background(), "tok"))
+	require.Equal(t, []string{"Bearer tok"}, md.Get("authorization"))
 }

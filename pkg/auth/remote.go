@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
@@ -23,7 +22,7 @@ const CallTimeout = 5 * time.Second
 func Outgoing(ctx context.Context, operator OperatorToken) (context.Context, context.CancelFunc) {
 	cctx := OutgoingBearer(ctx, string(operator))
 	if id := requestid.From(ctx); id != "" {
-		cctx = metadata.AppendToOutgoingContext(cctx, requestid.MetadataKey, id)
+		cctx = setOutgoing(cctx, requestid.MetadataKey, id)
 	}
 	return context.WithTimeout(cctx, CallTimeout)
 }

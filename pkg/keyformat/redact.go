@@ -10,6 +10,15 @@ import (
 // a reader still learns which kind of key was pasted.
 const Redacted = "[redacted]"
 
+// The shape of a session token (services/accounts/internal/token makes them, pkg/auth tells
+// them from keys by the prefix): SessionTokenPrefix and SessionTokenBodyLen base62
+// characters, 32 random bytes. Declared here, beside the keys' shapes, so that Redact finds
+// session tokens as it finds keys: both are bearer credentials.
+const (
+	SessionTokenPrefix  = "lks_"
+	SessionTokenBodyLen = 43
+)
+
 // Bounds of the checksum rule of Redact, which recognises keys of profiles this process
 // never loaded: a prefix of at most maxGenericPrefix characters and a body of at least
 // minGenericBody (the shortest body any valid type has: 8 random bytes in hex is 16).
@@ -55,7 +64,8 @@ func registries() []*Registry {
 // parses as a key of a known profile (Default, the built-in profiles and every profile
 // LoadProfile read, current and legacy prefixes), and anything shaped like a checksummed
 // key of any profile (a lower-case prefix ending in '_', a base62 body and a checksum that
-// matches, as secret scanners find them). Everything else is kept as it was. Use it on
+// matches, as secret scanners find them), and every session token (SessionTokenPrefix and
+// SessionTokenBodyLen base62 characters). Everything else is kept as it was. Use it on
 // every text a client or a log may see that can quote input: error messages, audit events.
 func Redact(s string) string {
 	if strings.IndexByte(s, '_') < 0 {
@@ -75,6 +85,7 @@ func Redact(s string) string {
 		if strings.IndexByte(s[a:b], '_') >= 0 {
 			spans = appendKnown(spans, s, a, b, regs)
 			spans = appendChecksummed(spans, s, a, b)
+			spans = appendSessionTokens(spans, s, a, b)
 		}
 		a = b
 	}
@@ -148,6 +159,39 @@ func appendChecksummed(spans []span, s string, a, b int) []span {
 		}
 	}
 	return spans
+}
+
+// appendSessionTokens finds, in the word s[a:b], every SessionTokenPrefix followed by at
+// least SessionTokenBodyLen base62 characters: a session token, the first
+// SessionTokenBodyLen of them its body.
+func appendSessionTokens(spans []span, s string, a, b int) []span {
+	word := s[a:b]
+	for from := 0; ; {
+		i := strings.Index(word[from:], SessionTokenPrefix)
+		if i < 0 {
+			return spans
+		}
+		i += from
+		from = i + 1
+		body, end := i+len(SessionTokenPrefix), i+len(SessionTokenPrefix)+SessionTokenBodyLen
+		if end > len(word) {
+			return spans
+		}
+		if !allBase62(word[body:end]) {
+			continue
+		}
+		spans = append(spans, span{a + i, a + body, a + end})
+		from = end
+	}
+}
+
+func allBase62(s string) bool {
+	for k := 0; k < len(s); k++ {
+		if base62Val[s[k]] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func checksumValue(c string) (uint64, bool) {

@@ -78,3 +78,29 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// A session token is a bearer credential like a key: pasted where an id belongs, or sent as
+// X-Request-Id, it must be neither kept in the audit log nor echoed (issue 8, fault 11).
+func TestRedactSessionTokens(t *testing.T) {
+	const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	body := make([]byte, SessionTokenBodyLen)
+	for i := range body {
+		body[i] = base62[(i*7+3)%len(base62)]
+	}
+	tok := SessionTokenPrefix + string(body)
+	for _, text := range []string{
+		tok,
+		"id " + tok + " is not a key id",
+		"/v1/keys/" + tok + ":revoke",
+		"x" + tok + "y",
+		tok + tok,
+	} {
+		got := Redact(text)
+		require.NotContains(t, got, string(body[:16]), "in %q", text)
+		require.Contains(t, got, SessionTokenPrefix+Redacted)
+		require.Equal(t, got, Redact(got), "idempotent")
+	}
+	// Shorter than a token: kept.
+	short := SessionTokenPrefix + string(body[:SessionTokenBodyLen-1])
+	require.Equal(t, short, Redact(short))
+}

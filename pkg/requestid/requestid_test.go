@@ -37,6 +37,8 @@ func TestResolve(t *testing.T) {
 		// A key pasted as the id: echoed, logged and stored with every event if taken.
 		{pastedKey(t), false},
 		{"retry-1:" + pastedKey(t), false},
+		// So is a session token.
+		{keyformat.SessionTokenPrefix + strings.Repeat("Ab9", keyformat.SessionTokenBodyLen/3) + "Z", false},
 	} {
 		id, supplied := Resolve(tc.raw)
 		require.Equal(t, tc.supplied, supplied, "%q", tc.raw)

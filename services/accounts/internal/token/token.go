@@ -8,13 +8,15 @@ import (
 	"strings"
 
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // Prefix starts every session token, so scanners and our authenticator recognise one.
 const Prefix = auth.SessionTokenPrefix
 
 // bodyLen is 32 random bytes in base62: 62^43 > 2^256, so 43 characters hold them all.
-const bodyLen = 43
+// keyformat declares it, so that keyformat.Redact finds session tokens.
+const bodyLen = keyformat.SessionTokenBodyLen
 
 // Len is the length of a session token.
 const Len = len(Prefix) + bodyLen

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/services/accounts/internal/token"
 )
 
@@ -40,4 +41,14 @@ func TestWellFormed(t *testing.T) {
 func TestHash(t *testing.T) {
 	sum := sha256.Sum256([]byte("lks_x"))
 	require.Equal(t, sum[:], token.Hash("lks_x"))
+}
+
+// Every session token New makes is one keyformat.Redact hides (pasted into an id, an error
+// message or X-Request-Id, it is neither kept nor echoed).
+func TestNewIsRedacted(t *testing.T) {
+	for range 50 {
+		tok, err := token.New()
+		require.NoError(t, err)
+		require.Equal(t, token.Prefix+keyformat.Redacted, keyformat.Redact(tok))
+	}
 }
