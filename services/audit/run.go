@@ -22,6 +22,7 @@ import (
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/periodic"
 	"github.com/latchkey/latchkey/pkg/postgres"
@@ -74,6 +75,9 @@ type Config struct {
 	RetentionFree time.Duration `env:"AUDIT_RETENTION_FREE" envDefault:"720h"`
 	// RetentionPro is how long events are kept on the pro plan; at least MinRetention.
 	RetentionPro time.Duration `env:"AUDIT_RETENTION_PRO" envDefault:"8760h"`
+	// Limits are the per-IP, per-key and per-account token buckets every management call
+	// goes through, reads of the log included (verify walks a whole chain).
+	Limits limits.Config
 	// SigningKey signs the chains' checkpoints: standard base64 of a 32-byte Ed25519 seed,
 	// e.g. `openssl rand -base64 32`. Keep it out of the database: whoever holds it can
 	// forge checkpoints. When empty, the key is derived from OperatorToken with
@@ -213,11 +217,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.Closers = append(u.Closers, func() { _ = keysConn.Close() })
 	accounts := accountsv1.NewInternalServiceClient(accConn)
 
+	lim := limits.New(cfg.Limits)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,
 		Logger:       log,
 		Authenticate: auth.NewRemote(accounts, keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken).Authenticate,
+		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary},
 	})
 	if err != nil {
 		return nil, err
@@ -231,7 +237,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: registerGateway}
 	u.Ready = server.Readiness(cons.Ready, st.Ping)
-	u.Workers = append(u.Workers, cons.Run, job.Run, func(ctx context.Context) error {
+	u.Workers = append(u.Workers, cons.Run, job.Run, lim.Sweep, func(ctx context.Context) error {
 		return signHeads(ctx, st, cfg.CheckpointInterval, log.Named("checkpoints"))
 	})
 	return u, nil

@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/latchkey/latchkey/pkg/limits"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/audit"
@@ -31,6 +33,11 @@ func TestConfigFromEnv(t *testing.T) {
 		RetentionPro:       8760 * time.Hour,
 		CheckpointEvery:    100,
 		CheckpointInterval: time.Minute,
+		Limits: limits.Config{
+			PerIP:      ratelimit.Limit{PerSecond: 10, Burst: 100},
+			PerKey:     ratelimit.Limit{PerSecond: 100, Burst: 1000},
+			PerAccount: ratelimit.Limit{PerSecond: 500, Burst: 5000},
+		},
 	}
 	testutil.RequireEnvCases(t, audit.ConfigFromEnv, defaults,
 		testutil.EnvCase[audit.Config]{Name: "defaults"},
