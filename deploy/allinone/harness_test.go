@@ -91,7 +91,7 @@ func (s *suite) start(options []suiteOption) error {
 			a.KeysAddr, k.AccountsAddr = keysAddr, accountsAddr
 			a.Namespace, k.Namespace = s.ns, s.ns
 			// Tests make many calls from one address; the limits have tests of their own.
-			a.Limits, k.Limits = limits.Config{}, limits.Config{}
+			a.Limits, k.Limits, au.Limits = limits.Config{}, limits.Config{}, limits.Config{}
 			a.ProjectChangesPerHour, k.RotationsPerHour, k.AccountKeysPerHour = 0, 0, 0
 			k.UsageFlushInterval = 50 * time.Millisecond
 			k.DirectoryTTL = time.Second
