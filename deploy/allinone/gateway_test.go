@@ -65,6 +65,12 @@ func verifications(t *testing.T) float64 {
 // stored returns the messages in the ingest stream on subject.
 func (s *suite) stored(subject string) []jetstream.Msg {
 	s.t.Helper()
+	return s.storedIn(strings.ToUpper(s.ns)+"_INGEST", subject)
+}
+
+// storedIn returns the messages in stream on subject.
+func (s *suite) storedIn(stream, subject string) []jetstream.Msg {
+	s.t.Helper()
 	nc, err := nats.Connect(s.natsURL)
 	require.NoError(s.t, err)
 	defer nc.Close()
@@ -72,7 +78,7 @@ func (s *suite) stored(subject string) []jetstream.Msg {
 	require.NoError(s.t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, strings.ToUpper(s.ns)+"_INGEST", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	require.NoError(s.t, err)
 	info, err := cons.Info(ctx)
 	require.NoError(s.t, err)

@@ -53,10 +53,19 @@ func TestProfileShapes(t *testing.T) {
 		anon.DataTTL.Duration != 48*time.Hour || anon.ClaimGrace.Duration != 720*time.Hour {
 		t.Errorf("typed anonymous = %+v", anon)
 	}
-	if dev := get("typed", "ingest"); dev.Prefix != "gt_dev_" || dev.Scope != ScopeEnvironment {
+	if a, ok := ps["typed"].Anonymous(); !ok || a != anon {
+		t.Errorf("typed Anonymous() = %v, %v; want its anonymous type", a, ok)
+	}
+	if !reflect.DeepEqual(anon.Capabilities, []string{"ingest", "read"}) {
+		t.Errorf("typed anonymous capabilities = %v, want ingest and basic reads", anon.Capabilities)
+	}
+	// gt_dev_ carries every capability the scheme names.
+	if dev := get("typed", "ingest"); dev.Prefix != "gt_dev_" || dev.Scope != ScopeEnvironment ||
+		!reflect.DeepEqual(dev.Capabilities, []string{"ingest", "read", "enrichment", "sourcemaps"}) {
 		t.Errorf("typed ingest = %+v", dev)
 	}
-	if s := get("typed", "session"); s.Prefix != "gt_session_" || s.Mintable {
+	// Browser session keys ingest and do nothing else: no management capability.
+	if s := get("typed", "session"); s.Prefix != "gt_session_" || s.Mintable || !reflect.DeepEqual(s.Capabilities, []string{"ingest"}) {
 		t.Errorf("typed session = %+v", s)
 	}
 

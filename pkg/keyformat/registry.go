@@ -28,6 +28,8 @@ type Registry struct {
 	// prefixes holds the same as byPrefix: with a handful of types, comparing a few
 	// strings is cheaper than hashing one.
 	prefixes []*prefixInfo
+	// anonymous is the profile's one anonymous type, nil when it has none.
+	anonymous *Type
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
@@ -111,6 +113,17 @@ func NewRegistry(types []Type) (*Registry, error) {
 		if t.ClaimGrace.Duration != 0 && !t.Anonymous {
 			fail("claim_grace applies only to anonymous types")
 		}
+		if t.Anonymous {
+			// POST /v1/anonymous-keys mints the one anonymous type; the management API never does.
+			if t.Mintable {
+				fail("an anonymous type must not be mintable: POST /v1/anonymous-keys mints it")
+			}
+			if r.anonymous != nil {
+				fail("only one type may be anonymous; %q already is", r.anonymous.Name)
+			} else {
+				r.anonymous = t
+			}
+		}
 		rl := t.RateLimit
 		if math.IsNaN(rl.PerSecond) || math.IsInf(rl.PerSecond, 0) || rl.PerSecond < 0 || rl.Burst < 0 || rl.Burst > math.MaxInt32 {
 			fail("rate_limit must be finite and not negative, its burst at most %d", math.MaxInt32)
@@ -170,6 +183,10 @@ func (r *Registry) Lookup(name string) (*Type, bool) {
 	return t, ok
 }
 
+// Anonymous returns the profile's anonymous type (the one POST /v1/anonymous-keys mints),
+// false when the profile has none. The result is shared and must not be modified.
+func (r *Registry) Anonymous() (*Type, bool) { return r.anonymous, r.anonymous != nil }
+
 // defaultTypes is Latchkey's own scheme.
 func defaultTypes() []Type {
 	day := Duration{24 * time.Hour}
@@ -186,6 +203,20 @@ func defaultTypes() []Type {
 			Browser:       true,
 			RateLimit:     RateLimit{PerSecond: 1000, Burst: 2000},
 			Mintable:      true,
+		},
+		{
+			Name:         "anonymous",
+			Prefix:       "lk_anon_",
+			Encoding:     EncodingBase62,
+			RandomBytes:  32,
+			Checksum:     true,
+			Capabilities: []string{"ingest", "read"},
+			Scope:        ScopeEnvironment,
+			DataTTL:      Duration{48 * time.Hour},
+			Browser:      true,
+			RateLimit:    RateLimit{PerSecond: 100, Burst: 200},
+			Anonymous:    true,
+			ClaimGrace:   Duration{30 * day.Duration},
 		},
 		{
 			Name:          "account",
@@ -210,6 +241,6 @@ var defaultRegistry = func() *Registry {
 	return r
 }()
 
-// Default is Latchkey's own key scheme: "ingest" (lk_ing_) and "account"
-// (lk_acct_). It is shared; the registry is immutable.
+// Default is Latchkey's own key scheme: "ingest" (lk_ing_), "anonymous" (lk_anon_,
+// minted by POST /v1/anonymous-keys) and "account" (lk_acct_). It is shared; the registry is immutable.
 func Default() *Registry { return defaultRegistry }

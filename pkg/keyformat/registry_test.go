@@ -60,6 +60,8 @@ func TestNewRegistryRejects(t *testing.T) {
 		{"negative ttl", func(t *Type) { t.DataTTL = Duration{-time.Hour} }, nil, `data_ttl must not be negative`},
 		{"ttl beyond int32 seconds", func(t *Type) { t.DataTTL = Duration{MaxDuration + time.Second} }, nil, `data_ttl must be at most`},
 		{"claim grace on a non-anonymous type", func(t *Type) { t.ClaimGrace = Duration{time.Hour} }, nil, `claim_grace applies only to anonymous types`},
+		{"mintable anonymous type", func(t *Type) { t.Anonymous, t.Mintable = true, true }, nil, `an anonymous type must not be mintable`},
+		{"two anonymous types", func(t *Type) { t.Anonymous, t.Mintable = true, false }, []Type{other(func(t *Type) { t.Anonymous, t.Mintable = true, false })}, `type "other": only one type may be anonymous; "ingest" already is`},
 		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
 		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},
 		{"burst over int32", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 1, Burst: math.MaxInt32 + 1} }, nil, `its burst at most 2147483647`},
@@ -121,6 +123,12 @@ func TestDefault(t *testing.T) {
 			Capabilities: []string{"ingest"}, Scope: ScopeEnvironment, RotationGrace: Duration{24 * time.Hour},
 			Browser: true, RateLimit: RateLimit{PerSecond: 1000, Burst: 2000}, Mintable: true,
 		},
+		"anonymous": {
+			Name: "anonymous", Prefix: "lk_anon_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
+			Capabilities: []string{"ingest", "read"}, Scope: ScopeEnvironment, DataTTL: Duration{48 * time.Hour},
+			Browser: true, RateLimit: RateLimit{PerSecond: 100, Burst: 200}, Anonymous: true,
+			ClaimGrace: Duration{720 * time.Hour},
+		},
 		"account": {
 			Name: "account", Prefix: "lk_acct_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
 			Capabilities: []string{"keys:read", "keys:write", "projects:read", "projects:write", "audit:read", "servers:manage"},
@@ -138,6 +146,9 @@ func TestDefault(t *testing.T) {
 		if !reflect.DeepEqual(*got, w) {
 			t.Errorf("Default %q = %+v, want %+v", name, *got, w)
 		}
+	}
+	if a, ok := r.Anonymous(); !ok || a.Name != "anonymous" {
+		t.Errorf("Default's anonymous type = %v, %v; want the anonymous type", a, ok)
 	}
 	if _, ok := r.Lookup("nope"); ok {
 		t.Error("Lookup of an unknown name succeeded")

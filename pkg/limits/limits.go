@@ -52,28 +52,53 @@ func (l *Limits) Unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, ne
 	if p != nil && p.Kind == auth.KindOperator {
 		return next(ctx, req)
 	}
-	if err := l.take(l.ips, "ip", callmeta.ClientIP(ctx), l.cfg.PerIP); err != nil {
+	if err := take(l.ips, "ip", callmeta.ClientIP(ctx), l.cfg.PerIP); err != nil {
 		return nil, err
 	}
 	if p != nil && p.KeyID != "" {
-		if err := l.take(l.keys, "key", p.KeyID, l.cfg.PerKey); err != nil {
+		if err := take(l.keys, "key", p.KeyID, l.cfg.PerKey); err != nil {
 			return nil, err
 		}
 	}
 	if p != nil && p.AccountID != "" {
-		if err := l.take(l.accounts, "account", p.AccountID, l.cfg.PerAccount); err != nil {
+		if err := take(l.accounts, "account", p.AccountID, l.cfg.PerAccount); err != nil {
 			return nil, err
 		}
 	}
 	return next(ctx, req)
 }
 
-func (l *Limits) take(lim *ratelimit.Limiter, tier, key string, limit ratelimit.Limit) error {
+func take(lim *ratelimit.Limiter, tier, key string, limit ratelimit.Limit) error {
 	if key == "" {
 		return nil
 	}
 	if ok, retry := lim.Allow(key, limit); !ok {
 		return (&apierr.Error{Code: apierr.RateLimited, Message: "too many requests: the " + tier + " limit is reached", RetryAfter: retry}).With("tier", tier)
 	}
+	return nil
+}
+
+// Bucket is a per-client-IP token bucket of its own, for a call that anyone may make with
+// no credentials and that must be limited more tightly than the rest (minting anonymous
+// keys, LATCHKEY_LIMIT_ANONYMOUS). It is taken in addition to the buckets of Unary; a
+// refusal is the same 429 rate_limited with tier "ip". Run Sweep to keep memory bounded.
+type Bucket struct {
+	lim   *ratelimit.Limiter
+	limit ratelimit.Limit
+}
+
+// NewBucket returns a bucket per client IP under limit; a zero limit never refuses.
+func NewBucket(limit ratelimit.Limit) *Bucket {
+	return &Bucket{lim: ratelimit.New(nil), limit: limit}
+}
+
+// Take takes one token from the bucket of the caller's address (callmeta.ClientIP).
+func (b *Bucket) Take(ctx context.Context) error {
+	return take(b.lim, "ip", callmeta.ClientIP(ctx), b.limit)
+}
+
+// Sweep drops full buckets every minute until ctx ends.
+func (b *Bucket) Sweep(ctx context.Context) error {
+	b.lim.Run(ctx, time.Minute)
 	return nil
 }

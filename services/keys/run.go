@@ -30,6 +30,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/keys/internal/api"
@@ -69,6 +70,9 @@ type Config struct {
 	UsageFlushInterval time.Duration `env:"LATCHKEY_USAGE_FLUSH_INTERVAL" envDefault:"5s"`
 	// Limits are the per-IP, per-key and per-account token buckets.
 	Limits limits.Config
+	// AnonymousLimit is the per-client-IP bucket of POST /v1/anonymous-keys, which needs
+	// no credentials: "<rate>/s:<burst>" or "off". It is taken besides LATCHKEY_LIMIT_IP.
+	AnonymousLimit ratelimit.Limit `env:"LATCHKEY_LIMIT_ANONYMOUS" envDefault:"1/s:10"`
 	// RotationsPerHour caps key rotations per account, across replicas; 0 for no cap.
 	RotationsPerHour int `env:"LATCHKEY_CAP_ROTATIONS_PER_HOUR" envDefault:"10"`
 	// AccountKeysPerHour caps creating or rotating account keys per account; 0 for no cap.
@@ -175,8 +179,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	st := store.New(pool, cfg.Namespace)
 	relay := outbox.NewRelay(pool, js, log)
 	uses := usage.New(st.TouchLastUsed, cfg.UsageFlushInterval, log)
+	anonymous := limits.NewBucket(cfg.AnonymousLimit)
 	handlers := api.New(api.Deps{
-		Store: st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
+		Anonymous: anonymous,
+		Store:     st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
 		Caps: api.NewCaps(cfg.RotationsPerHour, cfg.AccountKeysPerHour),
 	})
@@ -210,6 +216,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		uses.Run,
 		dir.Prune,
 		lim.Sweep,
+		anonymous.Sweep,
 		idem.Prune,
 	}
 	return u, nil

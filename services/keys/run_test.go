@@ -36,6 +36,7 @@ func TestConfigFromEnv(t *testing.T) {
 			PerKey:     ratelimit.Limit{PerSecond: 100, Burst: 1000},
 			PerAccount: ratelimit.Limit{PerSecond: 500, Burst: 5000},
 		},
+		AnonymousLimit:     ratelimit.Limit{PerSecond: 1, Burst: 10},
 		RotationsPerHour:   10,
 		AccountKeysPerHour: 10,
 	}
@@ -48,6 +49,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"ACCOUNTS_GRPC_ADDR": "accounts:8081", "LATCHKEY_PEPPER": pepper, "LATCHKEY_KEY_PROFILE": "typed",
 			"LATCHKEY_DIRECTORY_TTL": "1m", "LATCHKEY_USAGE_FLUSH_INTERVAL": "250ms",
 			"LATCHKEY_LIMIT_IP": "off", "LATCHKEY_LIMIT_KEY": "3/s:4", "LATCHKEY_LIMIT_ACCOUNT": "off",
+			"LATCHKEY_LIMIT_ANONYMOUS":        "2/s:5",
 			"LATCHKEY_CAP_ROTATIONS_PER_HOUR": "0", "LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "2",
 			"LATCHKEY_SHUTDOWN_GRACE": "1s", "LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "json",
 		}, Want: func(c *keys.Config) {
@@ -55,6 +57,7 @@ func TestConfigFromEnv(t *testing.T) {
 			c.Namespace, c.OperatorToken, c.AccountsAddr = "prod", "0123456789abcdef", "accounts:8081"
 			c.Pepper, c.KeyProfile, c.DirectoryTTL, c.UsageFlushInterval = pepper, "typed", time.Minute, 250*time.Millisecond
 			c.Limits = limits.Config{PerKey: ratelimit.Limit{PerSecond: 3, Burst: 4}}
+			c.AnonymousLimit = ratelimit.Limit{PerSecond: 2, Burst: 5}
 			c.RotationsPerHour, c.AccountKeysPerHour, c.ShutdownGrace = 0, 2, time.Second
 			c.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.JSON}
 		}},
@@ -67,6 +70,7 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 		"LATCHKEY_DIRECTORY_TTL":             "forever",
 		"LATCHKEY_USAGE_FLUSH_INTERVAL":      "-5s",
 		"LATCHKEY_LIMIT_KEY":                 "100/s",
+		"LATCHKEY_LIMIT_ANONYMOUS":           "1/s",
 		"LATCHKEY_CAP_ROTATIONS_PER_HOUR":    "ten",
 		"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "1.5",
 		"LATCHKEY_SHUTDOWN_GRACE":            "1 minute",

@@ -533,6 +533,96 @@ func (x *CreateKeyResponse) GetSecret() string {
 	return ""
 }
 
+// CreateAnonymousKeyRequest has no fields: the key is bound to nothing.
+type CreateAnonymousKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAnonymousKeyRequest) Reset() {
+	*x = CreateAnonymousKeyRequest{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAnonymousKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAnonymousKeyRequest) ProtoMessage() {}
+
+func (x *CreateAnonymousKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAnonymousKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateAnonymousKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{4}
+}
+
+type CreateAnonymousKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The plaintext key. Shown once.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAnonymousKeyResponse) Reset() {
+	*x = CreateAnonymousKeyResponse{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAnonymousKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAnonymousKeyResponse) ProtoMessage() {}
+
+func (x *CreateAnonymousKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAnonymousKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateAnonymousKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateAnonymousKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CreateAnonymousKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
 type ListKeysRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId   string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
@@ -548,7 +638,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +650,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +663,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{4}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListKeysRequest) GetProjectId() string {
@@ -628,7 +718,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +730,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +743,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{5}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -679,7 +769,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +781,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +794,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -723,7 +813,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +825,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +838,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -770,7 +860,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +872,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +885,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -821,7 +911,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +923,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +936,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -867,7 +957,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +969,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +982,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -923,7 +1013,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1025,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1038,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateKeyResponse) GetKey() *Key {
@@ -987,7 +1077,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1089,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1102,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -1054,7 +1144,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1156,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1169,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -1112,7 +1202,7 @@ type RevocationReceipt struct {
 
 func (x *RevocationReceipt) Reset() {
 	*x = RevocationReceipt{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1214,7 @@ func (x *RevocationReceipt) String() string {
 func (*RevocationReceipt) ProtoMessage() {}
 
 func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1227,7 @@ func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationReceipt.ProtoReflect.Descriptor instead.
 func (*RevocationReceipt) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevocationReceipt) GetGatewaysLive() int32 {
@@ -1182,7 +1272,7 @@ type VerifyKeyRequest struct {
 
 func (x *VerifyKeyRequest) Reset() {
 	*x = VerifyKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1284,7 @@ func (x *VerifyKeyRequest) String() string {
 func (*VerifyKeyRequest) ProtoMessage() {}
 
 func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1297,7 @@ func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VerifyKeyRequest) GetKey() string {
@@ -1247,7 +1337,7 @@ type VerifyKeyResponse struct {
 
 func (x *VerifyKeyResponse) Reset() {
 	*x = VerifyKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1349,7 @@ func (x *VerifyKeyResponse) String() string {
 func (*VerifyKeyResponse) ProtoMessage() {}
 
 func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1362,7 @@ func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VerifyKeyResponse) GetValid() bool {
@@ -1311,7 +1401,7 @@ type ListKeyTypesRequest struct {
 
 func (x *ListKeyTypesRequest) Reset() {
 	*x = ListKeyTypesRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1413,7 @@ func (x *ListKeyTypesRequest) String() string {
 func (*ListKeyTypesRequest) ProtoMessage() {}
 
 func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1426,7 @@ func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{19}
 }
 
 type ListKeyTypesResponse struct {
@@ -1348,7 +1438,7 @@ type ListKeyTypesResponse struct {
 
 func (x *ListKeyTypesResponse) Reset() {
 	*x = ListKeyTypesResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1450,7 @@ func (x *ListKeyTypesResponse) String() string {
 func (*ListKeyTypesResponse) ProtoMessage() {}
 
 func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1463,7 @@ func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListKeyTypesResponse) GetKeyTypes() []*KeyType {
@@ -1453,6 +1543,10 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
 	"\x11CreateKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x1b\n" +
+	"\x19CreateAnonymousKeyRequest\"]\n" +
+	"\x1aCreateAnonymousKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\xba\x01\n" +
 	"\x0fListKeysRequest\x12\x1d\n" +
 	"\n" +
@@ -1510,7 +1604,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x0fallowed_origins\x18\x04 \x03(\tR\x0eallowedOrigins\"\x15\n" +
 	"\x13ListKeyTypesRequest\"N\n" +
 	"\x14ListKeyTypesResponse\x126\n" +
-	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes2\x8d\a\n" +
+	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes2\x9e\b\n" +
 	"\vKeysService\x12i\n" +
 	"\tCreateKey\x12\".latchkey.keys.v1.CreateKeyRequest\x1a#.latchkey.keys.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/keys\x12c\n" +
 	"\bListKeys\x12!.latchkey.keys.v1.ListKeysRequest\x1a\".latchkey.keys.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
@@ -1519,7 +1613,8 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\tUpdateKey\x12\".latchkey.keys.v1.UpdateKeyRequest\x1a#.latchkey.keys.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x03key2\x11/v1/keys/{key.id}\x12u\n" +
 	"\tRotateKey\x12\".latchkey.keys.v1.RotateKeyRequest\x1a#.latchkey.keys.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:rotate\x12u\n" +
 	"\tRevokeKey\x12\".latchkey.keys.v1.RevokeKeyRequest\x1a#.latchkey.keys.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revoke\x12p\n" +
-	"\tVerifyKey\x12\".latchkey.keys.v1.VerifyKeyRequest\x1a#.latchkey.keys.v1.VerifyKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/keys:verify\x12t\n" +
+	"\tVerifyKey\x12\".latchkey.keys.v1.VerifyKeyRequest\x1a#.latchkey.keys.v1.VerifyKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/keys:verify\x12\x8e\x01\n" +
+	"\x12CreateAnonymousKey\x12+.latchkey.keys.v1.CreateAnonymousKeyRequest\x1a,.latchkey.keys.v1.CreateAnonymousKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/anonymous-keys\x12t\n" +
 	"\fListKeyTypes\x12%.latchkey.keys.v1.ListKeyTypesRequest\x1a&.latchkey.keys.v1.ListKeyTypesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/key-typesB\xbd\x01\n" +
 	"\x14com.latchkey.keys.v1B\tKeysProtoP\x01Z8github.com/latchkey/latchkey/gen/latchkey/keys/v1;keysv1\xa2\x02\x03LKX\xaa\x02\x10Latchkey.Keys.V1\xca\x02\x10Latchkey\\Keys\\V1\xe2\x02\x1cLatchkey\\Keys\\V1\\GPBMetadata\xea\x02\x12Latchkey::Keys::V1b\x06proto3"
 
@@ -1535,74 +1630,79 @@ func file_latchkey_keys_v1_keys_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_keys_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_latchkey_keys_v1_keys_proto_goTypes = []any{
-	(*Key)(nil),                   // 0: latchkey.keys.v1.Key
-	(*KeyType)(nil),               // 1: latchkey.keys.v1.KeyType
-	(*CreateKeyRequest)(nil),      // 2: latchkey.keys.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 3: latchkey.keys.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),       // 4: latchkey.keys.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 5: latchkey.keys.v1.ListKeysResponse
-	(*GetKeyRequest)(nil),         // 6: latchkey.keys.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 7: latchkey.keys.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),      // 8: latchkey.keys.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),     // 9: latchkey.keys.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),      // 10: latchkey.keys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),     // 11: latchkey.keys.v1.RotateKeyResponse
-	(*RevokeKeyRequest)(nil),      // 12: latchkey.keys.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 13: latchkey.keys.v1.RevokeKeyResponse
-	(*RevocationReceipt)(nil),     // 14: latchkey.keys.v1.RevocationReceipt
-	(*VerifyKeyRequest)(nil),      // 15: latchkey.keys.v1.VerifyKeyRequest
-	(*VerifyKeyResponse)(nil),     // 16: latchkey.keys.v1.VerifyKeyResponse
-	(*ListKeyTypesRequest)(nil),   // 17: latchkey.keys.v1.ListKeyTypesRequest
-	(*ListKeyTypesResponse)(nil),  // 18: latchkey.keys.v1.ListKeyTypesResponse
-	nil,                           // 19: latchkey.keys.v1.Key.MetadataEntry
-	nil,                           // 20: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 22: google.protobuf.FieldMask
+	(*Key)(nil),                        // 0: latchkey.keys.v1.Key
+	(*KeyType)(nil),                    // 1: latchkey.keys.v1.KeyType
+	(*CreateKeyRequest)(nil),           // 2: latchkey.keys.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),          // 3: latchkey.keys.v1.CreateKeyResponse
+	(*CreateAnonymousKeyRequest)(nil),  // 4: latchkey.keys.v1.CreateAnonymousKeyRequest
+	(*CreateAnonymousKeyResponse)(nil), // 5: latchkey.keys.v1.CreateAnonymousKeyResponse
+	(*ListKeysRequest)(nil),            // 6: latchkey.keys.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),           // 7: latchkey.keys.v1.ListKeysResponse
+	(*GetKeyRequest)(nil),              // 8: latchkey.keys.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),             // 9: latchkey.keys.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),           // 10: latchkey.keys.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),          // 11: latchkey.keys.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),           // 12: latchkey.keys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 13: latchkey.keys.v1.RotateKeyResponse
+	(*RevokeKeyRequest)(nil),           // 14: latchkey.keys.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),          // 15: latchkey.keys.v1.RevokeKeyResponse
+	(*RevocationReceipt)(nil),          // 16: latchkey.keys.v1.RevocationReceipt
+	(*VerifyKeyRequest)(nil),           // 17: latchkey.keys.v1.VerifyKeyRequest
+	(*VerifyKeyResponse)(nil),          // 18: latchkey.keys.v1.VerifyKeyResponse
+	(*ListKeyTypesRequest)(nil),        // 19: latchkey.keys.v1.ListKeyTypesRequest
+	(*ListKeyTypesResponse)(nil),       // 20: latchkey.keys.v1.ListKeyTypesResponse
+	nil,                                // 21: latchkey.keys.v1.Key.MetadataEntry
+	nil,                                // 22: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 24: google.protobuf.FieldMask
 }
 var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
-	21, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	21, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	21, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	21, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
-	21, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	19, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
-	21, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	23, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	23, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	23, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
+	23, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	21, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
+	23, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
 	0,  // 8: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 9: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
-	0,  // 10: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 11: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
-	22, // 12: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 13: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 14: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 15: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
-	0,  // 16: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	14, // 17: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
-	0,  // 18: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	1,  // 19: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
-	2,  // 20: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
-	4,  // 21: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
-	6,  // 22: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
-	8,  // 23: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
-	10, // 24: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
-	12, // 25: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
-	15, // 26: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
-	17, // 27: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
-	3,  // 28: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
-	5,  // 29: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
-	7,  // 30: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
-	9,  // 31: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
-	11, // 32: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
-	13, // 33: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
-	16, // 34: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
-	18, // 35: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	0,  // 9: latchkey.keys.v1.CreateAnonymousKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 10: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
+	0,  // 11: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 12: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
+	24, // 13: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 14: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 15: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 16: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
+	0,  // 17: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	16, // 18: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
+	0,  // 19: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	1,  // 20: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
+	2,  // 21: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
+	6,  // 22: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
+	8,  // 23: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
+	10, // 24: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
+	12, // 25: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
+	14, // 26: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
+	17, // 27: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
+	4,  // 28: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
+	19, // 29: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
+	3,  // 30: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
+	7,  // 31: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
+	9,  // 32: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
+	11, // 33: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
+	13, // 34: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
+	15, // 35: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
+	18, // 36: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
+	5,  // 37: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
+	20, // 38: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_keys_proto_init() }
@@ -1610,14 +1710,14 @@ func file_latchkey_keys_v1_keys_proto_init() {
 	if File_latchkey_keys_v1_keys_proto != nil {
 		return
 	}
-	file_latchkey_keys_v1_keys_proto_msgTypes[10].OneofWrappers = []any{}
+	file_latchkey_keys_v1_keys_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_keys_proto_rawDesc), len(file_latchkey_keys_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -334,6 +334,33 @@ func local_request_KeysService_VerifyKey_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
+func request_KeysService_CreateAnonymousKey_0(ctx context.Context, marshaler runtime.Marshaler, client KeysServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateAnonymousKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateAnonymousKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_KeysService_CreateAnonymousKey_0(ctx context.Context, marshaler runtime.Marshaler, server KeysServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateAnonymousKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.CreateAnonymousKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_KeysService_ListKeyTypes_0(ctx context.Context, marshaler runtime.Marshaler, client KeysServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListKeyTypesRequest
@@ -500,6 +527,26 @@ func RegisterKeysServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			return
 		}
 		forward_KeysService_VerifyKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_KeysService_CreateAnonymousKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/latchkey.keys.v1.KeysService/CreateAnonymousKey", runtime.WithHTTPPathPattern("/v1/anonymous-keys"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_KeysService_CreateAnonymousKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_KeysService_CreateAnonymousKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_KeysService_ListKeyTypes_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -680,6 +727,23 @@ func RegisterKeysServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_KeysService_VerifyKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_KeysService_CreateAnonymousKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/latchkey.keys.v1.KeysService/CreateAnonymousKey", runtime.WithHTTPPathPattern("/v1/anonymous-keys"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_KeysService_CreateAnonymousKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_KeysService_CreateAnonymousKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_KeysService_ListKeyTypes_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -701,23 +765,25 @@ func RegisterKeysServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 }
 
 var (
-	pattern_KeysService_CreateKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, ""))
-	pattern_KeysService_ListKeys_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, ""))
-	pattern_KeysService_GetKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, ""))
-	pattern_KeysService_UpdateKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "key.id"}, ""))
-	pattern_KeysService_RotateKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, "rotate"))
-	pattern_KeysService_RevokeKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, "revoke"))
-	pattern_KeysService_VerifyKey_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, "verify"))
-	pattern_KeysService_ListKeyTypes_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "key-types"}, ""))
+	pattern_KeysService_CreateKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, ""))
+	pattern_KeysService_ListKeys_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, ""))
+	pattern_KeysService_GetKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, ""))
+	pattern_KeysService_UpdateKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "key.id"}, ""))
+	pattern_KeysService_RotateKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, "rotate"))
+	pattern_KeysService_RevokeKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "keys", "id"}, "revoke"))
+	pattern_KeysService_VerifyKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "keys"}, "verify"))
+	pattern_KeysService_CreateAnonymousKey_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "anonymous-keys"}, ""))
+	pattern_KeysService_ListKeyTypes_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "key-types"}, ""))
 )
 
 var (
-	forward_KeysService_CreateKey_0    = runtime.ForwardResponseMessage
-	forward_KeysService_ListKeys_0     = runtime.ForwardResponseMessage
-	forward_KeysService_GetKey_0       = runtime.ForwardResponseMessage
-	forward_KeysService_UpdateKey_0    = runtime.ForwardResponseMessage
-	forward_KeysService_RotateKey_0    = runtime.ForwardResponseMessage
-	forward_KeysService_RevokeKey_0    = runtime.ForwardResponseMessage
-	forward_KeysService_VerifyKey_0    = runtime.ForwardResponseMessage
-	forward_KeysService_ListKeyTypes_0 = runtime.ForwardResponseMessage
+	forward_KeysService_CreateKey_0          = runtime.ForwardResponseMessage
+	forward_KeysService_ListKeys_0           = runtime.ForwardResponseMessage
+	forward_KeysService_GetKey_0             = runtime.ForwardResponseMessage
+	forward_KeysService_UpdateKey_0          = runtime.ForwardResponseMessage
+	forward_KeysService_RotateKey_0          = runtime.ForwardResponseMessage
+	forward_KeysService_RevokeKey_0          = runtime.ForwardResponseMessage
+	forward_KeysService_VerifyKey_0          = runtime.ForwardResponseMessage
+	forward_KeysService_CreateAnonymousKey_0 = runtime.ForwardResponseMessage
+	forward_KeysService_ListKeyTypes_0       = runtime.ForwardResponseMessage
 )

@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeysService_CreateKey_FullMethodName    = "/latchkey.keys.v1.KeysService/CreateKey"
-	KeysService_ListKeys_FullMethodName     = "/latchkey.keys.v1.KeysService/ListKeys"
-	KeysService_GetKey_FullMethodName       = "/latchkey.keys.v1.KeysService/GetKey"
-	KeysService_UpdateKey_FullMethodName    = "/latchkey.keys.v1.KeysService/UpdateKey"
-	KeysService_RotateKey_FullMethodName    = "/latchkey.keys.v1.KeysService/RotateKey"
-	KeysService_RevokeKey_FullMethodName    = "/latchkey.keys.v1.KeysService/RevokeKey"
-	KeysService_VerifyKey_FullMethodName    = "/latchkey.keys.v1.KeysService/VerifyKey"
-	KeysService_ListKeyTypes_FullMethodName = "/latchkey.keys.v1.KeysService/ListKeyTypes"
+	KeysService_CreateKey_FullMethodName          = "/latchkey.keys.v1.KeysService/CreateKey"
+	KeysService_ListKeys_FullMethodName           = "/latchkey.keys.v1.KeysService/ListKeys"
+	KeysService_GetKey_FullMethodName             = "/latchkey.keys.v1.KeysService/GetKey"
+	KeysService_UpdateKey_FullMethodName          = "/latchkey.keys.v1.KeysService/UpdateKey"
+	KeysService_RotateKey_FullMethodName          = "/latchkey.keys.v1.KeysService/RotateKey"
+	KeysService_RevokeKey_FullMethodName          = "/latchkey.keys.v1.KeysService/RevokeKey"
+	KeysService_VerifyKey_FullMethodName          = "/latchkey.keys.v1.KeysService/VerifyKey"
+	KeysService_CreateAnonymousKey_FullMethodName = "/latchkey.keys.v1.KeysService/CreateAnonymousKey"
+	KeysService_ListKeyTypes_FullMethodName       = "/latchkey.keys.v1.KeysService/ListKeyTypes"
 )
 
 // KeysServiceClient is the client API for KeysService service.
@@ -51,6 +52,11 @@ type KeysServiceClient interface {
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
 	// VerifyKey checks a presented key: for gateways and for operators' own backends.
 	VerifyKey(ctx context.Context, in *VerifyKeyRequest, opts ...grpc.CallOption) (*VerifyKeyResponse, error)
+	// CreateAnonymousKey mints a key of the profile's anonymous type for no account, with no
+	// credentials: an SDK's first run sends telemetry before anyone signs up. Limited per
+	// client IP (LATCHKEY_LIMIT_ANONYMOUS). The key never expires; its data is kept for the
+	// type's data_ttl. A profile without an anonymous type answers failed_precondition.
+	CreateAnonymousKey(ctx context.Context, in *CreateAnonymousKeyRequest, opts ...grpc.CallOption) (*CreateAnonymousKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(ctx context.Context, in *ListKeyTypesRequest, opts ...grpc.CallOption) (*ListKeyTypesResponse, error)
 }
@@ -133,6 +139,16 @@ func (c *keysServiceClient) VerifyKey(ctx context.Context, in *VerifyKeyRequest,
 	return out, nil
 }
 
+func (c *keysServiceClient) CreateAnonymousKey(ctx context.Context, in *CreateAnonymousKeyRequest, opts ...grpc.CallOption) (*CreateAnonymousKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateAnonymousKeyResponse)
+	err := c.cc.Invoke(ctx, KeysService_CreateAnonymousKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *keysServiceClient) ListKeyTypes(ctx context.Context, in *ListKeyTypesRequest, opts ...grpc.CallOption) (*ListKeyTypesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListKeyTypesResponse)
@@ -165,6 +181,11 @@ type KeysServiceServer interface {
 	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
 	// VerifyKey checks a presented key: for gateways and for operators' own backends.
 	VerifyKey(context.Context, *VerifyKeyRequest) (*VerifyKeyResponse, error)
+	// CreateAnonymousKey mints a key of the profile's anonymous type for no account, with no
+	// credentials: an SDK's first run sends telemetry before anyone signs up. Limited per
+	// client IP (LATCHKEY_LIMIT_ANONYMOUS). The key never expires; its data is kept for the
+	// type's data_ttl. A profile without an anonymous type answers failed_precondition.
+	CreateAnonymousKey(context.Context, *CreateAnonymousKeyRequest) (*CreateAnonymousKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error)
 	mustEmbedUnimplementedKeysServiceServer()
@@ -197,6 +218,9 @@ func (UnimplementedKeysServiceServer) RevokeKey(context.Context, *RevokeKeyReque
 }
 func (UnimplementedKeysServiceServer) VerifyKey(context.Context, *VerifyKeyRequest) (*VerifyKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyKey not implemented")
+}
+func (UnimplementedKeysServiceServer) CreateAnonymousKey(context.Context, *CreateAnonymousKeyRequest) (*CreateAnonymousKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAnonymousKey not implemented")
 }
 func (UnimplementedKeysServiceServer) ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKeyTypes not implemented")
@@ -348,6 +372,24 @@ func _KeysService_VerifyKey_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeysService_CreateAnonymousKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAnonymousKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeysServiceServer).CreateAnonymousKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeysService_CreateAnonymousKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeysServiceServer).CreateAnonymousKey(ctx, req.(*CreateAnonymousKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KeysService_ListKeyTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListKeyTypesRequest)
 	if err := dec(in); err != nil {
@@ -400,6 +442,10 @@ var KeysService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyKey",
 			Handler:    _KeysService_VerifyKey_Handler,
+		},
+		{
+			MethodName: "CreateAnonymousKey",
+			Handler:    _KeysService_CreateAnonymousKey_Handler,
 		},
 		{
 			MethodName: "ListKeyTypes",

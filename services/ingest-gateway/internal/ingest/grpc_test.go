@@ -64,7 +64,7 @@ func TestOTLPGRPCExport(t *testing.T) {
 
 	msgs = e.byRequestID(t, AnonStream(e.ns), "grpc-logs")
 	require.Len(t, msgs, 1)
-	require.Equal(t, e.ns+".anon._._.logs", msgs[0].Subject)
+	require.Equal(t, e.ns+".anon.key_anon.logs", msgs[0].Subject)
 
 	// Without a request id the call still gets one, echoed in the response header.
 	header = nil

@@ -125,7 +125,7 @@ func TestOTLPHTTPAnonymousGoesToAnonStream(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	msgs := e.byRequestID(t, AnonStream(e.ns), "anon-1")
 	require.Len(t, msgs, 1)
-	require.Equal(t, e.ns+".anon._._.logs", msgs[0].Subject)
+	require.Equal(t, e.ns+".anon.key_anon.logs", msgs[0].Subject)
 	require.Equal(t, "key_anon", msgs[0].Header.Get(HeaderKeyID))
 	require.Empty(t, e.byRequestID(t, Stream(e.ns), "anon-1"))
 }

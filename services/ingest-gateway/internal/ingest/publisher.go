@@ -79,16 +79,20 @@ func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstre
 }
 
 // Subject is where data of a grant and signal is published:
-// <ns>.ingest.<account>.<project>.<environment>.<signal>, or for anonymous grants
-// <ns>.anon.<project>.<environment>.<signal>; "_" stands for an empty project or
-// environment.
+// <ns>.ingest.<account>.<project>.<environment>.<signal>, "_" standing for an empty project
+// or environment; or, for an anonymous grant (which has no account, project or
+// environment), <ns>.anon.<key id>.<signal>, so that one anonymous key's data can be found
+// (to be claimed). Each id must be one subject token.
 func Subject(ns string, g grant.Grant, sig Signal) (string, error) {
+	if g.Anonymous {
+		if !validToken(g.KeyID) {
+			return "", fmt.Errorf("ingest: key id %q is not a subject token", g.KeyID)
+		}
+		return ns + ".anon." + g.KeyID + "." + string(sig), nil
+	}
 	project, env := orUnderscore(g.ProjectID), orUnderscore(g.Environment)
 	if !validToken(project) || !validToken(env) {
 		return "", fmt.Errorf("ingest: project %q or environment %q is not a subject token", g.ProjectID, g.Environment)
-	}
-	if g.Anonymous {
-		return ns + ".anon." + project + "." + env + "." + string(sig), nil
 	}
 	if !validToken(g.AccountID) {
 		return "", fmt.Errorf("ingest: account id %q is not a subject token", g.AccountID)

@@ -56,15 +56,18 @@ func TestSubject(t *testing.T) {
 	s, err = Subject("lk", grant.Grant{KeyID: "k", AccountID: "acc"}, Traces)
 	require.NoError(t, err)
 	require.Equal(t, "lk.ingest.acc._._.traces", s)
-	s, err = Subject("lk", grant.Grant{KeyID: "k", ProjectID: "p", Environment: "dev", Anonymous: true}, Logs)
+	// Anonymous data goes to the key's own subject, so one key's data can be found and claimed.
+	s, err = Subject("lk", grant.Grant{KeyID: "key_1", Anonymous: true}, Logs)
 	require.NoError(t, err)
-	require.Equal(t, "lk.anon.p.dev.logs", s)
+	require.Equal(t, "lk.anon.key_1.logs", s)
 	for _, g := range []grant.Grant{
 		{KeyID: "k", AccountID: ""},
 		{KeyID: "k", AccountID: "a.b"},
 		{KeyID: "k", AccountID: "a", ProjectID: "p*"},
 		{KeyID: "k", AccountID: "a", Environment: "prd >"},
-		{KeyID: "k", Anonymous: true, ProjectID: "p.q"},
+		{KeyID: "", Anonymous: true},
+		{KeyID: "k.q", Anonymous: true},
+		{KeyID: "k>", Anonymous: true},
 	} {
 		_, err := Subject("lk", g, Logs)
 		require.Error(t, err, "%+v", g)

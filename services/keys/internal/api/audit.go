@@ -16,5 +16,7 @@ var AuditActions = map[string]auditlog.Action{
 		Name: "keys.rotate", Resource: "key", ResourceID: []string{"previous.id", "id"},
 		Details: map[string]string{"new_key_id": "key.id"},
 	},
-	keysv1.KeysService_RevokeKey_FullMethodName: {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
+	// Under no account: nobody signed in, and the key belongs to none.
+	keysv1.KeysService_CreateAnonymousKey_FullMethodName: {Name: "keys.create_anonymous", Resource: "key", ResourceID: []string{"key.id"}},
+	keysv1.KeysService_RevokeKey_FullMethodName:          {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
 }

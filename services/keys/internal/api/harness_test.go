@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/limits"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
@@ -63,6 +64,7 @@ func (s *suite) start(configure []func(a *accounts.Config, k *keys.Config)) erro
 	kcfg.Pepper = "test-pepper-" + strings.Repeat("x", 40)
 	// Tests make many calls from one address; the limits have tests of their own.
 	acfg.Limits, kcfg.Limits = limits.Config{}, limits.Config{}
+	kcfg.AnonymousLimit = ratelimit.Limit{}
 	acfg.ProjectChangesPerHour, kcfg.RotationsPerHour, kcfg.AccountKeysPerHour = 0, 0, 0
 	kcfg.UsageFlushInterval = 50 * time.Millisecond
 	kcfg.DirectoryTTL = time.Second

@@ -8,8 +8,10 @@ import (
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/pagetoken"
 	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
@@ -27,10 +29,12 @@ type Server struct {
 	usage    *usage.Tracker
 	receipts *receipts.Tracker
 	caps     Caps
-	notify   func() // wakes the outbox relay after a commit
-	operator string
-	pages    *pagetoken.Codec
-	now      func() time.Time
+	// anonymous is the per-IP bucket of CreateAnonymousKey.
+	anonymous *limits.Bucket
+	notify    func() // wakes the outbox relay after a commit
+	operator  string
+	pages     *pagetoken.Codec
+	now       func() time.Time
 }
 
 // Caps are per-account hourly caps, taken in the transaction of the change they count;
@@ -59,15 +63,21 @@ type Deps struct {
 	Usage    *usage.Tracker
 	Receipts *receipts.Tracker
 	Caps     Caps
-	Notify   func()
-	Operator string
+	// Anonymous is the per-IP bucket minting anonymous keys takes from
+	// (LATCHKEY_LIMIT_ANONYMOUS); nil for none.
+	Anonymous *limits.Bucket
+	Notify    func()
+	Operator  string
 }
 
 // New returns the handlers.
 func New(d Deps) *Server {
+	if d.Anonymous == nil {
+		d.Anonymous = limits.NewBucket(ratelimit.Limit{})
+	}
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
-		caps:   d.Caps,
+		caps: d.Caps, anonymous: d.Anonymous,
 		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.
 		pages: pagetoken.New(d.Operator, 64), // positions are key ids

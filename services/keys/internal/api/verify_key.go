@@ -13,7 +13,8 @@ import (
 
 // VerifyKey answers whether a presented key may be used. Operators and gateways (the
 // operator token) may verify any key; an account's own callers see only its keys, and
-// another account's key is not_found to them.
+// another account's key, or an anonymous one (which belongs to no account), is not_found
+// to them.
 func (s *Server) VerifyKey(ctx context.Context, req *keysv1.VerifyKeyRequest) (*keysv1.VerifyKeyResponse, error) {
 	p, err := auth.RequireAny(ctx)
 	if err != nil {
@@ -71,9 +72,11 @@ func (s *Server) verify(ctx context.Context, key, viewer string, fresh bool, ori
 		}
 		facts.AllowedOrigins = proj.GetAllowedOrigins()
 		resp.AllowedOrigins = proj.GetAllowedOrigins()
-	} else if acct, err = s.dir.Account(ctx, k.AccountID, fresh); err != nil {
-		return nil, nil, err
-	}
+	} else if k.AccountID != "" {
+		if acct, err = s.dir.Account(ctx, k.AccountID, fresh); err != nil {
+			return nil, nil, err
+		}
+	} // else an anonymous key: no account to be suspended, no project to hold origins.
 	facts.AccountSuspended = acct.GetStatus() == "suspended"
 	now := s.now()
 	code := verdict.Decide(&facts, now, origin, capability)

@@ -33,7 +33,8 @@ const (
 
 // Key is a stored key. It never holds the plaintext.
 type Key struct {
-	ID            string
+	ID string
+	// AccountID is "" for an anonymous key, which belongs to no account (NULL in the table).
 	AccountID     string
 	Type          string
 	Name          string
@@ -78,7 +79,8 @@ func (k *Key) Status(now time.Time) string {
 // ErrNotFound is what a caller sees for a key that is not theirs or does not exist.
 var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
 
-const columns = `id, account_id, type, name, key_hash, display_prefix, coalesce(project_id, ''),
+// columns reads a key; an anonymous key's NULL account_id reads as "".
+const columns = `id, coalesce(account_id, ''), type, name, key_hash, display_prefix, coalesce(project_id, ''),
 	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
 	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata,
 	environment_added_at`
@@ -114,7 +116,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, display_prefix, project_id,
 	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at)
-	VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14)`
+	VALUES ($1, nullif($2, ''), $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14)`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
