@@ -75,7 +75,6 @@ func TestAnonymousKeys(t *testing.T) {
 	// And the management API never mints one.
 	project := s.Project(token)
 	s.Call("POST", "/v1/keys", token, map[string]any{"type": "anonymous", "project_id": project, "environment": "dev"}).RequireError(t, 400, "invalid_argument")
-
 }
 
 // TestAnonymousKeysTypedProfile: the typed profile mints gt_anon_ keys, which may not
