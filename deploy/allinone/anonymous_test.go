@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
@@ -28,7 +29,7 @@ func TestAnonymousKeyIngest(t *testing.T) {
 		"Content-Type", "application/x-protobuf", "X-Request-Id", "anon-traces-1")
 	require.Equal(t, 200, sent.Status, sent.Raw)
 
-	anonStream := strings.ToUpper(s.ns) + "_INGEST_ANON"
+	anonStream := natsx.AnonIngestStream(s.ns)
 	msgs := s.storedIn(anonStream, s.ns+".anon."+id+".traces")
 	require.Len(t, msgs, 1)
 	require.Equal(t, id, msgs[0].Headers().Get("Latchkey-Key-Id"))

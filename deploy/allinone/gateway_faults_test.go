@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,10 +332,10 @@ func TestJetStreamLoss(t *testing.T) {
 	}{
 		{"events stream deleted", func() error { return js.DeleteStream(ctx, natsx.EventsStream(s.ns)) }},
 		{"audit stream deleted", func() error { return js.DeleteStream(ctx, natsx.AuditStream(s.ns)) }},
-		{"ingest stream deleted", func() error { return js.DeleteStream(ctx, strings.ToUpper(s.ns)+"_INGEST") }},
+		{"ingest stream deleted", func() error { return js.DeleteStream(ctx, natsx.IngestStream(s.ns)) }},
 		{"audit consumer deleted", func() error { return js.DeleteConsumer(ctx, natsx.AuditStream(s.ns), "audit") }},
 		{"every stream deleted", func() error {
-			for _, name := range []string{natsx.EventsStream(s.ns), natsx.AuditStream(s.ns), strings.ToUpper(s.ns) + "_INGEST", strings.ToUpper(s.ns) + "_INGEST_ANON"} {
+			for _, name := range []string{natsx.EventsStream(s.ns), natsx.AuditStream(s.ns), natsx.IngestStream(s.ns), natsx.AnonIngestStream(s.ns)} {
 				if err := js.DeleteStream(ctx, name); err != nil {
 					return err
 				}

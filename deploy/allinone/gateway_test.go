@@ -22,6 +22,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
@@ -65,7 +66,7 @@ func verifications(t *testing.T) float64 {
 // stored returns the messages in the ingest stream on subject.
 func (s *suite) stored(subject string) []jetstream.Msg {
 	s.t.Helper()
-	return s.storedIn(strings.ToUpper(s.ns)+"_INGEST", subject)
+	return s.storedIn(natsx.IngestStream(s.ns), subject)
 }
 
 // storedIn returns the messages in stream on subject.

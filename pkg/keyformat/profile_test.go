@@ -65,8 +65,12 @@ func TestProfileShapes(t *testing.T) {
 		t.Errorf("typed ingest = %+v", dev)
 	}
 	// Browser session keys ingest and do nothing else: no management capability.
-	if s := get("typed", "session"); s.Prefix != "gt_session_" || s.Mintable || !reflect.DeepEqual(s.Capabilities, []string{"ingest"}) {
+	if s := get("typed", "session"); s.Prefix != "gt_session_" || s.Mintable || !reflect.DeepEqual(s.Capabilities, []string{"ingest"}) ||
+		s.SessionWindow.Duration != time.Hour {
 		t.Errorf("typed session = %+v", s)
+	}
+	if s, ok := ps["typed"].Session(); !ok || s.Prefix != "gt_session_" {
+		t.Errorf("typed Session() = %v, %v; want gt_session_", s, ok)
 	}
 
 	if e := get("envkeys", "ingest"); e.Scope != ScopeEnvironment || e.Encoding != EncodingBase62 || !e.Checksum {

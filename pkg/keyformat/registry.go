@@ -30,6 +30,8 @@ type Registry struct {
 	prefixes []*prefixInfo
 	// anonymous is the profile's one anonymous type, nil when it has none.
 	anonymous *Type
+	// session is the profile's one browser session type, nil when it has none.
+	session *Type
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
@@ -99,7 +101,7 @@ func NewRegistry(types []Type) (*Registry, error) {
 		for _, d := range []struct {
 			field string
 			v     time.Duration
-		}{{"rotation_grace", t.RotationGrace.Duration}, {"data_ttl", t.DataTTL.Duration}, {"claim_grace", t.ClaimGrace.Duration}} {
+		}{{"rotation_grace", t.RotationGrace.Duration}, {"data_ttl", t.DataTTL.Duration}, {"claim_grace", t.ClaimGrace.Duration}, {"session_window", t.SessionWindow.Duration}} {
 			if d.v < 0 {
 				fail("%s must not be negative", d.field)
 			} else if d.v > MaxDuration {
@@ -122,6 +124,29 @@ func NewRegistry(types []Type) (*Registry, error) {
 				fail("only one type may be anonymous; %q already is", r.anonymous.Name)
 			} else {
 				r.anonymous = t
+			}
+		}
+		if t.SessionWindow.Duration > 0 {
+			// POST /v1/session-keys mints the one session type, for browsers only.
+			if t.Mintable {
+				fail("a session type must not be mintable: POST /v1/session-keys mints it")
+			}
+			if t.Anonymous {
+				fail("a type cannot be both anonymous and a session type")
+			}
+			if !t.Browser {
+				fail("a session type must be usable from a browser (browser: true)")
+			}
+			if t.Scope != ScopeEnvironment {
+				fail("a session type must have scope %q: a session key is minted for one project and environment", ScopeEnvironment)
+			}
+			if len(t.Capabilities) != 1 || t.Capabilities[0] != SessionCapability {
+				fail("a session type may carry only the capability %q", SessionCapability)
+			}
+			if r.session != nil {
+				fail("only one type may have a session_window; %q already has", r.session.Name)
+			} else {
+				r.session = t
 			}
 		}
 		rl := t.RateLimit
@@ -187,6 +212,11 @@ func (r *Registry) Lookup(name string) (*Type, bool) {
 // false when the profile has none. The result is shared and must not be modified.
 func (r *Registry) Anonymous() (*Type, bool) { return r.anonymous, r.anonymous != nil }
 
+// Session returns the profile's browser session type (the one with a session_window, which
+// POST /v1/session-keys mints), false when the profile has none. The result is shared and
+// must not be modified.
+func (r *Registry) Session() (*Type, bool) { return r.session, r.session != nil }
+
 // defaultTypes is Latchkey's own scheme.
 func defaultTypes() []Type {
 	day := Duration{24 * time.Hour}
@@ -219,6 +249,18 @@ func defaultTypes() []Type {
 			ClaimGrace:   Duration{30 * day.Duration},
 		},
 		{
+			Name:          "session",
+			Prefix:        "lk_sess_",
+			Encoding:      EncodingBase62,
+			RandomBytes:   32,
+			Checksum:      true,
+			Capabilities:  []string{SessionCapability},
+			Scope:         ScopeEnvironment,
+			Browser:       true,
+			RateLimit:     RateLimit{PerSecond: 100, Burst: 200},
+			SessionWindow: Duration{time.Hour},
+		},
+		{
 			Name:          "account",
 			Prefix:        "lk_acct_",
 			Encoding:      EncodingBase62,
@@ -242,5 +284,6 @@ var defaultRegistry = func() *Registry {
 }()
 
 // Default is Latchkey's own key scheme: "ingest" (lk_ing_), "anonymous" (lk_anon_,
-// minted by POST /v1/anonymous-keys) and "account" (lk_acct_). It is shared; the registry is immutable.
+// minted by POST /v1/anonymous-keys), "session" (lk_sess_, minted by POST
+// /v1/session-keys) and "account" (lk_acct_). It is shared; the registry is immutable.
 func Default() *Registry { return defaultRegistry }

@@ -62,6 +62,16 @@ func TestNewRegistryRejects(t *testing.T) {
 		{"claim grace on a non-anonymous type", func(t *Type) { t.ClaimGrace = Duration{time.Hour} }, nil, `claim_grace applies only to anonymous types`},
 		{"mintable anonymous type", func(t *Type) { t.Anonymous, t.Mintable = true, true }, nil, `an anonymous type must not be mintable`},
 		{"two anonymous types", func(t *Type) { t.Anonymous, t.Mintable = true, false }, []Type{other(func(t *Type) { t.Anonymous, t.Mintable = true, false })}, `type "other": only one type may be anonymous; "ingest" already is`},
+		{"mintable session type", func(t *Type) { t.SessionWindow, t.Mintable = Duration{time.Hour}, true }, nil, `a session type must not be mintable`},
+		{"anonymous session type", func(t *Type) { t.SessionWindow, t.Anonymous = Duration{time.Hour}, true }, nil, `cannot be both anonymous and a session type`},
+		{"session type not for browsers", func(t *Type) { t.SessionWindow, t.Browser = Duration{time.Hour}, false }, nil, `a session type must be usable from a browser`},
+		{"session type for a whole project", func(t *Type) { t.SessionWindow, t.Scope = Duration{time.Hour}, ScopeProject }, nil, `a session type must have scope "environment"`},
+		{"session type with management capabilities", func(t *Type) {
+			t.SessionWindow, t.Capabilities = Duration{time.Hour}, []string{"ingest", "keys:write"}
+		}, nil, `a session type may carry only the capability "ingest"`},
+		{"two session types", func(t *Type) { t.SessionWindow = Duration{time.Hour} }, []Type{other(func(t *Type) { t.SessionWindow = Duration{time.Hour} })}, `type "other": only one type may have a session_window; "ingest" already has`},
+		{"negative session window", func(t *Type) { t.SessionWindow = Duration{-time.Hour} }, nil, `session_window must not be negative`},
+		{"sub-second session window", func(t *Type) { t.SessionWindow = Duration{time.Millisecond} }, nil, `session_window must be a whole number of seconds`},
 		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
 		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},
 		{"burst over int32", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 1, Burst: math.MaxInt32 + 1} }, nil, `its burst at most 2147483647`},
@@ -129,6 +139,11 @@ func TestDefault(t *testing.T) {
 			Browser: true, RateLimit: RateLimit{PerSecond: 100, Burst: 200}, Anonymous: true,
 			ClaimGrace: Duration{720 * time.Hour},
 		},
+		"session": {
+			Name: "session", Prefix: "lk_sess_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
+			Capabilities: []string{"ingest"}, Scope: ScopeEnvironment, Browser: true,
+			RateLimit: RateLimit{PerSecond: 100, Burst: 200}, SessionWindow: Duration{time.Hour},
+		},
 		"account": {
 			Name: "account", Prefix: "lk_acct_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
 			Capabilities: []string{"keys:read", "keys:write", "projects:read", "projects:write", "audit:read", "servers:manage"},
@@ -149,6 +164,9 @@ func TestDefault(t *testing.T) {
 	}
 	if a, ok := r.Anonymous(); !ok || a.Name != "anonymous" {
 		t.Errorf("Default's anonymous type = %v, %v; want the anonymous type", a, ok)
+	}
+	if s, ok := r.Session(); !ok || s.Name != "session" {
+		t.Errorf("Default's session type = %v, %v; want the session type", s, ok)
 	}
 	if _, ok := r.Lookup("nope"); ok {
 		t.Error("Lookup of an unknown name succeeded")

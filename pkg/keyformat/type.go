@@ -31,7 +31,8 @@ const (
 	ScopeEnvironment Scope = "environment"
 )
 
-// MaxDuration bounds every duration of a type (rotation_grace, data_ttl, claim_grace):
+// MaxDuration bounds every duration of a type (rotation_grace, data_ttl, claim_grace,
+// session_window):
 // the keys service hands types to gateways with these as int32 seconds (keysv1.KeyType),
 // so just over 68 years.
 const MaxDuration = math.MaxInt32 * time.Second
@@ -116,7 +117,20 @@ type Type struct {
 	// Mintable allows creation through the management API; false for keys minted
 	// elsewhere (sessions, anonymous keys).
 	Mintable bool `json:"mintable,omitempty"`
+	// SessionWindow makes this the profile's browser session type, minted by
+	// POST /v1/session-keys: each key works for this long from its minting, only from a
+	// browser whose Origin the project allows, and for ingest only (docs/keys.md,
+	// "Browser session keys"). Zero for every other type.
+	SessionWindow Duration `json:"session_window,omitzero"`
 }
+
+// SessionCapability is the one capability a session type may carry: session keys live in
+// browsers, where anyone can read them, so they may send data and do nothing else.
+const SessionCapability = "ingest"
+
+// BrowserOnly reports whether keys of this type work only from a browser: session types,
+// whose keys live in web pages (DESIGN "Seed schemes", browser session keys).
+func (t *Type) BrowserOnly() bool { return t.SessionWindow.Duration > 0 }
 
 // log2of62 is the entropy of one base62 character in bits.
 var log2of62 = math.Log2(62)

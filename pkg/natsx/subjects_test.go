@@ -49,3 +49,32 @@ func TestValidSubject(t *testing.T) {
 		require.False(t, natsx.ValidSubject(s), "%.40q", s)
 	}
 }
+
+// TestIngestSubjects: data subjects are built only from subject tokens; any part that is
+// not one is an error naming it, never a subject that would land elsewhere (a wildcard, a
+// dot adding a token).
+func TestIngestSubjects(t *testing.T) {
+	acc, key := ids.New(ids.Account), ids.New(ids.Key)
+	got, err := natsx.IngestSubject("ns", acc, "prj_1", "", "traces")
+	require.NoError(t, err)
+	require.Equal(t, "ns.ingest."+acc+".prj_1._.traces", got)
+	got, err = natsx.AnonSubject("ns", key, "logs")
+	require.NoError(t, err)
+	require.Equal(t, "ns.anon."+key+".logs", got)
+	require.Equal(t, "ns.anon."+key+".>", natsx.AnonKeySubjects("ns", key))
+	require.Equal(t, "logs", natsx.SignalOfSubject(got))
+	for _, s := range hostile {
+		if natsx.ValidToken(s) {
+			continue
+		}
+		_, err := natsx.IngestSubject("ns", s, "p", "e", "traces")
+		require.ErrorContains(t, err, "account id", "%.40q", s)
+		_, err = natsx.IngestSubject("ns", acc, "p", s, "traces")
+		if s != "" { // an empty environment is "_"
+			require.ErrorContains(t, err, "environment", "%.40q", s)
+		}
+		_, err = natsx.AnonSubject("ns", s, "traces")
+		require.ErrorContains(t, err, "key id", "%.40q", s)
+		require.Empty(t, natsx.AnonKeySubjects("ns", s), "%.40q", s)
+	}
+}

@@ -32,14 +32,19 @@ type Facts struct {
 	Capabilities []string
 	// Browser says whether the key's type may be used from a browser at all.
 	Browser bool
-	// AllowedOrigins of the key's project; empty allows any origin (for browser types).
+	// BrowserOnly says the key works only from a browser (keyformat.Type.BrowserOnly:
+	// session keys): every request needs an Origin, and it must be one of AllowedOrigins.
+	BrowserOnly bool
+	// AllowedOrigins of the key's project; empty allows any origin (for browser types but
+	// browser-only ones, which it allows none).
 	AllowedOrigins   []string
 	AccountSuspended bool
 }
 
 // Decide returns the verdict on using a key with facts f at now, from origin (the request's
 // Origin header, "" when there is none) for capability ("" when the caller asks for none).
-// A request without an Origin header is never refused for its origin: origins guard browsers.
+// A request without an Origin header is refused for its origin only with a browser-only key
+// (session keys): origins guard browsers.
 func Decide(f *Facts, now time.Time, origin, capability string) Code {
 	if code := f.Status(now).Code(); code != OK {
 		return code
@@ -49,15 +54,19 @@ func Decide(f *Facts, now time.Time, origin, capability string) Code {
 		return AccountSuspended
 	case capability != "" && !slices.Contains(f.Capabilities, capability):
 		return InsufficientCapability
-	case origin != "" && !originAllowed(f, origin):
+	case (origin != "" || f.BrowserOnly) && !originAllowed(f, origin):
 		return OriginNotAllowed
 	}
 	return OK
 }
 
 func originAllowed(f *Facts, origin string) bool {
-	if !f.Browser {
+	switch {
+	case !f.Browser:
 		return false
+	case f.BrowserOnly:
+		return origin != "" && slices.Contains(f.AllowedOrigins, origin)
+	default:
+		return len(f.AllowedOrigins) == 0 || slices.Contains(f.AllowedOrigins, origin)
 	}
-	return len(f.AllowedOrigins) == 0 || slices.Contains(f.AllowedOrigins, origin)
 }

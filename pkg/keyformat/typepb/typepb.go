@@ -34,6 +34,7 @@ func ToProto(t *keyformat.Type) *keysv1.KeyType {
 		Anonymous:            t.Anonymous,
 		Mintable:             t.Mintable,
 		ClaimGraceSeconds:    seconds(t.ClaimGrace),
+		SessionWindowSeconds: seconds(t.SessionWindow),
 	}
 }
 
@@ -57,6 +58,7 @@ func FromProto(p *keysv1.KeyType) keyformat.Type {
 		Anonymous:      p.GetAnonymous(),
 		ClaimGrace:     duration(p.GetClaimGraceSeconds()),
 		Mintable:       p.GetMintable(),
+		SessionWindow:  duration(p.GetSessionWindowSeconds()),
 	}
 }
 

@@ -29,7 +29,7 @@ func wire(t *testing.T, p *keysv1.KeyType) *keysv1.KeyType {
 // representable makes a random Type one the wire can carry: whole 32-bit seconds, 32-bit
 // counts, and no empty-but-not-nil lists (the wire cannot tell them from none).
 func representable(typ *keyformat.Type) {
-	for _, d := range []*keyformat.Duration{&typ.RotationGrace, &typ.DataTTL, &typ.ClaimGrace} {
+	for _, d := range []*keyformat.Duration{&typ.RotationGrace, &typ.DataTTL, &typ.ClaimGrace, &typ.SessionWindow} {
 		d.Duration = time.Duration(int32(d.Duration/time.Second)) * time.Second //nolint:gosec // the point is to cut it
 	}
 	typ.RandomBytes = int(int32(typ.RandomBytes)) //nolint:gosec // the point is to cut it

@@ -234,8 +234,10 @@ type KeyType struct {
 	Anonymous         bool  `protobuf:"varint,15,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
 	Mintable          bool  `protobuf:"varint,16,opt,name=mintable,proto3" json:"mintable,omitempty"`
 	ClaimGraceSeconds int32 `protobuf:"varint,17,opt,name=claim_grace_seconds,json=claimGraceSeconds,proto3" json:"claim_grace_seconds,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set on the one session type: how long each of its keys works; 0 for other types.
+	SessionWindowSeconds int32 `protobuf:"varint,18,opt,name=session_window_seconds,json=sessionWindowSeconds,proto3" json:"session_window_seconds,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *KeyType) Reset() {
@@ -383,6 +385,13 @@ func (x *KeyType) GetMintable() bool {
 func (x *KeyType) GetClaimGraceSeconds() int32 {
 	if x != nil {
 		return x.ClaimGraceSeconds
+	}
+	return 0
+}
+
+func (x *KeyType) GetSessionWindowSeconds() int32 {
+	if x != nil {
+		return x.SessionWindowSeconds
 	}
 	return 0
 }
@@ -623,6 +632,309 @@ func (x *CreateAnonymousKeyResponse) GetSecret() string {
 	return ""
 }
 
+type ClaimKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The anonymous key's plaintext: possession is the proof of ownership.
+	AnonymousKey string `protobuf:"bytes,1,opt,name=anonymous_key,json=anonymousKey,proto3" json:"anonymous_key,omitempty"`
+	// Where the claimed data and the new key go: a project of the caller's account and one
+	// of its environments.
+	ProjectId     string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Environment   string `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimKeyRequest) Reset() {
+	*x = ClaimKeyRequest{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimKeyRequest) ProtoMessage() {}
+
+func (x *ClaimKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimKeyRequest.ProtoReflect.Descriptor instead.
+func (*ClaimKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClaimKeyRequest) GetAnonymousKey() string {
+	if x != nil {
+		return x.AnonymousKey
+	}
+	return ""
+}
+
+func (x *ClaimKeyRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ClaimKeyRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+type ClaimKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new key, of the profile's default type ("ingest"), for project_id and environment.
+	Key *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The new key's plaintext. Shown once.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Claimed       *Claim `protobuf:"bytes,3,opt,name=claimed,proto3" json:"claimed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimKeyResponse) Reset() {
+	*x = ClaimKeyResponse{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimKeyResponse) ProtoMessage() {}
+
+func (x *ClaimKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimKeyResponse.ProtoReflect.Descriptor instead.
+func (*ClaimKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClaimKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ClaimKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *ClaimKeyResponse) GetClaimed() *Claim {
+	if x != nil {
+		return x.Claimed
+	}
+	return nil
+}
+
+// Claim is what a claim did to the anonymous key.
+type Claim struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AnonymousKeyId string                 `protobuf:"bytes,1,opt,name=anonymous_key_id,json=anonymousKeyId,proto3" json:"anonymous_key_id,omitempty"`
+	// Until then the anonymous key keeps working, its data landing in the account.
+	GraceUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=grace_until,json=graceUntil,proto3" json:"grace_until,omitempty"`
+	// The ingest requests of the anonymous key that were still in the anonymous stream and
+	// now belong to the account.
+	MessagesLinked int64 `protobuf:"varint,3,opt,name=messages_linked,json=messagesLinked,proto3" json:"messages_linked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Claim) Reset() {
+	*x = Claim{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Claim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Claim) ProtoMessage() {}
+
+func (x *Claim) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Claim.ProtoReflect.Descriptor instead.
+func (*Claim) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Claim) GetAnonymousKeyId() string {
+	if x != nil {
+		return x.AnonymousKeyId
+	}
+	return ""
+}
+
+func (x *Claim) GetGraceUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GraceUntil
+	}
+	return nil
+}
+
+func (x *Claim) GetMessagesLinked() int64 {
+	if x != nil {
+		return x.MessagesLinked
+	}
+	return 0
+}
+
+type CreateSessionKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Environment   string                 `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSessionKeyRequest) Reset() {
+	*x = CreateSessionKeyRequest{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSessionKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSessionKeyRequest) ProtoMessage() {}
+
+func (x *CreateSessionKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSessionKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateSessionKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateSessionKeyRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateSessionKeyRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+type CreateSessionKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The plaintext key. Shown once.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// When the key stops working: minting plus the type's session_window.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSessionKeyResponse) Reset() {
+	*x = CreateSessionKeyResponse{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSessionKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSessionKeyResponse) ProtoMessage() {}
+
+func (x *CreateSessionKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSessionKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateSessionKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateSessionKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CreateSessionKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *CreateSessionKeyResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ListKeysRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ProjectId   string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
@@ -638,7 +950,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +962,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +975,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListKeysRequest) GetProjectId() string {
@@ -718,7 +1030,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +1042,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +1055,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -769,7 +1081,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +1093,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +1106,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -813,7 +1125,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +1137,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +1150,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -860,7 +1172,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1184,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1197,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -911,7 +1223,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1235,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1248,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -957,7 +1269,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1281,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1294,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -1013,7 +1325,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1337,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1350,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateKeyResponse) GetKey() *Key {
@@ -1077,7 +1389,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1401,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1414,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -1144,7 +1456,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1468,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1481,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -1202,7 +1514,7 @@ type RevocationReceipt struct {
 
 func (x *RevocationReceipt) Reset() {
 	*x = RevocationReceipt{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1526,7 @@ func (x *RevocationReceipt) String() string {
 func (*RevocationReceipt) ProtoMessage() {}
 
 func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1539,7 @@ func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationReceipt.ProtoReflect.Descriptor instead.
 func (*RevocationReceipt) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevocationReceipt) GetGatewaysLive() int32 {
@@ -1272,7 +1584,7 @@ type VerifyKeyRequest struct {
 
 func (x *VerifyKeyRequest) Reset() {
 	*x = VerifyKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1596,7 @@ func (x *VerifyKeyRequest) String() string {
 func (*VerifyKeyRequest) ProtoMessage() {}
 
 func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1609,7 @@ func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *VerifyKeyRequest) GetKey() string {
@@ -1337,7 +1649,7 @@ type VerifyKeyResponse struct {
 
 func (x *VerifyKeyResponse) Reset() {
 	*x = VerifyKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1661,7 @@ func (x *VerifyKeyResponse) String() string {
 func (*VerifyKeyResponse) ProtoMessage() {}
 
 func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1674,7 @@ func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *VerifyKeyResponse) GetValid() bool {
@@ -1401,7 +1713,7 @@ type ListKeyTypesRequest struct {
 
 func (x *ListKeyTypesRequest) Reset() {
 	*x = ListKeyTypesRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1725,7 @@ func (x *ListKeyTypesRequest) String() string {
 func (*ListKeyTypesRequest) ProtoMessage() {}
 
 func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1738,7 @@ func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{19}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{24}
 }
 
 type ListKeyTypesResponse struct {
@@ -1438,7 +1750,7 @@ type ListKeyTypesResponse struct {
 
 func (x *ListKeyTypesResponse) Reset() {
 	*x = ListKeyTypesResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1762,7 @@ func (x *ListKeyTypesResponse) String() string {
 func (*ListKeyTypesResponse) ProtoMessage() {}
 
 func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1775,7 @@ func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{20}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListKeyTypesResponse) GetKeyTypes() []*KeyType {
@@ -1508,7 +1820,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\bmetadata\x18\x12 \x03(\v2#.latchkey.keys.v1.Key.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd9\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x05\n" +
 	"\aKeyType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\"\n" +
@@ -1527,7 +1839,8 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x10data_ttl_seconds\x18\x0e \x01(\x05R\x0edataTtlSeconds\x12\x1c\n" +
 	"\tanonymous\x18\x0f \x01(\bR\tanonymous\x12\x1a\n" +
 	"\bmintable\x18\x10 \x01(\bR\bmintable\x12.\n" +
-	"\x13claim_grace_seconds\x18\x11 \x01(\x05R\x11claimGraceSeconds\"\xe5\x02\n" +
+	"\x13claim_grace_seconds\x18\x11 \x01(\x05R\x11claimGraceSeconds\x124\n" +
+	"\x16session_window_seconds\x18\x12 \x01(\x05R\x14sessionWindowSeconds\"\xe5\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1d\n" +
 	"\n" +
@@ -1547,7 +1860,30 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x19CreateAnonymousKeyRequest\"]\n" +
 	"\x1aCreateAnonymousKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"\xba\x01\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"w\n" +
+	"\x0fClaimKeyRequest\x12#\n" +
+	"\ranonymous_key\x18\x01 \x01(\tR\fanonymousKey\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12 \n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\"\x86\x01\n" +
+	"\x10ClaimKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x121\n" +
+	"\aclaimed\x18\x03 \x01(\v2\x17.latchkey.keys.v1.ClaimR\aclaimed\"\x97\x01\n" +
+	"\x05Claim\x12(\n" +
+	"\x10anonymous_key_id\x18\x01 \x01(\tR\x0eanonymousKeyId\x12;\n" +
+	"\vgrace_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"graceUntil\x12'\n" +
+	"\x0fmessages_linked\x18\x03 \x01(\x03R\x0emessagesLinked\"Z\n" +
+	"\x17CreateSessionKeyRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\"\x96\x01\n" +
+	"\x18CreateSessionKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xba\x01\n" +
 	"\x0fListKeysRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12 \n" +
@@ -1604,7 +1940,8 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x0fallowed_origins\x18\x04 \x03(\tR\x0eallowedOrigins\"\x15\n" +
 	"\x13ListKeyTypesRequest\"N\n" +
 	"\x14ListKeyTypesResponse\x126\n" +
-	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes2\x9e\b\n" +
+	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes2\x95\n" +
+	"\n" +
 	"\vKeysService\x12i\n" +
 	"\tCreateKey\x12\".latchkey.keys.v1.CreateKeyRequest\x1a#.latchkey.keys.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/keys\x12c\n" +
 	"\bListKeys\x12!.latchkey.keys.v1.ListKeysRequest\x1a\".latchkey.keys.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
@@ -1614,7 +1951,9 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\tRotateKey\x12\".latchkey.keys.v1.RotateKeyRequest\x1a#.latchkey.keys.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:rotate\x12u\n" +
 	"\tRevokeKey\x12\".latchkey.keys.v1.RevokeKeyRequest\x1a#.latchkey.keys.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revoke\x12p\n" +
 	"\tVerifyKey\x12\".latchkey.keys.v1.VerifyKeyRequest\x1a#.latchkey.keys.v1.VerifyKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/keys:verify\x12\x8e\x01\n" +
-	"\x12CreateAnonymousKey\x12+.latchkey.keys.v1.CreateAnonymousKeyRequest\x1a,.latchkey.keys.v1.CreateAnonymousKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/anonymous-keys\x12t\n" +
+	"\x12CreateAnonymousKey\x12+.latchkey.keys.v1.CreateAnonymousKeyRequest\x1a,.latchkey.keys.v1.CreateAnonymousKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/anonymous-keys\x12l\n" +
+	"\bClaimKey\x12!.latchkey.keys.v1.ClaimKeyRequest\x1a\".latchkey.keys.v1.ClaimKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/keys:claim\x12\x86\x01\n" +
+	"\x10CreateSessionKey\x12).latchkey.keys.v1.CreateSessionKeyRequest\x1a*.latchkey.keys.v1.CreateSessionKeyResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/session-keys\x12t\n" +
 	"\fListKeyTypes\x12%.latchkey.keys.v1.ListKeyTypesRequest\x1a&.latchkey.keys.v1.ListKeyTypesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/key-typesB\xbd\x01\n" +
 	"\x14com.latchkey.keys.v1B\tKeysProtoP\x01Z8github.com/latchkey/latchkey/gen/latchkey/keys/v1;keysv1\xa2\x02\x03LKX\xaa\x02\x10Latchkey.Keys.V1\xca\x02\x10Latchkey\\Keys\\V1\xe2\x02\x1cLatchkey\\Keys\\V1\\GPBMetadata\xea\x02\x12Latchkey::Keys::V1b\x06proto3"
 
@@ -1630,7 +1969,7 @@ func file_latchkey_keys_v1_keys_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_keys_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*Key)(nil),                        // 0: latchkey.keys.v1.Key
 	(*KeyType)(nil),                    // 1: latchkey.keys.v1.KeyType
@@ -1638,71 +1977,85 @@ var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*CreateKeyResponse)(nil),          // 3: latchkey.keys.v1.CreateKeyResponse
 	(*CreateAnonymousKeyRequest)(nil),  // 4: latchkey.keys.v1.CreateAnonymousKeyRequest
 	(*CreateAnonymousKeyResponse)(nil), // 5: latchkey.keys.v1.CreateAnonymousKeyResponse
-	(*ListKeysRequest)(nil),            // 6: latchkey.keys.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),           // 7: latchkey.keys.v1.ListKeysResponse
-	(*GetKeyRequest)(nil),              // 8: latchkey.keys.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),             // 9: latchkey.keys.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),           // 10: latchkey.keys.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),          // 11: latchkey.keys.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),           // 12: latchkey.keys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 13: latchkey.keys.v1.RotateKeyResponse
-	(*RevokeKeyRequest)(nil),           // 14: latchkey.keys.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),          // 15: latchkey.keys.v1.RevokeKeyResponse
-	(*RevocationReceipt)(nil),          // 16: latchkey.keys.v1.RevocationReceipt
-	(*VerifyKeyRequest)(nil),           // 17: latchkey.keys.v1.VerifyKeyRequest
-	(*VerifyKeyResponse)(nil),          // 18: latchkey.keys.v1.VerifyKeyResponse
-	(*ListKeyTypesRequest)(nil),        // 19: latchkey.keys.v1.ListKeyTypesRequest
-	(*ListKeyTypesResponse)(nil),       // 20: latchkey.keys.v1.ListKeyTypesResponse
-	nil,                                // 21: latchkey.keys.v1.Key.MetadataEntry
-	nil,                                // 22: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 24: google.protobuf.FieldMask
+	(*ClaimKeyRequest)(nil),            // 6: latchkey.keys.v1.ClaimKeyRequest
+	(*ClaimKeyResponse)(nil),           // 7: latchkey.keys.v1.ClaimKeyResponse
+	(*Claim)(nil),                      // 8: latchkey.keys.v1.Claim
+	(*CreateSessionKeyRequest)(nil),    // 9: latchkey.keys.v1.CreateSessionKeyRequest
+	(*CreateSessionKeyResponse)(nil),   // 10: latchkey.keys.v1.CreateSessionKeyResponse
+	(*ListKeysRequest)(nil),            // 11: latchkey.keys.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),           // 12: latchkey.keys.v1.ListKeysResponse
+	(*GetKeyRequest)(nil),              // 13: latchkey.keys.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),             // 14: latchkey.keys.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),           // 15: latchkey.keys.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),          // 16: latchkey.keys.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),           // 17: latchkey.keys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 18: latchkey.keys.v1.RotateKeyResponse
+	(*RevokeKeyRequest)(nil),           // 19: latchkey.keys.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),          // 20: latchkey.keys.v1.RevokeKeyResponse
+	(*RevocationReceipt)(nil),          // 21: latchkey.keys.v1.RevocationReceipt
+	(*VerifyKeyRequest)(nil),           // 22: latchkey.keys.v1.VerifyKeyRequest
+	(*VerifyKeyResponse)(nil),          // 23: latchkey.keys.v1.VerifyKeyResponse
+	(*ListKeyTypesRequest)(nil),        // 24: latchkey.keys.v1.ListKeyTypesRequest
+	(*ListKeyTypesResponse)(nil),       // 25: latchkey.keys.v1.ListKeyTypesResponse
+	nil,                                // 26: latchkey.keys.v1.Key.MetadataEntry
+	nil,                                // 27: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 29: google.protobuf.FieldMask
 }
 var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
-	23, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	23, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	23, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
-	23, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	21, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
-	23, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	28, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	28, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	28, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
+	28, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	26, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
+	28, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
 	0,  // 8: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 9: latchkey.keys.v1.CreateAnonymousKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 10: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
-	0,  // 11: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 12: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
-	24, // 13: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 14: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 15: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 16: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
-	0,  // 17: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	16, // 18: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
-	0,  // 19: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	1,  // 20: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
-	2,  // 21: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
-	6,  // 22: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
-	8,  // 23: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
-	10, // 24: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
-	12, // 25: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
-	14, // 26: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
-	17, // 27: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
-	4,  // 28: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
-	19, // 29: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
-	3,  // 30: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
-	7,  // 31: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
-	9,  // 32: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
-	11, // 33: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
-	13, // 34: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
-	15, // 35: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
-	18, // 36: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
-	5,  // 37: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
-	20, // 38: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	0,  // 10: latchkey.keys.v1.ClaimKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	8,  // 11: latchkey.keys.v1.ClaimKeyResponse.claimed:type_name -> latchkey.keys.v1.Claim
+	28, // 12: latchkey.keys.v1.Claim.grace_until:type_name -> google.protobuf.Timestamp
+	0,  // 13: latchkey.keys.v1.CreateSessionKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	28, // 14: latchkey.keys.v1.CreateSessionKeyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
+	0,  // 16: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 17: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
+	29, // 18: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 19: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 20: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 21: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
+	0,  // 22: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	21, // 23: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
+	0,  // 24: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	1,  // 25: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
+	2,  // 26: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
+	11, // 27: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
+	13, // 28: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
+	15, // 29: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
+	17, // 30: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
+	19, // 31: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
+	22, // 32: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
+	4,  // 33: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
+	6,  // 34: latchkey.keys.v1.KeysService.ClaimKey:input_type -> latchkey.keys.v1.ClaimKeyRequest
+	9,  // 35: latchkey.keys.v1.KeysService.CreateSessionKey:input_type -> latchkey.keys.v1.CreateSessionKeyRequest
+	24, // 36: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
+	3,  // 37: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
+	12, // 38: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
+	14, // 39: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
+	16, // 40: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
+	18, // 41: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
+	20, // 42: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
+	23, // 43: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
+	5,  // 44: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
+	7,  // 45: latchkey.keys.v1.KeysService.ClaimKey:output_type -> latchkey.keys.v1.ClaimKeyResponse
+	10, // 46: latchkey.keys.v1.KeysService.CreateSessionKey:output_type -> latchkey.keys.v1.CreateSessionKeyResponse
+	25, // 47: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_keys_proto_init() }
@@ -1710,14 +2063,14 @@ func file_latchkey_keys_v1_keys_proto_init() {
 	if File_latchkey_keys_v1_keys_proto != nil {
 		return
 	}
-	file_latchkey_keys_v1_keys_proto_msgTypes[12].OneofWrappers = []any{}
+	file_latchkey_keys_v1_keys_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_keys_proto_rawDesc), len(file_latchkey_keys_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	KeysService_RevokeKey_FullMethodName          = "/latchkey.keys.v1.KeysService/RevokeKey"
 	KeysService_VerifyKey_FullMethodName          = "/latchkey.keys.v1.KeysService/VerifyKey"
 	KeysService_CreateAnonymousKey_FullMethodName = "/latchkey.keys.v1.KeysService/CreateAnonymousKey"
+	KeysService_ClaimKey_FullMethodName           = "/latchkey.keys.v1.KeysService/ClaimKey"
+	KeysService_CreateSessionKey_FullMethodName   = "/latchkey.keys.v1.KeysService/CreateSessionKey"
 	KeysService_ListKeyTypes_FullMethodName       = "/latchkey.keys.v1.KeysService/ListKeyTypes"
 )
 
@@ -57,6 +59,20 @@ type KeysServiceClient interface {
 	// client IP (LATCHKEY_LIMIT_ANONYMOUS). The key never expires; its data is kept for the
 	// type's data_ttl. A profile without an anonymous type answers failed_precondition.
 	CreateAnonymousKey(ctx context.Context, in *CreateAnonymousKeyRequest, opts ...grpc.CallOption) (*CreateAnonymousKeyResponse, error)
+	// ClaimKey moves an anonymous key into the caller's account (a session only): every
+	// message of it still in the anonymous stream is linked to the account first, then the
+	// claim and a new key of the default type for project_id and environment commit in one
+	// transaction. The anonymous key keeps working for its type's claim_grace. Errors:
+	// already_claimed (409) for a second claim, by anyone; unavailable (503) when linking
+	// failed (nothing committed, no secret shown; safe to retry); invalid_argument,
+	// not_found.
+	ClaimKey(ctx context.Context, in *ClaimKeyRequest, opts ...grpc.CallOption) (*ClaimKeyResponse, error)
+	// CreateSessionKey mints a browser session key (the profile's session type) for a
+	// project and environment, with an ingest key of that project or a session. Only from a
+	// browser: the request's Origin must be one of the project's allowed_origins
+	// (origin_not_allowed, 403, otherwise and without an Origin). The key carries ingest only
+	// and expires after the type's session_window.
+	CreateSessionKey(ctx context.Context, in *CreateSessionKeyRequest, opts ...grpc.CallOption) (*CreateSessionKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(ctx context.Context, in *ListKeyTypesRequest, opts ...grpc.CallOption) (*ListKeyTypesResponse, error)
 }
@@ -149,6 +165,26 @@ func (c *keysServiceClient) CreateAnonymousKey(ctx context.Context, in *CreateAn
 	return out, nil
 }
 
+func (c *keysServiceClient) ClaimKey(ctx context.Context, in *ClaimKeyRequest, opts ...grpc.CallOption) (*ClaimKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimKeyResponse)
+	err := c.cc.Invoke(ctx, KeysService_ClaimKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keysServiceClient) CreateSessionKey(ctx context.Context, in *CreateSessionKeyRequest, opts ...grpc.CallOption) (*CreateSessionKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSessionKeyResponse)
+	err := c.cc.Invoke(ctx, KeysService_CreateSessionKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *keysServiceClient) ListKeyTypes(ctx context.Context, in *ListKeyTypesRequest, opts ...grpc.CallOption) (*ListKeyTypesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListKeyTypesResponse)
@@ -186,6 +222,20 @@ type KeysServiceServer interface {
 	// client IP (LATCHKEY_LIMIT_ANONYMOUS). The key never expires; its data is kept for the
 	// type's data_ttl. A profile without an anonymous type answers failed_precondition.
 	CreateAnonymousKey(context.Context, *CreateAnonymousKeyRequest) (*CreateAnonymousKeyResponse, error)
+	// ClaimKey moves an anonymous key into the caller's account (a session only): every
+	// message of it still in the anonymous stream is linked to the account first, then the
+	// claim and a new key of the default type for project_id and environment commit in one
+	// transaction. The anonymous key keeps working for its type's claim_grace. Errors:
+	// already_claimed (409) for a second claim, by anyone; unavailable (503) when linking
+	// failed (nothing committed, no secret shown; safe to retry); invalid_argument,
+	// not_found.
+	ClaimKey(context.Context, *ClaimKeyRequest) (*ClaimKeyResponse, error)
+	// CreateSessionKey mints a browser session key (the profile's session type) for a
+	// project and environment, with an ingest key of that project or a session. Only from a
+	// browser: the request's Origin must be one of the project's allowed_origins
+	// (origin_not_allowed, 403, otherwise and without an Origin). The key carries ingest only
+	// and expires after the type's session_window.
+	CreateSessionKey(context.Context, *CreateSessionKeyRequest) (*CreateSessionKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error)
 	mustEmbedUnimplementedKeysServiceServer()
@@ -221,6 +271,12 @@ func (UnimplementedKeysServiceServer) VerifyKey(context.Context, *VerifyKeyReque
 }
 func (UnimplementedKeysServiceServer) CreateAnonymousKey(context.Context, *CreateAnonymousKeyRequest) (*CreateAnonymousKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateAnonymousKey not implemented")
+}
+func (UnimplementedKeysServiceServer) ClaimKey(context.Context, *ClaimKeyRequest) (*ClaimKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClaimKey not implemented")
+}
+func (UnimplementedKeysServiceServer) CreateSessionKey(context.Context, *CreateSessionKeyRequest) (*CreateSessionKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSessionKey not implemented")
 }
 func (UnimplementedKeysServiceServer) ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKeyTypes not implemented")
@@ -390,6 +446,42 @@ func _KeysService_CreateAnonymousKey_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeysService_ClaimKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeysServiceServer).ClaimKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeysService_ClaimKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeysServiceServer).ClaimKey(ctx, req.(*ClaimKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeysService_CreateSessionKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSessionKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeysServiceServer).CreateSessionKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeysService_CreateSessionKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeysServiceServer).CreateSessionKey(ctx, req.(*CreateSessionKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KeysService_ListKeyTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListKeyTypesRequest)
 	if err := dec(in); err != nil {
@@ -446,6 +538,14 @@ var KeysService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateAnonymousKey",
 			Handler:    _KeysService_CreateAnonymousKey_Handler,
+		},
+		{
+			MethodName: "ClaimKey",
+			Handler:    _KeysService_ClaimKey_Handler,
+		},
+		{
+			MethodName: "CreateSessionKey",
+			Handler:    _KeysService_CreateSessionKey_Handler,
 		},
 		{
 			MethodName: "ListKeyTypes",

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -108,8 +110,8 @@ func TestEmptyExportsSucceedAndStoreNothing(t *testing.T) {
 			}
 		}
 	}
-	require.Empty(t, e.messages(t, Stream(e.ns)))
-	require.Empty(t, e.messages(t, AnonStream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.AnonIngestStream(e.ns)))
 }
 
 // No bytes are an empty export in protobuf but not a JSON text: JSON bodies must hold one.
@@ -124,5 +126,5 @@ func TestEmptyJSONBodyIs400(t *testing.T) {
 			require.Contains(t, env.Message, "empty")
 		}
 	}
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }

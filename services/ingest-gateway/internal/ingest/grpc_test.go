@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -49,7 +51,7 @@ func TestOTLPGRPCExport(t *testing.T) {
 		plogotlp.NewExportRequestFromLogs(sampleLogs("from grpc")))
 	require.NoError(t, err)
 
-	msgs := e.byRequestID(t, Stream(e.ns), "grpc-traces")
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "grpc-traces")
 	require.Len(t, msgs, 1)
 	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.traces", msgs[0].Subject)
 	require.Equal(t, MsgID("key_good", Traces, "grpc-traces", msgs[0].Data), msgs[0].Header.Get(jetstream.MsgIDHeader))
@@ -58,11 +60,11 @@ func TestOTLPGRPCExport(t *testing.T) {
 	require.Equal(t, 3, got.Traces().SpanCount())
 	require.Equal(t, testTraceIDHex, got.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID().String())
 
-	msgs = e.byRequestID(t, Stream(e.ns), "grpc-metrics")
+	msgs = e.byRequestID(t, natsx.IngestStream(e.ns), "grpc-metrics")
 	require.Len(t, msgs, 1)
 	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.metrics", msgs[0].Subject)
 
-	msgs = e.byRequestID(t, AnonStream(e.ns), "grpc-logs")
+	msgs = e.byRequestID(t, natsx.AnonIngestStream(e.ns), "grpc-logs")
 	require.Len(t, msgs, 1)
 	require.Equal(t, e.ns+".anon.key_anon.logs", msgs[0].Subject)
 
@@ -72,20 +74,20 @@ func TestOTLPGRPCExport(t *testing.T) {
 		ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)), grpc.Header(&header))
 	require.NoError(t, err)
 	require.Len(t, header.Get(requestid.MetadataKey), 1)
-	require.Len(t, e.byRequestID(t, Stream(e.ns), header.Get(requestid.MetadataKey)[0]), 1)
+	require.Len(t, e.byRequestID(t, natsx.IngestStream(e.ns), header.Get(requestid.MetadataKey)[0]), 1)
 
 	// OTLP exporters often compress.
 	_, err = plogotlp.NewGRPCClient(conn).Export(
 		grpcCtx(t, "authorization", "Bearer good", requestid.MetadataKey, "grpc-gzip"),
 		plogotlp.NewExportRequestFromLogs(sampleLogs("compressed")), grpc.UseCompressor(gzip.Name))
 	require.NoError(t, err)
-	require.Len(t, e.byRequestID(t, Stream(e.ns), "grpc-gzip"), 1)
+	require.Len(t, e.byRequestID(t, natsx.IngestStream(e.ns), "grpc-gzip"), 1)
 
 	// An empty export is fine and stores nothing.
-	n := len(e.messages(t, Stream(e.ns)))
+	n := len(e.messages(t, natsx.IngestStream(e.ns)))
 	_, err = ptraceotlp.NewGRPCClient(conn).Export(grpcCtx(t, "authorization", "Bearer good"), ptraceotlp.NewExportRequest())
 	require.NoError(t, err)
-	require.Len(t, e.messages(t, Stream(e.ns)), n)
+	require.Len(t, e.messages(t, natsx.IngestStream(e.ns)), n)
 }
 
 // requireStatus checks a gRPC error's code and ErrorInfo reason, and returns its RetryInfo.
@@ -134,7 +136,7 @@ func TestOTLPGRPCRefusals(t *testing.T) {
 	retry = requireStatus(t, err, codes.Unavailable, apierr.Unavailable)
 	require.NotNil(t, retry)
 
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }
 
 // garbageCodec frames bytes that are no OTLP message as a gRPC request.
@@ -157,5 +159,5 @@ func TestOTLPGRPCMalformedExportIsInvalidArgument(t *testing.T) {
 		err := conn.Invoke(grpcCtx(t, "authorization", "Bearer good"), method, struct{}{}, &struct{}{}, grpc.ForceCodecV2(garbageCodec{}))
 		requireStatus(t, err, codes.InvalidArgument, apierr.InvalidArgument)
 	}
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -58,7 +60,7 @@ func TestOTLPHTTPEachSignalAndEncoding(t *testing.T) {
 				}
 				requireResponseDecodes(t, sig, strings.HasPrefix(v.contentType, contentTypeJSON), r.body)
 
-				msgs := e.byRequestID(t, Stream(e.ns), id)
+				msgs := e.byRequestID(t, natsx.IngestStream(e.ns), id)
 				require.Len(t, msgs, 1)
 				m := msgs[0]
 				require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd."+string(sig), m.Subject)
@@ -104,7 +106,7 @@ func TestOTLPHTTPJSONTraceIDSurvives(t *testing.T) {
 		"x-api-key": "good", "Content-Type": contentTypeJSON, requestid.Header: "hex-trip",
 	})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	msgs := e.byRequestID(t, Stream(e.ns), "hex-trip")
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "hex-trip")
 	require.Len(t, msgs, 1)
 	req := ptraceotlp.NewExportRequest()
 	require.NoError(t, req.UnmarshalProto(msgs[0].Data))
@@ -123,11 +125,11 @@ func TestOTLPHTTPAnonymousGoesToAnonStream(t *testing.T) {
 		"Authorization": "Bearer anon", "Content-Type": contentTypeProto, requestid.Header: "anon-1",
 	})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	msgs := e.byRequestID(t, AnonStream(e.ns), "anon-1")
+	msgs := e.byRequestID(t, natsx.AnonIngestStream(e.ns), "anon-1")
 	require.Len(t, msgs, 1)
 	require.Equal(t, e.ns+".anon.key_anon.logs", msgs[0].Subject)
 	require.Equal(t, "key_anon", msgs[0].Header.Get(HeaderKeyID))
-	require.Empty(t, e.byRequestID(t, Stream(e.ns), "anon-1"))
+	require.Empty(t, e.byRequestID(t, natsx.IngestStream(e.ns), "anon-1"))
 }
 
 // A client's retry (same key, same X-Request-Id, same payload) is stored once; another key
@@ -144,7 +146,7 @@ func TestOTLPHTTPDeduplicatesPerKey(t *testing.T) {
 	send("good")
 	send("good")
 	send("good2")
-	msgs := e.byRequestID(t, Stream(e.ns), "same-id")
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "same-id")
 	require.Len(t, msgs, 2)
 	require.Equal(t, MsgID("key_good", Traces, "same-id", msgs[0].Data), msgs[0].Header.Get(jetstream.MsgIDHeader))
 	require.Equal(t, MsgID("key_good2", Traces, "same-id", msgs[1].Data), msgs[1].Header.Get(jetstream.MsgIDHeader))
@@ -156,7 +158,7 @@ func TestOTLPHTTPDeduplicatesPerKey(t *testing.T) {
 		"Authorization": "Bearer good", "Content-Type": contentTypeProto, requestid.Header: "same-id",
 	})
 	require.Equal(t, http.StatusOK, r.status)
-	require.Len(t, e.byRequestID(t, Stream(e.ns), "same-id"), 3)
+	require.Len(t, e.byRequestID(t, natsx.IngestStream(e.ns), "same-id"), 3)
 }
 
 // An export with nothing in it is answered 200 and stores nothing.
@@ -166,7 +168,7 @@ func TestOTLPHTTPEmptyExportPublishesNothing(t *testing.T) {
 		"Authorization": "Bearer good", "Content-Type": contentTypeJSON, requestid.Header: "empty-1",
 	})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }
 
 func TestRequestIDIsSanitized(t *testing.T) {
@@ -200,7 +202,7 @@ func TestAuthorizerErrors(t *testing.T) {
 	r = e.post(t, PathTraces, bytes.NewReader(body), map[string]string{"Authorization": "Bearer broken", "Content-Type": contentTypeProto})
 	requireError(t, r, http.StatusServiceUnavailable, apierr.Unavailable)
 	require.Equal(t, "1", r.header.Get("Retry-After"))
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }
 
 // endless is a body that never ends, sent chunked (no Content-Length).
@@ -283,7 +285,7 @@ func TestBadHTTPInput(t *testing.T) {
 			require.NotContains(t, env.Message, "kkkkkkkk", "a key must never be echoed")
 		})
 	}
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 
 	// Key shapes that are accepted.
 	for name, h := range map[string]map[string]string{

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -33,7 +35,7 @@ func TestJSONLogsAccepted(t *testing.T) {
 	require.Equal(t, contentTypeJSON, r.header.Get("Content-Type"))
 	require.JSONEq(t, `{"accepted": 2}`, string(r.body))
 
-	msgs := e.byRequestID(t, Stream(e.ns), "jl-1")
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "jl-1")
 	require.Len(t, msgs, 1)
 	m := msgs[0]
 	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.logs", m.Subject)
@@ -70,7 +72,7 @@ func TestJSONLogsGzipAndNoContentType(t *testing.T) {
 	r := e.post(t, PathJSONLogs, bytes.NewReader(gzipBytes(t, body)), map[string]string{"x-api-key": "good", "Content-Encoding": "gzip"})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	require.JSONEq(t, `{"accepted": 1}`, string(r.body))
-	require.Len(t, e.messages(t, Stream(e.ns)), 1)
+	require.Len(t, e.messages(t, natsx.IngestStream(e.ns)), 1)
 }
 
 func TestJSONLogsBadInput(t *testing.T) {
@@ -135,7 +137,7 @@ func TestJSONLogsBadInput(t *testing.T) {
 		r := e.post(t, PathJSONLogs, strings.NewReader(`{"service":"s","logs":[{"message":"m"}]}`), nil)
 		requireError(t, r, http.StatusUnauthorized, apierr.Unauthenticated)
 	})
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 
 	// Exactly at the limits is fine.
 	r := e.post(t, PathJSONLogs, strings.NewReader(many(1000)), map[string]string{"Authorization": "Bearer good"})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -93,7 +95,7 @@ func publishConcurrently(t *testing.T, e *env, n int) ([]*jetstream.RawStreamMsg
 	for id, err := range errs {
 		require.NoError(t, err, id)
 	}
-	return e.messages(t, Stream(e.ns)), ids
+	return e.messages(t, natsx.IngestStream(e.ns)), ids
 }
 
 // publishAll publishes n requests for each of three keys at once (key_a and key_b for
@@ -233,7 +235,7 @@ func (h *held) release() { h.e.pub.release(h.subject, h.lane) }
 
 func (h *held) requestIDs() [][]string {
 	var out [][]string
-	for _, m := range h.e.messages(h.t, Stream(h.e.ns)) {
+	for _, m := range h.e.messages(h.t, natsx.IngestStream(h.e.ns)) {
 		out = append(out, m.Header.Values(HeaderRequestID))
 	}
 	return out
@@ -254,7 +256,7 @@ func TestMergeDropsARequestWhoseClientGaveUp(t *testing.T) {
 	h.release()
 	require.NoError(t, <-leader)
 	require.NoError(t, <-stayer)
-	msgs := e.messages(t, Stream(e.ns))
+	msgs := e.messages(t, natsx.IngestStream(e.ns))
 	requireEachStoredOnce(t, msgs, map[string]string{"r-leader": "key_good", "r-stayer": "key_good"})
 	require.Equal(t, [][]string{{"r-leader", "r-stayer"}}, h.requestIDs())
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -287,7 +289,7 @@ func TestMergeClientRequestIDs(t *testing.T) {
 	e := newEnv(t, "")
 	h := holdLane(t, e)
 	require.NoError(t, <-h.publish(context.Background(), "r-client-1", true), "sent while the lane is held")
-	msgs := e.messages(t, Stream(e.ns))
+	msgs := e.messages(t, natsx.IngestStream(e.ns))
 	require.Len(t, msgs, 1)
 	require.NotEmpty(t, msgs[0].Header.Get(jetstream.MsgIDHeader))
 
@@ -300,7 +302,7 @@ func TestMergeClientRequestIDs(t *testing.T) {
 	require.NoError(t, <-first)
 	require.NoError(t, <-second)
 	require.Equal(t, [][]string{{"r-client-1", "r-client-2"}}, h.requestIDs())
-	require.Empty(t, e.messages(t, Stream(e.ns))[0].Header.Get(jetstream.MsgIDHeader))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns))[0].Header.Get(jetstream.MsgIDHeader))
 }
 
 // Sealing keeps exactly the parts nobody dropped, bytes and headers in the same order,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
@@ -38,13 +39,6 @@ const duplicateWindow = 2 * time.Minute
 // retryAfter is what a client is told to wait when JetStream cannot take its data.
 const retryAfter = time.Second
 
-// Stream is the stream of a namespace's keyed data.
-func Stream(ns string) string { return strings.ToUpper(ns) + "_INGEST" }
-
-// AnonStream is the stream of a namespace's anonymous data, kept for the anonymous key
-// type's data TTL.
-func AnonStream(ns string) string { return strings.ToUpper(ns) + "_INGEST_ANON" }
-
 // StreamConfigs are the two ingest streams: <NS>_INGEST on <ns>.ingest.> kept for
 // retention, and <NS>_INGEST_ANON on <ns>.anon.> kept for anonRetention.
 func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstream.StreamConfig, error) {
@@ -56,15 +50,15 @@ func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstre
 	}
 	streams := []jetstream.StreamConfig{
 		{
-			Name:        Stream(ns),
+			Name:        natsx.IngestStream(ns),
 			Description: "Latchkey accepted telemetry (OTLP protobuf), by account, project, environment and signal",
-			Subjects:    []string{ns + ".ingest.>"},
+			Subjects:    []string{natsx.IngestSubjects(ns)},
 			MaxAge:      retention,
 		},
 		{
-			Name:        AnonStream(ns),
+			Name:        natsx.AnonIngestStream(ns),
 			Description: "Latchkey accepted telemetry from anonymous keys (OTLP protobuf)",
-			Subjects:    []string{ns + ".anon.>"},
+			Subjects:    []string{natsx.AnonIngestSubjects(ns)},
 			MaxAge:      anonRetention,
 		},
 	}
@@ -78,33 +72,15 @@ func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstre
 	return streams, nil
 }
 
-// Subject is where data of a grant and signal is published:
-// <ns>.ingest.<account>.<project>.<environment>.<signal>, "_" standing for an empty project
-// or environment; or, for an anonymous grant (which has no account, project or
-// environment), <ns>.anon.<key id>.<signal>, so that one anonymous key's data can be found
-// (to be claimed). Each id must be one subject token.
+// Subject is where data of a grant and signal is published: natsx.IngestSubject for a
+// grant of an account, or, for an anonymous grant (which has no account, project or
+// environment), natsx.AnonSubject, so that one anonymous key's data can be found (to be
+// claimed). Each id must be one subject token.
 func Subject(ns string, g grant.Grant, sig Signal) (string, error) {
 	if g.Anonymous {
-		if !validToken(g.KeyID) {
-			return "", fmt.Errorf("ingest: key id %q is not a subject token", g.KeyID)
-		}
-		return ns + ".anon." + g.KeyID + "." + string(sig), nil
+		return natsx.AnonSubject(ns, g.KeyID, string(sig))
 	}
-	project, env := orUnderscore(g.ProjectID), orUnderscore(g.Environment)
-	if !validToken(project) || !validToken(env) {
-		return "", fmt.Errorf("ingest: project %q or environment %q is not a subject token", g.ProjectID, g.Environment)
-	}
-	if !validToken(g.AccountID) {
-		return "", fmt.Errorf("ingest: account id %q is not a subject token", g.AccountID)
-	}
-	return ns + ".ingest." + g.AccountID + "." + project + "." + env + "." + string(sig), nil
-}
-
-func orUnderscore(s string) string {
-	if s == "" {
-		return "_"
-	}
-	return s
+	return natsx.IngestSubject(ns, g.AccountID, g.ProjectID, g.Environment, string(sig))
 }
 
 // Publisher publishes accepted payloads to JetStream and waits for the ack, merging the
@@ -135,7 +111,7 @@ func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 		return nil, err
 	}
 	return &Publisher{
-		js: js, ns: cfg.Namespace, stream: Stream(cfg.Namespace), anonStream: AnonStream(cfg.Namespace),
+		js: js, ns: cfg.Namespace, stream: natsx.IngestStream(cfg.Namespace), anonStream: natsx.AnonIngestStream(cfg.Namespace),
 		maxBytes: maxMergedBytes, maxRequests: maxMergedRequests, mergeClientRequestIDs: cfg.MergeClientRequestIDs,
 		lanes: map[string]*lane{},
 	}, nil

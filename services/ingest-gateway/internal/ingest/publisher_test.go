@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -33,17 +35,17 @@ func TestStreamConfigs(t *testing.T) {
 		require.Equal(t, jetstream.FileStorage, info.Config.Storage)
 		require.Equal(t, jetstream.LimitsPolicy, info.Config.Retention)
 	}
-	check(Stream(e.ns), e.ns+".ingest.>", time.Hour, 2*time.Minute)
-	check(AnonStream(e.ns), e.ns+".anon.>", time.Hour, 2*time.Minute)
-	require.Equal(t, "T", Stream(e.ns)[:1], "stream names are the upper-cased namespace")
+	check(natsx.IngestStream(e.ns), e.ns+".ingest.>", time.Hour, 2*time.Minute)
+	check(natsx.AnonIngestStream(e.ns), e.ns+".anon.>", time.Hour, 2*time.Minute)
+	require.Equal(t, "T", natsx.IngestStream(e.ns)[:1], "stream names are the upper-cased namespace")
 
 	// Running it again updates in place (a changed data TTL takes effect at restart).
 	require.NoError(t, ensureStreams(ctx, e.js, e.ns, 30*24*time.Hour, 48*time.Hour))
-	check(Stream(e.ns), e.ns+".ingest.>", 30*24*time.Hour, 2*time.Minute)
-	check(AnonStream(e.ns), e.ns+".anon.>", 48*time.Hour, 2*time.Minute)
+	check(natsx.IngestStream(e.ns), e.ns+".ingest.>", 30*24*time.Hour, 2*time.Minute)
+	check(natsx.AnonIngestStream(e.ns), e.ns+".anon.>", 48*time.Hour, 2*time.Minute)
 	// A retention shorter than the duplicate window shortens the window with it.
 	require.NoError(t, ensureStreams(ctx, e.js, e.ns, time.Minute, time.Minute))
-	check(AnonStream(e.ns), e.ns+".anon.>", time.Minute, time.Minute)
+	check(natsx.AnonIngestStream(e.ns), e.ns+".anon.>", time.Minute, time.Minute)
 
 	require.Error(t, ensureStreams(ctx, e.js, "bad.ns", time.Hour, time.Hour))
 	require.Error(t, ensureStreams(ctx, e.js, e.ns, 0, time.Hour))
@@ -81,7 +83,7 @@ func TestPublishRefusesUnroutableGrant(t *testing.T) {
 	require.True(t, apierr.IsCode(err, apierr.Internal), "%v", err)
 	err = e.pub.Publish(context.Background(), grant.Grant{AccountID: "a"}, Logs, []byte{})
 	require.True(t, apierr.IsCode(err, apierr.Internal), "%v", err)
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 }
 
 // With no stream to take the data (JetStream up, nothing acking), the answer is 503.
@@ -153,7 +155,7 @@ func TestJetStreamUnavailable(t *testing.T) {
 		require.NoError(t, sendGRPC())
 	}
 
-	msgs := e.messages(t, Stream(e.ns))
+	msgs := e.messages(t, natsx.IngestStream(e.ns))
 	perID := map[string]int{}
 	for _, m := range msgs {
 		for _, id := range m.Header.Values(HeaderRequestID) {
@@ -175,7 +177,7 @@ func TestGeneratedRequestIDHasNoMsgID(t *testing.T) {
 	})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	id := r.header.Get(requestid.Header)
-	msgs := e.byRequestID(t, Stream(e.ns), id)
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), id)
 	require.Len(t, msgs, 1)
 	require.Empty(t, msgs[0].Header.Get(jetstream.MsgIDHeader))
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -66,7 +68,7 @@ func TestBadRequestsNeverSpoilAMergedMessage(t *testing.T) {
 	close(start)
 	wg.Wait()
 
-	msgs := e.messages(t, Stream(e.ns))
+	msgs := e.messages(t, natsx.IngestStream(e.ns))
 	stored, merged := map[string]int{}, false
 	for _, m := range msgs {
 		require.NoError(t, officialDecode(Logs, m.Data), "message of requests %v", m.Header.Values(HeaderRequestID))
@@ -207,7 +209,7 @@ func (e *env) lastMessage(t testing.TB, sig Signal) (*jetstream.RawStreamMsg, er
 	t.Helper()
 	subject, err := Subject(e.ns, goodGrant, sig)
 	require.NoError(t, err)
-	s, err := e.js.Stream(t.Context(), Stream(e.ns))
+	s, err := e.js.Stream(t.Context(), natsx.IngestStream(e.ns))
 	require.NoError(t, err)
 	return s.GetLastMsgForSubject(t.Context(), subject)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -318,7 +320,7 @@ func otlpTransports(conn *grpc.ClientConn) []otlpTransport {
 func (e *env) storedByRequestID(t *testing.T) map[string][]*jetstream.RawStreamMsg {
 	t.Helper()
 	out := map[string][]*jetstream.RawStreamMsg{}
-	for _, stream := range []string{Stream(e.ns), AnonStream(e.ns)} {
+	for _, stream := range []string{natsx.IngestStream(e.ns), natsx.AnonIngestStream(e.ns)} {
 		for _, m := range e.messages(t, stream) {
 			for _, id := range m.Header.Values(HeaderRequestID) {
 				out[id] = append(out[id], m)
@@ -392,13 +394,13 @@ func TestJSONLogsRefuseInvalidUTF8(t *testing.T) {
 			require.Contains(t, env.Message, "UTF-8")
 		})
 	}
-	require.Empty(t, e.messages(t, Stream(e.ns)))
+	require.Empty(t, e.messages(t, natsx.IngestStream(e.ns)))
 
 	// Escapes of lone surrogates are JSON; they decode to U+FFFD, as in OTLP/JSON.
 	r := e.post(t, PathJSONLogs, strings.NewReader(`{"service":"s\udc00","logs":[{"message":"a\ud800b","attributes":{"\udfff":"\udbff"}}]}`),
 		map[string]string{"Authorization": "Bearer good", "Content-Type": contentTypeJSON, requestid.Header: "surrogates"})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	msgs := e.byRequestID(t, Stream(e.ns), "surrogates")
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "surrogates")
 	require.Len(t, msgs, 1)
 	require.NoError(t, officialDecode(Logs, msgs[0].Data))
 	req := plogotlp.NewExportRequest()

@@ -231,7 +231,7 @@ func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
 		e.Facts.GraceUntil = k.GetGraceUntil().AsTime()
 	}
 	if t, ok := v.types.Load().Lookup(k.GetType()); ok {
-		e.Facts.Browser = t.Browser
+		e.Facts.Browser, e.Facts.BrowserOnly = t.Browser, t.BrowserOnly()
 		e.Anonymous = t.Anonymous
 	}
 	return e

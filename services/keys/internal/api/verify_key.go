@@ -51,7 +51,7 @@ func (s *Server) verify(ctx context.Context, key, viewer string, fresh bool, ori
 		return nil, nil, err
 	}
 	facts := verdict.Facts{
-		Lifetime: k.Lifetime(), Capabilities: k.Capabilities, Browser: parsed.Type.Browser,
+		Lifetime: k.Lifetime(), Capabilities: k.Capabilities, Browser: parsed.Type.Browser, BrowserOnly: parsed.Type.BrowserOnly(),
 	}
 	resp := &keysv1.VerifyKeyResponse{}
 	var acct *accountsv1.Account
