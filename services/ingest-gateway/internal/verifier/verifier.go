@@ -109,7 +109,7 @@ func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Gran
 	}
 	return grant.Grant{
 		KeyID: e.KeyID, AccountID: e.AccountID, ProjectID: e.ProjectID, Environment: e.Environment,
-		KeyType: e.Type, Anonymous: e.Anonymous,
+		KeyType: e.Type, Anonymous: e.Anonymous, Notice: e.Notice,
 	}, nil
 }
 
@@ -232,7 +232,13 @@ func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
 	}
 	if t, ok := v.types.Load().Lookup(k.GetType()); ok {
 		e.Facts.Browser, e.Facts.BrowserOnly = t.Browser, t.BrowserOnly()
-		e.Anonymous = t.Anonymous
+		// A claim gives an anonymous key the account it was claimed into (and a grace):
+		// from then on its data goes there, with a reminder to switch to the new key.
+		claimed := k.GetAccountId() != ""
+		e.Anonymous = t.Anonymous && !claimed
+		if t.Anonymous && claimed && k.GetGraceUntil() != nil {
+			e.Notice = grant.ClaimNotice(k.GetGraceUntil().AsTime())
+		}
 	}
 	return e
 }
