@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,8 +9,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/keycache"
 )
 
 // TestEntryFromVerifyKey: what the gateway caches of a VerifyKey answer routes the data
@@ -39,4 +42,25 @@ func TestEntryFromVerifyKey(t *testing.T) {
 	e := v.entry(&keysv1.VerifyKeyResponse{Key: &keysv1.Key{Id: "key_s", Type: "session", AccountId: "acc_1"}})
 	require.True(t, e.Facts.BrowserOnly)
 	require.True(t, e.Facts.Browser)
+}
+
+// TestRefusalSaysWhy: a key that was good once (revoked, or expired: past expires_at, its
+// rotation grace or its claim grace) is refused with 401 unauthenticated and the verdict
+// code as the envelope's "reason", so a client can tell a dead key from a typo.
+func TestRefusalSaysWhy(t *testing.T) {
+	v, key := cachedVerifier(t)
+	h := keycache.Sum(key)
+	now := time.Now()
+	past := timestamppb.New(now.Add(-time.Minute))
+	for reason, k := range map[string]*keysv1.Key{
+		"revoked": {RevokedAt: past},
+		"expired": {ExpiresAt: past},
+	} {
+		k.Id, k.Type, k.AccountId, k.Capabilities = "key_1", "ingest", "acc_1", []string{"ingest"}
+		require.True(t, v.cache.Put(h, v.entry(&keysv1.VerifyKeyResponse{Key: k}), v.cache.Epoch(), now.UnixNano()))
+		_, err := v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+		e := apierr.FromError(err)
+		require.Equal(t, apierr.Unauthenticated, e.Code, reason)
+		require.Equal(t, reason, e.Metadata["reason"])
+	}
 }
