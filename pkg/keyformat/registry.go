@@ -30,6 +30,8 @@ type Registry struct {
 	prefixes []*prefixInfo
 	// anonymous is the profile's one anonymous type, nil when it has none.
 	anonymous *Type
+	// sdk is the profile's "sdk" object as written (SDK fills in the defaults).
+	sdk SDK
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
