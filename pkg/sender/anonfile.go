@@ -26,6 +26,10 @@ const maxKeyFile = 4 * keyformat.MaxKeyLen
 // never committed by accident (secret scanners would revoke it).
 const gitignore = "# Written by the Latchkey sender: the key here is a secret.\n*\n"
 
+// errNotAnonymousFile is returned for a key file whose content is no anonymous key of the
+// profile; the file is left alone (see anonymousKey).
+var errNotAnonymousFile = errors.New("sender: the anonymous key file does not hold an anonymous key of this profile")
+
 // anonKeyPath is the key file of the project directory dir; file is the profile's
 // anon_key_file, a clean relative path with '/' separators (keyformat.SDK).
 func anonKeyPath(dir, file string) string { return filepath.Join(dir, filepath.FromSlash(file)) }

@@ -31,36 +31,35 @@ type exporters struct {
 	logs    sdklog.Exporter
 }
 
-// newExporters builds the OTLP exporters of o.Protocol, sending the key as a bearer token
-// and gzip-compressed bodies (the gateway takes both over HTTP and gRPC); their answers
-// pass the watcher (watchingTransport, unaryInterceptor).
+// newExporters builds the OTLP exporters of o.Protocol, sending gzip-compressed bodies (the
+// gateway takes them over HTTP and gRPC). The key is set on each request by
+// gatewayTransport or unaryInterceptor, which also show the answers to the watcher; the
+// exporters' own headers (OTEL_EXPORTER_OTLP_HEADERS) stay as OpenTelemetry reads them.
 func newExporters(ctx context.Context, o resolved, key string, w *watcher) (exporters, error) {
-	headers := map[string]string{"Authorization": "Bearer " + key}
+	bearer := "Bearer " + key
 	var (
 		e                      exporters
 		errTr, errMet, errLogs error
 	)
 	switch o.Protocol {
 	case GRPC:
-		// gRPC metadata keys are lower case.
-		headers = map[string]string{"authorization": "Bearer " + key}
 		ep := grpcEndpoint(o.endpoint)
-		dial := grpc.WithChainUnaryInterceptor(w.unaryInterceptor)
-		e.traces, errTr = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(ep), otlptracegrpc.WithHeaders(headers),
+		dial := grpc.WithChainUnaryInterceptor(w.unaryInterceptor(bearer))
+		e.traces, errTr = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(ep),
 			otlptracegrpc.WithCompressor("gzip"), otlptracegrpc.WithDialOption(dial))
-		e.metrics, errMet = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(ep), otlpmetricgrpc.WithHeaders(headers),
+		e.metrics, errMet = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(ep),
 			otlpmetricgrpc.WithCompressor("gzip"), otlpmetricgrpc.WithDialOption(dial))
-		e.logs, errLogs = otlploggrpc.New(ctx, otlploggrpc.WithEndpointURL(ep), otlploggrpc.WithHeaders(headers),
+		e.logs, errLogs = otlploggrpc.New(ctx, otlploggrpc.WithEndpointURL(ep),
 			otlploggrpc.WithCompressor("gzip"), otlploggrpc.WithDialOption(dial))
 	default:
 		base := http.DefaultTransport.(*http.Transport).Clone()
-		client := &http.Client{Timeout: exportTimeout, Transport: &watchingTransport{base: base, w: w}}
+		client := &http.Client{Timeout: exportTimeout, Transport: &gatewayTransport{base: base, bearer: bearer, w: w}}
 		e.traces, errTr = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(signalURL(o.endpoint, "traces")),
-			otlptracehttp.WithHeaders(headers), otlptracehttp.WithCompression(otlptracehttp.GzipCompression), otlptracehttp.WithHTTPClient(client))
+			otlptracehttp.WithCompression(otlptracehttp.GzipCompression), otlptracehttp.WithHTTPClient(client))
 		e.metrics, errMet = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(signalURL(o.endpoint, "metrics")),
-			otlpmetrichttp.WithHeaders(headers), otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression), otlpmetrichttp.WithHTTPClient(client))
+			otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression), otlpmetrichttp.WithHTTPClient(client))
 		e.logs, errLogs = otlploghttp.New(ctx, otlploghttp.WithEndpointURL(signalURL(o.endpoint, "logs")),
-			otlploghttp.WithHeaders(headers), otlploghttp.WithCompression(otlploghttp.GzipCompression), otlploghttp.WithHTTPClient(client))
+			otlploghttp.WithCompression(otlploghttp.GzipCompression), otlploghttp.WithHTTPClient(client))
 	}
 	if err := errors.Join(errTr, errMet, errLogs); err != nil {
 		for _, shut := range []func(context.Context) error{shutdownOf(e.traces), shutdownOf(e.metrics), shutdownOf(e.logs)} {

@@ -124,7 +124,7 @@ func clearEnv(t *testing.T) {
 		require.NoError(t, err)
 		t.Setenv(r.SDK().APIKeyEnv, "")
 	}
-	for _, v := range []string{EnvEndpoint, EnvProtocol, EnvAPIURL} {
+	for _, v := range []string{EnvEndpoint, EnvProtocol, EnvAPIURL, "OTEL_EXPORTER_OTLP_HEADERS"} {
 		t.Setenv(v, "")
 	}
 }
@@ -134,7 +134,7 @@ func clearEnv(t *testing.T) {
 type gateway struct {
 	*httptest.Server
 	mu      sync.Mutex
-	auth    []string
+	headers []http.Header
 	answers func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -143,7 +143,7 @@ func newGateway(t testing.TB) *gateway {
 	g := &gateway{}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
-		g.auth = append(g.auth, r.Header.Get("Authorization"))
+		g.headers = append(g.headers, r.Header.Clone())
 		answer := g.answers
 		g.mu.Unlock()
 		if answer != nil {
@@ -163,8 +163,13 @@ func (g *gateway) answer(fn func(w http.ResponseWriter, r *http.Request)) {
 	g.answers = fn
 }
 
-func (g *gateway) authorizations() []string {
+// received returns the values of a header in every request so far, one list per request.
+func (g *gateway) received(name string) [][]string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return append([]string(nil), g.auth...)
+	var out [][]string
+	for _, h := range g.headers {
+		out = append(out, h.Values(name))
+	}
+	return out
 }

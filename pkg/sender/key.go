@@ -2,7 +2,6 @@ package sender
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -94,7 +93,3 @@ func profileName(p string) string {
 	}
 	return p
 }
-
-// errNotAnonymousFile is returned for a key file whose content is no anonymous key of the
-// profile; the file is left alone (see anonymousKey).
-var errNotAnonymousFile = errors.New("sender: the anonymous key file does not hold an anonymous key of this profile")

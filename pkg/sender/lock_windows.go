@@ -23,7 +23,9 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		_ = f.Close()
 	}
 	done := make(chan error, 1)
-	go func() { done <- windows.LockFileEx(h, windows.LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, new(windows.Overlapped)) }()
+	go func() {
+		done <- windows.LockFileEx(h, windows.LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, new(windows.Overlapped))
+	}()
 	select {
 	case err := <-done:
 		if err != nil {

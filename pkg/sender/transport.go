@@ -21,16 +21,21 @@ const (
 	requestIDMetadata = "x-request-id"
 )
 
-// watchingTransport is the HTTP exporters' RoundTripper: it passes every request to base
-// unchanged and shows the watcher each answer's notice header and, for 401 and 403, the
-// error body (which the exporter then reads as if untouched).
-type watchingTransport struct {
-	base http.RoundTripper
-	w    *watcher
+// gatewayTransport is the HTTP exporters' RoundTripper: it sends every request to base
+// with the key as its bearer token (replacing any Authorization the exporter's headers
+// carry, e.g. from OTEL_EXPORTER_OTLP_HEADERS, whose other headers stay), and shows the
+// watcher each answer's notice header and, for 401 and 403, the error body (which the
+// exporter then reads as if untouched).
+type gatewayTransport struct {
+	base   http.RoundTripper
+	bearer string
+	w      *watcher
 }
 
 // RoundTrip implements http.RoundTripper.
-func (t *watchingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *gatewayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not modify its request
+	req.Header.Set("Authorization", t.bearer)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -67,10 +72,21 @@ func (r errReader) Read([]byte) (int, error) {
 	return 0, io.EOF
 }
 
-// unaryInterceptor is the gRPC exporters' client interceptor: it shows the watcher the
-// notice in each answer's header metadata (or trailers, which carry it on an answer with
-// no header) and, for UNAUTHENTICATED and PERMISSION_DENIED, the status and its ErrorInfo.
-func (w *watcher) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+// unaryInterceptor returns the gRPC exporters' client interceptor: it sends the key as the
+// bearer token of every call (replacing any authorization the exporter's headers carry,
+// keeping the others) and shows the watcher the notice in each answer's header metadata (or
+// trailers, which carry it on an answer with no header) and, for UNAUTHENTICATED and
+// PERMISSION_DENIED, the status and its ErrorInfo.
+func (w *watcher) unaryInterceptor(bearer string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		md, _ := metadata.FromOutgoingContext(ctx)
+		md = md.Copy()
+		md.Set("authorization", bearer)
+		return w.watchCall(metadata.NewOutgoingContext(ctx, md), method, req, reply, cc, invoker, opts...)
+	}
+}
+
+func (w *watcher) watchCall(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	var header, trailer metadata.MD
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&header), grpc.Trailer(&trailer))...)
 	if v := append(header.Get(NoticeMetadata), trailer.Get(NoticeMetadata)...); len(v) > 0 {

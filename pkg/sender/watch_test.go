@@ -162,8 +162,8 @@ func TestHTTPNoticeAndRejection(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, r.HTTPStatus)
 	require.Equal(t, 2, logs.count("the gateway refuses this key"), "a new code is reported:\n%s", logs.String())
 
-	for _, a := range gw.authorizations() {
-		require.Equal(t, "Bearer "+key, a)
+	for _, a := range gw.received("Authorization") {
+		require.Equal(t, []string{"Bearer " + key}, a)
 	}
 	require.NotContains(t, logs.String(), key)
 	require.Equal(t, 1, logs.count("sending with an anonymous key"))
@@ -179,7 +179,7 @@ type grpcGateway struct {
 	addr string
 
 	mu      sync.Mutex
-	auth    []string
+	md      []metadata.MD
 	answers func(ctx context.Context) error
 }
 
@@ -204,10 +204,21 @@ func (g *grpcGateway) answer(fn func(ctx context.Context) error) {
 	g.answers = fn
 }
 
+// received returns the values of a metadata key in every call so far, one list per call.
+func (g *grpcGateway) received(name string) [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out [][]string
+	for _, md := range g.md {
+		out = append(out, md.Get(name))
+	}
+	return out
+}
+
 func (g *grpcGateway) handle(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	g.mu.Lock()
-	g.auth = append(g.auth, md.Get("authorization")...)
+	g.md = append(g.md, md.Copy())
 	fn := g.answers
 	g.mu.Unlock()
 	if fn == nil {
@@ -281,13 +292,33 @@ func TestGRPCNoticeAndRejection(t *testing.T) {
 	require.Equal(t, codes.PermissionDenied, r.GRPCCode)
 	require.Equal(t, 2, logs.count("the gateway refuses this key"), logs.String())
 
-	gw.mu.Lock()
-	auth := append([]string(nil), gw.auth...)
-	gw.mu.Unlock()
-	require.NotEmpty(t, auth)
-	for _, a := range auth {
-		require.Equal(t, "Bearer "+key, a)
+	for _, a := range gw.received("authorization") {
+		require.Equal(t, []string{"Bearer " + key}, a)
 	}
 	require.NotContains(t, logs.String(), key)
 	gw.answer(nil) // so that the shutdown's last export passes
+}
+
+// The key replaces an authorization in OTEL_EXPORTER_OTLP_HEADERS; the variable's other
+// headers are sent as OpenTelemetry reads them, over HTTP and gRPC.
+func TestKeyOverridesExporterHeaders(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme,authorization=Bearer%20other")
+	key := generate(t, keyformat.Default(), "ingest")
+	gw := newGateway(t)
+	s := start(t, Options{APIKey: key, Endpoint: gw.URL, Dir: t.TempDir(), Logger: discard()})
+	require.NoError(t, exportAll(s))
+	require.NotEmpty(t, gw.received("Authorization"))
+	for i, a := range gw.received("Authorization") {
+		require.Equal(t, []string{"Bearer " + key}, a)
+		require.Equal(t, []string{"acme"}, gw.received("X-Tenant")[i])
+	}
+	ggw := newGRPCGateway(t)
+	s = start(t, Options{APIKey: key, Protocol: GRPC, Endpoint: "http://" + ggw.addr, Dir: t.TempDir(), Logger: discard()})
+	require.NoError(t, exportAll(s))
+	require.Len(t, ggw.received("authorization"), 3)
+	for i, a := range ggw.received("authorization") {
+		require.Equal(t, []string{"Bearer " + key}, a)
+		require.Equal(t, []string{"acme"}, ggw.received("x-tenant")[i])
+	}
 }
