@@ -39,8 +39,8 @@ type Sender struct {
 //
 // Errors: bad options (all reported at once); a key that is not a valid key of the profile
 // or cannot ingest (the message names the rule and the source, never the key); an
-// anonymous key file that holds no anonymous key (left as it is, see anonymousKey); a
-// failed mint (the API's code and message); ctx done while another process mints.
+// anonymous key file that holds no anonymous key (left as it is: delete it to mint a new
+// key); a failed mint (the API's code and message); ctx done while another start mints.
 func Start(ctx context.Context, o Options) (*Sender, error) {
 	ro, err := o.resolve()
 	if err != nil {
