@@ -8,7 +8,9 @@ TOOLS := $(CURDIR)/.cache/bin
 export PATH := $(TOOLS):$(PATH)
 GOOGLEAPIS_VERSION := v1.16.0
 GOOGLEAPIS := $(CURDIR)/.cache/googleapis/google/api
-MODULES := ./gen/... ./pkg/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./services/audit/... ./deploy/allinone/...
+# ./pkg/... stops at a nested module: pkg/sender (its own go.mod, for the OpenTelemetry
+# exporters) is named on its own.
+MODULES := ./gen/... ./pkg/... ./pkg/sender/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./services/audit/... ./deploy/allinone/...
 
 .PHONY: tools generate check-generated lint build test bench run clean
 

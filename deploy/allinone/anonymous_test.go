@@ -3,9 +3,13 @@ package allinone
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/services/accounts"
@@ -43,4 +47,27 @@ func TestAnonymousKeyIngest(t *testing.T) {
 	limited.RequireError(t, 429, "rate_limited")
 	require.Equal(t, "ip", limited.Str("tier"))
 	require.NotEmpty(t, limited.Header.Get("Retry-After"))
+}
+
+// TestAnonymousStreamFollowsDataTTL: the anonymous stream keeps data for the anonymous key
+// type's data_ttl, whatever the gateway's fallback retention says.
+func TestAnonymousStreamFollowsDataTTL(t *testing.T) {
+	profile := profileFile(t, "typed", func(t *keyformat.Type) {
+		if t.Anonymous {
+			t.DataTTL = keyformat.Duration{Duration: 90 * time.Minute}
+		}
+	})
+	s := startSuite(t, withConfig(func(_ *accounts.Config, k *keys.Config, g *gateway.Config, _ *audit.Config) {
+		k.KeyProfile = profile
+		g.AnonRetention = 7 * time.Hour
+	}))
+	nc, err := nats.Connect(s.natsURL)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := js.Stream(t.Context(), natsx.AnonIngestStream(s.ns))
+		return err == nil && st.CachedInfo().Config.MaxAge == 90*time.Minute
+	}, 10*time.Second, 20*time.Millisecond)
 }

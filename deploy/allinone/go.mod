@@ -6,6 +6,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/latchkey/latchkey/gen v0.0.0
 	github.com/latchkey/latchkey/pkg v0.0.0
+	github.com/latchkey/latchkey/pkg/sender v0.0.0
 	github.com/latchkey/latchkey/services/accounts v0.0.0
 	github.com/latchkey/latchkey/services/keys v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -37,8 +38,11 @@ require (
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/collector/featuregate v1.71.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc v1.47.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
+	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 )
@@ -80,6 +84,8 @@ require (
 replace github.com/latchkey/latchkey/gen => ../../gen
 
 replace github.com/latchkey/latchkey/pkg => ../../pkg
+
+replace github.com/latchkey/latchkey/pkg/sender => ../../pkg/sender
 
 replace github.com/latchkey/latchkey/services/accounts => ../../services/accounts
 

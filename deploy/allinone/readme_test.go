@@ -3,6 +3,7 @@ package allinone
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,4 +47,40 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, " accounts.signup ")
 	require.Contains(t, text, `"ok": true`)
 	require.NotContains(t, text, "null", "every value the quickstart prints is set:\n%s", text)
+}
+
+// TestReadmeSenderExample: the README's Go SDK program is pkg/sender/example verbatim, and
+// it runs against the suite: the first run mints an anonymous key, the second reuses it,
+// and both runs' traces land on the key's subject.
+func TestReadmeSenderExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "\n## Sending telemetry with the Go SDK\n")
+	require.True(t, ok, "README has the Go SDK section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	program, err := os.ReadFile("../../pkg/sender/example/main.go")
+	require.NoError(t, err)
+	require.Contains(t, section, "```go\n"+string(program)+"```\n", "the README shows pkg/sender/example/main.go verbatim")
+
+	bin := filepath.Join(t.TempDir(), "example")
+	build := exec.Command("go", "build", "-o", bin, "./pkg/sender/example")
+	build.Dir = "../.."
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := startSuite(t)
+	project := t.TempDir()
+	run := func() string {
+		cmd := exec.Command(bin) //nolint:gosec // built above
+		cmd.Dir = project
+		cmd.Env = append(os.Environ(), "LATCHKEY_API_KEY=", "LATCHKEY_API_URL="+s.api, "OTEL_EXPORTER_OTLP_ENDPOINT="+s.ingest, "OTEL_EXPORTER_OTLP_PROTOCOL=")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	require.Contains(t, run(), "(from minted)")
+	require.Contains(t, run(), "(from file)")
+	secret, err := os.ReadFile(filepath.Join(project, ".latchkey", "anon_key"))
+	require.NoError(t, err)
+	id := s.keyID(t, strings.TrimSpace(string(secret)))
+	require.Len(t, s.storedIn(strings.ToUpper(s.ns)+"_INGEST_ANON", s.ns+".anon."+id+".traces"), 2, "one trace export per run")
 }

@@ -25,6 +25,8 @@ var requiredTypes = []string{"account", "ingest"}
 
 // profileFile is the JSON shape of a profile.
 type profileFile struct {
+	// SDK is optional: a profile without it gets Latchkey's own (Registry.SDK).
+	SDK   SDK    `json:"sdk,omitzero"`
 	Types []Type `json:"types"`
 }
 
@@ -42,8 +44,9 @@ func ProfileNames() []string {
 
 // LoadProfile returns the key types an operator chose: "" or "default" for
 // Default(), the name of an embedded profile (ProfileNames), or else the path of a
-// JSON file of the form {"types": [...]}. Unknown JSON fields are errors, so a
-// typo in a profile fails at start-up instead of silently changing behaviour.
+// JSON file of the form {"sdk": {...}, "types": [...]} ("sdk", the sender SDK's
+// settings, is optional: see SDK). Unknown JSON fields are errors, so a typo in a
+// profile fails at start-up instead of silently changing behaviour.
 //
 // A profile must define a type named "account" (the management plane
 // authenticates and mints management keys with it) and one named "ingest" (the
@@ -103,6 +106,10 @@ func parseProfile(data []byte) (*Registry, error) {
 		return nil, err
 	}
 	var errs []error
+	if err := pf.SDK.validate(r.anonymous != nil); err != nil {
+		errs = append(errs, err)
+	}
+	r.sdk = pf.SDK
 	for _, name := range requiredTypes {
 		if _, ok := r.Lookup(name); !ok {
 			errs = append(errs, fmt.Errorf("keyformat: profile must define a type named %q", name))

@@ -32,6 +32,8 @@ type Registry struct {
 	anonymous *Type
 	// session is the profile's one browser session type, nil when it has none.
 	session *Type
+	// sdk is the profile's "sdk" object as written (SDK fills in the defaults).
+	sdk SDK
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,9 @@ type Config struct {
 	MergeClientRequestIDs bool `env:"GATEWAY_MERGE_CLIENT_REQUEST_IDS" envDefault:"false"`
 	// Retention is the ingest stream's MaxAge.
 	Retention time.Duration `env:"GATEWAY_RETENTION" envDefault:"72h"`
-	// AnonRetention is the anonymous ingest stream's MaxAge.
+	// AnonRetention is the anonymous ingest stream's MaxAge when the profile's anonymous
+	// key type names no data_ttl, and until the gateway has loaded the key types; the
+	// type's data_ttl wins (ingest.AnonStream).
 	AnonRetention time.Duration `env:"GATEWAY_ANON_RETENTION" envDefault:"48h"`
 	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per client IP.
 	FailedAuthPerSecond float64 `env:"GATEWAY_FAILED_AUTH_PER_SECOND" envDefault:"10"`
@@ -145,7 +148,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 			sub.Lost("events stream recreated")
 		}
 	}
-	keeper := natsx.NewKeeper(js, log, events, natsx.StreamConfigResource(js, streams[0]), natsx.StreamConfigResource(js, streams[1]))
+	anon := ingest.NewAnonStream(js, streams[1])
+	keeper := natsx.NewKeeper(js, log, events, natsx.StreamConfigResource(js, streams[0]), natsx.StreamResource(js, anon.Name(), anon.Ensure))
 	if err := keeper.Ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -186,7 +190,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	u.Workers = []func(context.Context) error{
 		keeper.Run,
 		sub.Run,
-		func(ctx context.Context) error { return loadTypes(ctx, v, log) },
+		func(ctx context.Context) error { return loadTypes(ctx, v, anon, log) },
 		func(ctx context.Context) error { perKey.Run(ctx, time.Minute); return nil },
 		func(ctx context.Context) error { failures.Run(ctx, time.Minute); return nil },
 	}
@@ -194,18 +198,22 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 }
 
 // loadTypes fetches the key types from the keys service, retrying until it answers (the
-// gateway may start first), then refreshes them every minute.
-func loadTypes(ctx context.Context, v *verifier.Verifier, log *zap.Logger) error {
+// gateway may start first), then refreshes them every minute; the anonymous stream follows
+// the anonymous type's data_ttl.
+func loadTypes(ctx context.Context, v *verifier.Verifier, anon *ingest.AnonStream, log *zap.Logger) error {
 	wait := 100 * time.Millisecond
 	for {
 		err := v.LoadTypes(ctx)
+		if err == nil {
+			err = followDataTTL(ctx, v, anon)
+		}
 		switch {
 		case err == nil:
 			wait = time.Minute
 		case ctx.Err() != nil:
 			return nil
 		default:
-			log.Warn("cannot load key types from the keys service; retrying", zap.Error(err))
+			log.Warn("cannot load or apply the key types of the keys service; retrying", zap.Error(err))
 			wait = min(2*wait, 5*time.Second)
 		}
 		select {
@@ -214,6 +222,18 @@ func loadTypes(ctx context.Context, v *verifier.Verifier, log *zap.Logger) error
 		case <-time.After(wait):
 		}
 	}
+}
+
+// followDataTTL keeps the anonymous stream's MaxAge at the anonymous key type's data_ttl.
+func followDataTTL(ctx context.Context, v *verifier.Verifier, anon *ingest.AnonStream) error {
+	t, ok := v.Types().Anonymous()
+	if !ok {
+		return nil
+	}
+	if err := anon.Retain(ctx, t.DataTTL.Duration); err != nil {
+		return fmt.Errorf("setting the anonymous stream's MaxAge to the anonymous key type's data_ttl (%s): %w", t.DataTTL, err)
+	}
+	return nil
 }
 
 func defaultID() string {

@@ -2,7 +2,21 @@
 // a request's key may ingest) and its ingest handlers (which decode and publish the data).
 package grant
 
-import "context"
+import (
+	"context"
+	"time"
+)
+
+// NoticeHeader is the HTTP header (and, lower-cased, the gRPC response header) that carries
+// Grant.Notice on every answer to a request whose key was accepted.
+const NoticeHeader = "Latchkey-Key-Notice"
+
+// ClaimNotice is the notice of an anonymous key claimed into an account, working until
+// graceUntil: "claimed; grace_until=<RFC 3339, UTC, whole seconds>" (DESIGN "Seed schemes",
+// Claim), so that SDKs can remind their user to switch to the new key.
+func ClaimNotice(graceUntil time.Time) string {
+	return "claimed; grace_until=" + graceUntil.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
 
 // Grant is what a verified key allows: who the data belongs to and where it goes.
 type Grant struct {
@@ -10,9 +24,14 @@ type Grant struct {
 	AccountID   string
 	ProjectID   string
 	Environment string
-	// KeyType is the key type's name; Anonymous routes data to the anonymous stream.
+	// KeyType is the key type's name; Anonymous routes data to the anonymous stream: an
+	// anonymous key's, until it is claimed (then its data goes to the account it was
+	// claimed into, like any key's).
 	KeyType   string
 	Anonymous bool
+	// Notice, when set, goes back to the client in NoticeHeader with every answer
+	// (ClaimNotice for a claimed anonymous key in its grace).
+	Notice string
 }
 
 // Request is what verification looks at.

@@ -142,6 +142,12 @@ func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, body []
 	if aerr != nil {
 		return aerr
 	}
+	if g.Notice != "" {
+		// Header metadata (Pairs lower-cases the name) goes out with the answer, whatever it turns out to be.
+		if err := grpc.SetHeader(ctx, metadata.Pairs(grant.NoticeHeader, g.Notice)); err != nil {
+			logging.From(ctx).Debug("cannot set the key notice header", zap.Error(err))
+		}
+	}
 	payload, items, err := decodeOTLP(sig, formatProto, body)
 	if err != nil {
 		return apierr.New(apierr.InvalidArgument, "%s", decodeError(sig, formatProto, err))

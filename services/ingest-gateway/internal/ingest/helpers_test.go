@@ -42,6 +42,11 @@ var (
 	goodGrant  = grant.Grant{KeyID: "key_good", AccountID: "acc_1", ProjectID: "prj_1", Environment: "prd", KeyType: "ingest"}
 	good2Grant = grant.Grant{KeyID: "key_good2", AccountID: "acc_1", ProjectID: "prj_1", Environment: "prd", KeyType: "ingest"}
 	anonGrant  = grant.Grant{KeyID: "key_anon", KeyType: "anonymous", Anonymous: true}
+	// claimedGrant is an anonymous key claimed into acc_1, in its grace.
+	claimedGrant = grant.Grant{
+		KeyID: "key_claimed", AccountID: "acc_1", ProjectID: "prj_1", Environment: "prd", KeyType: "anonymous",
+		Notice: grant.ClaimNotice(time.Date(2026, 12, 30, 12, 0, 0, 0, time.UTC)),
+	}
 )
 
 func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, error) {
@@ -52,6 +57,8 @@ func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, er
 		return good2Grant, nil
 	case "anon":
 		return anonGrant, nil
+	case "claimed":
+		return claimedGrant, nil
 	case "slow":
 		return grant.Grant{}, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	case "broken":

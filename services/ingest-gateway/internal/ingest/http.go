@@ -65,22 +65,26 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorize checks the key before anything reads the body, so a bad key costs no
-// decompression or decoding.
-func (h *httpHandler) authorize(r *http.Request) (grant.Grant, *apierr.Error) {
+// decompression or decoding. The grant's notice goes on whatever answer follows.
+func (h *httpHandler) authorize(w http.ResponseWriter, r *http.Request) (grant.Grant, *apierr.Error) {
 	key, aerr := presentedKey(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
 	if aerr != nil {
 		return grant.Grant{}, aerr
 	}
-	return authorize(r.Context(), h.auth, grant.Request{
+	g, aerr := authorize(r.Context(), h.auth, grant.Request{
 		Key:      key,
 		Origin:   r.Header.Get("Origin"),
 		ClientIP: clientIP(r.RemoteAddr),
 	}, logging.From(r.Context()))
+	if aerr == nil && g.Notice != "" {
+		w.Header().Set(grant.NoticeHeader, g.Notice)
+	}
+	return g, aerr
 }
 
 func (h *httpHandler) serveOTLP(w http.ResponseWriter, r *http.Request, sig Signal) {
 	ctx := r.Context()
-	g, aerr := h.authorize(r)
+	g, aerr := h.authorize(w, r)
 	if aerr != nil {
 		h.fail(w, r, transportOTLPHTTP, sig, aerr)
 		return

@@ -13,6 +13,9 @@ import (
 	"testing/iotest"
 
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/nats-io/nats.go/jetstream"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -331,4 +334,44 @@ func TestOverNATSMaxPayloadIs413(t *testing.T) {
 	// A normal request still goes through on the same connection.
 	r = e.post(t, PathLogs, bytes.NewReader(encodeProto(t, sampleRequest(Logs))), map[string]string{"Authorization": "Bearer good", "Content-Type": contentTypeProto})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+}
+
+// TestNoticeOnEveryAnswer: a claimed anonymous key's notice comes back on every answer
+// once its key is accepted, success or not, over OTLP/HTTP, JSON logs and OTLP/gRPC; its
+// data goes to the account it was claimed into. A key with no notice gets no header.
+func TestNoticeOnEveryAnswer(t *testing.T) {
+	e := newEnv(t, "")
+	const want = "claimed; grace_until=2026-12-30T12:00:00Z"
+	proto := map[string]string{"Authorization": "Bearer claimed", "Content-Type": contentTypeProto, requestid.Header: "claimed-1"}
+
+	r := e.post(t, PathTraces, bytes.NewReader(encodeProto(t, sampleRequest(Traces))), proto)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, want, r.header.Get(grant.NoticeHeader))
+	msgs := e.byRequestID(t, natsx.IngestStream(e.ns), "claimed-1")
+	require.Len(t, msgs, 1)
+	require.Equal(t, e.ns+".ingest.acc_1.prj_1.prd.traces", msgs[0].Subject)
+
+	r = e.post(t, PathTraces, strings.NewReader("not protobuf"), proto)
+	requireError(t, r, http.StatusBadRequest, apierr.InvalidArgument)
+	require.Equal(t, want, r.header.Get(grant.NoticeHeader))
+
+	r = e.post(t, PathJSONLogs, strings.NewReader(`{"service":"s","logs":[{"message":"m"}]}`), map[string]string{"Authorization": "Bearer claimed", "Content-Type": "application/json"})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, want, r.header.Get(grant.NoticeHeader))
+
+	r = e.post(t, PathTraces, bytes.NewReader(encodeProto(t, sampleRequest(Traces))), map[string]string{"Authorization": "Bearer good", "Content-Type": contentTypeProto})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Empty(t, r.header.Values(grant.NoticeHeader))
+
+	conn := e.grpcConn(t)
+	var header metadata.MD
+	_, err := ptraceotlp.NewGRPCClient(conn).Export(grpcCtx(t, "authorization", "Bearer claimed"),
+		ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)), grpc.Header(&header))
+	require.NoError(t, err)
+	require.Equal(t, []string{want}, header.Get(grant.NoticeHeader))
+	header = nil
+	_, err = ptraceotlp.NewGRPCClient(conn).Export(grpcCtx(t, "authorization", "Bearer good"),
+		ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)), grpc.Header(&header))
+	require.NoError(t, err)
+	require.Empty(t, header.Get(grant.NoticeHeader))
 }

@@ -66,7 +66,7 @@ var levelNames = func() string {
 
 func (h *httpHandler) serveJSONLogs(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	g, aerr := h.authorize(r)
+	g, aerr := h.authorize(w, r)
 	if aerr != nil {
 		h.fail(w, r, transportJSONLogs, Logs, aerr)
 		return

@@ -36,8 +36,11 @@ type Entry struct {
 	ProjectID   string
 	Environment string
 	Type        string
-	Anonymous   bool
-	Facts       verdict.Facts
+	// Anonymous is an unclaimed anonymous key's: its data goes to the anonymous stream.
+	Anonymous bool
+	// Notice is the grant's notice to the client (grant.Grant.Notice).
+	Notice string
+	Facts  verdict.Facts
 	// storedAt is unix nanoseconds.
 	storedAt int64
 	// hash is the full key hash; the map is keyed by its first 8 bytes, cheaper to hash.

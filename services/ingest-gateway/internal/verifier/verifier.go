@@ -62,8 +62,11 @@ var (
 	errNotReady   = &apierr.Error{Code: apierr.Unavailable, Message: "the gateway is starting: key types are not loaded yet", RetryAfter: time.Second}
 	errKeysDown   = &apierr.Error{Code: apierr.Unavailable, Message: "keys cannot be verified right now", RetryAfter: time.Second}
 	errBadKey     = apierr.New(apierr.Unauthenticated, "the key is not a valid Latchkey key")
-	errRevoked    = apierr.New(apierr.Unauthenticated, "the key has been revoked")
-	errExpired    = apierr.New(apierr.Unauthenticated, "the key has expired")
+	// A key that was good once says why it no longer is, in the envelope's "reason" (the
+	// verdict code; ErrorInfo metadata over gRPC), so an SDK can tell its user to switch
+	// keys rather than to check for a typo.
+	errRevoked = apierr.New(apierr.Unauthenticated, "the key has been revoked").With("reason", string(verdict.Revoked))
+	errExpired = apierr.New(apierr.Unauthenticated, "the key has expired").With("reason", string(verdict.Expired))
 	errSuspended  = apierr.New(apierr.AccountSuspended, "the key's account is suspended")
 	errCapability = apierr.New(apierr.InsufficientCapability, "the key may not ingest data")
 	errOrigin     = apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
@@ -109,7 +112,7 @@ func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Gran
 	}
 	return grant.Grant{
 		KeyID: e.KeyID, AccountID: e.AccountID, ProjectID: e.ProjectID, Environment: e.Environment,
-		KeyType: e.Type, Anonymous: e.Anonymous,
+		KeyType: e.Type, Anonymous: e.Anonymous, Notice: e.Notice,
 	}, nil
 }
 
@@ -232,7 +235,13 @@ func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
 	}
 	if t, ok := v.types.Load().Lookup(k.GetType()); ok {
 		e.Facts.Browser, e.Facts.BrowserOnly = t.Browser, t.BrowserOnly()
-		e.Anonymous = t.Anonymous
+		// A claim gives an anonymous key the account it was claimed into (and a grace):
+		// from then on its data goes there, with a reminder to switch to the new key.
+		claimed := k.GetAccountId() != ""
+		e.Anonymous = t.Anonymous && !claimed
+		if t.Anonymous && claimed && k.GetGraceUntil() != nil {
+			e.Notice = grant.ClaimNotice(k.GetGraceUntil().AsTime())
+		}
 	}
 	return e
 }

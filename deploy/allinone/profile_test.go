@@ -1,0 +1,30 @@
+package allinone
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/keyformat"
+)
+
+// profileFile writes the built-in profile named base ("default", "typed", …) with edit
+// applied to each of its types to a file, and returns its path for LATCHKEY_KEY_PROFILE:
+// how tests shorten a window (claim_grace, session_window, data_ttl) rather than wait.
+func profileFile(t testing.TB, base string, edit func(t *keyformat.Type)) string {
+	t.Helper()
+	reg, err := keyformat.LoadProfile(base)
+	require.NoError(t, err)
+	types := reg.Types()
+	for i := range types {
+		edit(&types[i])
+	}
+	b, err := json.Marshal(map[string]any{"types": types})
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), base+".json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}

@@ -1,0 +1,189 @@
+package allinone
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	otellog "go.opentelemetry.io/otel/log"
+	"google.golang.org/grpc/codes"
+
+	// The package's own name is taken here by gateway_faults_test.go's sender function.
+	sdk "github.com/latchkey/latchkey/pkg/sender"
+)
+
+// protocols are the sender's transports, each with the suite's endpoint for it.
+func (s *suite) senderProtocols() map[sdk.Protocol]string {
+	return map[sdk.Protocol]string{sdk.HTTPProtobuf: s.ingest, sdk.GRPC: "http://" + s.otlpGRPC}
+}
+
+// startSender starts a sender against the suite; the test shuts it down.
+func (s *suite) startSender(t *testing.T, o sdk.Options) *sdk.Sender {
+	t.Helper()
+	if o.APIURL == "" {
+		o.APIURL = s.api
+	}
+	snd, err := sdk.Start(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = snd.Shutdown(context.Background()) })
+	return snd
+}
+
+// sendAll records a span, a metric point and a log record named after what and exports
+// them at once.
+func sendAll(snd *sdk.Sender, what string) error {
+	ctx := context.Background()
+	_, span := snd.TracerProvider().Tracer("sender-test").Start(ctx, what)
+	span.End()
+	c, err := snd.MeterProvider().Meter("sender-test").Int64Counter(what)
+	if err != nil {
+		return err
+	}
+	c.Add(ctx, 1)
+	var r otellog.Record
+	r.SetBody(attribute.StringValue(what))
+	snd.LoggerProvider().Logger("sender-test").Emit(ctx, r)
+	return snd.ForceFlush(ctx)
+}
+
+// anonymousKeys counts the anonymous keys the suite's keys service has minted.
+func (s *suite) anonymousKeys(t *testing.T) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(context.Background()) }()
+	var n int
+	require.NoError(t, conn.QueryRow(context.Background(), `SELECT count(*) FROM keys.keys WHERE type = 'anonymous'`).Scan(&n))
+	return n
+}
+
+// keyID is the id of a key, as the operator's verification names it.
+func (s *suite) keyID(t *testing.T, secret string) string {
+	t.Helper()
+	return s.Must(http.StatusOK, s.Call("POST", "/v1/keys:verify", s.operator, map[string]any{"key": secret})).Str("key.id")
+}
+
+// requireSignals requires at least one stored message of every signal on prefix+<signal>
+// in stream, and returns how many there are of each.
+func (s *suite) requireSignals(t *testing.T, stream, prefix string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for _, sig := range []string{"traces", "metrics", "logs"} {
+		counts[sig] = len(s.storedIn(stream, prefix+sig))
+		require.Positive(t, counts[sig], "%s on %s%s", sig, prefix, sig)
+	}
+	return counts
+}
+
+// TestSenderAnonymousMode: with no key, the first run mints an anonymous key and stores it
+// (0600); its traces, metrics and logs land on the key's own subject of the anonymous
+// stream; the second run reuses the key and mints nothing; over HTTP and gRPC.
+func TestSenderAnonymousMode(t *testing.T) {
+	s := startSuite(t)
+	t.Setenv("LATCHKEY_API_KEY", "")
+	anonStream := strings.ToUpper(s.ns) + "_INGEST_ANON"
+	for proto, endpoint := range s.senderProtocols() {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			before := s.anonymousKeys(t)
+			first := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, Dir: dir})
+			require.Equal(t, sdk.SourceMinted, first.Key().Source)
+			require.True(t, first.Key().Anonymous)
+			require.Equal(t, before+1, s.anonymousKeys(t), "one key minted")
+			file := filepath.Join(dir, ".latchkey", "anon_key")
+			require.Equal(t, file, first.Key().File)
+			fi, err := os.Stat(file)
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+			secret, err := os.ReadFile(file) //nolint:gosec // the test's own directory
+			require.NoError(t, err)
+			id := s.keyID(t, strings.TrimSpace(string(secret)))
+			require.NotEmpty(t, id)
+
+			require.NoError(t, sendAll(first, "first-run"))
+			require.NoError(t, first.Shutdown(context.Background()))
+			prefix := s.ns + ".anon." + id + "."
+			firstCounts := s.requireSignals(t, anonStream, prefix)
+
+			second := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, Dir: dir})
+			require.Equal(t, sdk.SourceFile, second.Key().Source)
+			require.Equal(t, first.Key().DisplayPrefix, second.Key().DisplayPrefix)
+			require.NoError(t, sendAll(second, "second-run"))
+			require.Equal(t, before+1, s.anonymousKeys(t), "no second mint")
+			for sig, n := range s.requireSignals(t, anonStream, prefix) {
+				require.Greater(t, n, firstCounts[sig], "the second run's %s on the same key's subject", sig)
+			}
+			_, refused := second.LastRejection()
+			require.False(t, refused)
+			require.Empty(t, s.stored(s.ns+".ingest.>"), "anonymous data is in no account's stream")
+		})
+	}
+}
+
+// TestSenderKeys: a regular ingest key sends to its account's subject; an explicit key
+// overrides the environment variable, so one program sends to two projects with two
+// senders at once; over HTTP and gRPC.
+func TestSenderKeys(t *testing.T) {
+	s := startSuite(t)
+	token, account := s.signUp("sender")
+	projectA, projectB := s.Project(token), s.Project(token)
+	_, keyA := s.IngestKey(token, projectA)
+	_, keyB := s.IngestKey(token, projectB)
+	t.Setenv("LATCHKEY_API_KEY", keyA)
+	before := s.anonymousKeys(t)
+	for proto, endpoint := range s.senderProtocols() {
+		t.Run(string(proto), func(t *testing.T) {
+			fromEnv := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, Dir: t.TempDir()})
+			explicit := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, Dir: t.TempDir(), APIKey: keyB})
+			require.Equal(t, sdk.SourceEnv, fromEnv.Key().Source)
+			require.Equal(t, sdk.SourceOption, explicit.Key().Source)
+			aBefore := len(s.stored(s.ingestSubject(account, projectA, "prd", "traces")))
+			bBefore := len(s.stored(s.ingestSubject(account, projectB, "prd", "traces")))
+			require.NoError(t, sendAll(fromEnv, "project-a"))
+			require.NoError(t, sendAll(explicit, "project-b"))
+			s.requireSignals(t, strings.ToUpper(s.ns)+"_INGEST", s.ingestSubject(account, projectA, "prd", ""))
+			s.requireSignals(t, strings.ToUpper(s.ns)+"_INGEST", s.ingestSubject(account, projectB, "prd", ""))
+			require.Len(t, s.stored(s.ingestSubject(account, projectA, "prd", "traces")), aBefore+1, "one trace export for project A")
+			require.Len(t, s.stored(s.ingestSubject(account, projectB, "prd", "traces")), bBefore+1, "one trace export for project B")
+		})
+	}
+	require.Equal(t, before, s.anonymousKeys(t), "a sender with a key mints none")
+}
+
+// TestSenderReportsRevocation: once the key is revoked, the sender's exports fail and it
+// reports the gateway's refusal (401 unauthenticated, "the key has been revoked"), over
+// HTTP and gRPC.
+func TestSenderReportsRevocation(t *testing.T) {
+	s := startSuite(t)
+	token, _ := s.signUp("revoked-sender")
+	project := s.Project(token)
+	t.Setenv("LATCHKEY_API_KEY", "")
+	for proto, endpoint := range s.senderProtocols() {
+		t.Run(string(proto), func(t *testing.T) {
+			id, key := s.IngestKey(token, project)
+			snd := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, APIKey: key, Dir: t.TempDir()})
+			require.NoError(t, sendAll(snd, "before"))
+			_, refused := snd.LastRejection()
+			require.False(t, refused)
+
+			s.Must(http.StatusOK, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true}))
+			require.Error(t, sendAll(snd, "after"))
+			r, refused := snd.LastRejection()
+			require.True(t, refused)
+			require.Equal(t, "unauthenticated", r.Code)
+			require.Equal(t, "the key has been revoked", r.Message)
+			require.NotEmpty(t, r.RequestID)
+			if proto == sdk.GRPC {
+				require.Equal(t, codes.Unauthenticated, r.GRPCCode)
+			} else {
+				require.Equal(t, http.StatusUnauthorized, r.HTTPStatus)
+			}
+		})
+	}
+}

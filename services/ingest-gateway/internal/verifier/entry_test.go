@@ -1,0 +1,66 @@
+package verifier
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/keycache"
+)
+
+// TestEntryFromVerifyKey: what the gateway caches of a VerifyKey answer routes the data
+// and tells the client what it must know. An unclaimed anonymous key goes to the anonymous
+// stream with no notice; once claimed (it has an account and a grace), to its account with
+// the claim notice; a rotated regular key in grace gets no notice; a session key is
+// browser-only.
+func TestEntryFromVerifyKey(t *testing.T) {
+	v, _ := cachedVerifier(t)
+	v.UseTypes(keyformat.Default())
+	grace := time.Date(2026, 12, 30, 12, 0, 0, 0, time.UTC)
+	entry := func(k *keysv1.Key) grant.Grant {
+		e := v.entry(&keysv1.VerifyKeyResponse{Valid: true, Code: "ok", Key: k})
+		require.True(t, e.Found)
+		return grant.Grant{KeyID: e.KeyID, AccountID: e.AccountID, Anonymous: e.Anonymous, Notice: e.Notice}
+	}
+
+	g := entry(&keysv1.Key{Id: "key_a", Type: "anonymous"})
+	require.Equal(t, grant.Grant{KeyID: "key_a", Anonymous: true}, g)
+
+	g = entry(&keysv1.Key{Id: "key_a", Type: "anonymous", AccountId: "acc_1", ProjectId: "prj_1", Environment: "prd", GraceUntil: timestamppb.New(grace)})
+	require.Equal(t, grant.Grant{KeyID: "key_a", AccountID: "acc_1", Notice: "claimed; grace_until=2026-12-30T12:00:00Z"}, g)
+
+	g = entry(&keysv1.Key{Id: "key_i", Type: "ingest", AccountId: "acc_1", GraceUntil: timestamppb.New(grace)})
+	require.Equal(t, grant.Grant{KeyID: "key_i", AccountID: "acc_1"}, g)
+
+	e := v.entry(&keysv1.VerifyKeyResponse{Key: &keysv1.Key{Id: "key_s", Type: "session", AccountId: "acc_1"}})
+	require.True(t, e.Facts.BrowserOnly)
+	require.True(t, e.Facts.Browser)
+}
+
+// TestRefusalSaysWhy: a key that was good once (revoked, or expired: past expires_at, its
+// rotation grace or its claim grace) is refused with 401 unauthenticated and the verdict
+// code as the envelope's "reason", so a client can tell a dead key from a typo.
+func TestRefusalSaysWhy(t *testing.T) {
+	v, key := cachedVerifier(t)
+	h := keycache.Sum(key)
+	now := time.Now()
+	past := timestamppb.New(now.Add(-time.Minute))
+	for reason, k := range map[string]*keysv1.Key{
+		"revoked": {RevokedAt: past},
+		"expired": {ExpiresAt: past},
+	} {
+		k.Id, k.Type, k.AccountId, k.Capabilities = "key_1", "ingest", "acc_1", []string{"ingest"}
+		require.True(t, v.cache.Put(h, v.entry(&keysv1.VerifyKeyResponse{Key: k}), v.cache.Epoch(), now.UnixNano()))
+		_, err := v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+		e := apierr.FromError(err)
+		require.Equal(t, apierr.Unauthenticated, e.Code, reason)
+		require.Equal(t, reason, e.Metadata["reason"])
+	}
+}
