@@ -29,8 +29,8 @@ var errNoSessionType = apierr.New(apierr.NotFound, "this deployment's key profil
 //
 // Callers: a session of the account, or an ingest key of that project (auth.KindProjectKey:
 // a live key holding "ingest", bound to project_id and, if it is bound to one, to
-// environment), which lets a page that was served with an ingest key's session key ask for
-// the next. Account keys and the operator token are refused (permission_denied): they
+// environment), so that whatever holds the project's ingest key can hand pages short-lived
+// keys instead. Account keys and the operator token are refused (permission_denied): they
 // manage an account and have no business in a web page. A session key itself never gets
 // here (it authenticates nothing but ingest: auth.ErrBrowserKey), nor does an anonymous key
 // (it belongs to no account); a key of a browser-only or anonymous type is refused here
