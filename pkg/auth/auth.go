@@ -26,6 +26,10 @@ const (
 	// KindOperator is the platform team, with the operator token; it is not bound to an
 	// account and may call admin and internal RPCs.
 	KindOperator Kind = "operator"
+	// KindProjectKey is an API key bound to a project (an ingest key), authenticating one
+	// of the few calls that take one (Authenticator.ProjectKeysFor: minting a browser
+	// session key). Require and RequireAny refuse it (ErrProjectKey): it manages nothing.
+	KindProjectKey Kind = "project_key"
 )
 
 // Principal is who makes a call.
@@ -34,9 +38,14 @@ type Principal struct {
 	AccountID string
 	UserID    string
 	SessionID string
-	// KeyID is the account key's id when Kind is KindAccountKey.
+	// KeyID is the key's id when Kind is KindAccountKey or KindProjectKey.
 	KeyID string
-	// Capabilities bound an account key; users hold every capability of their account.
+	// ProjectID, Environment and KeyType are a project key's binding and type name
+	// (KindProjectKey; Environment is "" for a key bound to a whole project).
+	ProjectID   string
+	Environment string
+	KeyType     string
+	// Capabilities bound an API key; users hold every capability of their account.
 	Capabilities []string
 	Plan         string
 	// StepUpUntil is when the session's last password re-verification stops counting.
@@ -48,7 +57,7 @@ func (p *Principal) Actor() string {
 	switch p.Kind {
 	case KindUser:
 		return p.UserID
-	case KindAccountKey:
+	case KindAccountKey, KindProjectKey:
 		return p.KeyID
 	default:
 		return "operator"
@@ -94,24 +103,54 @@ func refused(ctx context.Context, fallback string) error {
 	return apierr.New(apierr.Unauthenticated, "%s", fallback)
 }
 
-// RequireAny returns the caller, whoever it is.
+// RequireAny returns the caller, whoever it is, but a project key (ErrProjectKey).
 func RequireAny(ctx context.Context) (*Principal, error) {
-	if p := From(ctx); p != nil {
-		return p, nil
+	p := From(ctx)
+	switch {
+	case p == nil:
+		return nil, refused(ctx, "this call needs a session token, an account key or the operator token")
+	case p.Kind == KindProjectKey:
+		return nil, ErrProjectKey
 	}
-	return nil, refused(ctx, "this call needs a session token, an account key or the operator token")
+	return p, nil
 }
 
-// Require returns the caller bound to an account holding capability, or the error to send.
+// Require returns the caller bound to an account holding capability, or the error to send;
+// a project key is refused (ErrProjectKey) whatever it holds.
 func Require(ctx context.Context, capability string) (*Principal, error) {
 	p := From(ctx)
 	if p == nil || p.AccountID == "" {
 		return nil, refused(ctx, "this call needs a session token or an account key")
 	}
+	if p.Kind == KindProjectKey {
+		return nil, ErrProjectKey
+	}
 	if !p.Can(capability) {
 		return nil, apierr.New(apierr.InsufficientCapability, "this key lacks the %q capability", capability)
 	}
 	return p, nil
+}
+
+// RequireKind returns the caller if it is of one of kinds. need says who may call, for the
+// errors: without a credential the refusal of the one presented (or unauthenticated, 401),
+// with one of another kind permission_denied (403).
+func RequireKind(ctx context.Context, need string, kinds ...Kind) (*Principal, error) {
+	p := From(ctx)
+	switch {
+	case p == nil:
+		return nil, refused(ctx, "this call needs "+need)
+	case !slices.Contains(kinds, p.Kind):
+		return nil, apierr.New(apierr.PermissionDenied, "this call needs %s, not %s", need, kindNames[p.Kind])
+	}
+	return p, nil
+}
+
+// kindNames say what each kind of caller is, in errors.
+var kindNames = map[Kind]string{
+	KindUser:       "a session",
+	KindAccountKey: "an account key",
+	KindOperator:   "the operator token",
+	KindProjectKey: "a project key",
 }
 
 // RequireUser returns the caller if it is a logged-in user.

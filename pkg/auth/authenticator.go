@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/logging"
@@ -36,7 +37,11 @@ type Key struct {
 	ID        string
 	AccountID string
 	// ProjectID is set for a key bound to a project: such a key never manages an account.
-	ProjectID    string
+	ProjectID string
+	// Environment is the environment a project key is bound to ("" for none).
+	Environment string
+	// Type is the key type's name.
+	Type         string
 	Capabilities []string
 	// Plan is the account's plan, when the resolver knows it ("" otherwise).
 	Plan string
@@ -58,16 +63,22 @@ type KeyResolver interface {
 //   - the operator token (compared in constant time) is KindOperator, bound to no account;
 //   - a token starting with SessionTokenPrefix is a session, resolved by Sessions;
 //   - anything else is an API key, resolved by Keys: a live key of an active account with
-//     no project is KindAccountKey with the key's capabilities.
+//     no project is KindAccountKey with the key's capabilities; one bound to a project is
+//     KindProjectKey for the methods in ProjectKeysFor and ErrProjectKey for the rest; a
+//     live browser-only key (a session key, which Keys finds origin_not_allowed without
+//     an Origin) is ErrBrowserKey.
 //
 // Refusals are this package's errors: ErrBadToken, ErrBadSession, ErrProjectKey,
-// ErrSuspended, ErrMalformed; a resolver that cannot tell is ErrUnavailable (503), and the
+// ErrBrowserKey, ErrSuspended, ErrMalformed; a resolver that cannot tell is ErrUnavailable (503), and the
 // caller's own cancellation stays a cancellation. A nil resolver accepts nothing of its
 // kind.
 type Authenticator struct {
 	Operator OperatorToken
 	Sessions SessionResolver
 	Keys     KeyResolver
+	// ProjectKeysFor names the gRPC methods (full names, as grpc.Method reports them) that
+	// take a key bound to a project as their caller (KindProjectKey); nil for none.
+	ProjectKeysFor map[string]bool
 }
 
 // Authenticate implements server.Authenticator.
@@ -122,16 +133,37 @@ func (a *Authenticator) key(ctx context.Context, token string) (*Principal, erro
 		return nil, ErrBadToken
 	case k.Verdict == verdict.AccountSuspended:
 		return nil, ErrSuspended
+	case k.Verdict == verdict.OriginNotAllowed:
+		// Asked with no origin, only a live browser-only key is refused for its origin.
+		return nil, ErrBrowserKey
 	case k.Verdict != verdict.OK:
 		// Malformed, unknown, revoked or expired: none says more than "not valid".
 		return nil, ErrBadToken
 	case k.ProjectID != "":
-		return nil, ErrProjectKey
+		return a.projectKey(ctx, k)
 	}
 	return &Principal{
 		Kind:         KindAccountKey,
 		AccountID:    k.AccountID,
 		KeyID:        k.ID,
+		Capabilities: k.Capabilities,
+		Plan:         k.Plan,
+	}, nil
+}
+
+// projectKey is the principal of a live key bound to a project, for a method that takes
+// one, and ErrProjectKey for any other call.
+func (a *Authenticator) projectKey(ctx context.Context, k *Key) (*Principal, error) {
+	if m, ok := grpc.Method(ctx); !ok || !a.ProjectKeysFor[m] {
+		return nil, ErrProjectKey
+	}
+	return &Principal{
+		Kind:         KindProjectKey,
+		AccountID:    k.AccountID,
+		KeyID:        k.ID,
+		ProjectID:    k.ProjectID,
+		Environment:  k.Environment,
+		KeyType:      k.Type,
 		Capabilities: k.Capabilities,
 		Plan:         k.Plan,
 	}, nil

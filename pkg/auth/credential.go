@@ -53,6 +53,10 @@ var (
 	// ErrProjectKey: a live key bound to a project, presented to the management API.
 	ErrProjectKey = apierr.New(apierr.Unauthenticated,
 		"a key bound to a project cannot call the management API; use an account key or a session")
+	// ErrBrowserKey: a live browser-only key (a session key), presented to the management
+	// API: it only sends data, from a page of an origin its project allows.
+	ErrBrowserKey = apierr.New(apierr.Unauthenticated,
+		"a browser session key only sends data, from a page of an origin its project allows; it cannot call the management API")
 	// ErrSuspended: a live session or account key of a suspended account.
 	ErrSuspended = apierr.New(apierr.AccountSuspended, "this account is suspended")
 	// ErrUnavailable: the service that resolves this kind of credential did not answer

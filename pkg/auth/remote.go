@@ -102,6 +102,8 @@ func KeyFromVerify(resp *keysv1.VerifyKeyResponse) *Key {
 		ID:           k.GetId(),
 		AccountID:    k.GetAccountId(),
 		ProjectID:    k.GetProjectId(),
+		Environment:  k.GetEnvironment(),
+		Type:         k.GetType(),
 		Capabilities: k.GetCapabilities(),
 		Verdict:      verdict.Code(resp.GetCode()),
 	}

@@ -1,5 +1,5 @@
-// Package callmeta reads who is on the other end of a gRPC call: its address and user
-// agent, whether it came straight over gRPC or through the in-process REST bridge.
+// Package callmeta reads who is on the other end of a gRPC call: its address, user agent
+// and Origin, whether it came straight over gRPC or through the in-process REST bridge.
 package callmeta
 
 import (
@@ -36,6 +36,29 @@ func UserAgent(ctx context.Context) string {
 		if v := md.Get(k); len(v) > 0 {
 			return clip(v[0], 256)
 		}
+	}
+	return ""
+}
+
+// MaxOriginLen bounds an Origin worth comparing: a longer one is no origin any project
+// lists (accounts bounds allowed_origins far below it), so Origin reports none.
+const MaxOriginLen = 2048
+
+// Origin is the page a browser's call came from: the Origin header as the REST bridge
+// forwards it ("x-origin"), or "origin" metadata sent over gRPC. It is "" when there is
+// none, when more than one value was sent (no browser sends two) or when it is longer
+// than MaxOriginLen.
+func Origin(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, k := range []string{"x-origin", "origin"} {
+		v := md.Get(k)
+		if len(v) == 0 {
+			continue
+		}
+		if len(v) > 1 || len(v[0]) > MaxOriginLen {
+			return ""
+		}
+		return v[0]
 	}
 	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/latchkey/latchkey/gen/openapi"
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/cors"
 	"github.com/latchkey/latchkey/pkg/requestid"
 )
 
@@ -29,6 +31,20 @@ import (
 type Gateway struct {
 	Conn     *grpc.ClientConn
 	Register func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	// BrowserPaths are the paths of the service's routes that a web page on another origin
+	// may call (the keys service's /v1/session-keys): they answer preflights and name the
+	// caller's Origin back, by BrowserCORS. The handler still judges the origin. Every
+	// other route answers no preflight and sends no CORS header.
+	BrowserPaths []string
+}
+
+// BrowserCORS is the CORS policy of the management routes named in Gateway.BrowserPaths:
+// POST, with a bearer token, a JSON body and a request id.
+var BrowserCORS = cors.Policy{
+	Methods: []string{"POST"},
+	Headers: []string{"Authorization", "Content-Type", "X-Request-Id"},
+	Expose:  []string{"X-Request-Id", "Retry-After"},
+	MaxAge:  10 * time.Minute,
 }
 
 // HTTPConfig configures the REST bridge and the operational endpoints beside it.
@@ -86,8 +102,30 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.JSON)
 	})
-	mux.Handle("/", gw)
+	mux.Handle("/", browserRoutes(cfg.Gateways, gw))
 	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
+}
+
+// browserRoutes applies BrowserCORS to the gateways' BrowserPaths (exact paths) and
+// leaves every other route as it is.
+func browserRoutes(gws []Gateway, next http.Handler) http.Handler {
+	paths := map[string]bool{}
+	for _, g := range gws {
+		for _, p := range g.BrowserPaths {
+			paths[p] = true
+		}
+	}
+	if len(paths) == 0 {
+		return next
+	}
+	browser := BrowserCORS.Wrap(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if paths[r.URL.Path] {
+			browser.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // strictJSON is the bridge's JSON marshaler, whose request bodies are exactly one JSON

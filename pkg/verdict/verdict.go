@@ -43,8 +43,7 @@ type Facts struct {
 
 // Decide returns the verdict on using a key with facts f at now, from origin (the request's
 // Origin header, "" when there is none) for capability ("" when the caller asks for none).
-// A request without an Origin header is refused for its origin only with a browser-only key
-// (session keys): origins guard browsers.
+// The origin is judged by OriginAllowed.
 func Decide(f *Facts, now time.Time, origin, capability string) Code {
 	if code := f.Status(now).Code(); code != OK {
 		return code
@@ -54,18 +53,27 @@ func Decide(f *Facts, now time.Time, origin, capability string) Code {
 		return AccountSuspended
 	case capability != "" && !slices.Contains(f.Capabilities, capability):
 		return InsufficientCapability
-	case (origin != "" || f.BrowserOnly) && !originAllowed(f, origin):
+	case !f.OriginAllowed(origin):
 		return OriginNotAllowed
 	}
 	return OK
 }
 
-func originAllowed(f *Facts, origin string) bool {
+// OriginAllowed is the one origin rule: whether a key with facts f may be used by a request
+// from origin (its Origin header, "" when there is none). A request without an Origin is
+// refused only for a browser-only key (session keys): origins guard browsers. With an
+// Origin, a type not for browsers is refused; a browser-only key needs the origin in
+// AllowedOrigins (empty allows none); any other browser key needs it there too, but an
+// empty AllowedOrigins allows every origin. POST /v1/session-keys judges the page that
+// asks for a session key with it, as the key will be judged.
+func (f *Facts) OriginAllowed(origin string) bool {
 	switch {
+	case origin == "":
+		return !f.BrowserOnly
 	case !f.Browser:
 		return false
 	case f.BrowserOnly:
-		return origin != "" && slices.Contains(f.AllowedOrigins, origin)
+		return slices.Contains(f.AllowedOrigins, origin)
 	default:
 		return len(f.AllowedOrigins) == 0 || slices.Contains(f.AllowedOrigins, origin)
 	}

@@ -47,3 +47,40 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// TestOriginAllowed: the origin rule on its own, as POST /v1/session-keys asks it, agrees
+// with Decide on a live key.
+func TestOriginAllowed(t *testing.T) {
+	app := "https://app.example.com"
+	cases := []struct {
+		name   string
+		f      Facts
+		origin string
+		want   bool
+	}{
+		{"server to server, browser type", Facts{Browser: true, AllowedOrigins: []string{app}}, "", true},
+		{"server to server, not a browser type", Facts{}, "", true},
+		{"server to server, browser-only", Facts{Browser: true, BrowserOnly: true, AllowedOrigins: []string{app}}, "", false},
+		{"listed origin", Facts{Browser: true, AllowedOrigins: []string{app}}, app, true},
+		{"other origin", Facts{Browser: true, AllowedOrigins: []string{app}}, "https://evil.example.com", false},
+		{"empty list, browser type", Facts{Browser: true}, app, true},
+		{"empty list, browser-only", Facts{Browser: true, BrowserOnly: true}, app, false},
+		{"browser-only, listed", Facts{Browser: true, BrowserOnly: true, AllowedOrigins: []string{app}}, app, true},
+		{"browser-only, case differs", Facts{Browser: true, BrowserOnly: true, AllowedOrigins: []string{app}}, "https://APP.example.com", false},
+		{"not a browser type, any origin", Facts{AllowedOrigins: []string{app}}, app, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.f.OriginAllowed(c.origin); got != c.want {
+				t.Fatalf("OriginAllowed(%q) = %v, want %v", c.origin, got, c.want)
+			}
+			want := OK
+			if !c.want {
+				want = OriginNotAllowed
+			}
+			if got := Decide(&c.f, time.Now(), c.origin, ""); got != want {
+				t.Fatalf("Decide = %s, want %s", got, want)
+			}
+		})
+	}
+}

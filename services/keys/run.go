@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
-	}}
+	}, BrowserPaths: []string{"/v1/session-keys"}} // web pages mint session keys (CORS)
 	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
 	// older than a minute).
 	kept := server.Readiness(keeper.Ready, st.Ping)

@@ -19,4 +19,6 @@ var AuditActions = map[string]auditlog.Action{
 	// Under no account: nobody signed in, and the key belongs to none.
 	keysv1.KeysService_CreateAnonymousKey_FullMethodName: {Name: "keys.create_anonymous", Resource: "key", ResourceID: []string{"key.id"}},
 	keysv1.KeysService_RevokeKey_FullMethodName:          {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
+	// By a session or, with actor type project_key, by the ingest key that asked.
+	keysv1.KeysService_CreateSessionKey_FullMethodName: {Name: "keys.create_session", Resource: "key", ResourceID: []string{"key.id"}},
 }

@@ -3,13 +3,18 @@ package api
 import (
 	"context"
 
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/auth"
 )
+
+// projectKeyCalls are the calls a key bound to a project may make (auth.KindProjectKey):
+// an ingest key mints browser session keys for its project.
+var projectKeyCalls = map[string]bool{keysv1.KeysService_CreateSessionKey_FullMethodName: true}
 
 // Authenticate is the keys service's server.Authenticator: auth.Authenticator with account
 // keys resolved here (ResolveKey) and session tokens by the accounts service.
 func (s *Server) Authenticate(ctx context.Context, token string) (*auth.Principal, error) {
-	a := auth.Authenticator{Operator: auth.OperatorToken(s.operator), Sessions: s.dir, Keys: s}
+	a := auth.Authenticator{Operator: auth.OperatorToken(s.operator), Sessions: s.dir, Keys: s, ProjectKeysFor: projectKeyCalls}
 	return a.Authenticate(ctx, token)
 }
 

@@ -4,11 +4,8 @@ import (
 	"context"
 	"slices"
 
-	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
-	"github.com/latchkey/latchkey/pkg/events"
-	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 
@@ -38,11 +35,8 @@ func (s *Server) CreateAnonymousKey(ctx context.Context, _ *keysv1.CreateAnonymo
 	if err != nil {
 		return nil, err
 	}
-	ev := events.New("", requestid.From(ctx))
-	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{KeyId: k.ID, KeyHash: k.Hash, Type: k.Type}}
-	if err := s.store.Create(ctx, k, ev); err != nil {
+	if err := s.insertKey(ctx, k); err != nil {
 		return nil, err
 	}
-	s.notify()
 	return &keysv1.CreateAnonymousKeyResponse{Key: toProto(k, now), Secret: secret}, nil
 }

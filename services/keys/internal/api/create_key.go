@@ -58,15 +58,24 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	ev := events.New(p.AccountID, requestid.From(ctx))
+	if err := s.insertKey(ctx, k, s.capsFor(t, false)...); err != nil {
+		return nil, err
+	}
+	return &keysv1.CreateKeyResponse{Key: toProto(k, now), Secret: secret}, nil
+}
+
+// insertKey stores a new key (made by newKey) with its key.created event, under the hourly
+// caps given, in one transaction, and wakes the outbox relay.
+func (s *Server) insertKey(ctx context.Context, k *store.Key, caps ...quota.Cap) error {
+	ev := events.New(k.AccountID, requestid.From(ctx))
 	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
 		KeyId: k.ID, KeyHash: k.Hash, Type: k.Type, ProjectId: k.ProjectID, Environment: k.Environment,
 	}}
-	if err := s.store.Create(ctx, k, ev, s.capsFor(t, false)...); err != nil {
-		return nil, err
+	if err := s.store.Create(ctx, k, ev, caps...); err != nil {
+		return err
 	}
 	s.notify()
-	return &keysv1.CreateKeyResponse{Key: toProto(k, now), Secret: secret}, nil
+	return nil
 }
 
 // newKey fills in a fresh id, secret, hash and display prefix on template.
@@ -140,27 +149,39 @@ func (s *Server) binding(ctx context.Context, p *auth.Principal, t *keyformat.Ty
 		_, err := s.liveBinding(ctx, p.AccountID, "")
 		return "", "", none, err
 	}
-	if projectID == "" {
-		return "", "", none, invalid("project_id is required for %s keys", t.Name)
-	}
-	if err := ids.Check("project_id", ids.Project, projectID); err != nil {
-		return "", "", none, err
-	}
-	if env == "" && t.Scope == keyformat.ScopeEnvironment {
-		return "", "", none, invalid("environment is required for %s keys", t.Name)
-	}
-	proj, err := s.liveBinding(ctx, p.AccountID, projectID)
+	_, addedAt, err := s.projectBinding(ctx, p.AccountID, t, projectID, env)
 	if err != nil {
 		return "", "", none, err
 	}
+	return projectID, env, addedAt, nil
+}
+
+// projectBinding is binding for a key of t bound to a project (t.Scope not account): it
+// checks projectID and env (env may be "" unless t.Scope is environment) and returns the
+// project as accounts answered it, with when env's current stay began.
+func (s *Server) projectBinding(ctx context.Context, accountID string, t *keyformat.Type, projectID, env string) (*accountsv1.Project, time.Time, error) {
+	var none time.Time
+	if projectID == "" {
+		return nil, none, invalid("project_id is required for %s keys", t.Name)
+	}
+	if err := ids.Check("project_id", ids.Project, projectID); err != nil {
+		return nil, none, err
+	}
+	if env == "" && t.Scope == keyformat.ScopeEnvironment {
+		return nil, none, invalid("environment is required for %s keys", t.Name)
+	}
+	proj, err := s.liveBinding(ctx, accountID, projectID)
+	if err != nil {
+		return nil, none, err
+	}
 	if env == "" {
-		return projectID, "", none, nil
+		return proj, none, nil
 	}
 	addedAt, listed := environments(proj)[env]
 	if !listed {
-		return "", "", none, invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
+		return nil, none, invalid("environment %q is not one of the project's: %v", env, proj.GetEnvironments())
 	}
-	return projectID, env, addedAt, nil
+	return proj, addedAt, nil
 }
 
 // liveBinding is the one check of where a key may be minted (created or rotated): the
