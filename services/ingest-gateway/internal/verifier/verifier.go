@@ -59,14 +59,14 @@ func New(keys keysv1.KeysServiceClient, token string, cache *keycache.Cache, per
 }
 
 var (
-	errNotReady   = &apierr.Error{Code: apierr.Unavailable, Message: "the gateway is starting: key types are not loaded yet", RetryAfter: time.Second}
-	errKeysDown   = &apierr.Error{Code: apierr.Unavailable, Message: "keys cannot be verified right now", RetryAfter: time.Second}
-	errBadKey     = apierr.New(apierr.Unauthenticated, "the key is not a valid Latchkey key")
+	errNotReady = &apierr.Error{Code: apierr.Unavailable, Message: "the gateway is starting: key types are not loaded yet", RetryAfter: time.Second}
+	errKeysDown = &apierr.Error{Code: apierr.Unavailable, Message: "keys cannot be verified right now", RetryAfter: time.Second}
+	errBadKey   = apierr.New(apierr.Unauthenticated, "the key is not a valid Latchkey key")
 	// A key that was good once says why it no longer is, in the envelope's "reason" (the
 	// verdict code; ErrorInfo metadata over gRPC), so an SDK can tell its user to switch
 	// keys rather than to check for a typo.
-	errRevoked = apierr.New(apierr.Unauthenticated, "the key has been revoked").With("reason", string(verdict.Revoked))
-	errExpired = apierr.New(apierr.Unauthenticated, "the key has expired").With("reason", string(verdict.Expired))
+	errRevoked    = apierr.New(apierr.Unauthenticated, "the key has been revoked").With("reason", string(verdict.Revoked))
+	errExpired    = apierr.New(apierr.Unauthenticated, "the key has expired").With("reason", string(verdict.Expired))
 	errSuspended  = apierr.New(apierr.AccountSuspended, "the key's account is suspended")
 	errCapability = apierr.New(apierr.InsufficientCapability, "the key may not ingest data")
 	errOrigin     = apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
