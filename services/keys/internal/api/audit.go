@@ -19,4 +19,9 @@ var AuditActions = map[string]auditlog.Action{
 	// Under no account: nobody signed in, and the key belongs to none.
 	keysv1.KeysService_CreateAnonymousKey_FullMethodName: {Name: "keys.create_anonymous", Resource: "key", ResourceID: []string{"key.id"}},
 	keysv1.KeysService_RevokeKey_FullMethodName:          {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
+	// The new key; the claim's transaction adds anonymous_key_id and messages_linked.
+	keysv1.KeysService_ClaimKey_FullMethodName: {
+		Name: "keys.claim", Resource: "key", ResourceID: []string{"key.id"},
+		Details: map[string]string{"anonymous_key_id": "claimed.anonymous_key_id"},
+	},
 }
