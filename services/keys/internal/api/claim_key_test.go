@@ -414,3 +414,19 @@ func TestClaimKeyTypedProfile(t *testing.T) {
 	require.Equal(t, "ok", s.Verify(owner.Token, r.Str("secret"), "capability", "enrichment").Str("code"))
 	require.Equal(t, "ok", s.Verify(owner.Token, anonSecret).Str("code"))
 }
+
+// TestClaimKeyIdempotent: the new secret is shown once, so a client that lost the answer
+// retries with the same Idempotency-Key and gets the same answer, not already_claimed.
+func TestClaimKeyIdempotent(t *testing.T) {
+	s := startSuite(t)
+	s.ingestStreams()
+	owner := s.SignUp("retrying-claimer")
+	project := s.Project(owner.Token)
+	anonSecret := s.mintAnonymous().Str("secret")
+	body := map[string]any{"anonymous_key": anonSecret, "project_id": project, "environment": "dev"}
+	first := s.Must(200, s.Call("POST", "/v1/keys:claim", owner.Token, body, "Idempotency-Key", "claim-1"))
+	again := s.Must(200, s.Call("POST", "/v1/keys:claim", owner.Token, body, "Idempotency-Key", "claim-1"))
+	require.Equal(t, first.Str("secret"), again.Str("secret"))
+	require.Equal(t, first.Str("key.id"), again.Str("key.id"))
+	s.Call("POST", "/v1/keys:claim", owner.Token, body, "Idempotency-Key", "claim-2").RequireError(t, 409, "already_claimed")
+}
