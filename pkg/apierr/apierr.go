@@ -42,6 +42,7 @@ const (
 	NotFound               Code = "not_found"
 	AlreadyExists          Code = "already_exists"
 	Conflict               Code = "conflict"
+	AlreadyClaimed         Code = "already_claimed" // an anonymous key claimed before (POST /v1/keys:claim)
 	IdempotencyKeyReused   Code = "idempotency_key_reused"
 	PayloadTooLarge        Code = "payload_too_large"
 	RequestHeaderTooLarge  Code = "request_header_too_large" // over server.MaxHeaderBytes
@@ -70,6 +71,7 @@ var mappings = map[Code]mapping{
 	NotFound:               {codes.NotFound, http.StatusNotFound},
 	AlreadyExists:          {codes.AlreadyExists, http.StatusConflict},
 	Conflict:               {codes.Aborted, http.StatusConflict},
+	AlreadyClaimed:         {codes.FailedPrecondition, http.StatusConflict},
 	IdempotencyKeyReused:   {codes.FailedPrecondition, http.StatusUnprocessableEntity},
 	PayloadTooLarge:        {codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
 	RequestHeaderTooLarge:  {codes.ResourceExhausted, http.StatusRequestHeaderFieldsTooLarge},

@@ -35,6 +35,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/services/keys/internal/api"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/link"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 	"github.com/latchkey/latchkey/services/keys/internal/usage"
@@ -182,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	anonymous := limits.NewBucket(cfg.AnonymousLimit)
 	handlers := api.New(api.Deps{
 		Anonymous: anonymous,
+		Linker:    link.New(js, cfg.Namespace),
 		Store:     st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
 		Caps: api.NewCaps(cfg.RotationsPerHour, cfg.AccountKeysPerHour),
@@ -191,7 +193,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	// Stored answers hold new secrets: seal them under a key derived from the pepper.
 	sealKey := hmac.New(sha256.New, []byte(cfg.Pepper))
 	sealKey.Write([]byte("latchkey idempotency records"))
-	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName)
+	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName,
+		keysv1.KeysService_ClaimKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
 		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},

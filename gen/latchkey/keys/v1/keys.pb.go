@@ -764,8 +764,10 @@ type Claim struct {
 	// Until then the anonymous key keeps working, its data landing in the account.
 	GraceUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=grace_until,json=graceUntil,proto3" json:"grace_until,omitempty"`
 	// The ingest requests of the anonymous key that were still in the anonymous stream and
-	// now belong to the account.
-	MessagesLinked int64 `protobuf:"varint,3,opt,name=messages_linked,json=messagesLinked,proto3" json:"messages_linked,omitempty"`
+	// now belong to the account: as many as the SDK sent whose data was still kept (the
+	// type's data_ttl), a message the gateway merged from several requests counting each.
+	// int32, like every count of the API, so that REST writes a JSON number.
+	MessagesLinked int32 `protobuf:"varint,3,opt,name=messages_linked,json=messagesLinked,proto3" json:"messages_linked,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -814,7 +816,7 @@ func (x *Claim) GetGraceUntil() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *Claim) GetMessagesLinked() int64 {
+func (x *Claim) GetMessagesLinked() int32 {
 	if x != nil {
 		return x.MessagesLinked
 	}
@@ -1874,7 +1876,7 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x10anonymous_key_id\x18\x01 \x01(\tR\x0eanonymousKeyId\x12;\n" +
 	"\vgrace_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"graceUntil\x12'\n" +
-	"\x0fmessages_linked\x18\x03 \x01(\x03R\x0emessagesLinked\"Z\n" +
+	"\x0fmessages_linked\x18\x03 \x01(\x05R\x0emessagesLinked\"Z\n" +
 	"\x17CreateSessionKeyRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12 \n" +

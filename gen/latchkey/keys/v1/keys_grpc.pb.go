@@ -63,9 +63,12 @@ type KeysServiceClient interface {
 	// message of it still in the anonymous stream is linked to the account first, then the
 	// claim and a new key of the default type for project_id and environment commit in one
 	// transaction. The anonymous key keeps working for its type's claim_grace. Errors:
-	// already_claimed (409) for a second claim, by anyone; unavailable (503) when linking
-	// failed (nothing committed, no secret shown; safe to retry); invalid_argument,
-	// not_found.
+	// already_claimed (409) for a second claim, by anyone; conflict (409) for a revoked
+	// anonymous key; unavailable (503) when linking failed (nothing committed, no secret
+	// shown; safe to retry); permission_denied (403) for an account key; invalid_argument
+	// for a missing or malformed key and as CreateKey for the project and environment;
+	// not_found for a key that is not an anonymous one (or none) and for a project not of
+	// the account.
 	ClaimKey(ctx context.Context, in *ClaimKeyRequest, opts ...grpc.CallOption) (*ClaimKeyResponse, error)
 	// CreateSessionKey mints a browser session key (the profile's session type) for a
 	// project and environment, with an ingest key of that project or a session. Only from a
@@ -226,9 +229,12 @@ type KeysServiceServer interface {
 	// message of it still in the anonymous stream is linked to the account first, then the
 	// claim and a new key of the default type for project_id and environment commit in one
 	// transaction. The anonymous key keeps working for its type's claim_grace. Errors:
-	// already_claimed (409) for a second claim, by anyone; unavailable (503) when linking
-	// failed (nothing committed, no secret shown; safe to retry); invalid_argument,
-	// not_found.
+	// already_claimed (409) for a second claim, by anyone; conflict (409) for a revoked
+	// anonymous key; unavailable (503) when linking failed (nothing committed, no secret
+	// shown; safe to retry); permission_denied (403) for an account key; invalid_argument
+	// for a missing or malformed key and as CreateKey for the project and environment;
+	// not_found for a key that is not an anonymous one (or none) and for a project not of
+	// the account.
 	ClaimKey(context.Context, *ClaimKeyRequest) (*ClaimKeyResponse, error)
 	// CreateSessionKey mints a browser session key (the profile's session type) for a
 	// project and environment, with an ingest key of that project or a session. Only from a

@@ -21,4 +21,9 @@ var AuditActions = map[string]auditlog.Action{
 	keysv1.KeysService_RevokeKey_FullMethodName:          {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
 	// By a session or, with actor type project_key, by the ingest key that asked.
 	keysv1.KeysService_CreateSessionKey_FullMethodName: {Name: "keys.create_session", Resource: "key", ResourceID: []string{"key.id"}},
+	// The new key; the claim's transaction adds anonymous_key_id and messages_linked.
+	keysv1.KeysService_ClaimKey_FullMethodName: {
+		Name: "keys.claim", Resource: "key", ResourceID: []string{"key.id"},
+		Details: map[string]string{"anonymous_key_id": "claimed.anonymous_key_id"},
+	},
 }

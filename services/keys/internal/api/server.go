@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
+	"github.com/latchkey/latchkey/services/keys/internal/link"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 	"github.com/latchkey/latchkey/services/keys/internal/usage"
@@ -35,6 +36,9 @@ type Server struct {
 	operator  string
 	pages     *pagetoken.Codec
 	now       func() time.Time
+
+	// linker links a claimed anonymous key's data to its account (ClaimKey).
+	linker *link.Linker
 }
 
 // Caps are per-account hourly caps, taken in the transaction of the change they count;
@@ -68,6 +72,10 @@ type Deps struct {
 	Anonymous *limits.Bucket
 	Notify    func()
 	Operator  string
+
+	// Linker moves a claimed anonymous key's data to the account (ClaimKey): a
+	// link.Linker on the service's JetStream and namespace.
+	Linker *link.Linker
 }
 
 // New returns the handlers.
@@ -77,7 +85,7 @@ func New(d Deps) *Server {
 	}
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
-		caps: d.Caps, anonymous: d.Anonymous,
+		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker,
 		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.
 		pages: pagetoken.New(d.Operator, 64), // positions are key ids

@@ -1,0 +1,127 @@
+// Package linktest makes, for tests of the keys service, the two ingest streams the ingest
+// gateway keeps (its ingest.StreamConfigs, which the keys service may not import): the
+// same names, subjects, storage and duplicate window.
+package linktest
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/testutil"
+)
+
+// DuplicateWindow is the gateway's: how long the ingest streams remember a Nats-Msg-Id.
+const DuplicateWindow = 2 * time.Minute
+
+// Connect connects to the test NATS server, closed when the test ends.
+func Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(testutil.NATSURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return nc, js
+}
+
+// Streams makes <NS>_INGEST on <ns>.ingest.> and <NS>_INGEST_ANON on <ns>.anon.> (kept
+// for anonTTL, the anonymous type's data_ttl) as the gateway does. testutil.Namespace
+// deletes them when the test ends.
+func Streams(t testing.TB, js jetstream.JetStream, ns string, anonTTL time.Duration) {
+	t.Helper()
+	IngestStream(t, js, ns)
+	AnonStream(t, js, ns, anonTTL)
+}
+
+// IngestStream makes <NS>_INGEST alone.
+func IngestStream(t testing.TB, js jetstream.JetStream, ns string) {
+	t.Helper()
+	stream(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns), 24*time.Hour)
+}
+
+// AnonStream makes <NS>_INGEST_ANON alone.
+func AnonStream(t testing.TB, js jetstream.JetStream, ns string, ttl time.Duration) {
+	t.Helper()
+	stream(t, js, natsx.AnonIngestStream(ns), natsx.AnonIngestSubjects(ns), ttl)
+}
+
+func stream(t testing.TB, js jetstream.JetStream, name, subjects string, maxAge time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{subjects}, MaxAge: maxAge,
+		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+		Duplicates: min(DuplicateWindow, maxAge),
+	})
+	require.NoError(t, err)
+}
+
+// Request is one ingest request's part of an anonymous message.
+type Request struct {
+	RequestID string
+	Payload   []byte
+}
+
+// PublishAnon publishes to <ns>.anon.<keyID>.<signal> what the gateway would for the
+// requests merged into one message: their payloads one after another, and per request a
+// Latchkey-Key-Id, Latchkey-Request-Id and Latchkey-Request-Size value. It returns the
+// message's stream sequence.
+func PublishAnon(t testing.TB, js jetstream.JetStream, ns, keyID, signal string, reqs ...Request) uint64 {
+	t.Helper()
+	subject, err := natsx.AnonSubject(ns, keyID, signal)
+	require.NoError(t, err)
+	m := &nats.Msg{Subject: subject, Header: nats.Header{}}
+	for _, r := range reqs {
+		m.Data = append(m.Data, r.Payload...)
+		m.Header.Add("Latchkey-Key-Id", keyID)
+		m.Header.Add("Latchkey-Request-Id", r.RequestID)
+		m.Header.Add("Latchkey-Request-Size", strconv.Itoa(len(r.Payload)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ack, err := js.PublishMsg(ctx, m)
+	require.NoError(t, err)
+	return ack.Sequence
+}
+
+// Stored is a message read back from a stream.
+type Stored struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+}
+
+// Messages returns every message of stream on subjects (a filter), in order.
+func Messages(t testing.TB, js jetstream.JetStream, stream, subjects string) []Stored {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	require.NoError(t, err)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjects))
+	require.NoError(t, err)
+	var want uint64
+	for _, n := range info.State.Subjects {
+		want += n
+	}
+	var out []Stored
+	if want == 0 {
+		return out
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}})
+	require.NoError(t, err)
+	for uint64(len(out)) < want {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		require.NoError(t, err)
+		out = append(out, Stored{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+	}
+	return out
+}
