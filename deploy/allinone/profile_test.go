@@ -1,7 +1,6 @@
 package allinone
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,17 +11,14 @@ import (
 )
 
 // profileFile writes the built-in profile named base ("default", "typed", …) with edit
-// applied to each of its types to a file, and returns its path for LATCHKEY_KEY_PROFILE:
-// how tests shorten a window (claim_grace, session_window, data_ttl) rather than wait.
+// applied to each of its types (keyformat.Registry.Profile) to a file, and returns its path
+// for LATCHKEY_KEY_PROFILE: how tests shorten a window (claim_grace, session_window,
+// data_ttl) rather than wait it out.
 func profileFile(t testing.TB, base string, edit func(t *keyformat.Type)) string {
 	t.Helper()
 	reg, err := keyformat.LoadProfile(base)
 	require.NoError(t, err)
-	types := reg.Types()
-	for i := range types {
-		edit(&types[i])
-	}
-	b, err := json.Marshal(map[string]any{"types": types})
+	b, err := reg.Profile(edit)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), base+".json")
 	require.NoError(t, os.WriteFile(path, b, 0o600))

@@ -1,9 +1,6 @@
 package allinone
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +14,6 @@ import (
 // sessionPage is the web page that asks for and uses session keys in these tests.
 const sessionPage = "https://app.example.com"
 
-// shortSessions writes the profile named (default, typed) to a file with its session
-// type's session_window cut to window, and returns the file's path.
-func shortSessions(t *testing.T, profile string, window time.Duration) string {
-	t.Helper()
-	r, err := keyformat.LoadProfile(profile)
-	require.NoError(t, err)
-	session, ok := r.Session()
-	require.True(t, ok, "profile %s has a session type", profile)
-	types := r.Types()
-	for i := range types {
-		if types[i].Name == session.Name {
-			types[i].SessionWindow = keyformat.Duration{Duration: window}
-		}
-	}
-	data, err := json.Marshal(map[string]any{"types": types})
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), profile+"-short-sessions.json")
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	return path
-}
-
 // TestSessionKeysAtTheGateway: under the default and the typed profile (with a session
 // window of 2s), a page of an allowed origin gets a session key with a session or an
 // ingest key of its project and sends OTLP/HTTP with it: accepted only with that Origin,
@@ -47,7 +23,11 @@ func shortSessions(t *testing.T, profile string, window time.Duration) string {
 func TestSessionKeysAtTheGateway(t *testing.T) {
 	for _, c := range []struct{ profile, prefix string }{{"default", "lk_sess_"}, {"typed", "gt_session_"}} {
 		t.Run(c.profile, func(t *testing.T) {
-			profile := shortSessions(t, c.profile, 2*time.Second)
+			profile := profileFile(t, c.profile, func(t *keyformat.Type) {
+				if t.BrowserOnly() {
+					t.SessionWindow = keyformat.Duration{Duration: 2 * time.Second}
+				}
+			})
 			s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = profile }))
 			token, account := s.signUp("browser-" + c.profile)
 			project := s.Project(token, sessionPage)

@@ -82,6 +82,20 @@ func LoadProfile(nameOrPath string) (*Registry, error) {
 	return r, nil
 }
 
+// Profile returns r as a profile file (LoadProfile reads it back), with edit applied to a
+// copy of each type first: how an operator derives a profile from a built-in one, and how
+// tests shorten a window (claim_grace, session_window, data_ttl) rather than wait it out.
+// edit may be nil.
+func (r *Registry) Profile(edit func(*Type)) ([]byte, error) {
+	pf := profileFile{SDK: r.sdk, Types: r.Types()}
+	if edit != nil {
+		for i := range pf.Types {
+			edit(&pf.Types[i])
+		}
+	}
+	return json.MarshalIndent(pf, "", "  ")
+}
+
 func isProfileName(name string) bool {
 	for _, n := range ProfileNames() {
 		if n == name {

@@ -163,3 +163,40 @@ func TestLoadProfileRejects(t *testing.T) {
 		t.Fatalf("missing file error = %v", err)
 	}
 }
+
+// TestProfileRoundTrip: every built-in profile written out by Registry.Profile reads back
+// as the same types and SDK settings, and an edit shows in the file.
+func TestProfileRoundTrip(t *testing.T) {
+	for _, name := range ProfileNames() {
+		r, err := LoadProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Profile(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := parseProfile(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(back.Types(), r.Types()) || back.SDK() != r.SDK() {
+			t.Errorf("%s does not read back as itself:\n%s", name, b)
+		}
+	}
+	b, err := Default().Profile(func(t *Type) {
+		if t.Anonymous {
+			t.ClaimGrace = Duration{2 * time.Second}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseProfile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := back.Anonymous(); a.ClaimGrace.Duration != 2*time.Second {
+		t.Errorf("edited claim_grace = %s", a.ClaimGrace)
+	}
+}
