@@ -306,3 +306,24 @@ func TestSuspensionReachesGateways(t *testing.T) {
 	s.Must(200, s.Call("POST", "/v1/admin/accounts/"+account+":reinstate", s.operator, map[string]any{"reason": "paid"}))
 	testutil.Eventually(t, 2*time.Second, func() bool { return post().Status == 200 }, "the gateway to accept the reinstated account's key")
 }
+
+// TestRevocationReceiptFromTheStart: from the moment the suite is ready, a revocation that
+// waits for the gateways counts the one gateway, and once it returns the gateway refuses
+// the key it was serving from its cache: no window after start-up where a receipt is
+// complete without it.
+func TestRevocationReceiptFromTheStart(t *testing.T) {
+	s := startSuite(t)
+	token, _ := s.signUp("early-revoker")
+	project := s.Project(token)
+	for i := range 5 {
+		id, key := s.IngestKey(token, project)
+		send := func() int {
+			return s.Send("POST", s.ingest+"/v1/traces", key, string(tracesBody(t)), "Content-Type", "application/x-protobuf").Status
+		}
+		require.Equal(t, 200, send(), "round %d", i)
+		r := s.Must(200, s.Call("POST", "/v1/keys/"+id+":revoke", token, map[string]any{"wait_for_gateways": true}))
+		require.Equal(t, float64(1), r.Get("receipt", "gateways_live"), "round %d: %s", i, r.Raw)
+		require.Equal(t, true, r.Get("receipt", "complete"), r.Raw)
+		require.Equal(t, 401, send(), "round %d: refused once the receipt is complete", i)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/stretchr/testify/require"
 )
 
@@ -82,5 +83,5 @@ func TestReadmeSenderExample(t *testing.T) {
 	secret, err := os.ReadFile(filepath.Join(project, ".latchkey", "anon_key"))
 	require.NoError(t, err)
 	id := s.keyID(t, strings.TrimSpace(string(secret)))
-	require.Len(t, s.storedIn(strings.ToUpper(s.ns)+"_INGEST_ANON", s.ns+".anon."+id+".traces"), 2, "one trace export per run")
+	require.Len(t, s.storedIn(natsx.AnonIngestStream(s.ns), s.ns+".anon."+id+".traces"), 2, "one trace export per run")
 }

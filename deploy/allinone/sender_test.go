@@ -2,11 +2,14 @@ package allinone
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -15,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	// The package's own name is taken here by gateway_faults_test.go's sender function.
+	"github.com/latchkey/latchkey/pkg/natsx"
 	sdk "github.com/latchkey/latchkey/pkg/sender"
 )
 
@@ -87,7 +91,7 @@ func (s *suite) requireSignals(t *testing.T, stream, prefix string) map[string]i
 func TestSenderAnonymousMode(t *testing.T) {
 	s := startSuite(t)
 	t.Setenv("LATCHKEY_API_KEY", "")
-	anonStream := strings.ToUpper(s.ns) + "_INGEST_ANON"
+	anonStream := natsx.AnonIngestStream(s.ns)
 	for proto, endpoint := range s.senderProtocols() {
 		t.Run(string(proto), func(t *testing.T) {
 			dir := t.TempDir()
@@ -147,8 +151,8 @@ func TestSenderKeys(t *testing.T) {
 			bBefore := len(s.stored(s.ingestSubject(account, projectB, "prd", "traces")))
 			require.NoError(t, sendAll(fromEnv, "project-a"))
 			require.NoError(t, sendAll(explicit, "project-b"))
-			s.requireSignals(t, strings.ToUpper(s.ns)+"_INGEST", s.ingestSubject(account, projectA, "prd", ""))
-			s.requireSignals(t, strings.ToUpper(s.ns)+"_INGEST", s.ingestSubject(account, projectB, "prd", ""))
+			s.requireSignals(t, natsx.IngestStream(s.ns), s.ingestSubject(account, projectA, "prd", ""))
+			s.requireSignals(t, natsx.IngestStream(s.ns), s.ingestSubject(account, projectB, "prd", ""))
 			require.Len(t, s.stored(s.ingestSubject(account, projectA, "prd", "traces")), aBefore+1, "one trace export for project A")
 			require.Len(t, s.stored(s.ingestSubject(account, projectB, "prd", "traces")), bBefore+1, "one trace export for project B")
 		})
@@ -178,12 +182,108 @@ func TestSenderReportsRevocation(t *testing.T) {
 			require.True(t, refused)
 			require.Equal(t, "unauthenticated", r.Code)
 			require.Equal(t, "the key has been revoked", r.Message)
+			require.Equal(t, "revoked", r.Reason)
 			require.NotEmpty(t, r.RequestID)
 			if proto == sdk.GRPC {
 				require.Equal(t, codes.Unauthenticated, r.GRPCCode)
 			} else {
 				require.Equal(t, http.StatusUnauthorized, r.HTTPStatus)
 			}
+		})
+	}
+}
+
+// senderLog collects a sender's log lines (its reminders and reports).
+type senderLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *senderLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// count is how many lines hold s.
+func (l *senderLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSenderClaimFlow: the anonymous-first life of a program using the SDK, with the real
+// OpenTelemetry SDK, over HTTP and gRPC. Its first run mints an anonymous key and sends;
+// the developer signs up and claims that key (messages_linked is what the sender sent);
+// the running sender's next exports land in the account and it reminds, once, to switch
+// keys, with the claim's grace_until; a sender switched to the new key sends to the same
+// place with no notice; revoking the new key is reported as such.
+func TestSenderClaimFlow(t *testing.T) {
+	s := startSuite(t)
+	t.Setenv("LATCHKEY_API_KEY", "")
+	token, account := s.signUp("sdk-claimer")
+	for proto, endpoint := range s.senderProtocols() {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			logs := &senderLog{}
+			snd := s.startSender(t, sdk.Options{
+				Protocol: proto, Endpoint: endpoint, Dir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			require.True(t, snd.Key().Anonymous)
+			require.NoError(t, sendAll(snd, "before-claim"))
+			anonKey, err := os.ReadFile(snd.Key().File)
+			require.NoError(t, err)
+			anonID := s.keyID(t, strings.TrimSpace(string(anonKey)))
+			sent := 0
+			for _, m := range s.storedIn(natsx.AnonIngestStream(s.ns), natsx.AnonKeySubjects(s.ns, anonID)) {
+				sent += len(m.Headers().Values("Latchkey-Key-Id"))
+			}
+			require.GreaterOrEqual(t, sent, 3, "a trace, a metric and a log export")
+
+			project := s.Project(token)
+			claim := s.Must(http.StatusOK, s.Call("POST", "/v1/keys:claim", token, map[string]any{
+				"anonymous_key": strings.TrimSpace(string(anonKey)), "project_id": project, "environment": "prd",
+			}))
+			require.EqualValues(t, sent, claim.Get("claimed", "messages_linked"))
+			graceUntil, err := time.Parse(time.RFC3339Nano, claim.Str("claimed", "grace_until"))
+			require.NoError(t, err)
+			accountPrefix := s.ingestSubject(account, project, "prd", "")
+			linked := s.requireSignals(t, natsx.IngestStream(s.ns), accountPrefix)
+
+			// The running sender: its data is the account's now, and it is reminded once.
+			for range 2 {
+				require.NoError(t, sendAll(snd, "after-claim"))
+			}
+			n, ok := snd.Notice()
+			require.True(t, ok, "the sender saw the claim notice")
+			require.Equal(t, sdk.NoticeClaimed, n.Kind)
+			require.Equal(t, graceUntil.UTC().Truncate(time.Second), n.GraceUntil.UTC())
+			require.Equal(t, 1, logs.count("has been claimed"), "one reminder per start: %v", logs.lines)
+			for sig, count := range s.requireSignals(t, natsx.IngestStream(s.ns), accountPrefix) {
+				require.Greater(t, count, linked[sig], "the claimed key's new %s go to the account", sig)
+			}
+
+			// Switched to the claim's key: the same place, no notice.
+			switched := s.startSender(t, sdk.Options{Protocol: proto, Endpoint: endpoint, Dir: dir, APIKey: claim.Str("secret")})
+			require.False(t, switched.Key().Anonymous)
+			require.NoError(t, sendAll(switched, "switched"))
+			_, noticed := switched.Notice()
+			require.False(t, noticed)
+
+			// Revoked: reported with its reason.
+			s.Must(http.StatusOK, s.Call("POST", "/v1/keys/"+claim.Str("key.id")+":revoke", token, map[string]any{"wait_for_gateways": true}))
+			require.Error(t, sendAll(switched, "after-revoke"))
+			r, refused := switched.LastRejection()
+			require.True(t, refused)
+			require.Equal(t, "unauthenticated", r.Code)
+			require.Equal(t, "revoked", r.Reason)
 		})
 	}
 }

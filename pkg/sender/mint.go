@@ -69,7 +69,7 @@ func mintAnonymous(client *http.Client, apiURL string) minter {
 // envelope is Latchkey's error body, {error, message, request_id, documentation_url}, or
 // what could be made of another body.
 type envelope struct {
-	code, message, requestID string
+	code, message, requestID, reason string
 }
 
 // parseEnvelope reads an error body. Latchkey's envelope gives its code and message; a body
@@ -81,9 +81,13 @@ func parseEnvelope(status int, body []byte) envelope {
 		Error     string `json:"error"`
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
+		Reason    string `json:"reason"`
 	}
 	_ = json.Unmarshal(body, &raw)
 	e := envelope{code: raw.Error, message: raw.Message, requestID: raw.RequestID}
+	if isMachineCode(raw.Reason) {
+		e.reason = raw.Reason
+	}
 	if !isMachineCode(e.code) {
 		if e.message == "" {
 			e.message = e.code

@@ -55,7 +55,7 @@ func (t *gatewayTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			e.requestID = keyformat.Redact(resp.Header.Get(requestIDHeader))
 		}
 		t.w.sawRejection(Rejection{
-			Code: e.code, Message: e.message, HTTPStatus: resp.StatusCode, RequestID: e.requestID,
+			Code: e.code, Reason: e.reason, Message: e.message, HTTPStatus: resp.StatusCode, RequestID: e.requestID,
 			Signal: signalOf(req.URL.Path),
 		})
 	}
@@ -104,6 +104,9 @@ func (w *watcher) watchCall(ctx context.Context, method string, req, reply any, 
 	e := apierr.FromStatus(st)
 	rid := append(header.Get(requestIDMetadata), trailer.Get(requestIDMetadata)...)
 	r := Rejection{Code: string(e.Code), Message: e.Message, GRPCCode: st.Code(), Signal: signalOf(method)}
+	if reason := e.Metadata["reason"]; isMachineCode(reason) {
+		r.Reason = reason
+	}
 	if len(rid) > 0 {
 		r.RequestID = keyformat.Redact(rid[0])
 	}

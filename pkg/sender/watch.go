@@ -74,6 +74,10 @@ type Rejection struct {
 	// "insufficient_capability", "account_suspended", …; over gRPC the reason of its
 	// google.rpc.ErrorInfo.
 	Code string
+	// Reason says why a key that was good once is refused: "revoked" or "expired" (the
+	// gateway's envelope field "reason"; over gRPC the ErrorInfo metadata of that name);
+	// empty otherwise.
+	Reason string
 	// Message is the gateway's human text ("the key has been revoked"), redacted.
 	Message string
 	// HTTPStatus is the HTTP status; 0 over gRPC.
@@ -156,7 +160,7 @@ func (w *watcher) sawRejection(r Rejection) {
 		return
 	}
 	attrs := []any{
-		slog.String("code", r.Code), slog.String("message", r.Message), slog.String("key", w.info.DisplayPrefix),
+		slog.String("code", r.Code), slog.String("reason", r.Reason), slog.String("message", r.Message), slog.String("key", w.info.DisplayPrefix),
 		slog.String("signal", r.Signal), slog.String("request_id", r.RequestID),
 	}
 	if r.HTTPStatus != 0 {

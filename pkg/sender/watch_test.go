@@ -61,20 +61,22 @@ func TestParseEnvelope(t *testing.T) {
 		status               int
 		body                 string
 		code, message, reqID string
+		reason               string
 	}{
 		"latchkey envelope": {
-			401, `{"error":"unauthenticated","message":"the key has been revoked","request_id":"req_1","documentation_url":"x"}`,
-			"unauthenticated", "the key has been revoked", "req_1",
+			401, `{"error":"unauthenticated","message":"the key has been revoked","request_id":"req_1","documentation_url":"x","reason":"revoked"}`,
+			"unauthenticated", "the key has been revoked", "req_1", "revoked",
 		},
-		"a profile's own body": {401, `{"error": "Missing or invalid API key"}`, "unauthenticated", "Missing or invalid API key", ""},
-		"origin, own body":     {403, `{"error": "Origin not allowed"}`, "permission_denied", "Origin not allowed", ""},
-		"not JSON":             {403, `forbidden`, "permission_denied", "Forbidden", ""},
-		"empty":                {401, ``, "unauthenticated", "Unauthorized", ""},
-		"a quoted key":         {401, `{"error":"unauthenticated","message":"no such key ` + key + `"}`, "unauthenticated", "no such key lk_ing_" + keyformat.Redacted, ""},
+		"a reason that is no code": {401, `{"error":"unauthenticated","message":"m","reason":"Not A Code"}`, "unauthenticated", "m", "", ""},
+		"a profile's own body":     {401, `{"error": "Missing or invalid API key"}`, "unauthenticated", "Missing or invalid API key", "", ""},
+		"origin, own body":         {403, `{"error": "Origin not allowed"}`, "permission_denied", "Origin not allowed", "", ""},
+		"not JSON":                 {403, `forbidden`, "permission_denied", "Forbidden", "", ""},
+		"empty":                    {401, ``, "unauthenticated", "Unauthorized", "", ""},
+		"a quoted key":             {401, `{"error":"unauthenticated","message":"no such key ` + key + `"}`, "unauthenticated", "no such key lk_ing_" + keyformat.Redacted, "", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := parseEnvelope(tc.status, []byte(tc.body))
-			require.Equal(t, envelope{code: tc.code, message: tc.message, requestID: tc.reqID}, e)
+			require.Equal(t, envelope{code: tc.code, message: tc.message, requestID: tc.reqID, reason: tc.reason}, e)
 		})
 	}
 }
@@ -269,7 +271,7 @@ func TestGRPCNoticeAndRejection(t *testing.T) {
 
 	gw.answer(func(ctx context.Context) error {
 		_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", "req_grpc"))
-		return apierr.New(apierr.Unauthenticated, "the key has been revoked")
+		return apierr.New(apierr.Unauthenticated, "the key has been revoked").With("reason", "revoked")
 	})
 	for range 2 {
 		require.ErrorContains(t, exportAll(s), "the key has been revoked")
@@ -277,7 +279,7 @@ func TestGRPCNoticeAndRejection(t *testing.T) {
 	r, ok := s.LastRejection()
 	require.True(t, ok)
 	require.Equal(t, Rejection{
-		Code: "unauthenticated", Message: "the key has been revoked", GRPCCode: codes.Unauthenticated,
+		Code: "unauthenticated", Reason: "revoked", Message: "the key has been revoked", GRPCCode: codes.Unauthenticated,
 		RequestID: "req_grpc", Signal: r.Signal, At: r.At,
 	}, r)
 	require.Contains(t, []string{"traces", "metrics", "logs"}, r.Signal)

@@ -142,6 +142,11 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 		cc.Stop()
 		return nil, errLostMeanwhile
 	}
+	// Heard before it is ready: a revocation's receipt (keys service, package receipts)
+	// waits only for the gateways it has heard, and this one may take any request from the
+	// moment it is ready, its next heartbeat up to a second away.
+	s.announce()
+	_ = s.nc.FlushTimeout(time.Second)
 	s.subscribed.Store(true)
 	s.log.Info("events: subscribed; cache flushed and trusted", zap.String("stream", natsx.EventsStream(s.ns)))
 	return cc, nil
@@ -215,6 +220,14 @@ func (s *Subscriber) apply(ev *eventsv1.Event) {
 	_ = s.nc.Publish(natsx.GatewayAppliedSubject(s.ns, ev.GetId()), ack)
 }
 
+// announce sends one heartbeat: the gateway is live and follows the events stream.
+func (s *Subscriber) announce() {
+	hb, _ := proto.Marshal(&eventsv1.GatewayHeartbeat{
+		GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int32(min(s.cache.Len(), math.MaxInt32)),
+	})
+	_ = s.nc.Publish(natsx.GatewayHeartbeatSubject(s.ns), hb)
+}
+
 // heartbeats announces the gateway about once a second while it is subscribed, so
 // revocation receipts count it.
 func (s *Subscriber) heartbeats(ctx context.Context) {
@@ -222,10 +235,7 @@ func (s *Subscriber) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if s.Subscribed() {
-			hb, _ := proto.Marshal(&eventsv1.GatewayHeartbeat{
-				GatewayId: s.gatewayID, Time: timestamppb.Now(), CacheEntries: int32(min(s.cache.Len(), math.MaxInt32)),
-			})
-			_ = s.nc.Publish(natsx.GatewayHeartbeatSubject(s.ns), hb)
+			s.announce()
 		}
 		now := time.Now().UnixNano()
 		s.cache.Sweep(now)

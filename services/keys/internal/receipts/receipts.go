@@ -132,8 +132,19 @@ func (w *Watch) Wait(ctx context.Context, timeout time.Duration) Receipt {
 	defer w.Close()
 	start := time.Now()
 	live := w.t.Live()
+	// Before the warmup is over the live set is not known: a gateway heard from now on was
+	// live when the event was made (it heartbeats about once a second), so it is waited for
+	// too. Once known, the set is the one of the event's making: a gateway that starts
+	// following the stream later starts with an empty cache and needs no confirmation.
+	warming := !w.t.Known()
 	got := map[string]bool{}
 	count := func() Receipt {
+		if warming {
+			for id := range w.t.Live() {
+				live[id] = true
+			}
+			warming = !w.t.Known()
+		}
 		n := 0
 		for id := range got {
 			if live[id] {

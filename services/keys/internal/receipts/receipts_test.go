@@ -64,3 +64,39 @@ func TestReceipts(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, func() bool { return !nc.IsConnected() }, "the tracker to lose NATS")
 	require.False(t, tr.Known(), "cut off, the tracker cannot know who is live")
 }
+
+// TestReceiptsDuringWarmup: a receipt asked for before the tracker knows the live set
+// waits for every gateway it hears from before the warmup ends, not only those heard when
+// it was asked: a gateway that was following the stream all along may simply not have sent
+// its first heartbeat yet.
+func TestReceiptsDuringWarmup(t *testing.T) {
+	ns := testutil.Namespace(t)
+	nc, err := nats.Connect(testutil.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	gw, err := nats.Connect(testutil.NATSURL())
+	require.NoError(t, err)
+	defer gw.Close()
+
+	tr := New(nc, ns)
+	sub, err := tr.Start()
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	w, err := tr.Watch("evt_warm")
+	require.NoError(t, err)
+	done := make(chan Receipt, 1)
+	go func() { done <- w.Wait(context.Background(), 10*time.Second) }()
+	publish(t, gw, natsx.GatewayHeartbeatSubject(ns), &eventsv1.GatewayHeartbeat{GatewayId: "gw-late"})
+	select {
+	case r := <-done:
+		t.Fatalf("complete without the gateway heard during the warmup: %+v", r)
+	case <-time.After(warmup + 500*time.Millisecond):
+	}
+	publish(t, gw, natsx.GatewayAppliedSubject(ns, "evt_warm"), &eventsv1.GatewayApplied{GatewayId: "gw-late", EventId: "evt_warm"})
+	r := <-done
+	require.True(t, r.Complete(), "%+v", r)
+	require.Equal(t, 1, r.Live)
+	require.Equal(t, 1, r.Applied)
+}
