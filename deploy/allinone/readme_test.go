@@ -14,10 +14,16 @@ import (
 // quickstart returns the shell block under "## Quickstart" in the README.
 func quickstart(t *testing.T) string {
 	t.Helper()
+	return readmeShell(t, "\n## Quickstart\n")
+}
+
+// readmeShell is the first sh block of the README after heading.
+func readmeShell(t *testing.T, heading string) string {
+	t.Helper()
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	_, section, ok := strings.Cut(string(readme), "## Quickstart")
-	require.True(t, ok, "README has a Quickstart section")
+	_, section, ok := strings.Cut(string(readme), heading)
+	require.True(t, ok, "README has the section %q", heading)
 	_, block, ok := strings.Cut(section, "```sh\n")
 	require.True(t, ok)
 	block, _, ok = strings.Cut(block, "```")
@@ -48,6 +54,23 @@ func TestReadmeQuickstart(t *testing.T) {
 	require.Contains(t, text, " accounts.signup ")
 	require.Contains(t, text, `"ok": true`)
 	require.NotContains(t, text, "null", "every value the quickstart prints is set:\n%s", text)
+}
+
+// TestReadmeAnonymousFirst runs the README's anonymous-first walk-through, verbatim: the
+// data sent before sign-up is linked by the claim, the anonymous key's next answer
+// carries the claim notice, and the new key sends.
+func TestReadmeAnonymousFirst(t *testing.T) {
+	s := startSuite(t)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", readmeShell(t, "\n### Anonymous first: send, sign up, claim\n"))
+	cmd.Env = append(os.Environ(), "API="+s.api, "INGEST="+s.ingest)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walk-through failed:\n%s", out)
+	text := string(out)
+	require.Equal(t, 2, strings.Count(text, `{"accepted":1}`), "before the claim and with the new key:\n%s", text)
+	require.Contains(t, text, `"messages_linked":1`)
+	require.Contains(t, text, `"new_key":"lk_ing_`)
+	require.Regexp(t, `(?i)latchkey-key-notice: claimed; grace_until=\d{4}-\d\d-\d\dT`, text)
+	require.NotContains(t, text, "null", text)
 }
 
 // TestReadmeSenderExample: the README's Go SDK program is pkg/sender/example verbatim, and
