@@ -26,8 +26,10 @@ var requiredTypes = []string{"account", "ingest"}
 // profileFile is the JSON shape of a profile.
 type profileFile struct {
 	// SDK is optional: a profile without it gets Latchkey's own (Registry.SDK).
-	SDK   SDK    `json:"sdk,omitzero"`
-	Types []Type `json:"types"`
+	SDK SDK `json:"sdk,omitzero"`
+	// GatewayErrors is optional: without it the gateways answer Latchkey's envelope.
+	GatewayErrors GatewayErrors `json:"gateway_errors,omitzero"`
+	Types         []Type        `json:"types"`
 }
 
 // ProfileNames lists the names LoadProfile accepts besides a file path, sorted;
@@ -87,7 +89,7 @@ func LoadProfile(nameOrPath string) (*Registry, error) {
 // tests shorten a window (claim_grace, session_window, data_ttl) rather than wait it out.
 // edit may be nil.
 func (r *Registry) Profile(edit func(*Type)) ([]byte, error) {
-	pf := profileFile{SDK: r.sdk, Types: r.Types()}
+	pf := profileFile{SDK: r.sdk, GatewayErrors: r.GatewayErrors(), Types: r.Types()}
 	if edit != nil {
 		for i := range pf.Types {
 			edit(&pf.Types[i])
@@ -124,6 +126,10 @@ func parseProfile(data []byte) (*Registry, error) {
 		errs = append(errs, err)
 	}
 	r.sdk = pf.SDK
+	if err := pf.GatewayErrors.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	r.gatewayErrors = pf.GatewayErrors
 	for _, name := range requiredTypes {
 		if _, ok := r.Lookup(name); !ok {
 			errs = append(errs, fmt.Errorf("keyformat: profile must define a type named %q", name))

@@ -81,6 +81,20 @@ func TestProfileShapes(t *testing.T) {
 	if dt.Prefix != "dt_" || dt.Encoding != EncodingHex || dt.RandomBytes != 12 || dt.Checksum || !dt.Browser || dt.KeyLen(dt.Prefix) != 3+24 {
 		t.Errorf("deeptracer ingest = %+v", dt)
 	}
+	// One key per project, replaced on revoke, in the product's own error bodies.
+	if p, ok := ps["deeptracer"].PerProject(); !ok || p != dt || !dt.ReplaceOnRevoke {
+		t.Errorf("deeptracer per_project = %v, %v; want its ingest type, replaced on revoke", p, ok)
+	}
+	if g := ps["deeptracer"].GatewayErrors(); g.Shape != ShapeError || g.Messages["unauthenticated"] != "Missing or invalid API key" ||
+		g.Messages["origin_not_allowed"] != "Origin not allowed" {
+		t.Errorf("deeptracer gateway_errors = %+v", g)
+	}
+	if g := ps["default"].GatewayErrors(); g.Shape != "" || g.Messages != nil {
+		t.Errorf("default gateway_errors = %+v; want the envelope", g)
+	}
+	if c, ok := ps["gmk"].Servers(); !ok || c.Prefix != "gmk_cru_live_" {
+		t.Errorf("gmk servers type = %v, %v; want gmk_cru_live_", c, ok)
+	}
 
 	if a := get("gmk", "account"); a.Prefix != "gmk_acct_live_" || a.RequiresPlan != "pro" || a.Scope != ScopeAccount {
 		t.Errorf("gmk account = %+v", a)
@@ -146,6 +160,9 @@ func TestLoadProfileRejects(t *testing.T) {
 		{"bad duration", `{"types":[` + strings.Replace(ingest, `"scope"`, `"data_ttl":"2 days","scope"`, 1) + `]}`, `invalid duration`},
 		{"trailing data", `{"types":[` + ingest + `,` + account + `]} {}`, `trailing data`},
 		{"not JSON", `types: []`, `decoding JSON`},
+		{"unknown error shape", `{"gateway_errors":{"shape":"xml"},"types":[` + ingest + `,` + account + `]}`, `shape "xml" must be "envelope" or "error"`},
+		{"bad error code", `{"gateway_errors":{"messages":{"Not Found":"x"}},"types":[` + ingest + `,` + account + `]}`, `code "Not Found" must match`},
+		{"empty error message", `{"gateway_errors":{"messages":{"unauthenticated":""}},"types":[` + ingest + `,` + account + `]}`, `message of "unauthenticated" must be 1 to 512 bytes`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,7 +197,7 @@ func TestProfileRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !reflect.DeepEqual(back.Types(), r.Types()) || back.SDK() != r.SDK() {
+		if !reflect.DeepEqual(back.Types(), r.Types()) || back.SDK() != r.SDK() || !reflect.DeepEqual(back.GatewayErrors(), r.GatewayErrors()) {
 			t.Errorf("%s does not read back as itself:\n%s", name, b)
 		}
 	}

@@ -32,8 +32,13 @@ type Registry struct {
 	anonymous *Type
 	// session is the profile's one browser session type, nil when it has none.
 	session *Type
+	// servers and perProject are the profile's collector type and per-project type, nil
+	// when it has none (Type.Servers, Type.PerProject).
+	servers, perProject *Type
 	// sdk is the profile's "sdk" object as written (SDK fills in the defaults).
 	sdk SDK
+	// gatewayErrors is the profile's "gateway_errors" object.
+	gatewayErrors GatewayErrors
 }
 
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
@@ -151,6 +156,40 @@ func NewRegistry(types []Type) (*Registry, error) {
 				r.session = t
 			}
 		}
+		if t.Servers {
+			if t.Scope != ScopeProject {
+				fail("a servers type must have scope %q: its keys are bound to a server's project", ScopeProject)
+			}
+			if t.Anonymous || t.SessionWindow.Duration > 0 {
+				fail("a servers type cannot be anonymous or a session type")
+			}
+			if r.servers != nil {
+				fail("only one type may be a servers type; %q already is", r.servers.Name)
+			} else {
+				r.servers = t
+			}
+		}
+		if t.PerProject {
+			if t.Scope != ScopeProject {
+				fail("a per_project type must have scope %q", ScopeProject)
+			}
+			if t.Anonymous || t.SessionWindow.Duration > 0 || t.Servers {
+				fail("a per_project type cannot be anonymous, a session type or a servers type")
+			}
+			if r.perProject != nil {
+				fail("only one type may be per_project; %q already is", r.perProject.Name)
+			} else {
+				r.perProject = t
+			}
+		}
+		if t.ReplaceOnRevoke && !t.PerProject {
+			fail("replace_on_revoke applies only to a per_project type")
+		}
+		switch t.OnExposed {
+		case "", OnExposedRevoke, OnExposedNotify:
+		default:
+			fail("on_exposed %q must be %q or %q", t.OnExposed, OnExposedRevoke, OnExposedNotify)
+		}
 		rl := t.RateLimit
 		if math.IsNaN(rl.PerSecond) || math.IsInf(rl.PerSecond, 0) || rl.PerSecond < 0 || rl.Burst < 0 || rl.Burst > math.MaxInt32 {
 			fail("rate_limit must be finite and not negative, its burst at most %d", math.MaxInt32)
@@ -214,6 +253,14 @@ func (r *Registry) Lookup(name string) (*Type, bool) {
 // false when the profile has none. The result is shared and must not be modified.
 func (r *Registry) Anonymous() (*Type, bool) { return r.anonymous, r.anonymous != nil }
 
+// Servers returns the profile's collector type (Type.Servers: the one POST /v1/servers
+// mints), false when it has none. The result is shared and must not be modified.
+func (r *Registry) Servers() (*Type, bool) { return r.servers, r.servers != nil }
+
+// PerProject returns the profile's per-project type (Type.PerProject: minted with each
+// project), false when it has none. The result is shared and must not be modified.
+func (r *Registry) PerProject() (*Type, bool) { return r.perProject, r.perProject != nil }
+
 // Session returns the profile's browser session type (the one with a session_window, which
 // POST /v1/session-keys mints), false when the profile has none. The result is shared and
 // must not be modified.
@@ -263,6 +310,18 @@ func defaultTypes() []Type {
 			SessionWindow: Duration{time.Hour},
 		},
 		{
+			Name:          "collector",
+			Prefix:        "lk_srv_",
+			Encoding:      EncodingBase62,
+			RandomBytes:   32,
+			Checksum:      true,
+			Capabilities:  []string{"ingest"},
+			Scope:         ScopeProject,
+			RotationGrace: day,
+			RateLimit:     RateLimit{PerSecond: 1000, Burst: 2000},
+			Servers:       true,
+		},
+		{
 			Name:          "account",
 			Prefix:        "lk_acct_",
 			Encoding:      EncodingBase62,
@@ -287,5 +346,6 @@ var defaultRegistry = func() *Registry {
 
 // Default is Latchkey's own key scheme: "ingest" (lk_ing_), "anonymous" (lk_anon_,
 // minted by POST /v1/anonymous-keys), "session" (lk_sess_, minted by POST
-// /v1/session-keys) and "account" (lk_acct_). It is shared; the registry is immutable.
+// /v1/session-keys), "collector" (lk_srv_, one per server, minted by POST /v1/servers) and
+// "account" (lk_acct_). It is shared; the registry is immutable.
 func Default() *Registry { return defaultRegistry }

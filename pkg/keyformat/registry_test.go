@@ -72,6 +72,13 @@ func TestNewRegistryRejects(t *testing.T) {
 		{"two session types", func(t *Type) { t.SessionWindow = Duration{time.Hour} }, []Type{other(func(t *Type) { t.SessionWindow = Duration{time.Hour} })}, `type "other": only one type may have a session_window; "ingest" already has`},
 		{"negative session window", func(t *Type) { t.SessionWindow = Duration{-time.Hour} }, nil, `session_window must not be negative`},
 		{"sub-second session window", func(t *Type) { t.SessionWindow = Duration{time.Millisecond} }, nil, `session_window must be a whole number of seconds`},
+		{"servers type of environment scope", func(t *Type) { t.Servers = true }, nil, `a servers type must have scope "project"`},
+		{"two servers types", func(t *Type) { t.Servers, t.Scope = true, ScopeProject }, []Type{other(func(t *Type) { t.Servers, t.Scope = true, ScopeProject })}, `type "other": only one type may be a servers type; "ingest" already is`},
+		{"per_project type of environment scope", func(t *Type) { t.PerProject = true }, nil, `a per_project type must have scope "project"`},
+		{"per_project servers type", func(t *Type) { t.PerProject, t.Servers, t.Scope = true, true, ScopeProject }, nil, `a per_project type cannot be anonymous, a session type or a servers type`},
+		{"two per_project types", func(t *Type) { t.PerProject, t.Scope = true, ScopeProject }, []Type{other(func(t *Type) { t.PerProject, t.Scope = true, ScopeProject })}, `type "other": only one type may be per_project; "ingest" already is`},
+		{"replace_on_revoke without per_project", func(t *Type) { t.ReplaceOnRevoke = true }, nil, `replace_on_revoke applies only to a per_project type`},
+		{"unknown on_exposed", func(t *Type) { t.OnExposed = "ignore" }, nil, `on_exposed "ignore" must be "revoke" or "notify"`},
 		{"negative rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: -1, Burst: 1} }, nil, `rate_limit must be finite and not negative`},
 		{"infinite rate", func(t *Type) { t.RateLimit = RateLimit{PerSecond: math.Inf(1), Burst: 1} }, nil, `rate_limit must be finite`},
 		{"burst over int32", func(t *Type) { t.RateLimit = RateLimit{PerSecond: 1, Burst: math.MaxInt32 + 1} }, nil, `its burst at most 2147483647`},
@@ -144,6 +151,11 @@ func TestDefault(t *testing.T) {
 			Capabilities: []string{"ingest"}, Scope: ScopeEnvironment, Browser: true,
 			RateLimit: RateLimit{PerSecond: 100, Burst: 200}, SessionWindow: Duration{time.Hour},
 		},
+		"collector": {
+			Name: "collector", Prefix: "lk_srv_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
+			Capabilities: []string{"ingest"}, Scope: ScopeProject, RotationGrace: Duration{24 * time.Hour},
+			RateLimit: RateLimit{PerSecond: 1000, Burst: 2000}, Servers: true,
+		},
 		"account": {
 			Name: "account", Prefix: "lk_acct_", Encoding: EncodingBase62, RandomBytes: 32, Checksum: true,
 			Capabilities: []string{"keys:read", "keys:write", "projects:read", "projects:write", "audit:read", "servers:manage"},
@@ -164,6 +176,12 @@ func TestDefault(t *testing.T) {
 	}
 	if a, ok := r.Anonymous(); !ok || a.Name != "anonymous" {
 		t.Errorf("Default's anonymous type = %v, %v; want the anonymous type", a, ok)
+	}
+	if c, ok := r.Servers(); !ok || c.Name != "collector" {
+		t.Errorf("Default's servers type = %v, %v; want the collector type", c, ok)
+	}
+	if p, ok := r.PerProject(); ok {
+		t.Errorf("Default has a per_project type: %v", p)
 	}
 	if s, ok := r.Session(); !ok || s.Name != "session" {
 		t.Errorf("Default's session type = %v, %v; want the session type", s, ok)

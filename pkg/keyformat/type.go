@@ -122,6 +122,40 @@ type Type struct {
 	// browser whose Origin the project allows, and for ingest only (docs/keys.md,
 	// "Browser session keys"). Zero for every other type.
 	SessionWindow Duration `json:"session_window,omitzero"`
+	// Servers makes this the profile's collector type: POST /v1/servers mints one key of it
+	// for each server it creates, bound to that server's project and to the server, which
+	// every request the key sends carries (Latchkey-Server-Id). At most one type; scope
+	// project (DESIGN "Seed schemes", servers and collector keys).
+	Servers bool `json:"servers,omitempty"`
+	// PerProject: a project holds exactly one live key of this type, minted when the
+	// project is created (POST /v1/projects answers it); a second is already_exists. At most
+	// one type; scope project.
+	PerProject bool `json:"per_project,omitempty"`
+	// ReplaceOnRevoke: revoking a key of this type mints its replacement in the same call
+	// (the revoke answers {key, replacement: {key, secret}}). Only with PerProject.
+	ReplaceOnRevoke bool `json:"replace_on_revoke,omitempty"`
+	// OnExposed is what a leak report (POST /v1/secret-scanning/reports) does to a live key
+	// of this type; OnExposedRevoke when empty.
+	OnExposed OnExposed `json:"on_exposed,omitempty"`
+}
+
+// OnExposed is what a leak report does to a key: its exposed_at is set either way.
+type OnExposed string
+
+const (
+	// OnExposedRevoke revokes the key at once, reason "exposed" (the default).
+	OnExposedRevoke OnExposed = "revoke"
+	// OnExposedNotify only records and announces the leak (key.exposed): for keys whose
+	// owners must rotate them themselves, as a revocation would stop a fleet.
+	OnExposedNotify OnExposed = "notify"
+)
+
+// ExposedAction is what a leak report does to a key of this type.
+func (t *Type) ExposedAction() OnExposed {
+	if t.OnExposed == "" {
+		return OnExposedRevoke
+	}
+	return t.OnExposed
 }
 
 // SessionCapability is the one capability a session type may carry: session keys live in

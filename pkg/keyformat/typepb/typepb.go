@@ -35,6 +35,10 @@ func ToProto(t *keyformat.Type) *keysv1.KeyType {
 		Mintable:             t.Mintable,
 		ClaimGraceSeconds:    seconds(t.ClaimGrace),
 		SessionWindowSeconds: seconds(t.SessionWindow),
+		Servers:              t.Servers,
+		PerProject:           t.PerProject,
+		ReplaceOnRevoke:      t.ReplaceOnRevoke,
+		OnExposed:            string(t.OnExposed),
 	}
 }
 
@@ -42,23 +46,27 @@ func ToProto(t *keyformat.Type) *keysv1.KeyType {
 // keyformat.NewRegistry, which does.
 func FromProto(p *keysv1.KeyType) keyformat.Type {
 	return keyformat.Type{
-		Name:           p.GetName(),
-		Prefix:         p.GetPrefix(),
-		Encoding:       keyformat.Encoding(p.GetEncoding()),
-		RandomBytes:    int(p.GetRandomBytes()),
-		Checksum:       p.GetChecksum(),
-		Capabilities:   clone(p.GetCapabilities()),
-		Scope:          keyformat.Scope(p.GetScope()),
-		RotationGrace:  duration(p.GetRotationGraceSeconds()),
-		DataTTL:        duration(p.GetDataTtlSeconds()),
-		Browser:        p.GetBrowser(),
-		RequiresPlan:   p.GetRequiresPlan(),
-		RateLimit:      keyformat.RateLimit{PerSecond: p.GetRateLimitPerSecond(), Burst: int(p.GetRateLimitBurst())},
-		LegacyPrefixes: clone(p.GetLegacyPrefixes()),
-		Anonymous:      p.GetAnonymous(),
-		ClaimGrace:     duration(p.GetClaimGraceSeconds()),
-		Mintable:       p.GetMintable(),
-		SessionWindow:  duration(p.GetSessionWindowSeconds()),
+		Name:            p.GetName(),
+		Prefix:          p.GetPrefix(),
+		Encoding:        keyformat.Encoding(p.GetEncoding()),
+		RandomBytes:     int(p.GetRandomBytes()),
+		Checksum:        p.GetChecksum(),
+		Capabilities:    clone(p.GetCapabilities()),
+		Scope:           keyformat.Scope(p.GetScope()),
+		RotationGrace:   duration(p.GetRotationGraceSeconds()),
+		DataTTL:         duration(p.GetDataTtlSeconds()),
+		Browser:         p.GetBrowser(),
+		RequiresPlan:    p.GetRequiresPlan(),
+		RateLimit:       keyformat.RateLimit{PerSecond: p.GetRateLimitPerSecond(), Burst: int(p.GetRateLimitBurst())},
+		LegacyPrefixes:  clone(p.GetLegacyPrefixes()),
+		Anonymous:       p.GetAnonymous(),
+		ClaimGrace:      duration(p.GetClaimGraceSeconds()),
+		Mintable:        p.GetMintable(),
+		SessionWindow:   duration(p.GetSessionWindowSeconds()),
+		Servers:         p.GetServers(),
+		PerProject:      p.GetPerProject(),
+		ReplaceOnRevoke: p.GetReplaceOnRevoke(),
+		OnExposed:       keyformat.OnExposed(p.GetOnExposed()),
 	}
 }
 
@@ -80,6 +88,23 @@ func FromProtoList(ps []*keysv1.KeyType) (*keyformat.Registry, error) {
 		types[i] = FromProto(p)
 	}
 	return keyformat.NewRegistry(types)
+}
+
+// GatewayErrorsToProto renders a profile's gateway error bodies for the wire; nil for
+// Latchkey's own envelope.
+func GatewayErrorsToProto(g keyformat.GatewayErrors) *keysv1.GatewayErrors {
+	if g.Shape == "" && len(g.Messages) == 0 {
+		return nil
+	}
+	return &keysv1.GatewayErrors{Shape: g.Shape, Messages: g.Messages}
+}
+
+// GatewayErrorsFromProto is the inverse of GatewayErrorsToProto.
+func GatewayErrorsFromProto(p *keysv1.GatewayErrors) keyformat.GatewayErrors {
+	if p == nil {
+		return keyformat.GatewayErrors{}
+	}
+	return keyformat.GatewayErrors{Shape: p.GetShape(), Messages: p.GetMessages()}
 }
 
 // seconds is d in whole seconds; keyformat.NewRegistry keeps every duration within

@@ -124,3 +124,29 @@ func TestProfilesRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayErrorsRoundTrip: a profile's gateway error bodies reach the gateways as they
+// are written; Latchkey's own envelope travels as nothing.
+func TestGatewayErrorsRoundTrip(t *testing.T) {
+	for _, name := range keyformat.ProfileNames() {
+		reg, err := keyformat.LoadProfile(name)
+		require.NoError(t, err)
+		g := reg.GatewayErrors()
+		p := GatewayErrorsToProto(g)
+		if g.Shape == "" && len(g.Messages) == 0 {
+			require.Nil(t, p, name)
+			continue
+		}
+		require.Equal(t, g, GatewayErrorsFromProto(wireErrors(t, p)), name)
+	}
+}
+
+// wireErrors sends p through its binary encoding, as ListKeyTypes does.
+func wireErrors(t *testing.T, p *keysv1.GatewayErrors) *keysv1.GatewayErrors {
+	t.Helper()
+	b, err := proto.Marshal(&keysv1.ListKeyTypesResponse{GatewayErrors: p})
+	require.NoError(t, err)
+	var out keysv1.ListKeyTypesResponse
+	require.NoError(t, proto.Unmarshal(b, &out))
+	return out.GetGatewayErrors()
+}

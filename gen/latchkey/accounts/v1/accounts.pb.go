@@ -7,6 +7,7 @@
 package accountsv1
 
 import (
+	v1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -958,8 +959,12 @@ func (x *CreateProjectRequest) GetAllowedOrigins() []string {
 }
 
 type CreateProjectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Project       *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Project *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	// Under a profile with a per_project key type: the project's key, minted with it, and
+	// its secret, shown once.
+	Key           *v1.Key `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Secret        string  `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -999,6 +1004,20 @@ func (x *CreateProjectResponse) GetProject() *Project {
 		return x.Project
 	}
 	return nil
+}
+
+func (x *CreateProjectResponse) GetKey() *v1.Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CreateProjectResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
 }
 
 type ListProjectsRequest struct {
@@ -1946,7 +1965,7 @@ var File_latchkey_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"#latchkey/accounts/v1/accounts.proto\x12\x14latchkey.accounts.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x01\n" +
+	"#latchkey/accounts/v1/accounts.proto\x12\x14latchkey.accounts.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1blatchkey/keys/v1/keys.proto\"\xd4\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2017,9 +2036,11 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x14CreateProjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fenvironments\x18\x02 \x03(\tR\fenvironments\x12'\n" +
-	"\x0fallowed_origins\x18\x03 \x03(\tR\x0eallowedOrigins\"P\n" +
+	"\x0fallowed_origins\x18\x03 \x03(\tR\x0eallowedOrigins\"\x91\x01\n" +
 	"\x15CreateProjectResponse\x127\n" +
-	"\aproject\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.ProjectR\aproject\"Q\n" +
+	"\aproject\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.ProjectR\aproject\x12'\n" +
+	"\x03key\x18\x02 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\"Q\n" +
 	"\x13ListProjectsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -2152,7 +2173,8 @@ var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*LookupProjectResponse)(nil),        // 36: latchkey.accounts.v1.LookupProjectResponse
 	nil,                                  // 37: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
 	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 39: google.protobuf.FieldMask
+	(*v1.Key)(nil),                       // 39: latchkey.keys.v1.Key
+	(*fieldmaskpb.FieldMask)(nil),        // 40: google.protobuf.FieldMask
 }
 var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
 	38, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
@@ -2172,56 +2194,57 @@ var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
 	38, // 14: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 15: latchkey.accounts.v1.GetAccountResponse.account:type_name -> latchkey.accounts.v1.Account
 	3,  // 16: latchkey.accounts.v1.CreateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	3,  // 17: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
-	3,  // 18: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	3,  // 19: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
-	39, // 20: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 21: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	0,  // 22: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
-	0,  // 23: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	0,  // 24: latchkey.accounts.v1.ReinstateAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	4,  // 25: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
-	0,  // 26: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
-	3,  // 27: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	0,  // 28: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
-	38, // 29: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry.value:type_name -> google.protobuf.Timestamp
-	5,  // 30: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
-	7,  // 31: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
-	9,  // 32: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
-	11, // 33: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
-	13, // 34: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
-	15, // 35: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
-	17, // 36: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
-	19, // 37: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
-	21, // 38: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
-	23, // 39: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
-	25, // 40: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
-	27, // 41: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
-	29, // 42: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
-	31, // 43: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
-	33, // 44: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
-	35, // 45: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
-	6,  // 46: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
-	8,  // 47: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
-	10, // 48: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
-	12, // 49: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
-	14, // 50: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
-	16, // 51: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
-	18, // 52: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
-	20, // 53: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
-	22, // 54: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
-	24, // 55: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
-	26, // 56: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
-	28, // 57: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
-	30, // 58: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
-	32, // 59: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
-	34, // 60: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
-	36, // 61: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
-	46, // [46:62] is the sub-list for method output_type
-	30, // [30:46] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	39, // 17: latchkey.accounts.v1.CreateProjectResponse.key:type_name -> latchkey.keys.v1.Key
+	3,  // 18: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
+	3,  // 19: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	3,  // 20: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
+	40, // 21: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 22: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	0,  // 23: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
+	0,  // 24: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	0,  // 25: latchkey.accounts.v1.ReinstateAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	4,  // 26: latchkey.accounts.v1.AuthenticateResponse.principal:type_name -> latchkey.accounts.v1.Principal
+	0,  // 27: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
+	3,  // 28: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
+	0,  // 29: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
+	38, // 30: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry.value:type_name -> google.protobuf.Timestamp
+	5,  // 31: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
+	7,  // 32: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
+	9,  // 33: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
+	11, // 34: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
+	13, // 35: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
+	15, // 36: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
+	17, // 37: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
+	19, // 38: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
+	21, // 39: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
+	23, // 40: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
+	25, // 41: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
+	27, // 42: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
+	29, // 43: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
+	31, // 44: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
+	33, // 45: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
+	35, // 46: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
+	6,  // 47: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
+	8,  // 48: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
+	10, // 49: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
+	12, // 50: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
+	14, // 51: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
+	16, // 52: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
+	18, // 53: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
+	20, // 54: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
+	22, // 55: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
+	24, // 56: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
+	26, // 57: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
+	28, // 58: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
+	30, // 59: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
+	32, // 60: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
+	34, // 61: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
+	36, // 62: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
+	47, // [47:63] is the sub-list for method output_type
+	31, // [31:47] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_accounts_v1_accounts_proto_init() }

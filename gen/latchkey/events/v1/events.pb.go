@@ -39,6 +39,7 @@ type Event struct {
 	//	*Event_KeyRotated
 	//	*Event_KeyRevoked
 	//	*Event_KeyClaimed
+	//	*Event_KeyExposed
 	//	*Event_AccountSuspended
 	//	*Event_AccountPlanChanged
 	//	*Event_ProjectUpdated
@@ -159,6 +160,15 @@ func (x *Event) GetKeyClaimed() *KeyClaimed {
 	return nil
 }
 
+func (x *Event) GetKeyExposed() *KeyExposed {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_KeyExposed); ok {
+			return x.KeyExposed
+		}
+	}
+	return nil
+}
+
 func (x *Event) GetAccountSuspended() *AccountSuspended {
 	if x != nil {
 		if x, ok := x.Payload.(*Event_AccountSuspended); ok {
@@ -228,6 +238,10 @@ type Event_KeyClaimed struct {
 	KeyClaimed *KeyClaimed `protobuf:"bytes,14,opt,name=key_claimed,json=keyClaimed,proto3,oneof"`
 }
 
+type Event_KeyExposed struct {
+	KeyExposed *KeyExposed `protobuf:"bytes,15,opt,name=key_exposed,json=keyExposed,proto3,oneof"`
+}
+
 type Event_AccountSuspended struct {
 	AccountSuspended *AccountSuspended `protobuf:"bytes,20,opt,name=account_suspended,json=accountSuspended,proto3,oneof"`
 }
@@ -258,6 +272,8 @@ func (*Event_KeyRevoked) isEvent_Payload() {}
 
 func (*Event_KeyClaimed) isEvent_Payload() {}
 
+func (*Event_KeyExposed) isEvent_Payload() {}
+
 func (*Event_AccountSuspended) isEvent_Payload() {}
 
 func (*Event_AccountPlanChanged) isEvent_Payload() {}
@@ -269,12 +285,14 @@ func (*Event_ProjectDeleted) isEvent_Payload() {}
 func (*Event_AccountReinstated) isEvent_Payload() {}
 
 type KeyCreated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	KeyHash       []byte                 `protobuf:"bytes,2,opt,name=key_hash,json=keyHash,proto3" json:"key_hash,omitempty"`
-	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	ProjectId     string                 `protobuf:"bytes,4,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	Environment   string                 `protobuf:"bytes,5,opt,name=environment,proto3" json:"environment,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	KeyId       string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyHash     []byte                 `protobuf:"bytes,2,opt,name=key_hash,json=keyHash,proto3" json:"key_hash,omitempty"`
+	Type        string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	ProjectId   string                 `protobuf:"bytes,4,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Environment string                 `protobuf:"bytes,5,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The server of a collector key.
+	ServerId      string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +358,13 @@ func (x *KeyCreated) GetProjectId() string {
 func (x *KeyCreated) GetEnvironment() string {
 	if x != nil {
 		return x.Environment
+	}
+	return ""
+}
+
+func (x *KeyCreated) GetServerId() string {
+	if x != nil {
+		return x.ServerId
 	}
 	return ""
 }
@@ -600,6 +625,77 @@ func (x *KeyClaimed) GetGraceUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+// KeyExposed: a leak report found the key in public (GitHub's secret scanning). Whether it
+// was revoked too follows as its own key.revoked.
+type KeyExposed struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	KeyId   string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyHash []byte                 `protobuf:"bytes,2,opt,name=key_hash,json=keyHash,proto3" json:"key_hash,omitempty"`
+	// Where it was found, as the report says.
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyExposed) Reset() {
+	*x = KeyExposed{}
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyExposed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyExposed) ProtoMessage() {}
+
+func (x *KeyExposed) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyExposed.ProtoReflect.Descriptor instead.
+func (*KeyExposed) Descriptor() ([]byte, []int) {
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KeyExposed) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyExposed) GetKeyHash() []byte {
+	if x != nil {
+		return x.KeyHash
+	}
+	return nil
+}
+
+func (x *KeyExposed) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *KeyExposed) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type AccountSuspended struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -609,7 +705,7 @@ type AccountSuspended struct {
 
 func (x *AccountSuspended) Reset() {
 	*x = AccountSuspended{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[6]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +717,7 @@ func (x *AccountSuspended) String() string {
 func (*AccountSuspended) ProtoMessage() {}
 
 func (x *AccountSuspended) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[6]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +730,7 @@ func (x *AccountSuspended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountSuspended.ProtoReflect.Descriptor instead.
 func (*AccountSuspended) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AccountSuspended) GetReason() string {
@@ -653,7 +749,7 @@ type AccountReinstated struct {
 
 func (x *AccountReinstated) Reset() {
 	*x = AccountReinstated{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +761,7 @@ func (x *AccountReinstated) String() string {
 func (*AccountReinstated) ProtoMessage() {}
 
 func (x *AccountReinstated) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[7]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +774,7 @@ func (x *AccountReinstated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReinstated.ProtoReflect.Descriptor instead.
 func (*AccountReinstated) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AccountReinstated) GetReason() string {
@@ -698,7 +794,7 @@ type AccountPlanChanged struct {
 
 func (x *AccountPlanChanged) Reset() {
 	*x = AccountPlanChanged{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +806,7 @@ func (x *AccountPlanChanged) String() string {
 func (*AccountPlanChanged) ProtoMessage() {}
 
 func (x *AccountPlanChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[8]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +819,7 @@ func (x *AccountPlanChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountPlanChanged.ProtoReflect.Descriptor instead.
 func (*AccountPlanChanged) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AccountPlanChanged) GetPlan() string {
@@ -751,7 +847,7 @@ type ProjectUpdated struct {
 
 func (x *ProjectUpdated) Reset() {
 	*x = ProjectUpdated{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +859,7 @@ func (x *ProjectUpdated) String() string {
 func (*ProjectUpdated) ProtoMessage() {}
 
 func (x *ProjectUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[9]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +872,7 @@ func (x *ProjectUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectUpdated.ProtoReflect.Descriptor instead.
 func (*ProjectUpdated) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProjectUpdated) GetProjectId() string {
@@ -809,7 +905,7 @@ type ProjectDeleted struct {
 
 func (x *ProjectDeleted) Reset() {
 	*x = ProjectDeleted{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +917,7 @@ func (x *ProjectDeleted) String() string {
 func (*ProjectDeleted) ProtoMessage() {}
 
 func (x *ProjectDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[10]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +930,7 @@ func (x *ProjectDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectDeleted.ProtoReflect.Descriptor instead.
 func (*ProjectDeleted) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ProjectDeleted) GetProjectId() string {
@@ -858,7 +954,7 @@ type GatewayHeartbeat struct {
 
 func (x *GatewayHeartbeat) Reset() {
 	*x = GatewayHeartbeat{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +966,7 @@ func (x *GatewayHeartbeat) String() string {
 func (*GatewayHeartbeat) ProtoMessage() {}
 
 func (x *GatewayHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[11]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +979,7 @@ func (x *GatewayHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayHeartbeat.ProtoReflect.Descriptor instead.
 func (*GatewayHeartbeat) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GatewayHeartbeat) GetGatewayId() string {
@@ -919,7 +1015,7 @@ type GatewayApplied struct {
 
 func (x *GatewayApplied) Reset() {
 	*x = GatewayApplied{}
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1027,7 @@ func (x *GatewayApplied) String() string {
 func (*GatewayApplied) ProtoMessage() {}
 
 func (x *GatewayApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_events_v1_events_proto_msgTypes[12]
+	mi := &file_latchkey_events_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1040,7 @@ func (x *GatewayApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayApplied.ProtoReflect.Descriptor instead.
 func (*GatewayApplied) Descriptor() ([]byte, []int) {
-	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_latchkey_events_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GatewayApplied) GetGatewayId() string {
@@ -965,7 +1061,7 @@ var File_latchkey_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1flatchkey/events/v1/events.proto\x12\x12latchkey.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\a\n" +
+	"\x1flatchkey/events/v1/events.proto\x12\x12latchkey.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\a\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
@@ -983,13 +1079,15 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\vkey_revoked\x18\r \x01(\v2\x1e.latchkey.events.v1.KeyRevokedH\x00R\n" +
 	"keyRevoked\x12A\n" +
 	"\vkey_claimed\x18\x0e \x01(\v2\x1e.latchkey.events.v1.KeyClaimedH\x00R\n" +
-	"keyClaimed\x12S\n" +
+	"keyClaimed\x12A\n" +
+	"\vkey_exposed\x18\x0f \x01(\v2\x1e.latchkey.events.v1.KeyExposedH\x00R\n" +
+	"keyExposed\x12S\n" +
 	"\x11account_suspended\x18\x14 \x01(\v2$.latchkey.events.v1.AccountSuspendedH\x00R\x10accountSuspended\x12Z\n" +
 	"\x14account_plan_changed\x18\x15 \x01(\v2&.latchkey.events.v1.AccountPlanChangedH\x00R\x12accountPlanChanged\x12M\n" +
 	"\x0fproject_updated\x18\x16 \x01(\v2\".latchkey.events.v1.ProjectUpdatedH\x00R\x0eprojectUpdated\x12M\n" +
 	"\x0fproject_deleted\x18\x17 \x01(\v2\".latchkey.events.v1.ProjectDeletedH\x00R\x0eprojectDeleted\x12V\n" +
 	"\x12account_reinstated\x18\x18 \x01(\v2%.latchkey.events.v1.AccountReinstatedH\x00R\x11accountReinstatedB\t\n" +
-	"\apayload\"\x93\x01\n" +
+	"\apayload\"\xb0\x01\n" +
 	"\n" +
 	"KeyCreated\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
@@ -997,7 +1095,8 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x04 \x01(\tR\tprojectId\x12 \n" +
-	"\venvironment\x18\x05 \x01(\tR\venvironment\">\n" +
+	"\venvironment\x18\x05 \x01(\tR\venvironment\x12\x1b\n" +
+	"\tserver_id\x18\x06 \x01(\tR\bserverId\">\n" +
 	"\n" +
 	"KeyUpdated\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
@@ -1024,7 +1123,13 @@ const file_latchkey_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"new_key_id\x18\x03 \x01(\tR\bnewKeyId\x12;\n" +
 	"\vgrace_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"graceUntil\"*\n" +
+	"graceUntil\"h\n" +
+	"\n" +
+	"KeyExposed\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
+	"\bkey_hash\x18\x02 \x01(\fR\akeyHash\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"*\n" +
 	"\x10AccountSuspended\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"+\n" +
 	"\x11AccountReinstated\x12\x16\n" +
@@ -1063,7 +1168,7 @@ func file_latchkey_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_latchkey_events_v1_events_proto_rawDescData
 }
 
-var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_latchkey_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: latchkey.events.v1.Event
 	(*KeyCreated)(nil),            // 1: latchkey.events.v1.KeyCreated
@@ -1071,35 +1176,37 @@ var file_latchkey_events_v1_events_proto_goTypes = []any{
 	(*KeyRotated)(nil),            // 3: latchkey.events.v1.KeyRotated
 	(*KeyRevoked)(nil),            // 4: latchkey.events.v1.KeyRevoked
 	(*KeyClaimed)(nil),            // 5: latchkey.events.v1.KeyClaimed
-	(*AccountSuspended)(nil),      // 6: latchkey.events.v1.AccountSuspended
-	(*AccountReinstated)(nil),     // 7: latchkey.events.v1.AccountReinstated
-	(*AccountPlanChanged)(nil),    // 8: latchkey.events.v1.AccountPlanChanged
-	(*ProjectUpdated)(nil),        // 9: latchkey.events.v1.ProjectUpdated
-	(*ProjectDeleted)(nil),        // 10: latchkey.events.v1.ProjectDeleted
-	(*GatewayHeartbeat)(nil),      // 11: latchkey.events.v1.GatewayHeartbeat
-	(*GatewayApplied)(nil),        // 12: latchkey.events.v1.GatewayApplied
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*KeyExposed)(nil),            // 6: latchkey.events.v1.KeyExposed
+	(*AccountSuspended)(nil),      // 7: latchkey.events.v1.AccountSuspended
+	(*AccountReinstated)(nil),     // 8: latchkey.events.v1.AccountReinstated
+	(*AccountPlanChanged)(nil),    // 9: latchkey.events.v1.AccountPlanChanged
+	(*ProjectUpdated)(nil),        // 10: latchkey.events.v1.ProjectUpdated
+	(*ProjectDeleted)(nil),        // 11: latchkey.events.v1.ProjectDeleted
+	(*GatewayHeartbeat)(nil),      // 12: latchkey.events.v1.GatewayHeartbeat
+	(*GatewayApplied)(nil),        // 13: latchkey.events.v1.GatewayApplied
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_latchkey_events_v1_events_proto_depIdxs = []int32{
-	13, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
+	14, // 0: latchkey.events.v1.Event.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: latchkey.events.v1.Event.key_created:type_name -> latchkey.events.v1.KeyCreated
 	2,  // 2: latchkey.events.v1.Event.key_updated:type_name -> latchkey.events.v1.KeyUpdated
 	3,  // 3: latchkey.events.v1.Event.key_rotated:type_name -> latchkey.events.v1.KeyRotated
 	4,  // 4: latchkey.events.v1.Event.key_revoked:type_name -> latchkey.events.v1.KeyRevoked
 	5,  // 5: latchkey.events.v1.Event.key_claimed:type_name -> latchkey.events.v1.KeyClaimed
-	6,  // 6: latchkey.events.v1.Event.account_suspended:type_name -> latchkey.events.v1.AccountSuspended
-	8,  // 7: latchkey.events.v1.Event.account_plan_changed:type_name -> latchkey.events.v1.AccountPlanChanged
-	9,  // 8: latchkey.events.v1.Event.project_updated:type_name -> latchkey.events.v1.ProjectUpdated
-	10, // 9: latchkey.events.v1.Event.project_deleted:type_name -> latchkey.events.v1.ProjectDeleted
-	7,  // 10: latchkey.events.v1.Event.account_reinstated:type_name -> latchkey.events.v1.AccountReinstated
-	13, // 11: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
-	13, // 12: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
-	13, // 13: latchkey.events.v1.GatewayHeartbeat.time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	6,  // 6: latchkey.events.v1.Event.key_exposed:type_name -> latchkey.events.v1.KeyExposed
+	7,  // 7: latchkey.events.v1.Event.account_suspended:type_name -> latchkey.events.v1.AccountSuspended
+	9,  // 8: latchkey.events.v1.Event.account_plan_changed:type_name -> latchkey.events.v1.AccountPlanChanged
+	10, // 9: latchkey.events.v1.Event.project_updated:type_name -> latchkey.events.v1.ProjectUpdated
+	11, // 10: latchkey.events.v1.Event.project_deleted:type_name -> latchkey.events.v1.ProjectDeleted
+	8,  // 11: latchkey.events.v1.Event.account_reinstated:type_name -> latchkey.events.v1.AccountReinstated
+	14, // 12: latchkey.events.v1.KeyRotated.grace_until:type_name -> google.protobuf.Timestamp
+	14, // 13: latchkey.events.v1.KeyClaimed.grace_until:type_name -> google.protobuf.Timestamp
+	14, // 14: latchkey.events.v1.GatewayHeartbeat.time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_events_v1_events_proto_init() }
@@ -1113,6 +1220,7 @@ func file_latchkey_events_v1_events_proto_init() {
 		(*Event_KeyRotated)(nil),
 		(*Event_KeyRevoked)(nil),
 		(*Event_KeyClaimed)(nil),
+		(*Event_KeyExposed)(nil),
 		(*Event_AccountSuspended)(nil),
 		(*Event_AccountPlanChanged)(nil),
 		(*Event_ProjectUpdated)(nil),
@@ -1125,7 +1233,7 @@ func file_latchkey_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_events_v1_events_proto_rawDesc), len(file_latchkey_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -41,14 +41,18 @@ type Key struct {
 	Status    string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// The user id or account key id that created it.
-	CreatedBy     string                 `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
-	RevokeReason  string                 `protobuf:"bytes,14,opt,name=revoke_reason,json=revokeReason,proto3" json:"revoke_reason,omitempty"`
-	GraceUntil    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=grace_until,json=graceUntil,proto3" json:"grace_until,omitempty"`
-	RotatedToId   string                 `protobuf:"bytes,16,opt,name=rotated_to_id,json=rotatedToId,proto3" json:"rotated_to_id,omitempty"`
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,18,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreatedBy    string                 `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	ExpiresAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	RevokedAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokeReason string                 `protobuf:"bytes,14,opt,name=revoke_reason,json=revokeReason,proto3" json:"revoke_reason,omitempty"`
+	GraceUntil   *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=grace_until,json=graceUntil,proto3" json:"grace_until,omitempty"`
+	RotatedToId  string                 `protobuf:"bytes,16,opt,name=rotated_to_id,json=rotatedToId,proto3" json:"rotated_to_id,omitempty"`
+	LastUsedAt   *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	Metadata     map[string]string      `protobuf:"bytes,18,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The server a collector key belongs to (POST /v1/servers); empty for other keys.
+	ServerId string `protobuf:"bytes,19,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// When a leak report (POST /v1/secret-scanning/reports) found the key in public.
+	ExposedAt     *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=exposed_at,json=exposedAt,proto3" json:"exposed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +213,20 @@ func (x *Key) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *Key) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *Key) GetExposedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExposedAt
+	}
+	return nil
+}
+
 // KeyType is one configured kind of key: everything a gateway needs to parse, check and
 // rate-limit keys of it, so gateways take their key types from the keys service.
 type KeyType struct {
@@ -236,8 +254,16 @@ type KeyType struct {
 	ClaimGraceSeconds int32 `protobuf:"varint,17,opt,name=claim_grace_seconds,json=claimGraceSeconds,proto3" json:"claim_grace_seconds,omitempty"`
 	// Set on the one session type: how long each of its keys works; 0 for other types.
 	SessionWindowSeconds int32 `protobuf:"varint,18,opt,name=session_window_seconds,json=sessionWindowSeconds,proto3" json:"session_window_seconds,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The profile's collector type: POST /v1/servers mints one key of it per server.
+	Servers bool `protobuf:"varint,19,opt,name=servers,proto3" json:"servers,omitempty"`
+	// A project holds exactly one live key of this type, minted with the project.
+	PerProject bool `protobuf:"varint,20,opt,name=per_project,json=perProject,proto3" json:"per_project,omitempty"`
+	// Revoking a key of this type mints its replacement in the same call.
+	ReplaceOnRevoke bool `protobuf:"varint,21,opt,name=replace_on_revoke,json=replaceOnRevoke,proto3" json:"replace_on_revoke,omitempty"`
+	// What a leak report does to a key of this type: "revoke" (when empty) or "notify".
+	OnExposed     string `protobuf:"bytes,22,opt,name=on_exposed,json=onExposed,proto3" json:"on_exposed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyType) Reset() {
@@ -396,6 +422,90 @@ func (x *KeyType) GetSessionWindowSeconds() int32 {
 	return 0
 }
 
+func (x *KeyType) GetServers() bool {
+	if x != nil {
+		return x.Servers
+	}
+	return false
+}
+
+func (x *KeyType) GetPerProject() bool {
+	if x != nil {
+		return x.PerProject
+	}
+	return false
+}
+
+func (x *KeyType) GetReplaceOnRevoke() bool {
+	if x != nil {
+		return x.ReplaceOnRevoke
+	}
+	return false
+}
+
+func (x *KeyType) GetOnExposed() string {
+	if x != nil {
+		return x.OnExposed
+	}
+	return ""
+}
+
+// GatewayErrors is how the profile's gateways word their refusals.
+type GatewayErrors struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "envelope" (or empty): Latchkey's error envelope; "error": {"error": "<message>"}.
+	Shape string `protobuf:"bytes,1,opt,name=shape,proto3" json:"shape,omitempty"`
+	// Messages by machine code ("unauthenticated", "origin_not_allowed", …), replacing the
+	// gateway's own.
+	Messages      map[string]string `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayErrors) Reset() {
+	*x = GatewayErrors{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayErrors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayErrors) ProtoMessage() {}
+
+func (x *GatewayErrors) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayErrors.ProtoReflect.Descriptor instead.
+func (*GatewayErrors) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GatewayErrors) GetShape() string {
+	if x != nil {
+		return x.Shape
+	}
+	return ""
+}
+
+func (x *GatewayErrors) GetMessages() map[string]string {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 type CreateKeyRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Type        string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -412,7 +522,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[2]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +534,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[2]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +547,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{2}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateKeyRequest) GetType() string {
@@ -500,7 +610,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[3]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +622,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[3]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +635,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{3}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateKeyResponse) GetKey() *Key {
@@ -551,7 +661,7 @@ type CreateAnonymousKeyRequest struct {
 
 func (x *CreateAnonymousKeyRequest) Reset() {
 	*x = CreateAnonymousKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +673,7 @@ func (x *CreateAnonymousKeyRequest) String() string {
 func (*CreateAnonymousKeyRequest) ProtoMessage() {}
 
 func (x *CreateAnonymousKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[4]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +686,7 @@ func (x *CreateAnonymousKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAnonymousKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAnonymousKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{4}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{5}
 }
 
 type CreateAnonymousKeyResponse struct {
@@ -590,7 +700,7 @@ type CreateAnonymousKeyResponse struct {
 
 func (x *CreateAnonymousKeyResponse) Reset() {
 	*x = CreateAnonymousKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +712,7 @@ func (x *CreateAnonymousKeyResponse) String() string {
 func (*CreateAnonymousKeyResponse) ProtoMessage() {}
 
 func (x *CreateAnonymousKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[5]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +725,7 @@ func (x *CreateAnonymousKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAnonymousKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAnonymousKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{5}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateAnonymousKeyResponse) GetKey() *Key {
@@ -646,7 +756,7 @@ type ClaimKeyRequest struct {
 
 func (x *ClaimKeyRequest) Reset() {
 	*x = ClaimKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +768,7 @@ func (x *ClaimKeyRequest) String() string {
 func (*ClaimKeyRequest) ProtoMessage() {}
 
 func (x *ClaimKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[6]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +781,7 @@ func (x *ClaimKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyRequest.ProtoReflect.Descriptor instead.
 func (*ClaimKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{6}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClaimKeyRequest) GetAnonymousKey() string {
@@ -708,7 +818,7 @@ type ClaimKeyResponse struct {
 
 func (x *ClaimKeyResponse) Reset() {
 	*x = ClaimKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +830,7 @@ func (x *ClaimKeyResponse) String() string {
 func (*ClaimKeyResponse) ProtoMessage() {}
 
 func (x *ClaimKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[7]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +843,7 @@ func (x *ClaimKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyResponse.ProtoReflect.Descriptor instead.
 func (*ClaimKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{7}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClaimKeyResponse) GetKey() *Key {
@@ -774,7 +884,7 @@ type Claim struct {
 
 func (x *Claim) Reset() {
 	*x = Claim{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +896,7 @@ func (x *Claim) String() string {
 func (*Claim) ProtoMessage() {}
 
 func (x *Claim) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[8]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +909,7 @@ func (x *Claim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Claim.ProtoReflect.Descriptor instead.
 func (*Claim) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{8}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Claim) GetAnonymousKeyId() string {
@@ -833,7 +943,7 @@ type CreateSessionKeyRequest struct {
 
 func (x *CreateSessionKeyRequest) Reset() {
 	*x = CreateSessionKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +955,7 @@ func (x *CreateSessionKeyRequest) String() string {
 func (*CreateSessionKeyRequest) ProtoMessage() {}
 
 func (x *CreateSessionKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[9]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +968,7 @@ func (x *CreateSessionKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{9}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateSessionKeyRequest) GetProjectId() string {
@@ -888,7 +998,7 @@ type CreateSessionKeyResponse struct {
 
 func (x *CreateSessionKeyResponse) Reset() {
 	*x = CreateSessionKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1010,7 @@ func (x *CreateSessionKeyResponse) String() string {
 func (*CreateSessionKeyResponse) ProtoMessage() {}
 
 func (x *CreateSessionKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[10]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1023,7 @@ func (x *CreateSessionKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateSessionKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{10}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateSessionKeyResponse) GetKey() *Key {
@@ -952,7 +1062,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1074,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[11]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1087,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{11}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListKeysRequest) GetProjectId() string {
@@ -1032,7 +1142,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1154,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[12]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1167,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{12}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1083,7 +1193,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1205,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[13]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1218,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{13}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -1127,7 +1237,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1249,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[14]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1262,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{14}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -1174,7 +1284,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1296,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[15]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1309,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{15}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1225,7 +1335,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1347,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[16]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1360,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{16}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1271,7 +1381,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1393,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[17]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1406,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{17}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -1327,7 +1437,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1449,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[18]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1462,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{18}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateKeyResponse) GetKey() *Key {
@@ -1391,7 +1501,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1513,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[19]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1526,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{19}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -1451,14 +1561,16 @@ type RevokeKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Set when the call asked to wait for gateways.
-	Receipt       *RevocationReceipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Receipt *RevocationReceipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// Set for a key of a replace_on_revoke type: the key minted in its place.
+	Replacement   *Replacement `protobuf:"bytes,3,opt,name=replacement,proto3" json:"replacement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1582,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[20]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1595,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{20}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -1498,6 +1610,66 @@ func (x *RevokeKeyResponse) GetReceipt() *RevocationReceipt {
 		return x.Receipt
 	}
 	return nil
+}
+
+func (x *RevokeKeyResponse) GetReplacement() *Replacement {
+	if x != nil {
+		return x.Replacement
+	}
+	return nil
+}
+
+// Replacement is a key minted in place of a revoked one, with its secret, shown once.
+type Replacement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replacement) Reset() {
+	*x = Replacement{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replacement) ProtoMessage() {}
+
+func (x *Replacement) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replacement.ProtoReflect.Descriptor instead.
+func (*Replacement) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Replacement) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Replacement) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
 }
 
 // RevocationReceipt says how far a revocation has reached.
@@ -1516,7 +1688,7 @@ type RevocationReceipt struct {
 
 func (x *RevocationReceipt) Reset() {
 	*x = RevocationReceipt{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1700,7 @@ func (x *RevocationReceipt) String() string {
 func (*RevocationReceipt) ProtoMessage() {}
 
 func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[21]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1713,7 @@ func (x *RevocationReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationReceipt.ProtoReflect.Descriptor instead.
 func (*RevocationReceipt) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{21}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevocationReceipt) GetGatewaysLive() int32 {
@@ -1586,7 +1758,7 @@ type VerifyKeyRequest struct {
 
 func (x *VerifyKeyRequest) Reset() {
 	*x = VerifyKeyRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1770,7 @@ func (x *VerifyKeyRequest) String() string {
 func (*VerifyKeyRequest) ProtoMessage() {}
 
 func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[22]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1783,7 @@ func (x *VerifyKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyKeyRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{22}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VerifyKeyRequest) GetKey() string {
@@ -1651,7 +1823,7 @@ type VerifyKeyResponse struct {
 
 func (x *VerifyKeyResponse) Reset() {
 	*x = VerifyKeyResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1835,7 @@ func (x *VerifyKeyResponse) String() string {
 func (*VerifyKeyResponse) ProtoMessage() {}
 
 func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[23]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1848,7 @@ func (x *VerifyKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyKeyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyKeyResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{23}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VerifyKeyResponse) GetValid() bool {
@@ -1715,7 +1887,7 @@ type ListKeyTypesRequest struct {
 
 func (x *ListKeyTypesRequest) Reset() {
 	*x = ListKeyTypesRequest{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1899,7 @@ func (x *ListKeyTypesRequest) String() string {
 func (*ListKeyTypesRequest) ProtoMessage() {}
 
 func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[24]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,19 +1912,21 @@ func (x *ListKeyTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesRequest) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{24}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{26}
 }
 
 type ListKeyTypesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyTypes      []*KeyType             `protobuf:"bytes,1,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	KeyTypes []*KeyType             `protobuf:"bytes,1,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	// How the profile's gateways word their refusals; unset for the envelope.
+	GatewayErrors *GatewayErrors `protobuf:"bytes,2,opt,name=gateway_errors,json=gatewayErrors,proto3" json:"gateway_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListKeyTypesResponse) Reset() {
 	*x = ListKeyTypesResponse{}
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1938,7 @@ func (x *ListKeyTypesResponse) String() string {
 func (*ListKeyTypesResponse) ProtoMessage() {}
 
 func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[25]
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1951,7 @@ func (x *ListKeyTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyTypesResponse) Descriptor() ([]byte, []int) {
-	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{25}
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListKeyTypesResponse) GetKeyTypes() []*KeyType {
@@ -1787,11 +1961,18 @@ func (x *ListKeyTypesResponse) GetKeyTypes() []*KeyType {
 	return nil
 }
 
+func (x *ListKeyTypesResponse) GetGatewayErrors() *GatewayErrors {
+	if x != nil {
+		return x.GatewayErrors
+	}
+	return nil
+}
+
 var File_latchkey_keys_v1_keys_proto protoreflect.FileDescriptor
 
 const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\n" +
-	"\x1blatchkey/keys/v1/keys.proto\x12\x10latchkey.keys.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x06\n" +
+	"\x1blatchkey/keys/v1/keys.proto\x12\x10latchkey.keys.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x06\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -1819,10 +2000,13 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\rrotated_to_id\x18\x10 \x01(\tR\vrotatedToId\x12<\n" +
 	"\flast_used_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x12?\n" +
-	"\bmetadata\x18\x12 \x03(\v2#.latchkey.keys.v1.Key.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x12 \x03(\v2#.latchkey.keys.v1.Key.MetadataEntryR\bmetadata\x12\x1b\n" +
+	"\tserver_id\x18\x13 \x01(\tR\bserverId\x129\n" +
+	"\n" +
+	"exposed_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\texposedAt\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x06\n" +
 	"\aKeyType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\"\n" +
@@ -1842,7 +2026,19 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\tanonymous\x18\x0f \x01(\bR\tanonymous\x12\x1a\n" +
 	"\bmintable\x18\x10 \x01(\bR\bmintable\x12.\n" +
 	"\x13claim_grace_seconds\x18\x11 \x01(\x05R\x11claimGraceSeconds\x124\n" +
-	"\x16session_window_seconds\x18\x12 \x01(\x05R\x14sessionWindowSeconds\"\xe5\x02\n" +
+	"\x16session_window_seconds\x18\x12 \x01(\x05R\x14sessionWindowSeconds\x12\x18\n" +
+	"\aservers\x18\x13 \x01(\bR\aservers\x12\x1f\n" +
+	"\vper_project\x18\x14 \x01(\bR\n" +
+	"perProject\x12*\n" +
+	"\x11replace_on_revoke\x18\x15 \x01(\bR\x0freplaceOnRevoke\x12\x1d\n" +
+	"\n" +
+	"on_exposed\x18\x16 \x01(\tR\tonExposed\"\xad\x01\n" +
+	"\rGatewayErrors\x12\x14\n" +
+	"\x05shape\x18\x01 \x01(\tR\x05shape\x12I\n" +
+	"\bmessages\x18\x02 \x03(\v2-.latchkey.keys.v1.GatewayErrors.MessagesEntryR\bmessages\x1a;\n" +
+	"\rMessagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe5\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1d\n" +
 	"\n" +
@@ -1920,10 +2116,14 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
 	"\x11wait_for_gateways\x18\x03 \x01(\bR\x0fwaitForGateways\x12&\n" +
-	"\x0fwait_timeout_ms\x18\x04 \x01(\x05R\rwaitTimeoutMs\"{\n" +
+	"\x0fwait_timeout_ms\x18\x04 \x01(\x05R\rwaitTimeoutMs\"\xbc\x01\n" +
 	"\x11RevokeKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12=\n" +
-	"\areceipt\x18\x02 \x01(\v2#.latchkey.keys.v1.RevocationReceiptR\areceipt\"\x9c\x01\n" +
+	"\areceipt\x18\x02 \x01(\v2#.latchkey.keys.v1.RevocationReceiptR\areceipt\x12?\n" +
+	"\vreplacement\x18\x03 \x01(\v2\x1d.latchkey.keys.v1.ReplacementR\vreplacement\"N\n" +
+	"\vReplacement\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x9c\x01\n" +
 	"\x11RevocationReceipt\x12#\n" +
 	"\rgateways_live\x18\x01 \x01(\x05R\fgatewaysLive\x12)\n" +
 	"\x10gateways_applied\x18\x02 \x01(\x05R\x0fgatewaysApplied\x12\x1a\n" +
@@ -1940,9 +2140,10 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12'\n" +
 	"\x03key\x18\x03 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12'\n" +
 	"\x0fallowed_origins\x18\x04 \x03(\tR\x0eallowedOrigins\"\x15\n" +
-	"\x13ListKeyTypesRequest\"N\n" +
+	"\x13ListKeyTypesRequest\"\x96\x01\n" +
 	"\x14ListKeyTypesResponse\x126\n" +
-	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes2\x95\n" +
+	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes\x12F\n" +
+	"\x0egateway_errors\x18\x02 \x01(\v2\x1f.latchkey.keys.v1.GatewayErrorsR\rgatewayErrors2\x95\n" +
 	"\n" +
 	"\vKeysService\x12i\n" +
 	"\tCreateKey\x12\".latchkey.keys.v1.CreateKeyRequest\x1a#.latchkey.keys.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/keys\x12c\n" +
@@ -1971,93 +2172,101 @@ func file_latchkey_keys_v1_keys_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_keys_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*Key)(nil),                        // 0: latchkey.keys.v1.Key
 	(*KeyType)(nil),                    // 1: latchkey.keys.v1.KeyType
-	(*CreateKeyRequest)(nil),           // 2: latchkey.keys.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),          // 3: latchkey.keys.v1.CreateKeyResponse
-	(*CreateAnonymousKeyRequest)(nil),  // 4: latchkey.keys.v1.CreateAnonymousKeyRequest
-	(*CreateAnonymousKeyResponse)(nil), // 5: latchkey.keys.v1.CreateAnonymousKeyResponse
-	(*ClaimKeyRequest)(nil),            // 6: latchkey.keys.v1.ClaimKeyRequest
-	(*ClaimKeyResponse)(nil),           // 7: latchkey.keys.v1.ClaimKeyResponse
-	(*Claim)(nil),                      // 8: latchkey.keys.v1.Claim
-	(*CreateSessionKeyRequest)(nil),    // 9: latchkey.keys.v1.CreateSessionKeyRequest
-	(*CreateSessionKeyResponse)(nil),   // 10: latchkey.keys.v1.CreateSessionKeyResponse
-	(*ListKeysRequest)(nil),            // 11: latchkey.keys.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),           // 12: latchkey.keys.v1.ListKeysResponse
-	(*GetKeyRequest)(nil),              // 13: latchkey.keys.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),             // 14: latchkey.keys.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),           // 15: latchkey.keys.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),          // 16: latchkey.keys.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),           // 17: latchkey.keys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 18: latchkey.keys.v1.RotateKeyResponse
-	(*RevokeKeyRequest)(nil),           // 19: latchkey.keys.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),          // 20: latchkey.keys.v1.RevokeKeyResponse
-	(*RevocationReceipt)(nil),          // 21: latchkey.keys.v1.RevocationReceipt
-	(*VerifyKeyRequest)(nil),           // 22: latchkey.keys.v1.VerifyKeyRequest
-	(*VerifyKeyResponse)(nil),          // 23: latchkey.keys.v1.VerifyKeyResponse
-	(*ListKeyTypesRequest)(nil),        // 24: latchkey.keys.v1.ListKeyTypesRequest
-	(*ListKeyTypesResponse)(nil),       // 25: latchkey.keys.v1.ListKeyTypesResponse
-	nil,                                // 26: latchkey.keys.v1.Key.MetadataEntry
-	nil,                                // 27: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 29: google.protobuf.FieldMask
+	(*GatewayErrors)(nil),              // 2: latchkey.keys.v1.GatewayErrors
+	(*CreateKeyRequest)(nil),           // 3: latchkey.keys.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),          // 4: latchkey.keys.v1.CreateKeyResponse
+	(*CreateAnonymousKeyRequest)(nil),  // 5: latchkey.keys.v1.CreateAnonymousKeyRequest
+	(*CreateAnonymousKeyResponse)(nil), // 6: latchkey.keys.v1.CreateAnonymousKeyResponse
+	(*ClaimKeyRequest)(nil),            // 7: latchkey.keys.v1.ClaimKeyRequest
+	(*ClaimKeyResponse)(nil),           // 8: latchkey.keys.v1.ClaimKeyResponse
+	(*Claim)(nil),                      // 9: latchkey.keys.v1.Claim
+	(*CreateSessionKeyRequest)(nil),    // 10: latchkey.keys.v1.CreateSessionKeyRequest
+	(*CreateSessionKeyResponse)(nil),   // 11: latchkey.keys.v1.CreateSessionKeyResponse
+	(*ListKeysRequest)(nil),            // 12: latchkey.keys.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),           // 13: latchkey.keys.v1.ListKeysResponse
+	(*GetKeyRequest)(nil),              // 14: latchkey.keys.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),             // 15: latchkey.keys.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),           // 16: latchkey.keys.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),          // 17: latchkey.keys.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),           // 18: latchkey.keys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 19: latchkey.keys.v1.RotateKeyResponse
+	(*RevokeKeyRequest)(nil),           // 20: latchkey.keys.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),          // 21: latchkey.keys.v1.RevokeKeyResponse
+	(*Replacement)(nil),                // 22: latchkey.keys.v1.Replacement
+	(*RevocationReceipt)(nil),          // 23: latchkey.keys.v1.RevocationReceipt
+	(*VerifyKeyRequest)(nil),           // 24: latchkey.keys.v1.VerifyKeyRequest
+	(*VerifyKeyResponse)(nil),          // 25: latchkey.keys.v1.VerifyKeyResponse
+	(*ListKeyTypesRequest)(nil),        // 26: latchkey.keys.v1.ListKeyTypesRequest
+	(*ListKeyTypesResponse)(nil),       // 27: latchkey.keys.v1.ListKeyTypesResponse
+	nil,                                // 28: latchkey.keys.v1.Key.MetadataEntry
+	nil,                                // 29: latchkey.keys.v1.GatewayErrors.MessagesEntry
+	nil,                                // 30: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 32: google.protobuf.FieldMask
 }
 var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
-	28, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	28, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	28, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
-	28, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	26, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
-	28, // 6: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 7: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	0,  // 8: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 9: latchkey.keys.v1.CreateAnonymousKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 10: latchkey.keys.v1.ClaimKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	8,  // 11: latchkey.keys.v1.ClaimKeyResponse.claimed:type_name -> latchkey.keys.v1.Claim
-	28, // 12: latchkey.keys.v1.Claim.grace_until:type_name -> google.protobuf.Timestamp
-	0,  // 13: latchkey.keys.v1.CreateSessionKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	28, // 14: latchkey.keys.v1.CreateSessionKeyResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 15: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
-	0,  // 16: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 17: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
-	29, // 18: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 19: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 20: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0,  // 21: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
-	0,  // 22: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	21, // 23: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
-	0,  // 24: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	1,  // 25: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
-	2,  // 26: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
-	11, // 27: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
-	13, // 28: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
-	15, // 29: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
-	17, // 30: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
-	19, // 31: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
-	22, // 32: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
-	4,  // 33: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
-	6,  // 34: latchkey.keys.v1.KeysService.ClaimKey:input_type -> latchkey.keys.v1.ClaimKeyRequest
-	9,  // 35: latchkey.keys.v1.KeysService.CreateSessionKey:input_type -> latchkey.keys.v1.CreateSessionKeyRequest
-	24, // 36: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
-	3,  // 37: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
-	12, // 38: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
-	14, // 39: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
-	16, // 40: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
-	18, // 41: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
-	20, // 42: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
-	23, // 43: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
-	5,  // 44: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
-	7,  // 45: latchkey.keys.v1.KeysService.ClaimKey:output_type -> latchkey.keys.v1.ClaimKeyResponse
-	10, // 46: latchkey.keys.v1.KeysService.CreateSessionKey:output_type -> latchkey.keys.v1.CreateSessionKeyResponse
-	25, // 47: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	31, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	31, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	31, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
+	31, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	28, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
+	31, // 6: latchkey.keys.v1.Key.exposed_at:type_name -> google.protobuf.Timestamp
+	29, // 7: latchkey.keys.v1.GatewayErrors.messages:type_name -> latchkey.keys.v1.GatewayErrors.MessagesEntry
+	31, // 8: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 9: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	0,  // 10: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 11: latchkey.keys.v1.CreateAnonymousKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 12: latchkey.keys.v1.ClaimKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	9,  // 13: latchkey.keys.v1.ClaimKeyResponse.claimed:type_name -> latchkey.keys.v1.Claim
+	31, // 14: latchkey.keys.v1.Claim.grace_until:type_name -> google.protobuf.Timestamp
+	0,  // 15: latchkey.keys.v1.CreateSessionKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	31, // 16: latchkey.keys.v1.CreateSessionKeyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 17: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
+	0,  // 18: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 19: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
+	32, // 20: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 21: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 22: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 23: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
+	0,  // 24: latchkey.keys.v1.RevokeKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	23, // 25: latchkey.keys.v1.RevokeKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
+	22, // 26: latchkey.keys.v1.RevokeKeyResponse.replacement:type_name -> latchkey.keys.v1.Replacement
+	0,  // 27: latchkey.keys.v1.Replacement.key:type_name -> latchkey.keys.v1.Key
+	0,  // 28: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	1,  // 29: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
+	2,  // 30: latchkey.keys.v1.ListKeyTypesResponse.gateway_errors:type_name -> latchkey.keys.v1.GatewayErrors
+	3,  // 31: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
+	12, // 32: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
+	14, // 33: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
+	16, // 34: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
+	18, // 35: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
+	20, // 36: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
+	24, // 37: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
+	5,  // 38: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
+	7,  // 39: latchkey.keys.v1.KeysService.ClaimKey:input_type -> latchkey.keys.v1.ClaimKeyRequest
+	10, // 40: latchkey.keys.v1.KeysService.CreateSessionKey:input_type -> latchkey.keys.v1.CreateSessionKeyRequest
+	26, // 41: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
+	4,  // 42: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
+	13, // 43: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
+	15, // 44: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
+	17, // 45: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
+	19, // 46: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
+	21, // 47: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
+	25, // 48: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
+	6,  // 49: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
+	8,  // 50: latchkey.keys.v1.KeysService.ClaimKey:output_type -> latchkey.keys.v1.ClaimKeyResponse
+	11, // 51: latchkey.keys.v1.KeysService.CreateSessionKey:output_type -> latchkey.keys.v1.CreateSessionKeyResponse
+	27, // 52: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
+	42, // [42:53] is the sub-list for method output_type
+	31, // [31:42] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_keys_proto_init() }
@@ -2065,14 +2274,14 @@ func file_latchkey_keys_v1_keys_proto_init() {
 	if File_latchkey_keys_v1_keys_proto != nil {
 		return
 	}
-	file_latchkey_keys_v1_keys_proto_msgTypes[17].OneofWrappers = []any{}
+	file_latchkey_keys_v1_keys_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_keys_proto_rawDesc), len(file_latchkey_keys_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
