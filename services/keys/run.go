@@ -221,6 +221,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		lim.Sweep,
 		anonymous.Sweep,
 		idem.Prune,
+		handlers.Sweeps, // after the calls in flight, before NATS closes
 	}
 	return u, nil
 }

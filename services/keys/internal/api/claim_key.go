@@ -65,9 +65,26 @@ var (
 //     after (verdict's status rule); key.created and key.claimed go to the outbox (the
 //     latter drops the anonymous key at every gateway at once), with the audit event
 //     keys.claim (the new key; anonymous_key_id and messages_linked).
+//  5. After the answer, in the background, the sweep (sweepClaim): a gateway files the
+//     key's data on the anonymous subject until it applies key.claimed, so a request it
+//     stored there between the end of step 3 and then would be stranded. The sweep waits
+//     until every live gateway has confirmed key.claimed (receipts; listened for before
+//     the commit), at most claimSweepWait (2 s) so a gateway that does not confirm holds
+//     nothing back, then links the key to the same target again: link's Nats-Msg-Id makes
+//     every message step 3 linked a duplicate the ingest stream drops, so only those
+//     stragglers are stored. Its failure is logged with the key id; the claim stands.
 //
 // messages_linked counts ingest requests: a message the gateway merged from several
-// requests counts as many (link.Result.Requests).
+// requests counts as many (link.Result.Requests). It is what step 3 linked, in the answer
+// and in the audit event alike; the sweep's stragglers are not in it (they are logged,
+// with the count, as link.Result.StoredRequests). The sweep runs after the answer rather
+// than inside the call because it must wait for the gateways (up to claimSweepWait on every
+// claim whose receipt does not complete, e.g. while a gateway is slow or the tracker has
+// not yet heard a heartbeat window), for data that is usually not there; and because it
+// runs after the commit, its failure could not undo the claim nor hide the secret anyway,
+// so waiting for it would buy only a count. It is detached from the request's cancellation
+// with a timeout of its own (claimSweepTimeout), and the service's shutdown waits for it
+// (Server.Sweeps).
 func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*keysv1.ClaimKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -110,7 +127,8 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	if err := claimable(anon, anonType); err != nil {
 		return nil, err
 	}
-	linked, err := s.linker.Link(ctx, anon.ID, link.Target{AccountID: p.AccountID, ProjectID: projectID, Environment: env})
+	target := link.Target{AccountID: p.AccountID, ProjectID: projectID, Environment: env}
+	linked, err := s.linker.Link(ctx, anon.ID, target)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, apierr.FromError(ctx.Err())
@@ -136,6 +154,10 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	claimed.Payload = &eventsv1.Event_KeyClaimed{KeyClaimed: &eventsv1.KeyClaimed{
 		AnonymousKeyId: anon.ID, AnonymousKeyHash: anon.Hash, NewKeyId: newKey.ID, GraceUntil: timestamppb.New(graceUntil),
 	}}
+	// Listen for the gateways' confirmations of key.claimed before the commit can publish
+	// it, for the sweep below. Without NATS there is nothing to listen to (nil): the sweep
+	// then waits its bound.
+	watch, _ := s.receipts.Watch(claimed.GetId())
 	err = c.Commit(ctx, store.Claim{
 		AccountID: p.AccountID, ProjectID: projectID, Environment: env, EnvironmentAddedAt: envAddedAt,
 		At: now, GraceUntil: graceUntil, NewKey: newKey, Events: []*eventsv1.Event{created, claimed},
@@ -144,9 +166,13 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 		}},
 	})
 	if err != nil {
+		if watch != nil {
+			watch.Close()
+		}
 		return nil, err
 	}
 	s.notify()
+	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, watch, anon.ID, target) })
 	return &keysv1.ClaimKeyResponse{
 		Key: toProto(newKey, now), Secret: secret,
 		Claimed: &keysv1.Claim{AnonymousKeyId: anon.ID, GraceUntil: timestamppb.New(graceUntil), MessagesLinked: int32(min(linked.Requests, math.MaxInt32))},

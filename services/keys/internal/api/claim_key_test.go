@@ -201,7 +201,7 @@ func TestClaimKey(t *testing.T) {
 	defer cancel()
 	res, err := link.New(js, s.ns).Link(ctx, anonID, link.Target{AccountID: owner.AccountID, ProjectID: project, Environment: "dev"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 2, Requests: 3, Duplicates: 2}, res)
+	require.Equal(t, link.Result{Messages: 2, Requests: 3, Duplicates: 2}, res, "nothing new to store")
 	require.Len(t, s.ingested(js), 2)
 }
 

@@ -30,6 +30,8 @@ type suite struct {
 	dbURL    string
 	// keysGRPC is the keys service's gRPC address.
 	keysGRPC string
+	// stop stops both services and waits until they have (also done when the test ends).
+	stop func()
 }
 
 // startSuite starts accounts and keys, stopped when the test ends. configure, if given,
@@ -75,7 +77,7 @@ func (s *suite) start(configure []func(a *accounts.Config, k *keys.Config)) erro
 	s.keysGRPC = kcfg.GRPCAddr
 
 	log := zap.NewNop()
-	addrs, _, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
+	addrs, stop, err := testutil.Background(t, func(ctx context.Context, listening func(map[string]string)) error {
 		au, err := accounts.New(ctx, acfg, log)
 		if err != nil {
 			return err
@@ -90,6 +92,7 @@ func (s *suite) start(configure []func(a *accounts.Config, k *keys.Config)) erro
 	if err != nil {
 		return err
 	}
+	s.stop = stop
 	s.Client = testutil.NewClient(t, "http://"+addrs["rest"])
 	return nil
 }

@@ -39,6 +39,8 @@ type Server struct {
 
 	// linker links a claimed anonymous key's data to its account (ClaimKey).
 	linker *link.Linker
+	// sweeps runs claims' sweeps after their answers (ClaimKey, Sweeps).
+	sweeps *sweeper
 }
 
 // Caps are per-account hourly caps, taken in the transaction of the change they count;
@@ -74,7 +76,8 @@ type Deps struct {
 	Operator  string
 
 	// Linker moves a claimed anonymous key's data to the account (ClaimKey): a
-	// link.Linker on the service's JetStream and namespace.
+	// link.Linker on the service's JetStream and namespace. The service must run
+	// Server.Sweeps as a worker, so that shutdown waits for claims' sweeps.
 	Linker *link.Linker
 }
 
@@ -85,7 +88,7 @@ func New(d Deps) *Server {
 	}
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
-		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker,
+		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker, sweeps: newSweeper(),
 		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.
 		pages: pagetoken.New(d.Operator, 64), // positions are key ids

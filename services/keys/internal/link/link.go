@@ -2,7 +2,9 @@
 // schemes", Claim): every message of the key still in the anonymous ingest stream
 // (natsx.AnonIngestStream, on natsx.AnonKeySubjects) is republished, payload and headers
 // unchanged, to the account's ingest subject (natsx.IngestSubject). The keys service runs it
-// before it commits a claim, so a claim that shows its new secret has linked everything.
+// before it commits a claim, so a claim that shows its new secret has linked everything
+// stored so far, and once more after the gateways have applied the claim (the sweep), for
+// what they stored on the anonymous subject meanwhile.
 package link
 
 import (
@@ -56,6 +58,10 @@ type Result struct {
 	// Duplicates is how many of the messages the ingest stream already held from an
 	// earlier Link of the same key to the same target (within its duplicate window).
 	Duplicates int64
+	// StoredRequests is how many requests the messages this Link stored hold (Requests
+	// less those in Duplicates): what it added to the account. A claim's sweep (the second
+	// Link after the commit) stores only the stragglers, and this counts them.
+	StoredRequests int64
 }
 
 // Linker links anonymous keys' data in one namespace.
@@ -90,7 +96,8 @@ func MsgID(src string, seq uint64, subject string) string {
 // start, so a key still sending cannot keep it going; data past the stream's MaxAge (the
 // anonymous type's data_ttl) is gone and not counted. Linking the same key to the same
 // target again within the ingest stream's duplicate window (two minutes) stores nothing
-// twice and answers the same counts.
+// twice and answers the same Messages and Requests, with every message a duplicate and
+// StoredRequests only for what reached the anonymous stream since (a claim's sweep).
 //
 // Errors (nothing of Link is undone: a retry completes it): either stream missing, NATS
 // unreachable, a publish not acknowledged, or Timeout passing. JetStream's own errors are
@@ -170,11 +177,12 @@ func (l *Linker) Link(ctx context.Context, keyID string, to Target) (Result, err
 					out.Header[k] = v
 				}
 			}
-			if err := p.publish(ctx, out, MsgID(src, meta.Sequence.Stream, subject), &res); err != nil {
+			requests := int64(max(1, len(m.Headers().Values(HeaderKeyID))))
+			if err := p.publish(ctx, out, MsgID(src, meta.Sequence.Stream, subject), requests, &res); err != nil {
 				return res, err
 			}
 			res.Messages++
-			res.Requests += int64(max(1, len(m.Headers().Values(HeaderKeyID))))
+			res.Requests += requests
 			if meta.NumPending == 0 {
 				done = true
 			}
@@ -201,15 +209,21 @@ func deadline(ctx context.Context) time.Time {
 // publisher publishes asynchronously, at most window messages awaiting their acks.
 type publisher struct {
 	js      jetstream.JetStream
-	futures []jetstream.PubAckFuture
+	futures []awaited
 }
 
-func (p *publisher) publish(ctx context.Context, m *nats.Msg, msgID string, res *Result) error {
+// awaited is a published message awaiting its ack, and the requests it holds.
+type awaited struct {
+	f        jetstream.PubAckFuture
+	requests int64
+}
+
+func (p *publisher) publish(ctx context.Context, m *nats.Msg, msgID string, requests int64, res *Result) error {
 	f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return fmt.Errorf("link: publish to %s: %w", m.Subject, err)
 	}
-	p.futures = append(p.futures, f)
+	p.futures = append(p.futures, awaited{f: f, requests: requests})
 	if len(p.futures) >= window {
 		return p.flush(ctx, res)
 	}
@@ -218,14 +232,16 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg, msgID string, res 
 
 // flush waits for the ack of every message published since the last flush.
 func (p *publisher) flush(ctx context.Context, res *Result) error {
-	for _, f := range p.futures {
+	for _, a := range p.futures {
 		select {
-		case ack := <-f.Ok():
+		case ack := <-a.f.Ok():
 			if ack.Duplicate {
 				res.Duplicates++
+			} else {
+				res.StoredRequests += a.requests
 			}
-		case err := <-f.Err():
-			return fmt.Errorf("link: publish to %s: %w", f.Msg().Subject, err)
+		case err := <-a.f.Err():
+			return fmt.Errorf("link: publish to %s: %w", a.f.Msg().Subject, err)
 		case <-ctx.Done():
 			return fmt.Errorf("link: no ack from JetStream in time: %w", ctx.Err())
 		}

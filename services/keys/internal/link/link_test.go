@@ -53,7 +53,7 @@ func TestLinkMovesEveryRequest(t *testing.T) {
 	l := link.New(js, ns)
 	res, err := l.Link(linkCtx(t), anonKey, target)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 4}, res)
+	require.Equal(t, link.Result{Messages: 3, Requests: 4, StoredRequests: 4}, res)
 
 	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
 	require.Len(t, got, 3)
@@ -95,7 +95,7 @@ func TestLinkTwiceLinksOnce(t *testing.T) {
 	l := link.New(js, ns)
 	first, err := l.Link(linkCtx(t), anonKey, target)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 3}, first)
+	require.Equal(t, link.Result{Messages: 3, Requests: 3, StoredRequests: 3}, first)
 	again, err := l.Link(linkCtx(t), anonKey, target)
 	require.NoError(t, err)
 	require.Equal(t, link.Result{Messages: 3, Requests: 3, Duplicates: 3}, again)
@@ -104,8 +104,32 @@ func TestLinkTwiceLinksOnce(t *testing.T) {
 	other := link.Target{AccountID: "acc_01OTHER", ProjectID: "prj_01OTHER", Environment: "prod"}
 	res, err := l.Link(linkCtx(t), anonKey, other)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 3}, res)
+	require.Equal(t, link.Result{Messages: 3, Requests: 3, StoredRequests: 3}, res)
 	require.Len(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)), 6)
+}
+
+// TestLinkAgainStoresOnlyNew: a second Link of the key to the same target (a claim's sweep)
+// stores only what reached the anonymous stream after the first, and StoredRequests counts
+// the requests in it, a merged message counting each.
+func TestLinkAgainStoresOnlyNew(t *testing.T) {
+	ns := testutil.Namespace(t)
+	_, js := linktest.Connect(t)
+	linktest.Streams(t, js, ns, time.Hour)
+	linktest.PublishAnon(t, js, ns, anonKey, "traces", linktest.Request{RequestID: "req_1", Payload: []byte("1")})
+	l := link.New(js, ns)
+	first, err := l.Link(linkCtx(t), anonKey, target)
+	require.NoError(t, err)
+	require.Equal(t, link.Result{Messages: 1, Requests: 1, StoredRequests: 1}, first)
+
+	linktest.PublishAnon(t, js, ns, anonKey, "logs",
+		linktest.Request{RequestID: "req_2", Payload: []byte("2")}, linktest.Request{RequestID: "req_3", Payload: []byte("3")})
+	sweep, err := l.Link(linkCtx(t), anonKey, target)
+	require.NoError(t, err)
+	require.Equal(t, link.Result{Messages: 2, Requests: 3, Duplicates: 1, StoredRequests: 2}, sweep)
+	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
+	require.Len(t, got, 2)
+	require.Equal(t, []string{"req_1"}, got[0].Header.Values("Latchkey-Request-Id"))
+	require.Equal(t, []string{"req_2", "req_3"}, got[1].Header.Values("Latchkey-Request-Id"))
 }
 
 // TestLinkMany: more messages than one fetch or one window of acks.
@@ -134,7 +158,7 @@ func TestLinkMany(t *testing.T) {
 	}
 	res, err := link.New(js, ns).Link(ctx, anonKey, target)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: n, Requests: n}, res)
+	require.Equal(t, link.Result{Messages: n, Requests: n, StoredRequests: n}, res)
 	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
 	require.Len(t, got, n)
 	for i, g := range got {
