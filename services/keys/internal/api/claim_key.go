@@ -65,26 +65,24 @@ var (
 //     after (verdict's status rule); key.created and key.claimed go to the outbox (the
 //     latter drops the anonymous key at every gateway at once), with the audit event
 //     keys.claim (the new key; anonymous_key_id and messages_linked).
-//  5. After the answer, in the background, the sweep (sweepClaim): a gateway files the
+//  5. The answer waits until every live gateway has confirmed key.claimed (receipts;
+//     listened for before the commit), at most claimSweepWait (2 s) so a gateway that does
+//     not confirm holds nothing back: once the client has the new secret, its next request
+//     with the anonymous key is filed in the account and carries the claim notice.
+//  6. After the answer, in the background, the sweep (sweepClaim): a gateway files the
 //     key's data on the anonymous subject until it applies key.claimed, so a request it
-//     stored there between the end of step 3 and then would be stranded. The sweep waits
-//     until every live gateway has confirmed key.claimed (receipts; listened for before
-//     the commit), at most claimSweepWait (2 s) so a gateway that does not confirm holds
-//     nothing back, then links the key to the same target again: link's Nats-Msg-Id makes
-//     every message step 3 linked a duplicate the ingest stream drops, so only those
-//     stragglers are stored. Its failure is logged with the key id; the claim stands.
+//     stored there between the end of step 3 and then would be stranded. The sweep links
+//     the key to the same target again: link's Nats-Msg-Id makes every message step 3
+//     linked a duplicate the ingest stream drops, so only those stragglers are stored. Its
+//     failure is logged with the key id; the claim stands.
 //
 // messages_linked counts ingest requests: a message the gateway merged from several
 // requests counts as many (link.Result.Requests). It is what step 3 linked, in the answer
 // and in the audit event alike; the sweep's stragglers are not in it (they are logged,
-// with the count, as link.Result.StoredRequests). The sweep runs after the answer rather
-// than inside the call because it must wait for the gateways (up to claimSweepWait on every
-// claim whose receipt does not complete, e.g. while a gateway is slow or the tracker has
-// not yet heard a heartbeat window), for data that is usually not there; and because it
-// runs after the commit, its failure could not undo the claim nor hide the secret anyway,
-// so waiting for it would buy only a count. It is detached from the request's cancellation
-// with a timeout of its own (claimSweepTimeout), and the service's shutdown waits for it
-// (Server.Sweeps).
+// with the count, as link.Result.StoredRequests). The sweep runs after the answer because
+// its failure could not undo the committed claim nor hide the secret, so waiting for it
+// would buy only a count. It is detached from the request's cancellation with a timeout of
+// its own (claimSweepTimeout), and the service's shutdown waits for it (Server.Sweeps).
 func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*keysv1.ClaimKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -172,7 +170,14 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 		return nil, err
 	}
 	s.notify()
-	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, watch, anon.ID, target) })
+	// The answer waits (at most claimSweepWait) until every live gateway has dropped the
+	// anonymous key, so the client's next request with it is the account's and carries the
+	// notice; the sweep then picks up what gateways stored before they did.
+	waited := watch != nil
+	if waited {
+		watch.Wait(ctx, claimSweepWait)
+	}
+	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, waited, anon.ID, target) })
 	return &keysv1.ClaimKeyResponse{
 		Key: toProto(newKey, now), Secret: secret,
 		Claimed: &keysv1.Claim{AnonymousKeyId: anon.ID, GraceUntil: timestamppb.New(graceUntil), MessagesLinked: int32(min(linked.Requests, math.MaxInt32))},

@@ -9,13 +9,12 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/services/keys/internal/link"
-	"github.com/latchkey/latchkey/services/keys/internal/receipts"
 )
 
 const (
-	// claimSweepWait bounds how long a claim's sweep waits for the live gateways to confirm
+	// claimSweepWait bounds how long a claim waits for the live gateways to confirm
 	// key.claimed (as RevokeKey's receipt does by default): one that has not confirmed by
-	// then does not hold the sweep back.
+	// then does not hold the answer or the sweep back.
 	claimSweepWait = 2 * time.Second
 	// claimSweepTimeout bounds a whole sweep: the wait and one Link.
 	claimSweepTimeout = claimSweepWait + link.DefaultTimeout
@@ -76,13 +75,14 @@ func (s *Server) Sweeps(ctx context.Context) error {
 }
 
 // sweepClaim links to `to` what a gateway stored on anonymous key keyID's subject after the
-// claim's linking: it waits until every live gateway has confirmed key.claimed (watch;
-// nil when there was no NATS connection to watch with, then it waits claimSweepWait), at
-// most claimSweepWait and no longer once stopping ends, and links the key again. Link's
-// Nats-Msg-Id makes every message linked before a duplicate the ingest stream drops, so
-// only the stragglers are stored. It runs after the claim was answered, detached from the
-// request: failures are logged with the key id, never a secret.
-func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, watch *receipts.Watch, keyID string, to link.Target) {
+// claim's linking, once the gateways have dropped the key: the claim waited for their
+// confirmations of key.claimed before answering (waited); when it could not (no NATS
+// connection to watch with) the sweep waits claimSweepWait first, no longer once stopping
+// ends. Then it links the key again: Link's Nats-Msg-Id makes every message linked before a
+// duplicate the ingest stream drops, so only the stragglers are stored. It runs after the
+// claim was answered, detached from the request: failures are logged with the key id,
+// never a secret.
+func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, waited bool, keyID string, to link.Target) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimSweepTimeout)
 	defer cancel()
 	log := logging.From(ctx).With(zap.String("key_id", keyID))
@@ -90,10 +90,7 @@ func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, watch
 	defer stopWaiting()
 	defer context.AfterFunc(stopping, stopWaiting)()
 	fields := []zap.Field{}
-	if watch != nil {
-		r := watch.Wait(waitCtx, claimSweepWait)
-		fields = append(fields, zap.Int("gateways_live", r.Live), zap.Int("gateways_applied", r.Applied), zap.Bool("receipt_complete", r.Complete()))
-	} else {
+	if !waited {
 		t := time.NewTimer(claimSweepWait)
 		select {
 		case <-t.C:
