@@ -44,7 +44,9 @@ type Request struct {
 	ClientIP string
 }
 
-// Authorizer decides whether a request may ingest. Its errors are *apierr.Error values:
+// Authorizer decides whether a request may ingest. With an error, the Grant holds at most
+// a Notice (a working key refused for this one request still says it was claimed). Its
+// errors are *apierr.Error values:
 // unauthenticated (401), origin_not_allowed / insufficient_capability / account_suspended
 // (403), rate_limited (429, with RetryAfter) or unavailable (503, with RetryAfter).
 type Authorizer interface {

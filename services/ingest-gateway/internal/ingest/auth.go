@@ -26,7 +26,8 @@ func clientIP(addr string) string {
 	return addr
 }
 
-// authorize asks the Authorizer. Its errors are *apierr.Error by contract; an internal
+// authorize asks the Authorizer; with an error the grant holds only its notice. Its errors
+// are *apierr.Error by contract; an internal
 // error (or anything else) is a fault on our side, which a client should retry rather than
 // see as a 500.
 func authorize(ctx context.Context, auth grant.Authorizer, req grant.Request, log *zap.Logger) (grant.Grant, *apierr.Error) {
@@ -39,5 +40,5 @@ func authorize(ctx context.Context, auth grant.Authorizer, req grant.Request, lo
 		log.Error("authorizer failed", zap.Error(err))
 		return grant.Grant{}, &apierr.Error{Code: apierr.Unavailable, Message: "key verification is unavailable; retry later", RetryAfter: time.Second}
 	}
-	return grant.Grant{}, e
+	return grant.Grant{Notice: g.Notice}, e
 }

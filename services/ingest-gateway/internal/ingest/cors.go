@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/pkg/cors"
+	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
 
 // corsPolicy is what the gateway's preflights answer: POST with the headers an OTLP
@@ -12,8 +13,10 @@ import (
 var corsPolicy = cors.Policy{
 	Methods: []string{"POST"},
 	Headers: []string{"Authorization", "Content-Type", "Content-Encoding", "X-Api-Key", "X-Request-Id"},
-	Expose:  []string{"X-Request-Id", "Retry-After"},
-	MaxAge:  10 * time.Minute,
+	// A browser SDK reads the claim notice as any other: a page with a claimed anonymous
+	// key must be able to see it.
+	Expose: []string{"X-Request-Id", "Retry-After", grant.NoticeHeader},
+	MaxAge: 10 * time.Minute,
 }
 
 // CORS lets browser SDKs send data, by the shared rule (package cors). A preflight carries

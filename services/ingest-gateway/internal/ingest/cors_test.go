@@ -29,6 +29,10 @@ func TestCORS(t *testing.T) {
 	h.ServeHTTP(rec, post)
 	require.Equal(t, 1, reached)
 	require.Equal(t, "https://app.example.com", rec.Header().Get("Access-Control-Allow-Origin"))
+	// A page may read the request id, the retry delay and a claimed key's notice.
+	for _, h := range []string{"X-Request-Id", "Retry-After", "Latchkey-Key-Notice"} {
+		require.Contains(t, rec.Header().Get("Access-Control-Expose-Headers"), h)
+	}
 
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/traces", nil))

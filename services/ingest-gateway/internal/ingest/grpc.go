@@ -139,14 +139,14 @@ func (e *grpcExporter) exportAuthorized(ctx context.Context, sig Signal, body []
 		req.ClientIP = clientIP(p.Addr.String())
 	}
 	g, aerr := authorize(ctx, e.auth, req, logging.From(ctx))
-	if aerr != nil {
-		return aerr
-	}
 	if g.Notice != "" {
 		// Header metadata (Pairs lower-cases the name) goes out with the answer, whatever it turns out to be.
 		if err := grpc.SetHeader(ctx, metadata.Pairs(grant.NoticeHeader, g.Notice)); err != nil {
 			logging.From(ctx).Debug("cannot set the key notice header", zap.Error(err))
 		}
+	}
+	if aerr != nil {
+		return aerr
 	}
 	payload, items, err := decodeOTLP(sig, formatProto, body)
 	if err != nil {

@@ -59,6 +59,8 @@ func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, er
 		return anonGrant, nil
 	case "claimed":
 		return claimedGrant, nil
+	case "claimed-elsewhere": // a claimed key used from an origin its project refuses
+		return grant.Grant{Notice: claimedGrant.Notice}, apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
 	case "slow":
 		return grant.Grant{}, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	case "broken":

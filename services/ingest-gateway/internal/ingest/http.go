@@ -76,7 +76,7 @@ func (h *httpHandler) authorize(w http.ResponseWriter, r *http.Request) (grant.G
 		Origin:   r.Header.Get("Origin"),
 		ClientIP: clientIP(r.RemoteAddr),
 	}, logging.From(r.Context()))
-	if aerr == nil && g.Notice != "" {
+	if g.Notice != "" {
 		w.Header().Set(grant.NoticeHeader, g.Notice)
 	}
 	return g, aerr

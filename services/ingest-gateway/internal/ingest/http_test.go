@@ -15,7 +15,9 @@ import (
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/nats-io/nats.go/jetstream"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -363,6 +365,11 @@ func TestNoticeOnEveryAnswer(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	require.Empty(t, r.header.Values(grant.NoticeHeader))
 
+	// Refused for this one request (its origin, a rate limit), the key still says it was claimed.
+	r = e.post(t, PathTraces, bytes.NewReader(encodeProto(t, sampleRequest(Traces))), map[string]string{"Authorization": "Bearer claimed-elsewhere", "Content-Type": contentTypeProto})
+	requireError(t, r, http.StatusForbidden, apierr.OriginNotAllowed)
+	require.Equal(t, want, r.header.Get(grant.NoticeHeader))
+
 	conn := e.grpcConn(t)
 	var header metadata.MD
 	_, err := ptraceotlp.NewGRPCClient(conn).Export(grpcCtx(t, "authorization", "Bearer claimed"),
@@ -374,4 +381,11 @@ func TestNoticeOnEveryAnswer(t *testing.T) {
 		ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)), grpc.Header(&header))
 	require.NoError(t, err)
 	require.Empty(t, header.Get(grant.NoticeHeader))
+	header = nil
+	var trailer metadata.MD
+	_, err = ptraceotlp.NewGRPCClient(conn).Export(grpcCtx(t, "authorization", "Bearer claimed-elsewhere"),
+		ptraceotlp.NewExportRequestFromTraces(sampleTraces(1)), grpc.Header(&header), grpc.Trailer(&trailer))
+	require.Equal(t, codes.PermissionDenied, status.Code(err))
+	require.Equal(t, []string{want}, append(header.Get(grant.NoticeHeader), trailer.Get(grant.NoticeHeader)...),
+		"a refusal carries the notice (a trailers-only answer carries it in the trailer)")
 }

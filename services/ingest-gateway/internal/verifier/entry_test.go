@@ -64,3 +64,49 @@ func TestRefusalSaysWhy(t *testing.T) {
 		require.Equal(t, reason, e.Metadata["reason"])
 	}
 }
+
+// TestRefusalKeepsTheNotice: a claimed anonymous key in its grace that is refused for one
+// request (a foreign origin, its rate limit) still hands its notice back with the error; a
+// key past its grace has no notice to give.
+func TestRefusalKeepsTheNotice(t *testing.T) {
+	v, key := cachedVerifier(t)
+	reg, err := keyformat.NewRegistry(func() []keyformat.Type {
+		types := keyformat.Default().Types()
+		for i := range types {
+			types[i].RateLimit = keyformat.RateLimit{PerSecond: 0.001, Burst: 1}
+		}
+		return types
+	}())
+	require.NoError(t, err)
+	v.UseTypes(reg)
+	h := keycache.Sum(key)
+	now := time.Now()
+	put := func(grace time.Time) {
+		resp := &keysv1.VerifyKeyResponse{
+			Key: &keysv1.Key{
+				Id: "key_a", Type: "anonymous", AccountId: "acc_1", ProjectId: "prj_1", Environment: "prd",
+				Capabilities: []string{"ingest"}, GraceUntil: timestamppb.New(grace),
+			},
+			AllowedOrigins: []string{"https://app.example.com"},
+		}
+		require.True(t, v.cache.Put(h, v.entry(resp), v.cache.Epoch(), now.UnixNano()))
+	}
+	put(now.Add(time.Hour))
+	want := grant.ClaimNotice(now.Add(time.Hour))
+
+	g, err := v.Authorize(context.Background(), grant.Request{Key: key, Origin: "https://evil.example.com", ClientIP: "192.0.2.1"})
+	require.True(t, apierr.IsCode(err, apierr.OriginNotAllowed), "%v", err)
+	require.Equal(t, grant.Grant{Notice: want}, g)
+
+	g, err = v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+	require.NoError(t, err)
+	require.Equal(t, want, g.Notice)
+	g, err = v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+	require.True(t, apierr.IsCode(err, apierr.RateLimited), "%v", err)
+	require.Equal(t, grant.Grant{Notice: want}, g)
+
+	put(now.Add(-time.Minute))
+	g, err = v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+	require.True(t, apierr.IsCode(err, apierr.Unauthenticated), "%v", err)
+	require.Equal(t, grant.Grant{}, g, "past its grace, no notice")
+}

@@ -102,12 +102,17 @@ func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Gran
 	code, e, err := v.verify(ctx, req, now)
 	observe(code)
 	if err != nil {
+		if e != nil {
+			// A working key refused for this request (its origin, its account) keeps its
+			// notice: the client must hear of the claim whatever it is told.
+			return grant.Grant{Notice: e.Notice}, err
+		}
 		return grant.Grant{}, err
 	}
 	t, _ := v.types.Load().Lookup(e.Type)
 	if t != nil {
 		if ok, retry := v.perKey.Allow(e.KeyID, ratelimit.Limit{PerSecond: t.RateLimit.PerSecond, Burst: t.RateLimit.Burst}); !ok {
-			return grant.Grant{}, (&apierr.Error{Code: apierr.RateLimited, Message: "this key's rate limit is exceeded", RetryAfter: retry}).With("tier", "key")
+			return grant.Grant{Notice: e.Notice}, (&apierr.Error{Code: apierr.RateLimited, Message: "this key's rate limit is exceeded", RetryAfter: retry}).With("tier", "key")
 		}
 	}
 	return grant.Grant{
@@ -116,7 +121,9 @@ func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Gran
 	}, nil
 }
 
-// verify returns the verdict code, and the entry when the key may be used.
+// verify returns the verdict code, and the entry when the key may be used, or is refused
+// though it still works (account suspended, capability, origin); a revoked or expired key
+// has none.
 func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time) (verdict.Code, *keycache.Entry, error) {
 	reg := v.types.Load()
 	if reg == nil {
@@ -156,11 +163,11 @@ func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time)
 	case verdict.Expired:
 		return code, nil, v.fail(req, errExpired)
 	case verdict.AccountSuspended:
-		return code, nil, errSuspended
+		return code, e, errSuspended
 	case verdict.InsufficientCapability:
-		return code, nil, errCapability
+		return code, e, errCapability
 	default:
-		return code, nil, errOrigin
+		return code, e, errOrigin
 	}
 }
 
