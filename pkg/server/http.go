@@ -102,8 +102,40 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.JSON)
 	})
-	mux.Handle("/", browserRoutes(cfg.Gateways, gw))
+	mux.Handle("/", forwardable(browserRoutes(cfg.Gateways, gw)))
 	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
+}
+
+// forwardable refuses a request whose forwardedHeaders gRPC metadata cannot carry as sent:
+// a value that is not printable ASCII (grpc-gateway would drop it with a line on stderr,
+// and a call with an Idempotency-Key would silently run again), or a header sent more than
+// once (only the first would go on, so an Origin or Authorization checked here could
+// differ from the one a proxy or a log saw). 400 invalid_argument, naming the header.
+func forwardable(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for name := range forwardedHeaders {
+			vs := r.Header.Values(name)
+			if len(vs) > 1 {
+				WriteError(w, r, apierr.New(apierr.InvalidArgument, "the %s header may be sent once", name))
+				return
+			}
+			if len(vs) == 1 && !printableASCII(vs[0]) {
+				WriteError(w, r, apierr.New(apierr.InvalidArgument, "the %s header must be printable ASCII", name))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// printableASCII reports whether s is what gRPC metadata carries: bytes 0x20 to 0x7e.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // browserRoutes applies BrowserCORS to the gateways' BrowserPaths (exact paths) and
