@@ -99,7 +99,7 @@ func (s *Server) mayMintSessions(p *auth.Principal) error {
 		return nil
 	}
 	if t, ok := s.types.Lookup(p.KeyType); !ok || t.BrowserOnly() || t.Anonymous {
-		return apierr.New(apierr.PermissionDenied, "session keys are minted with %s; a %s key cannot mint them", sessionMinters, p.KeyType)
+		return apierr.New(apierr.PermissionDenied, "session keys are minted with %s; keys of type %q cannot mint them", sessionMinters, p.KeyType)
 	}
 	if !p.Can(keyformat.SessionCapability) {
 		return apierr.New(apierr.InsufficientCapability, "this key lacks the %q capability, which minting a session key needs", keyformat.SessionCapability)
