@@ -110,3 +110,23 @@ func TestRefusalKeepsTheNotice(t *testing.T) {
 	require.True(t, apierr.IsCode(err, apierr.Unauthenticated), "%v", err)
 	require.Equal(t, grant.Grant{}, g, "past its grace, no notice")
 }
+
+// TestBrowserOnlyKeyWithoutOrigin: a session key sent with no Origin is told it needs one,
+// not that its (absent) origin is refused.
+func TestBrowserOnlyKeyWithoutOrigin(t *testing.T) {
+	v, key := cachedVerifier(t)
+	h := keycache.Sum(key)
+	resp := &keysv1.VerifyKeyResponse{
+		Key:            &keysv1.Key{Id: "key_s", Type: "session", AccountId: "acc_1", ProjectId: "prj_1", Environment: "prd", Capabilities: []string{"ingest"}},
+		AllowedOrigins: []string{"https://app.example.com"},
+	}
+	require.True(t, v.cache.Put(h, v.entry(resp), v.cache.Epoch(), time.Now().UnixNano()))
+	_, err := v.Authorize(context.Background(), grant.Request{Key: key, ClientIP: "192.0.2.1"})
+	e := apierr.FromError(err)
+	require.Equal(t, apierr.OriginNotAllowed, e.Code)
+	require.Contains(t, e.Message, "has no Origin")
+	_, err = v.Authorize(context.Background(), grant.Request{Key: key, Origin: "https://evil.example.com", ClientIP: "192.0.2.1"})
+	require.Equal(t, "this origin may not use the key", apierr.FromError(err).Message)
+	_, err = v.Authorize(context.Background(), grant.Request{Key: key, Origin: "https://app.example.com", ClientIP: "192.0.2.1"})
+	require.NoError(t, err)
+}

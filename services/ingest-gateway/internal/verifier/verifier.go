@@ -70,6 +70,7 @@ var (
 	errSuspended  = apierr.New(apierr.AccountSuspended, "the key's account is suspended")
 	errCapability = apierr.New(apierr.InsufficientCapability, "the key may not ingest data")
 	errOrigin     = apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
+	errNoOrigin   = apierr.New(apierr.OriginNotAllowed, "this key works only from a browser page of an origin its project allows; the request has no Origin")
 )
 
 // Ready reports whether key types are loaded.
@@ -167,6 +168,9 @@ func (v *Verifier) verify(ctx context.Context, req grant.Request, now time.Time)
 	case verdict.InsufficientCapability:
 		return code, e, errCapability
 	default:
+		if req.Origin == "" { // only a browser-only key is refused for no origin
+			return code, e, errNoOrigin
+		}
 		return code, e, errOrigin
 	}
 }
