@@ -173,6 +173,29 @@ func Record(ctx context.Context, tx outbox.Execer, f Facts) error {
 	return nil
 }
 
+// ActorSecretScanning is the actor of the changes a signed leak report makes (the keys
+// service's POST /v1/secret-scanning/reports): GitHub's secret scanning, or whoever else
+// holds a key LATCHKEY_SCANNING_PUBLIC_KEYS names. Audit events by it carry no actor id.
+const ActorSecretScanning = "secret_scanning"
+
+// RecordBy writes, with tx, the audit event of a change that no audited RPC made: one made
+// on behalf of actor (e.g. Actor{Type: ActorSecretScanning}) by a handler outside the gRPC
+// chain. The event says "ok", action a, filed under f.AccountID ("" for no account: "_"),
+// on the resource f.ResourceID, with f.Details; request id, client address and user agent
+// come from ctx as for any call (requestid, callmeta). It commits with tx or not at all,
+// as Record's events do, and is redacted like every event. ns is the NATS namespace.
+func RecordBy(ctx context.Context, tx outbox.Execer, ns string, actor *auditv1.Actor, a Action, f Facts) error {
+	ev := Event(ctx, a, server.Call{Code: "ok"})
+	ev.Actor = actor
+	ev.AccountId = f.AccountID
+	ev.ResourceId = f.ResourceID
+	if len(f.Details) > 0 {
+		ev.Details = maps.Clone(f.Details)
+	}
+	redact(ev)
+	return outbox.AddMessage(ctx, tx, ev.GetId(), natsx.AuditSubject(ns, ev.GetAccountId()), ev)
+}
+
 // OnCall is a server.GRPCConfig.OnCall hook: it records calls the REST bridge refused
 // before the gRPC chain (and so Interceptor) saw them, and every call when Interceptor is
 // not installed.

@@ -19,6 +19,7 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/ids"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
@@ -196,4 +197,50 @@ func TestEventsKeepNoKey(t *testing.T) {
 		require.Contains(t, ev.GetDetails()["message"], keyformat.Redacted)
 		require.Contains(t, ev.GetDetails()["asked"], keyformat.Redacted)
 	}
+}
+
+// TestRecordByFilesUnderTheNamedAccount: a change made outside any audited call (a signed
+// leak report) is recorded with the change's transaction, under the account and actor it
+// names, redacted, and rolls back with the change.
+func TestRecordByFilesUnderTheNamedAccount(t *testing.T) {
+	_, pool := newRecorder(t)
+	ctx := requestid.With(context.Background(), "req-leak", true)
+	key, err := keyformat.Default().Generate("ingest")
+	require.NoError(t, err)
+	actor := &auditv1.Actor{Type: ActorSecretScanning}
+	exposed := Action{Name: "keys.exposed", Resource: "key"}
+	owner := ids.New(ids.Account)
+	write := func(fail error) error {
+		return postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+			err := RecordBy(ctx, tx, "ns", actor, exposed, Facts{
+				AccountID: owner, ResourceID: "key_1",
+				Details: map[string]string{"url": "https://github.com/o/r/blob/x/.env#" + key},
+			})
+			if err != nil {
+				return err
+			}
+			return fail
+		})
+	}
+	require.Error(t, write(errors.New("rolled back")))
+	require.Empty(t, auditRows(t, pool))
+
+	require.NoError(t, write(nil))
+	evs := auditRows(t, pool)
+	require.Len(t, evs, 1)
+	ev := evs[0]
+	require.Equal(t, owner, ev.GetAccountId())
+	require.Equal(t, ActorSecretScanning, ev.GetActor().GetType())
+	require.Empty(t, ev.GetActor().GetId())
+	require.Equal(t, "keys.exposed", ev.GetAction())
+	require.Equal(t, "key", ev.GetResourceType())
+	require.Equal(t, "key_1", ev.GetResourceId())
+	require.Equal(t, "ok", ev.GetResult())
+	require.Equal(t, "req-leak", ev.GetRequestId())
+	require.NotContains(t, ev.GetDetails()["url"], key, "redacted")
+	require.Contains(t, ev.GetDetails()["url"], "lk_ing_"+keyformat.Redacted)
+
+	var subject string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT subject FROM outbox`).Scan(&subject))
+	require.Equal(t, "ns.audit."+owner, subject)
 }

@@ -29,6 +29,8 @@ func Kind(e *eventsv1.Event) string {
 		return "key.revoked"
 	case *eventsv1.Event_KeyClaimed:
 		return "key.claimed"
+	case *eventsv1.Event_KeyExposed:
+		return "key.exposed"
 	case *eventsv1.Event_AccountSuspended:
 		return "account.suspended"
 	case *eventsv1.Event_AccountReinstated:

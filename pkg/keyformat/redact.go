@@ -73,22 +73,15 @@ func Redact(s string) string {
 	}
 	var spans []span
 	regs := registries()
-	for a := 0; a < len(s); {
-		if !isWord(s[a]) {
-			a++
-			continue
+	forRuns(s, func(a, b int) {
+		for _, r := range regs {
+			r.scan(s, a, b, false, func(start, end int, k Key) {
+				spans = append(spans, span{start, start + len(k.Prefix), end})
+			})
 		}
-		b := a
-		for b < len(s) && isWord(s[b]) {
-			b++
-		}
-		if strings.IndexByte(s[a:b], '_') >= 0 {
-			spans = appendKnown(spans, s, a, b, regs)
-			spans = appendChecksummed(spans, s, a, b)
-			spans = appendSessionTokens(spans, s, a, b)
-		}
-		a = b
-	}
+		spans = appendChecksummed(spans, s, a, b)
+		spans = appendSessionTokens(spans, s, a, b)
+	})
 	if len(spans) == 0 {
 		return s
 	}
@@ -107,31 +100,9 @@ func Redact(s string) string {
 // span is a key found in a string: s[start:bodyAt] is its prefix, s[bodyAt:end] the rest.
 type span struct{ start, bodyAt, end int }
 
-// appendKnown finds, in the word s[a:b], every key of a known registry.
-func appendKnown(spans []span, s string, a, b int, regs []*Registry) []span {
-	word := s[a:b]
-	for _, r := range regs {
-		for _, info := range r.prefixes {
-			for from := 0; ; {
-				i := strings.Index(word[from:], info.prefix)
-				if i < 0 {
-					break
-				}
-				i += from
-				from = i + 1
-				if end := i + info.keyLen; end <= len(word) {
-					if _, err := r.Parse(word[i:end]); err == nil {
-						spans = append(spans, span{a + i, a + i + len(info.prefix), a + end})
-					}
-				}
-			}
-		}
-	}
-	return spans
-}
-
-// appendChecksummed finds, in the word s[a:b], every <prefix><base62 body><checksum> whose
-// checksum matches, whatever its prefix: the keys of profiles this process never loaded.
+// appendChecksummed finds, in the run s[a:b] (forRuns), every <prefix><base62
+// body><checksum> whose checksum matches, whatever its prefix: the keys of profiles this
+// process never loaded.
 func appendChecksummed(spans []span, s string, a, b int) []span {
 	for j := a; j < b; j++ {
 		if s[j] != '_' {
@@ -161,7 +132,7 @@ func appendChecksummed(spans []span, s string, a, b int) []span {
 	return spans
 }
 
-// appendSessionTokens finds, in the word s[a:b], every SessionTokenPrefix followed by at
+// appendSessionTokens finds, in the run s[a:b] (forRuns), every SessionTokenPrefix followed by at
 // least SessionTokenBodyLen base62 characters: a session token, the first
 // SessionTokenBodyLen of them its body.
 func appendSessionTokens(spans []span, s string, a, b int) []span {
@@ -220,7 +191,5 @@ func merge(spans []span) []span {
 	}
 	return out
 }
-
-func isWord(c byte) bool { return base62Val[c] != 0 || c == '_' }
 
 func isPrefixChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' }

@@ -36,6 +36,13 @@ type Gateway struct {
 	// caller's Origin back, by BrowserCORS. The handler still judges the origin. Every
 	// other route answers no preflight and sends no CORS header.
 	BrowserPaths []string
+	// Handlers are plain HTTP handlers served on the REST listener beside the generated
+	// routes, each on its exact path (no method: the handler checks it), for the rare route
+	// that cannot be a gRPC call: the keys service's signed leak reports, whose signature
+	// covers the raw body. They run behind the same Edge as every route (request id, header
+	// and body limits, recovery, the envelope through WriteError). Two gateways naming the
+	// same path are a start-up error.
+	Handlers map[string]http.Handler
 }
 
 // BrowserCORS is the CORS policy of the management routes named in Gateway.BrowserPaths:
@@ -98,10 +105,23 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 		}
 	}
 	mux := http.NewServeMux()
+	handlerPaths := map[string]struct{}{"/openapi.json": {}}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.JSON)
 	})
+	for _, g := range cfg.Gateways {
+		for path, h := range g.Handlers {
+			if !strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.ContainsAny(path, " {}") {
+				return nil, fmt.Errorf("server: handler path %q must be an exact path", path)
+			}
+			if _, taken := handlerPaths[path]; taken {
+				return nil, fmt.Errorf("server: two handlers for %s", path)
+			}
+			handlerPaths[path] = struct{}{}
+			mux.Handle(path, h)
+		}
+	}
 	mux.Handle("/", forwardable(browserRoutes(cfg.Gateways, gw)))
 	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
 }

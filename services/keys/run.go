@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/link"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
+	"github.com/latchkey/latchkey/services/keys/internal/scanning"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 	"github.com/latchkey/latchkey/services/keys/internal/usage"
 	"github.com/latchkey/latchkey/services/keys/migrations"
@@ -78,6 +80,12 @@ type Config struct {
 	RotationsPerHour int `env:"LATCHKEY_CAP_ROTATIONS_PER_HOUR" envDefault:"10"`
 	// AccountKeysPerHour caps creating or rotating account keys per account; 0 for no cap.
 	AccountKeysPerHour int `env:"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR" envDefault:"10"`
+	// ScanningPublicKeys are the keys leak reports (POST /v1/secret-scanning/reports) must
+	// be signed with: a JSON array of {"key_identifier", "key"} with key a PEM ECDSA P-256
+	// public key, or GitHub's document {"public_keys": [...]} as
+	// api.github.com/meta/public_keys/secret_scanning serves it. A value that does not
+	// read stops start-up; none (the default) turns leak reports off (404).
+	ScanningPublicKeys scanning.PublicKeys `env:"LATCHKEY_SCANNING_PUBLIC_KEYS"`
 }
 
 // ConfigFromEnv reads the configuration from the environment, with defaults for one
@@ -119,6 +127,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		if strings.HasPrefix(t.Prefix, auth.SessionTokenPrefix) {
 			return nil, fmt.Errorf("key type %s: prefix %q collides with session tokens", t.Name, t.Prefix)
 		}
+	}
+	if n := cfg.ScanningPublicKeys.Len(); n > 0 {
+		log.Info("leak reports accepted", zap.String("path", api.SecretScanningPath), zap.Strings("key_identifiers", cfg.ScanningPublicKeys.IDs()))
 	}
 	hasher, err := keyformat.NewHasher([]byte(cfg.Pepper))
 	if err != nil {
@@ -208,7 +219,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
-	}, BrowserPaths: []string{"/v1/session-keys"}} // web pages mint session keys (CORS)
+	}, BrowserPaths: []string{"/v1/session-keys"}, // web pages mint session keys (CORS)
+		// Signed over the raw body, so a plain handler rather than a bridged RPC.
+		Handlers: map[string]http.Handler{api.SecretScanningPath: handlers.SecretScanning(&cfg.ScanningPublicKeys)}}
 	// Not ready while a stream is missing or the relay is stuck (its oldest pending event
 	// older than a minute).
 	kept := server.Readiness(keeper.Ready, st.Ping)

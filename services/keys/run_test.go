@@ -1,6 +1,12 @@
 package keys_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +47,7 @@ func TestConfigFromEnv(t *testing.T) {
 		AccountKeysPerHour: 10,
 	}
 	pepper := strings.Repeat("p", 32)
+	scanningKeys := scanningKeysJSON(t)
 	testutil.RequireEnvCases(t, keys.ConfigFromEnv, defaults,
 		testutil.EnvCase[keys.Config]{Name: "defaults"},
 		testutil.EnvCase[keys.Config]{Name: "every variable", Env: map[string]string{
@@ -52,7 +59,9 @@ func TestConfigFromEnv(t *testing.T) {
 			"LATCHKEY_LIMIT_ANONYMOUS":        "2/s:5",
 			"LATCHKEY_CAP_ROTATIONS_PER_HOUR": "0", "LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "2",
 			"LATCHKEY_SHUTDOWN_GRACE": "1s", "LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "json",
+			"LATCHKEY_SCANNING_PUBLIC_KEYS": scanningKeys,
 		}, Want: func(c *keys.Config) {
+			require.NoError(t, c.ScanningPublicKeys.UnmarshalText([]byte(scanningKeys)))
 			c.GRPCAddr, c.HTTPAddr, c.DatabaseURL, c.NATSURL = "0.0.0.0:9082", "0.0.0.0:9092", "postgres://db/prod", "nats://nats:4222"
 			c.Namespace, c.OperatorToken, c.AccountsAddr = "prod", "0123456789abcdef", "accounts:8081"
 			c.Pepper, c.KeyProfile, c.DirectoryTTL, c.UsageFlushInterval = pepper, "typed", time.Minute, 250*time.Millisecond
@@ -74,6 +83,7 @@ func TestConfigFromEnvBadValues(t *testing.T) {
 		"LATCHKEY_CAP_ROTATIONS_PER_HOUR":    "ten",
 		"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "1.5",
 		"LATCHKEY_SHUTDOWN_GRACE":            "1 minute",
+		"LATCHKEY_SCANNING_PUBLIC_KEYS":      `[{"key_identifier": "k1", "key": "not a PEM key"}]`,
 	})
 }
 
@@ -107,4 +117,16 @@ func TestValidate(t *testing.T) {
 	dotted := ok
 	dotted.Namespace = "a.b"
 	require.ErrorContains(t, dotted.Validate(), "LATCHKEY_NAMESPACE")
+}
+
+// scanningKeysJSON is a LATCHKEY_SCANNING_PUBLIC_KEYS value naming one fresh key.
+func scanningKeysJSON(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	require.NoError(t, err)
+	v, err := json.Marshal([]map[string]string{{"key_identifier": "k1", "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+	require.NoError(t, err)
+	return string(v)
 }

@@ -56,6 +56,9 @@ type Key struct {
 	RotatedToID        string
 	LastUsedAt         *time.Time
 	Metadata           map[string]string
+	// ExposedAt is when a leak report found the key in public while it was live (Expose);
+	// nil when none did.
+	ExposedAt *time.Time
 }
 
 // Lifetime is the part of k its status follows from.
@@ -83,7 +86,7 @@ var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
 const columns = `id, coalesce(account_id, ''), type, name, key_hash, display_prefix, coalesce(project_id, ''),
 	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
 	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata,
-	environment_added_at`
+	environment_added_at, exposed_at`
 
 func scan(row pgx.Row) (*Key, error) {
 	var (
@@ -92,7 +95,7 @@ func scan(row pgx.Row) (*Key, error) {
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hash, &k.DisplayPrefix, &k.ProjectID,
 		&k.Environment, &k.Capabilities, &k.CreatedAt, &k.CreatedBy, &k.ExpiresAt, &k.RevokedAt,
-		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata, &envAddedAt)
+		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata, &envAddedAt, &k.ExposedAt)
 	if err != nil {
 		return nil, err
 	}
