@@ -1,14 +1,17 @@
 package allinone
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/natsx"
 )
 
 // quickstart returns the shell block under "## Quickstart" in the README.
@@ -74,8 +77,11 @@ func TestReadmeAnonymousFirst(t *testing.T) {
 }
 
 // TestReadmeSenderExample: the README's Go SDK program is pkg/sender/example verbatim, and
-// it runs against the suite: the first run mints an anonymous key, the second reuses it,
-// and both runs' traces land on the key's subject.
+// it runs against the suite with no setting at all, under the default and the typed
+// profile: the first run mints an anonymous key into the profile's file, the second reuses
+// it, and both runs' traces land on the key's subject. The profile's key variable is
+// enough for a regular key; a revoked key is reported as not sent (exit status 1), and a
+// session key is refused, leaving nothing behind.
 func TestReadmeSenderExample(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
@@ -91,20 +97,126 @@ func TestReadmeSenderExample(t *testing.T) {
 	build.Dir = "../.."
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	s := startSuite(t)
-	project := t.TempDir()
-	run := func() string {
-		cmd := exec.Command(bin) //nolint:gosec // built above
-		cmd.Dir = project
-		cmd.Env = append(os.Environ(), "LATCHKEY_API_KEY=", "LATCHKEY_API_URL="+s.api, "OTEL_EXPORTER_OTLP_ENDPOINT="+s.ingest, "OTEL_EXPORTER_OTLP_PROTOCOL=")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		return string(out)
+	for _, tc := range []struct{ profile, dir, env, anon string }{
+		{"default", ".latchkey", "LATCHKEY_API_KEY", "lk_anon_"},
+		{"typed", ".glasstrace", "GLASSTRACE_API_KEY", "gt_anon_"},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+				k.KeyProfile = tc.profile
+			}))
+			project, cache := t.TempDir(), t.TempDir()
+			run := func(env ...string) (string, error) {
+				cmd := exec.Command(bin) //nolint:gosec // built above
+				cmd.Dir = project
+				cmd.Env = append(os.Environ(), "LATCHKEY_API_URL="+s.api, "OTEL_EXPORTER_OTLP_ENDPOINT="+s.ingest, "OTEL_EXPORTER_OTLP_PROTOCOL=", "LATCHKEY_KEY_PROFILE=", "XDG_CACHE_HOME="+cache)
+				for _, v := range keyVariables(t) {
+					cmd.Env = append(cmd.Env, v+"=")
+				}
+				cmd.Env = append(cmd.Env, env...)
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			mustRun := func(env ...string) string {
+				out, err := run(env...)
+				require.NoError(t, err, "%s", out)
+				return out
+			}
+			first := mustRun()
+			require.Contains(t, first, "sent with the anonymous key "+tc.anon)
+			require.Contains(t, first, "(from minted, profile "+tc.profile+")")
+			require.Contains(t, mustRun(), "(from file, profile "+tc.profile+")")
+			secret, err := os.ReadFile(filepath.Join(project, tc.dir, "anon_key")) //nolint:gosec // the test's own directory
+			require.NoError(t, err)
+			id := s.keyID(t, strings.TrimSpace(string(secret)))
+			require.Len(t, s.storedIn(natsx.AnonIngestStream(s.ns), s.ns+".anon."+id+".traces"), 2, "one trace export per run")
+			require.Equal(t, []string{tc.dir}, dirNames(t, project), "only the profile's key directory")
+
+			// A regular key in the profile's variable, from a directory of its own.
+			token, _ := s.signUp("example-" + tc.profile)
+			keyID, key := s.IngestKey(token, s.Project(token))
+			project = t.TempDir()
+			require.Contains(t, mustRun(tc.env+"="+key), "(from env, profile "+tc.profile+")")
+			s.Must(http.StatusOK, s.Call("POST", "/v1/keys/"+keyID+":revoke", token, map[string]any{"wait_for_gateways": true}))
+			out, err := run(tc.env + "=" + key)
+			require.Error(t, err, "a refused key exits 1: %s", out)
+			require.Contains(t, out, "not sent with the ingest key")
+			require.Contains(t, out, "401")
+			require.NotContains(t, out, "\nsent with")
+			require.NotContains(t, out, key)
+
+			// A browser session key is refused at start.
+			reg, err := keyformat.LoadProfile(tc.profile)
+			require.NoError(t, err)
+			sess, ok := reg.Session()
+			require.True(t, ok)
+			sessionKey, err := reg.Generate(sess.Name)
+			require.NoError(t, err)
+			out, err = run(tc.env + "=" + sessionKey)
+			require.Error(t, err, out)
+			require.Contains(t, out, "browser session key")
+			require.NotContains(t, out, "sent with")
+			require.Empty(t, dirNames(t, project), "a failed start leaves nothing")
+		})
 	}
-	require.Contains(t, run(), "(from minted)")
-	require.Contains(t, run(), "(from file)")
-	secret, err := os.ReadFile(filepath.Join(project, ".latchkey", "anon_key"))
+}
+
+// keyVariables are the key variables of every built-in profile.
+func keyVariables(t *testing.T) []string {
+	t.Helper()
+	var vars []string
+	for _, name := range keyformat.ProfileNames() {
+		reg, err := keyformat.LoadProfile(name)
+		require.NoError(t, err)
+		vars = append(vars, reg.SDK().APIKeyEnv)
+	}
+	return vars
+}
+
+// dirNames lists the names in dir.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	id := s.keyID(t, strings.TrimSpace(string(secret)))
-	require.Len(t, s.storedIn(natsx.AnonIngestStream(s.ns), s.ns+".anon."+id+".traces"), 2, "one trace export per run")
+	names := []string{}
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestReadmeSenderImport runs the README's lines for using the SDK from a module of one's
+// own, in a module outside the workspace, and builds a program that imports the SDK.
+func TestReadmeSenderImport(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	mod := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "main.go"), []byte(`package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/latchkey/latchkey/pkg/sender"
+)
+
+func main() {
+	s, err := sender.Start(context.Background(), sender.Options{ServiceName: "app"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = s.Shutdown(context.Background())
+}
+`), 0o600))
+	block := readmeShell(t, "\n## Sending telemetry with the Go SDK\n")
+	require.Contains(t, block, "L=/path/to/latchkey")
+	block = strings.Replace(block, "L=/path/to/latchkey", "L="+repo, 1)
+	script := "go mod init example.com/app\n" + block + "go build -o app .\n"
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	_, err = os.Stat(filepath.Join(mod, "app"))
+	require.NoError(t, err)
 }

@@ -19,12 +19,24 @@ import (
 
 	// The package's own name is taken here by gateway_faults_test.go's sender function.
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/ratelimit"
 	sdk "github.com/latchkey/latchkey/pkg/sender"
 )
 
 // protocols are the sender's transports, each with the suite's endpoint for it.
 func (s *suite) senderProtocols() map[sdk.Protocol]string {
 	return map[sdk.Protocol]string{sdk.HTTPProtobuf: s.ingest, sdk.GRPC: "http://" + s.otlpGRPC}
+}
+
+// clearSenderEnv unsets, for the test, every variable from which a sender takes its
+// profile or key, and gives its mint locks a cache directory of the test's own.
+func clearSenderEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(sdk.EnvProfile, "")
+	for _, v := range keyVariables(t) {
+		t.Setenv(v, "")
+	}
 }
 
 // startSender starts a sender against the suite; the test shuts it down.
@@ -90,7 +102,7 @@ func (s *suite) requireSignals(t *testing.T, stream, prefix string) map[string]i
 // stream; the second run reuses the key and mints nothing; over HTTP and gRPC.
 func TestSenderAnonymousMode(t *testing.T) {
 	s := startSuite(t)
-	t.Setenv("LATCHKEY_API_KEY", "")
+	clearSenderEnv(t)
 	anonStream := natsx.AnonIngestStream(s.ns)
 	for proto, endpoint := range s.senderProtocols() {
 		t.Run(string(proto), func(t *testing.T) {
@@ -139,6 +151,7 @@ func TestSenderKeys(t *testing.T) {
 	projectA, projectB := s.Project(token), s.Project(token)
 	_, keyA := s.IngestKey(token, projectA)
 	_, keyB := s.IngestKey(token, projectB)
+	clearSenderEnv(t)
 	t.Setenv("LATCHKEY_API_KEY", keyA)
 	before := s.anonymousKeys(t)
 	for proto, endpoint := range s.senderProtocols() {
@@ -167,7 +180,7 @@ func TestSenderReportsRevocation(t *testing.T) {
 	s := startSuite(t)
 	token, _ := s.signUp("revoked-sender")
 	project := s.Project(token)
-	t.Setenv("LATCHKEY_API_KEY", "")
+	clearSenderEnv(t)
 	for proto, endpoint := range s.senderProtocols() {
 		t.Run(string(proto), func(t *testing.T) {
 			id, key := s.IngestKey(token, project)
@@ -227,7 +240,7 @@ func (l *senderLog) count(s string) int {
 // place with no notice; revoking the new key is reported as such.
 func TestSenderClaimFlow(t *testing.T) {
 	s := startSuite(t)
-	t.Setenv("LATCHKEY_API_KEY", "")
+	clearSenderEnv(t)
 	token, account := s.signUp("sdk-claimer")
 	for proto, endpoint := range s.senderProtocols() {
 		t.Run(string(proto), func(t *testing.T) {
@@ -290,4 +303,65 @@ func TestSenderClaimFlow(t *testing.T) {
 			require.Equal(t, "revoked", r.Reason)
 		})
 	}
+}
+
+// TestSenderDetectsProfile: against a suite running the typed profile, a sender with no
+// setting at all mints a gt_anon_ key into .glasstrace/anon_key and sends with it; with
+// GLASSTRACE_API_KEY set it sends with that key; no .latchkey directory appears.
+func TestSenderDetectsProfile(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.KeyProfile = "typed"
+	}))
+	clearSenderEnv(t)
+	dir := t.TempDir()
+	snd := s.startSender(t, sdk.Options{Endpoint: s.ingest, Dir: dir})
+	require.Equal(t, sdk.SourceMinted, snd.Key().Source)
+	require.Equal(t, "typed", snd.Key().Profile)
+	require.True(t, strings.HasPrefix(snd.Key().DisplayPrefix, "gt_anon_"))
+	require.Equal(t, filepath.Join(dir, ".glasstrace", "anon_key"), snd.Key().File)
+	require.NoError(t, sendAll(snd, "typed-anonymous"))
+	secret, err := os.ReadFile(snd.Key().File)
+	require.NoError(t, err)
+	s.requireSignals(t, natsx.AnonIngestStream(s.ns), s.ns+".anon."+s.keyID(t, strings.TrimSpace(string(secret)))+".")
+	require.Equal(t, []string{".glasstrace"}, dirNames(t, dir))
+
+	token, account := s.signUp("typed-sender")
+	project := s.Project(token)
+	_, key := s.IngestKey(token, project)
+	require.True(t, strings.HasPrefix(key, "gt_dev_"), key[:8])
+	t.Setenv("GLASSTRACE_API_KEY", key)
+	snd = s.startSender(t, sdk.Options{Endpoint: s.ingest, Dir: t.TempDir()})
+	require.Equal(t, sdk.SourceEnv, snd.Key().Source)
+	require.Equal(t, "typed", snd.Key().Profile)
+	require.NoError(t, sendAll(snd, "typed-dev"))
+	s.requireSignals(t, natsx.IngestStream(s.ns), s.ingestSubject(account, project, "prd", ""))
+}
+
+// TestSenderMintRetries: first runs starting at once from one address, more than the
+// per-IP minting burst, all start: the ones answered 429 try again after Retry-After.
+func TestSenderMintRetries(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) {
+		k.AnonymousLimit = ratelimit.Limit{PerSecond: 2, Burst: 2}
+	}))
+	clearSenderEnv(t)
+	before := s.anonymousKeys(t)
+	const n = 6
+	var (
+		wg   sync.WaitGroup
+		errs [n]error
+	)
+	for i := range n {
+		dir := t.TempDir()
+		wg.Go(func() {
+			snd, err := sdk.Start(context.Background(), sdk.Options{APIURL: s.api, Endpoint: s.ingest, Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+			if errs[i] = err; err == nil {
+				errs[i] = snd.Shutdown(context.Background())
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+	}
+	require.Equal(t, before+n, s.anonymousKeys(t), "one key per start")
 }

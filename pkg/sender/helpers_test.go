@@ -23,9 +23,12 @@ import (
 type mintServer struct {
 	*httptest.Server
 	mints atomic.Int64
+	// calls counts every POST /v1/anonymous-keys, answered or refused.
+	calls atomic.Int64
 	reg   *keyformat.Registry
-	// answer, when set, replaces the answer (status and body).
-	answer atomic.Pointer[func(w http.ResponseWriter)]
+	// answer, when set, may replace the answer (status and body): it reports whether it
+	// answered, else the server mints.
+	answer atomic.Pointer[func(w http.ResponseWriter, call int64) bool]
 }
 
 // answerWith makes fn answer every mint; nil restores the default.
@@ -34,7 +37,32 @@ func (m *mintServer) answerWith(fn func(w http.ResponseWriter)) {
 		m.answer.Store(nil)
 		return
 	}
-	m.answer.Store(&fn)
+	f := func(w http.ResponseWriter, _ int64) bool { fn(w); return true }
+	m.answer.Store(&f)
+}
+
+// refuseFirst answers the next calls with the statuses given ("429" or "503") and
+// Retry-After values ("" for none), then mints again.
+func (m *mintServer) refuseFirst(answers ...[2]string) {
+	first := m.calls.Load() + 1
+	f := func(w http.ResponseWriter, call int64) bool {
+		n := call - first
+		if n < 0 || n >= int64(len(answers)) {
+			return false
+		}
+		if ra := answers[n][1]; ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		if answers[n][0] == "429" {
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":"rate_limited","message":"too many anonymous keys from this address","tier":"ip"}`))
+			return true
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"unavailable","message":"try again"}`))
+		return true
+	}
+	m.answer.Store(&f)
 }
 
 func newMintServer(t testing.TB, reg *keyformat.Registry) *mintServer {
@@ -45,8 +73,8 @@ func newMintServer(t testing.TB, reg *keyformat.Registry) *mintServer {
 			http.NotFound(w, r)
 			return
 		}
-		if fn := m.answer.Load(); fn != nil {
-			(*fn)(w)
+		call := m.calls.Add(1)
+		if fn := m.answer.Load(); fn != nil && (*fn)(w, call) {
 			return
 		}
 		a, _ := m.reg.Anonymous()
@@ -116,9 +144,13 @@ func displayPrefix(t testing.TB, reg *keyformat.Registry, key string) string {
 	return keyformat.DisplayPrefix(k)
 }
 
-// clearEnv unsets every variable Start reads, for the test.
+// clearEnv unsets every variable Start reads, for the test, and gives the mint locks a
+// cache directory of the test's own (on systems where os.UserCacheDir reads
+// XDG_CACHE_HOME), so that the user's holds no lock of a test's project.
 func clearEnv(t *testing.T) {
 	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(EnvProfile, "")
 	for _, name := range keyformat.ProfileNames() {
 		r, err := keyformat.LoadProfile(name)
 		require.NoError(t, err)

@@ -36,6 +36,9 @@ type KeyInfo struct {
 	Anonymous bool
 	// DisplayPrefix is the key's prefix and first 8 body characters, as listings show it.
 	DisplayPrefix string
+	// Profile is the key profile the sender uses: Options.Profile or LATCHKEY_KEY_PROFILE
+	// as given, else the built-in profile Start detected (see Options.Profile).
+	Profile string
 	// EnvVar is the environment variable the profile names for the key (whichever source
 	// the key came from).
 	EnvVar string
@@ -46,50 +49,84 @@ type KeyInfo struct {
 // ingestCapability is what a key must carry for the gateway to take data with it.
 const ingestCapability = "ingest"
 
-// resolveKey finds the key: the option, the profile's variable, then the anonymous key file
-// (minting into it when absent). An explicit key that does not parse is an error, never a
-// reason to fall back to the next source.
-func resolveKey(ctx context.Context, reg *keyformat.Registry, o resolved, mint minter) (string, KeyInfo, error) {
-	sdk := reg.SDK()
-	info := KeyInfo{EnvVar: sdk.APIKeyEnv}
-	if sdk.AnonKeyFile != "" {
-		info.File = anonKeyPath(o.Dir, sdk.AnonKeyFile)
+// resolveKey finds the profile and the key (see Options.Profile for the order) and returns
+// them with the key's description. An explicit key that does not parse is an error, never
+// a reason to fall back to the next source.
+func resolveKey(ctx context.Context, o resolved, mint minter) (string, KeyInfo, profile, error) {
+	p, named, err := namedProfile(o)
+	if err != nil {
+		return "", KeyInfo{}, profile{}, err
 	}
-	use := func(key string, src KeySource, where string) (string, KeyInfo, error) {
-		k, err := reg.Parse(key)
-		if err != nil {
-			// The error names the rule the key breaks, never the key.
-			return "", KeyInfo{}, fmt.Errorf("sender: the key in %s is not a key of profile %q: %w", where, profileName(o.Profile), err)
-		}
-		if !slices.Contains(k.Type.Capabilities, ingestCapability) {
-			return "", KeyInfo{}, fmt.Errorf("sender: the key in %s (%s) is a %q key, which cannot send data; use an ingest key", where, keyformat.DisplayPrefix(k), k.Type.Name)
-		}
-		info.Source, info.Type, info.Anonymous, info.DisplayPrefix = src, k.Type.Name, k.Type.Anonymous, keyformat.DisplayPrefix(k)
-		return key, info, nil
+	if named {
+		key, info, err := keyOfProfile(ctx, p, o, mint)
+		return key, info, p, err
+	}
+	builtins, err := builtinProfiles()
+	if err != nil {
+		return "", KeyInfo{}, profile{}, err
 	}
 	if key := strings.TrimSpace(o.APIKey); key != "" {
-		return use(key, SourceOption, "Options.APIKey")
+		p, err := profileOfKey(key, "Options.APIKey", builtins)
+		if err != nil {
+			return "", KeyInfo{}, profile{}, err
+		}
+		key, info, err := useKey(p, o, key, SourceOption, "Options.APIKey")
+		return key, info, p, err
 	}
-	if key := strings.TrimSpace(os.Getenv(sdk.APIKeyEnv)); key != "" {
-		return use(key, SourceEnv, sdk.APIKeyEnv)
-	}
-	if _, ok := reg.Anonymous(); !ok {
-		return "", KeyInfo{}, fmt.Errorf("sender: no key: set %s or Options.APIKey (profile %q has no anonymous keys)", sdk.APIKeyEnv, profileName(o.Profile))
-	}
-	key, minted, err := anonymousKey(ctx, reg, info.File, mint)
+	p, key, env, ok, err := profileOfEnv(builtins)
 	if err != nil {
-		return "", KeyInfo{}, err
+		return "", KeyInfo{}, profile{}, err
 	}
-	src := SourceFile
-	if minted {
-		src = SourceMinted
+	if ok {
+		key, info, err := useKey(p, o, key, SourceEnv, env)
+		return key, info, p, err
 	}
-	return use(key, src, info.File)
+	return anonymousKey(ctx, o, anonymousProfiles(builtins), false, mint)
 }
 
-func profileName(p string) string {
-	if p == "" {
-		return keyformat.DefaultProfile
+// keyOfProfile finds the key of a named profile: the option, the profile's variable, else
+// its anonymous key file (minting into it when absent).
+func keyOfProfile(ctx context.Context, p profile, o resolved, mint minter) (string, KeyInfo, error) {
+	env := p.reg.SDK().APIKeyEnv
+	if key := strings.TrimSpace(o.APIKey); key != "" {
+		return useKey(p, o, key, SourceOption, "Options.APIKey")
 	}
-	return p
+	if key := strings.TrimSpace(os.Getenv(env)); key != "" {
+		return useKey(p, o, key, SourceEnv, env)
+	}
+	if _, ok := p.reg.Anonymous(); !ok {
+		return "", KeyInfo{}, fmt.Errorf("sender: no key: set %s or Options.APIKey (profile %q has no anonymous keys)", env, p.name)
+	}
+	key, info, _, err := anonymousKey(ctx, o, []profile{p}, true, mint)
+	return key, info, err
+}
+
+// keyInfo describes the settings of profile p for the project directory dir.
+func keyInfo(p profile, dir string) KeyInfo {
+	sdk := p.reg.SDK()
+	info := KeyInfo{Profile: p.name, EnvVar: sdk.APIKeyEnv}
+	if sdk.AnonKeyFile != "" {
+		info.File = anonKeyPath(dir, sdk.AnonKeyFile)
+	}
+	return info
+}
+
+// useKey checks key against profile p and describes it: it must parse, be able to ingest
+// and not be a browser session key. where names the source in errors, never the key.
+func useKey(p profile, o resolved, key string, src KeySource, where string) (string, KeyInfo, error) {
+	k, err := p.reg.Parse(key)
+	if err != nil {
+		// The error names the rule the key breaks, never the key.
+		return "", KeyInfo{}, fmt.Errorf("sender: the key in %s is not a key of profile %q: %w", where, p.name, err)
+	}
+	if k.Type.BrowserOnly() {
+		return "", KeyInfo{}, fmt.Errorf("sender: the key in %s (%s) is a browser session key: session keys are for web pages, which send an allowed Origin, and expire within %s; the gateway refuses one from a server program (403 origin_not_allowed), which needs an ingest key",
+			where, keyformat.DisplayPrefix(k), shortDuration(k.Type.SessionWindow.Duration))
+	}
+	if !slices.Contains(k.Type.Capabilities, ingestCapability) {
+		return "", KeyInfo{}, fmt.Errorf("sender: the key in %s (%s) is a %q key, which cannot send data; use an ingest key", where, keyformat.DisplayPrefix(k), k.Type.Name)
+	}
+	info := keyInfo(p, o.Dir)
+	info.Source, info.Type, info.Anonymous, info.DisplayPrefix = src, k.Type.Name, k.Type.Anonymous, keyformat.DisplayPrefix(k)
+	return key, info, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -61,13 +62,14 @@ func TestKeyResolutionOrder(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o700), di.Mode().Perm())
 	require.Equal(t, gitignore, readFile(t, filepath.Join(dir, ".latchkey", ".gitignore")))
-	entries, err := os.ReadDir(filepath.Dir(file))
-	require.NoError(t, err)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
+	require.ElementsMatch(t, []string{".gitignore", "anon_key"}, entries(t, filepath.Dir(file)), "no temporary file is left, and the lock is outside the project")
+	require.Equal(t, []string{".latchkey"}, entries(t, dir))
+	if runtime.GOOS == "linux" {
+		locks, err := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "latchkey", "sender", "*.lock"))
+		require.NoError(t, err)
+		require.Len(t, locks, 1, "the mint lock is in the user's cache directory")
 	}
-	require.ElementsMatch(t, []string{".gitignore", "anon_key", "anon_key.lock"}, names, "no temporary file is left")
+	require.Equal(t, keyformat.DefaultProfile, s.Key().Profile)
 
 	// The file is reused: no second mint.
 	s = start(t, opts())
@@ -214,10 +216,10 @@ func TestMintFailures(t *testing.T) {
 		want   string
 	}{
 		"rate limited": {func(w http.ResponseWriter) {
-			w.Header().Set("Retry-After", "7")
+			w.Header().Set("Retry-After", "60")
 			w.WriteHeader(http.StatusTooManyRequests)
 			_, _ = w.Write([]byte(`{"error":"rate_limited","message":"too many anonymous keys from this address","tier":"ip"}`))
-		}, "429 rate_limited: too many anonymous keys from this address (retry after 7 s)"},
+		}, "429 rate_limited: too many anonymous keys from this address (retry after 60 s)"},
 		"no anonymous type": {func(w http.ResponseWriter) {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"error":"not_found","message":"no anonymous key type"}`))
@@ -225,9 +227,9 @@ func TestMintFailures(t *testing.T) {
 		"no secret": {func(w http.ResponseWriter) {
 			_, _ = w.Write([]byte(`{"key":{}}`))
 		}, "the answer holds no secret"},
-		"another profile's key": {func(w http.ResponseWriter) {
-			_, _ = fmt.Fprintf(w, `{"key":{"id":"key_1"},"secret":%q}`, generate(t, mustProfile(t, "typed"), "anonymous"))
-		}, "does the server run the same LATCHKEY_KEY_PROFILE?"},
+		"a key of no built-in profile": {func(w http.ResponseWriter) {
+			_, _ = fmt.Fprintf(w, `{"key":{"id":"key_1"},"secret":%q}`, "xx_anon_"+strings.Repeat("a", 40))
+		}, `the key POST /v1/anonymous-keys answered (prefix "xx_anon_") is an anonymous key of no built-in profile ("default" and "typed")`},
 		"a non-anonymous key": {func(w http.ResponseWriter) {
 			_, _ = fmt.Fprintf(w, `{"key":{"id":"key_1"},"secret":%q}`, generate(t, reg, "ingest"))
 		}, `it holds a "ingest" key`},
@@ -237,8 +239,7 @@ func TestMintFailures(t *testing.T) {
 			dir := t.TempDir()
 			_, err := Start(context.Background(), Options{Dir: dir, APIURL: mint.URL, Endpoint: gw.URL})
 			require.ErrorContains(t, err, tc.want)
-			_, serr := os.Stat(filepath.Join(dir, ".latchkey", "anon_key"))
-			require.ErrorIs(t, serr, os.ErrNotExist)
+			require.Empty(t, entries(t, dir), "nothing is left in the project directory")
 		})
 	}
 	mint.answerWith(nil)

@@ -38,16 +38,27 @@ const (
 	EnvAPIURL   = "LATCHKEY_API_URL"
 )
 
-// Options configure Start. The zero value sends to a local `make run` suite over
-// OTLP/HTTP with the key of LATCHKEY_API_KEY, or an anonymous key when it is unset.
+// Options configure Start. The zero value sends to a local `make run` suite, of any
+// built-in key profile, over OTLP/HTTP with the key of the profile's variable
+// (LATCHKEY_API_KEY, …), or an anonymous key when none is set.
 type Options struct {
-	// Profile is the key profile of the Latchkey deployment: "default" (or empty), a
-	// built-in profile ("typed", "envkeys", "deeptracer", "lumiqtrace", "gmk") or the path
-	// of a profile file (keyformat.LoadProfile). It decides which keys are valid, which
-	// environment variable holds the key and where an anonymous key is kept.
+	// Profile is the key profile of the Latchkey deployment: a built-in profile ("default",
+	// "typed", "envkeys", "deeptracer", "lumiqtrace", "gmk") or the path of a profile file
+	// (keyformat.LoadProfile). It decides which keys are valid, which environment variable
+	// holds the key and where an anonymous key is kept.
+	//
+	// Empty, LATCHKEY_KEY_PROFILE (EnvProfile) names it, as for the services. When neither
+	// does, Start detects it among the built-in profiles, in this order: APIKey set, the
+	// profile whose parser takes it (two: an error naming them); else the profile whose key
+	// variable (keyformat.SDK.APIKeyEnv) is set (two variables set: an error); else the
+	// profile whose anonymous key file exists in Dir (.latchkey/anon_key,
+	// .glasstrace/anon_key; both: an error); else anonymous mode: a key is minted and the
+	// profile is the one whose anonymous key it is (none: an error, nothing written). So
+	// a program needs no setting against a suite of any built-in profile.
 	Profile string
 	// APIKey is the key to send with. It overrides the profile's environment variable, so
-	// one program can send to several projects by starting one Sender per key.
+	// one program can send to several projects by starting one Sender per key. A browser
+	// session key is refused: it works only from a web page with an allowed Origin.
 	APIKey string
 	// Endpoint is the gateway's base URL: scheme (http sends in clear, https over TLS), host
 	// and port, and for OTLP/HTTP an optional path prefix before /v1/traces. Default:
@@ -61,7 +72,9 @@ type Options struct {
 	// there is a key.
 	APIURL string
 	// Dir is the project directory that holds the anonymous key file (the profile's
-	// anon_key_file, e.g. .latchkey/anon_key). Default: the working directory.
+	// anon_key_file, e.g. .latchkey/anon_key). Default: the working directory. A key
+	// directory made there is 0700 with a .gitignore of "*"; an existing one keeps its mode
+	// and gains .gitignore lines for the key file alone (see the package documentation).
 	Dir string
 	// ServiceName sets the resource's service.name; empty leaves OTEL_SERVICE_NAME or the
 	// SDK's default. Ignored when Resource is set.

@@ -30,28 +30,28 @@ type Sender struct {
 	opts resolved
 }
 
-// Start finds the key (Options.APIKey, the profile's environment variable, else the
-// anonymous key file, minting a key into it when there is none: see the package
-// documentation), checks it against the profile (keyformat.Registry.Parse) and builds the
-// trace, metric and log providers with OTLP exporters for Options.Protocol, each sending
-// `Authorization: Bearer <key>` to Options.Endpoint. In anonymous mode it logs once how
-// long the data is kept and how to claim it.
+// Start finds the key profile and the key (Options.Profile, LATCHKEY_KEY_PROFILE or a
+// detected built-in profile; Options.APIKey, the profile's environment variable, else the
+// anonymous key file, minting a key into it when there is none: see Options.Profile and
+// the package documentation), checks the key against the profile (keyformat.Registry.Parse)
+// and builds the trace, metric and log providers with OTLP exporters for Options.Protocol,
+// each sending `Authorization: Bearer <key>` to Options.Endpoint. In anonymous mode it logs
+// once how long the data is kept and how to claim it.
 //
-// Errors: bad options (all reported at once); a key that is not a valid key of the profile
-// or cannot ingest (the message names the rule and the source, never the key); an
-// anonymous key file that holds no anonymous key (left as it is: delete it to mint a new
-// key); a failed mint (the API's code and message); ctx done while another start mints.
+// Errors: bad options (all reported at once); a profile that cannot be told (two key
+// variables or two key files, a key several profiles take) or loaded; a key that is not a
+// valid key of the profile, cannot ingest or is a browser session key (the message names
+// the rule and the source, never the key); an anonymous key file that holds no anonymous
+// key (left as it is: delete it to mint a new key); a failed mint (the API's code and
+// message, after the retries of a 429 or 503) or a minted key of no known profile; ctx
+// done while another start mints or while waiting to mint again.
 func Start(ctx context.Context, o Options) (*Sender, error) {
 	ro, err := o.resolve()
 	if err != nil {
 		return nil, err
 	}
-	reg, err := keyformat.LoadProfile(ro.Profile)
-	if err != nil {
-		return nil, fmt.Errorf("sender: %w", err)
-	}
 	mintClient := &http.Client{Timeout: mintTimeout}
-	key, info, err := resolveKey(ctx, reg, ro, mintAnonymous(mintClient, ro.apiURL))
+	key, info, p, err := resolveKey(ctx, ro, mintAnonymous(mintClient, ro.apiURL))
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func Start(ctx context.Context, o Options) (*Sender, error) {
 		otel.SetLoggerProvider(s.lp)
 	}
 	if info.Anonymous {
-		s.remindAnonymous(reg)
+		s.remindAnonymous(p.reg)
 	}
 	return s, nil
 }

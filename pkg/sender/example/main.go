@@ -1,5 +1,6 @@
 // Command example sends a span, a metric point and a log record to a Latchkey gateway
-// through the sender SDK. Against `make run`: go run ./pkg/sender/example
+// through the sender SDK, and says whether the gateway took them. Without a key it keeps
+// an anonymous key in the working directory: run it from a scratch directory (README).
 package main
 
 import (
@@ -15,10 +16,15 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
 	s, err := sender.Start(ctx, sender.Options{ServiceName: "checkout", Global: true})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer func() { _ = s.Shutdown(ctx) }() // flushes what is buffered
 
@@ -31,9 +37,11 @@ func main() {
 	otel.GetLoggerProvider().Logger("checkout").Emit(ctx, rec)
 	span.End()
 
-	if err := s.ForceFlush(ctx); err != nil {
-		log.Printf("export failed: %v", err) // a refused key is also in s.LastRejection()
-	}
 	k := s.Key()
-	fmt.Printf("sent with the %s key %s… (from %s)\n", k.Type, k.DisplayPrefix, k.Source)
+	if err := s.ForceFlush(ctx); err != nil {
+		// A refused key is also in s.LastRejection(): the gateway's code and message.
+		return fmt.Errorf("not sent with the %s key %s… (from %s, profile %s): %w", k.Type, k.DisplayPrefix, k.Source, k.Profile, err)
+	}
+	fmt.Printf("sent with the %s key %s… (from %s, profile %s)\n", k.Type, k.DisplayPrefix, k.Source, k.Profile)
+	return nil
 }
