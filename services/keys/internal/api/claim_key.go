@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -55,9 +56,17 @@ var (
 //  2. Its row is locked for the rest of the call, so a concurrent claim of it waits, then
 //     finds it claimed: exactly one claim wins.
 //  3. Every message of it still in the anonymous stream is linked to the account's ingest
-//     subject (package link: a retry within the ingest stream's two-minute duplicate
-//     window links nothing twice). If that fails: unavailable (503, Retry-After), nothing
-//     is committed and no secret shown; safe to retry.
+//     subject (package link), under Nats-Msg-Ids named by this attempt (the key.claimed
+//     event's id). If that fails, for any reason (NATS, a stream refusing, the link's 30 s,
+//     the client going away): the link deletes the copies it stored before it returns,
+//     and the answer is unavailable (503, Retry-After; or the cancellation), nothing is
+//     committed and no secret shown. A claim that fails after linking (minting the key,
+//     the commit) deletes them too (link.Unlink), before the row lock is released where it
+//     can. So a failed or cancelled claim leaves no data on any account's subject, and a
+//     retry, to the same target or another, at any time, links every message once. Copies
+//     remain only when their deletion fails (link.ErrCopiesRemain, logged at error with
+//     the key id), or when a commit that failed cannot be told from one that landed (the
+//     copies are kept then: they may be the account's data).
 //  4. One transaction commits the claim and a new key of the profile's ingest type for the
 //     project and environment: the anonymous key gets the account, project and
 //     environment, claimed_at, rotated_to_id the new key and grace_until now plus its
@@ -71,18 +80,23 @@ var (
 //     with the anonymous key is filed in the account and carries the claim notice.
 //  6. After the answer, in the background, the sweep (sweepClaim): a gateway files the
 //     key's data on the anonymous subject until it applies key.claimed, so a request it
-//     stored there between the end of step 3 and then would be stranded. The sweep links
-//     the key to the same target again: link's Nats-Msg-Id makes every message step 3
-//     linked a duplicate the ingest stream drops, so only those stragglers are stored. Its
-//     failure is logged with the key id; the claim stands.
+//     stored there after step 3 began would be stranded. The sweep links the key to the
+//     same target again, from where step 3 stopped (link.Result.Through: the anonymous
+//     stream's last sequence when it began), so it stores only those stragglers, each
+//     once, and nothing step 3 linked. Its failure is logged with the key id (what it
+//     stored is deleted again; the stragglers stay on the anonymous subject); the claim
+//     stands.
+//
+// A commit that returns an error is checked under the key's row lock: if it landed all
+// the same, the claim answers as committed.
 //
 // messages_linked counts ingest requests: a message the gateway merged from several
 // requests counts as many (link.Result.Requests). It is what step 3 linked, in the answer
 // and in the audit event alike; the sweep's stragglers are not in it (they are logged,
-// with the count, as link.Result.StoredRequests). The sweep runs after the answer because
-// its failure could not undo the committed claim nor hide the secret, so waiting for it
-// would buy only a count. It is detached from the request's cancellation with a timeout of
-// its own (claimSweepTimeout), and the service's shutdown waits for it (Server.Sweeps).
+// with the count, as stragglers_linked). The sweep runs after the answer because its
+// failure could not undo the committed claim nor hide the secret, so waiting for it would
+// buy only a count. It is detached from the request's cancellation with a timeout of its
+// own (claimSweepTimeout), and the service's shutdown waits for it (Server.Sweeps).
 func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*keysv1.ClaimKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -126,14 +140,21 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 		return nil, err
 	}
 	target := link.Target{AccountID: p.AccountID, ProjectID: projectID, Environment: env}
-	linked, err := s.linker.Link(ctx, anon.ID, target)
+	// The key.claimed event's id names this attempt in the copies' Nats-Msg-Id: a retry is
+	// another attempt, and stores again what this one stored and deleted.
+	claimed := events.New(p.AccountID, requestid.From(ctx))
+	linked, err := s.linker.Link(ctx, anon.ID, target, link.Attempt{ID: claimed.GetId()})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, apierr.FromError(ctx.Err())
-		}
-		logging.From(ctx).Warn("claim: linking the anonymous key's data failed", zap.String("key_id", anon.ID), zap.Error(err))
-		return nil, errLinkFailed
+		return nil, linkFailed(ctx, anon.ID, err)
 	}
+	// Until the claim is committed, any failure (the client gone, Postgres) deletes the
+	// copies again, before the row lock is released (deferred calls run last first).
+	committed := false
+	defer func() {
+		if !committed {
+			s.unlinkClaim(ctx, anon.ID, linked)
+		}
+	}()
 	now := s.now()
 	graceUntil := now.Add(anonType.ClaimGrace.Duration)
 	newKey, secret, err := s.newKey(t, &store.Key{
@@ -148,7 +169,7 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	created.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
 		KeyId: newKey.ID, KeyHash: newKey.Hash, Type: newKey.Type, ProjectId: newKey.ProjectID, Environment: newKey.Environment,
 	}}
-	claimed := events.New(p.AccountID, requestid.From(ctx))
+	claimed.Time = timestamppb.New(time.Now()) // made before the link: when it happens is now
 	claimed.Payload = &eventsv1.Event_KeyClaimed{KeyClaimed: &eventsv1.KeyClaimed{
 		AnonymousKeyId: anon.ID, AnonymousKeyHash: anon.Hash, NewKeyId: newKey.ID, GraceUntil: timestamppb.New(graceUntil),
 	}}
@@ -164,11 +185,23 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 		}},
 	})
 	if err != nil {
-		if watch != nil {
-			watch.Close()
+		// A commit cut short (a cancelled context closes the connection) may have landed
+		// all the same: the copies are then the account's data and stay.
+		landed, known := s.claimLanded(ctx, c, hash, newKey.ID)
+		if !landed {
+			if !known {
+				committed = true // keep the copies: they may be the account's
+				logging.From(ctx).Error("claim: the commit failed and whether it landed is unknown; the linked copies are kept on the account's subject",
+					zap.String("key_id", anon.ID), zap.Int64("messages_linked", linked.Requests), zap.Error(err))
+			}
+			if watch != nil {
+				watch.Close()
+			}
+			return nil, err
 		}
-		return nil, err
+		logging.From(ctx).Info("claim: the commit reported an error, but the claim is stored", zap.String("key_id", anon.ID), zap.Error(err))
 	}
+	committed = true
 	s.notify()
 	// The answer waits (at most claimSweepWait) until every live gateway has dropped the
 	// anonymous key, so the client's next request with it is the account's and carries the
@@ -177,11 +210,54 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	if waited {
 		watch.Wait(ctx, claimSweepWait)
 	}
-	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, waited, anon.ID, target) })
+	sweep := link.Attempt{ID: claimed.GetId(), After: linked.Through}
+	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, waited, anon.ID, target, sweep) })
 	return &keysv1.ClaimKeyResponse{
 		Key: toProto(newKey, now), Secret: secret,
 		Claimed: &keysv1.Claim{AnonymousKeyId: anon.ID, GraceUntil: timestamppb.New(graceUntil), MessagesLinked: int32(min(linked.Requests, math.MaxInt32))},
 	}, nil
+}
+
+// linkFailed is the claim's answer to a Link that failed (and deleted what it stored):
+// unavailable, or the request's own end when it was cancelled. It is logged with the key
+// id, at error level when copies could not be deleted (link.ErrCopiesRemain).
+func linkFailed(ctx context.Context, keyID string, err error) error {
+	log := logging.From(ctx).With(zap.String("key_id", keyID), zap.Error(err))
+	if errors.Is(err, link.ErrCopiesRemain) {
+		log.Error("claim: linking the anonymous key's data failed, and some copies could not be deleted again")
+	} else {
+		log.Warn("claim: linking the anonymous key's data failed; nothing of it stays linked")
+	}
+	if ctx.Err() != nil {
+		return apierr.FromError(ctx.Err())
+	}
+	return errLinkFailed
+}
+
+// unlinkClaim deletes the copies a claim linked before it failed to commit (link.Unlink,
+// detached from the request), logging at error level what it could not delete.
+func (s *Server) unlinkClaim(ctx context.Context, keyID string, linked link.Result) {
+	if err := s.linker.Unlink(ctx, linked); err != nil {
+		logging.From(ctx).Error("claim: the claim failed after linking, and some copies could not be deleted again",
+			zap.String("key_id", keyID), zap.Error(err))
+	}
+}
+
+// claimLanded tells, after Commit returned an error, whether the claim is stored all the
+// same (a COMMIT cut short may have been carried out): it ends the claim's transaction and
+// then locks the key's row itself, which waits for the transaction to end on the server,
+// and looks whether newKeyID succeeded it. known is false when that could not be read
+// (within link.UndoTimeout, detached from the request).
+func (s *Server) claimLanded(ctx context.Context, c *store.Claiming, hash []byte, newKeyID string) (landed, known bool) {
+	c.Rollback(ctx)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), link.UndoTimeout)
+	defer cancel()
+	check, err := s.store.BeginClaim(lctx, hash)
+	if err != nil {
+		return false, false
+	}
+	defer check.Rollback(lctx)
+	return check.Key.RotatedToID == newKeyID, true
 }
 
 // anonymousHash checks that key is a key of the profile's anonymous type and returns that

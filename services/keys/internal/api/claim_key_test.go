@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,16 +13,19 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
+	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/keys"
-	"github.com/latchkey/latchkey/services/keys/internal/link"
 	"github.com/latchkey/latchkey/services/keys/internal/link/linktest"
 )
 
@@ -46,6 +50,19 @@ func (s *suite) ingestStreams() jetstream.JetStream {
 func (s *suite) ingested(js jetstream.JetStream) []linktest.Stored {
 	s.t.Helper()
 	return linktest.Messages(s.t, js, natsx.IngestStream(s.ns), natsx.IngestSubjects(s.ns))
+}
+
+// ingestedCount is how many messages the suite's ingest stream holds: to poll while they
+// are being stored or deleted, which ingested cannot read through.
+func (s *suite) ingestedCount(js jetstream.JetStream) uint64 {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, natsx.IngestStream(s.ns))
+	require.NoError(s.t, err)
+	info, err := st.Info(ctx)
+	require.NoError(s.t, err)
+	return info.State.Msgs
 }
 
 // findEvent waits until the events stream holds an event of kind that satisfies ok.
@@ -91,8 +108,8 @@ func (s *suite) findAudit(js jetstream.JetStream, accountID string, ok func(*aud
 // another anonymous key; the new ingest key is shown once; the anonymous key becomes the
 // account's, in grace for the type's claim_grace with the new key as its successor, and
 // both verify; key.created, key.claimed and the keys.claim audit event are written; a
-// second claim, by the same account or another, is already_claimed; and linking again
-// (what a retried claim does) stores nothing twice.
+// second claim, by the same account or another, is already_claimed; the copies carry the
+// claim's attempt id.
 func TestClaimKey(t *testing.T) {
 	s := startSuite(t)
 	js := s.ingestStreams()
@@ -195,14 +212,11 @@ func TestClaimKey(t *testing.T) {
 	require.Equal(t, "not_found", s.Verify(other.Token, anonSecret).Str("code"))
 	require.Len(t, s.ingested(js), 2)
 
-	// Linking the key to the account again, as a claim retried after a failure would,
-	// stores nothing twice.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := link.New(js, s.ns).Link(ctx, anonID, link.Target{AccountID: owner.AccountID, ProjectID: project, Environment: "dev"})
-	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 2, Requests: 3, Duplicates: 2}, res, "nothing new to store")
-	require.Len(t, s.ingested(js), 2)
+	// The copies carry the claim's attempt, its key.claimed event's id, and the source
+	// message's sequence in their Nats-Msg-Id.
+	for _, m := range s.ingested(js) {
+		require.True(t, strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "claim-"+claimed.GetId()+"-"), m.Header.Get(jetstream.MsgIDHeader))
+	}
 }
 
 // TestClaimKeyRefusals: only a session claims; a missing or malformed key is 400, a key that
@@ -429,4 +443,135 @@ func TestClaimKeyIdempotent(t *testing.T) {
 	require.Equal(t, first.Str("secret"), again.Str("secret"))
 	require.Equal(t, first.Str("key.id"), again.Str("key.id"))
 	s.Call("POST", "/v1/keys:claim", owner.Token, body, "Idempotency-Key", "claim-2").RequireError(t, 409, "already_claimed")
+}
+
+// grpcClaim calls ClaimKey over gRPC with ctx, so that a test can cancel the call as a
+// client that goes away does.
+func (s *suite) grpcClaim(ctx context.Context, token, anonymousKey, project, env string) (*keysv1.ClaimKeyResponse, error) {
+	s.t.Helper()
+	conn, err := grpc.NewClient(s.keysGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(s.t, err)
+	defer conn.Close()
+	return keysv1.NewKeysServiceClient(conn).ClaimKey(auth.OutgoingBearer(ctx, token),
+		&keysv1.ClaimKeyRequest{AnonymousKey: anonymousKey, ProjectId: project, Environment: env})
+}
+
+// publishRequests stores n one-request messages of anonymous key keyID on its traces
+// subject, request ids req_0… .
+func (s *suite) publishRequests(js jetstream.JetStream, keyID string, n int) {
+	s.t.Helper()
+	for i := range n {
+		linktest.PublishAnon(s.t, js, s.ns, keyID, "traces", linktest.Request{RequestID: fmt.Sprint("req_", i), Payload: []byte{byte(i)}})
+	}
+}
+
+// linkedTo is, per request id, how many times it is on the subjects of the account's
+// project and environment.
+func (s *suite) linkedTo(js jetstream.JetStream, accountID, project, env string) map[string]int {
+	s.t.Helper()
+	count := map[string]int{}
+	for _, m := range linktest.Messages(s.t, js, natsx.IngestStream(s.ns), s.ns+".ingest."+accountID+"."+project+"."+env+".*") {
+		for _, id := range m.Header.Values("Latchkey-Request-Id") {
+			count[id]++
+		}
+	}
+	return count
+}
+
+// requireEachOnce checks that each of the n requests publishRequests stored is in count,
+// once.
+func requireEachOnce(t *testing.T, count map[string]int, n int) {
+	t.Helper()
+	require.Len(t, count, n)
+	for id, c := range count {
+		require.Equal(t, 1, c, "request %s linked %d times", id, c)
+	}
+}
+
+// requireUnclaimed checks that the anonymous key is still nobody's.
+func (s *suite) requireUnclaimed(anonSecret string) {
+	s.t.Helper()
+	v := s.Verify(s.operator, anonSecret)
+	require.Equal(s.t, "active", v.Str("key.status"))
+	require.Empty(s.t, v.Str("key.account_id"))
+}
+
+// TestClaimKeyFailedLinkLeavesNothing: a claim whose linking fails midway (the ingest
+// stream full: it refuses every message past 100 of 300) is 503 and leaves none of the
+// key's data on the account's subjects; a retry into the same project, at once (within
+// JetStream's duplicate window, which still holds the deleted copies' ids), links every
+// request exactly once and counts them all.
+func TestClaimKeyFailedLinkLeavesNothing(t *testing.T) {
+	s := startSuite(t)
+	js := s.ingestStreams()
+	anon := s.mintAnonymous()
+	anonID, anonSecret := anon.Str("key.id"), anon.Str("secret")
+	const n = 300
+	s.publishRequests(js, anonID, n)
+	owner := s.SignUp("full-stream-claimer")
+	project := s.Project(owner.Token)
+
+	linktest.LimitIngest(t, js, s.ns, 100, false)
+	r := s.claim(owner.Token, anonSecret, project, "dev")
+	r.RequireError(t, 503, "unavailable")
+	require.Empty(t, r.Str("secret"))
+	require.Empty(t, s.ingested(js), "a failed claim leaves no data")
+	s.requireUnclaimed(anonSecret)
+
+	linktest.LimitIngest(t, js, s.ns, -1, false)
+	r = s.Must(200, s.claim(owner.Token, anonSecret, project, "dev"))
+	require.Equal(t, float64(n), r.Get("claimed.messages_linked"))
+	requireEachOnce(t, s.linkedTo(js, owner.AccountID, project, "dev"), n)
+	require.Len(t, s.ingested(js), n, "nothing elsewhere")
+}
+
+// TestClaimKeyCancelledLeavesNothing: a claim whose client goes away after the linking,
+// while the commit waits (held by a lock on the outbox, which the commit writes to), is
+// not committed and deletes the copies it linked; a claim of the key into another
+// project then succeeds with every request, and the first project holds none of them.
+func TestClaimKeyCancelledLeavesNothing(t *testing.T) {
+	s := startSuite(t)
+	js := s.ingestStreams()
+	anon := s.mintAnonymous()
+	anonID, anonSecret := anon.Str("key.id"), anon.Str("secret")
+	const n = 50
+	s.publishRequests(js, anonID, n)
+	owner := s.SignUp("impatient-claimer")
+	first, second := s.Project(owner.Token), s.Project(owner.Token)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(context.Background()) }()
+	hold, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = hold.Rollback(context.Background()) }()
+	_, err = hold.Exec(ctx, `LOCK TABLE keys.outbox IN EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	callCtx, hangUp := context.WithCancel(ctx)
+	defer hangUp()
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.grpcClaim(callCtx, owner.Token, anonSecret, first, "dev")
+		errs <- err
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.ingestedCount(js) == n }, "the claim to link")
+	hangUp()
+	select {
+	case err := <-errs:
+		require.Error(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled claim did not return")
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.ingestedCount(js) == 0 }, "the cancelled claim to delete its copies")
+	require.NoError(t, hold.Rollback(ctx))
+	s.requireUnclaimed(anonSecret)
+
+	r := s.Must(200, s.claim(owner.Token, anonSecret, second, "prd"))
+	require.Equal(t, float64(n), r.Get("claimed.messages_linked"))
+	requireEachOnce(t, s.linkedTo(js, owner.AccountID, second, "prd"), n)
+	require.Empty(t, s.linkedTo(js, owner.AccountID, first, "dev"), "the data is in one project")
+	require.Len(t, s.ingested(js), n)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -16,8 +17,9 @@ const (
 	// key.claimed (as RevokeKey's receipt does by default): one that has not confirmed by
 	// then does not hold the answer or the sweep back.
 	claimSweepWait = 2 * time.Second
-	// claimSweepTimeout bounds a whole sweep: the wait and one Link.
-	claimSweepTimeout = claimSweepWait + link.DefaultTimeout
+	// claimSweepTimeout bounds a whole sweep: the wait and one Link, with the deletion of
+	// its copies should it fail.
+	claimSweepTimeout = claimSweepWait + link.DefaultTimeout + link.UndoTimeout
 )
 
 // sweeper runs claims' sweeps after their answers (ClaimKey), and lets the service's
@@ -75,21 +77,21 @@ func (s *Server) Sweeps(ctx context.Context) error {
 }
 
 // sweepClaim links to `to` what a gateway stored on anonymous key keyID's subject after the
-// claim's linking, once the gateways have dropped the key: the claim waited for their
+// claim's link began, once the gateways have dropped the key: the claim waited for their
 // confirmations of key.claimed before answering (waited); when it could not (no NATS
 // connection to watch with) the sweep waits claimSweepWait first, no longer once stopping
-// ends. Then it links the key again: Link's Nats-Msg-Id makes every message linked before a
-// duplicate the ingest stream drops, so only the stragglers are stored. It runs after the
-// claim was answered, detached from the request: failures are logged with the key id,
-// never a secret.
-func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, waited bool, keyID string, to link.Target) {
+// ends. Then it links the key again from where the claim's link stopped (at: the claim's
+// attempt id, After its Result.Through), so it stores only the stragglers, each once, and
+// nothing the claim linked. A sweep that fails deletes what it stored (link.Link), and the
+// stragglers stay on the anonymous subject. It runs after the claim was answered, detached
+// from the request: failures are logged with the key id, never a secret.
+func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, waited bool, keyID string, to link.Target, at link.Attempt) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimSweepTimeout)
 	defer cancel()
-	log := logging.From(ctx).With(zap.String("key_id", keyID))
+	log := logging.From(ctx).With(zap.String("key_id", keyID), zap.Uint64("after_sequence", at.After))
 	waitCtx, stopWaiting := context.WithCancel(ctx)
 	defer stopWaiting()
 	defer context.AfterFunc(stopping, stopWaiting)()
-	fields := []zap.Field{}
 	if !waited {
 		t := time.NewTimer(claimSweepWait)
 		select {
@@ -98,15 +100,16 @@ func (s *Server) sweepClaim(ctx context.Context, stopping context.Context, waite
 		}
 		t.Stop()
 	}
-	res, err := s.linker.Link(ctx, keyID, to)
-	fields = append(fields, zap.Int64("stragglers_linked", res.StoredRequests))
+	res, err := s.linker.Link(ctx, keyID, to, at)
 	switch {
+	case errors.Is(err, link.ErrCopiesRemain):
+		log.Error("claim: sweeping the anonymous key's data after the claim failed, and some of its copies could not be deleted again", zap.Error(err))
 	case err != nil:
 		log.Warn("claim: sweeping the anonymous key's data after the claim failed; requests stored on its subject since the linking stay there",
-			append(fields, zap.Error(err))...)
-	case res.StoredRequests > 0:
-		log.Info("claim: linked the anonymous key's requests stored between the linking and the gateways' drop", fields...)
+			zap.Error(err))
+	case res.Requests > 0:
+		log.Info("claim: linked the anonymous key's requests stored after the linking began", zap.Int64("stragglers_linked", res.Requests))
 	default:
-		log.Debug("claim: swept the anonymous key's data; nothing new", fields...)
+		log.Debug("claim: swept the anonymous key's data; nothing new", zap.Int64("stragglers_linked", 0))
 	}
 }

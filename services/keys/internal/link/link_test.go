@@ -3,6 +3,7 @@ package link_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,10 @@ const (
 	otherKey = "key_01ANONYMOUSBBBBBBBBBBBBBB"
 )
 
-var target = link.Target{AccountID: "acc_01TARGET", ProjectID: "prj_01TARGET", Environment: "dev"}
+var (
+	target  = link.Target{AccountID: "acc_01TARGET", ProjectID: "prj_01TARGET", Environment: "dev"}
+	attempt = link.Attempt{ID: "evt_01ATTEMPT"}
+)
 
 func linkCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -51,9 +55,9 @@ func TestLinkMovesEveryRequest(t *testing.T) {
 	require.NoError(t, err)
 
 	l := link.New(js, ns)
-	res, err := l.Link(linkCtx(t), anonKey, target)
+	res, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_first"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 4, StoredRequests: 4}, res)
+	require.Equal(t, link.Result{Messages: 3, Requests: 4, Through: 4, Sequences: []uint64{1, 2, 3}}, res)
 
 	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
 	require.Len(t, got, 3)
@@ -75,17 +79,17 @@ func TestLinkMovesEveryRequest(t *testing.T) {
 	require.Equal(t, at("logs"), got[2].Subject)
 	require.Equal(t, []byte("four"), got[2].Data)
 	require.Equal(t, []string{"client-4"}, got[2].Header.Values("Latchkey-Request-Id"))
-	for _, g := range got {
-		require.Contains(t, g.Header.Get(jetstream.MsgIDHeader), "claim-"+natsx.AnonIngestStream(ns)+"-")
+	for i, seq := range []uint64{1, 3, 4} { // the anonymous stream's sequences
+		require.Equal(t, link.MsgID("evt_first", seq), got[i].Header.Get(jetstream.MsgIDHeader))
 	}
 	// The source is left as it was.
 	require.Len(t, linktest.Messages(t, js, natsx.AnonIngestStream(ns), natsx.AnonIngestSubjects(ns)), 4)
 }
 
-// TestLinkTwiceLinksOnce: linking the same key to the same target again (a retried claim)
-// stores nothing twice and answers the same counts; to another target it is a link of its
-// own.
-func TestLinkTwiceLinksOnce(t *testing.T) {
+// TestLinkSameAttemptStoresOnce: a publish nats re-sends within one attempt (here the same
+// attempt linking the same range again) is stored once: JetStream's duplicate window drops
+// it under the attempt's Nats-Msg-Id, and it is not counted as stored.
+func TestLinkSameAttemptStoresOnce(t *testing.T) {
 	ns := testutil.Namespace(t)
 	_, js := linktest.Connect(t)
 	linktest.Streams(t, js, ns, time.Hour)
@@ -93,43 +97,45 @@ func TestLinkTwiceLinksOnce(t *testing.T) {
 		linktest.PublishAnon(t, js, ns, anonKey, "traces", linktest.Request{RequestID: fmt.Sprint("req_", i), Payload: []byte{byte(i)}})
 	}
 	l := link.New(js, ns)
-	first, err := l.Link(linkCtx(t), anonKey, target)
+	first, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_once"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 3, StoredRequests: 3}, first)
-	again, err := l.Link(linkCtx(t), anonKey, target)
+	require.Equal(t, link.Result{Messages: 3, Requests: 3, Through: 3, Sequences: []uint64{1, 2, 3}}, first)
+	again, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_once"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 3, Duplicates: 3}, again)
+	require.Equal(t, link.Result{Duplicates: 3, Through: 3}, again)
 	require.Len(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)), 3)
-
-	other := link.Target{AccountID: "acc_01OTHER", ProjectID: "prj_01OTHER", Environment: "prod"}
-	res, err := l.Link(linkCtx(t), anonKey, other)
-	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 3, Requests: 3, StoredRequests: 3}, res)
-	require.Len(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)), 6)
 }
 
-// TestLinkAgainStoresOnlyNew: a second Link of the key to the same target (a claim's sweep)
-// stores only what reached the anonymous stream after the first, and StoredRequests counts
-// the requests in it, a merged message counting each.
-func TestLinkAgainStoresOnlyNew(t *testing.T) {
+// TestLinkAfter: a Link from where an earlier one stopped (a claim's sweep: After = the
+// claim's Through, under the claim's attempt id) stores only what reached the anonymous
+// stream since, and counts the requests in it, a merged message counting each; with
+// nothing new it stores nothing and its Through stays.
+func TestLinkAfter(t *testing.T) {
 	ns := testutil.Namespace(t)
 	_, js := linktest.Connect(t)
 	linktest.Streams(t, js, ns, time.Hour)
 	linktest.PublishAnon(t, js, ns, anonKey, "traces", linktest.Request{RequestID: "req_1", Payload: []byte("1")})
 	l := link.New(js, ns)
-	first, err := l.Link(linkCtx(t), anonKey, target)
+	first, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_claim"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 1, Requests: 1, StoredRequests: 1}, first)
+	require.Equal(t, link.Result{Messages: 1, Requests: 1, Through: 1, Sequences: []uint64{1}}, first)
 
+	linktest.PublishAnon(t, js, ns, otherKey, "traces", linktest.Request{RequestID: "req_other", Payload: []byte("x")})
 	linktest.PublishAnon(t, js, ns, anonKey, "logs",
 		linktest.Request{RequestID: "req_2", Payload: []byte("2")}, linktest.Request{RequestID: "req_3", Payload: []byte("3")})
-	sweep, err := l.Link(linkCtx(t), anonKey, target)
+	sweep, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_claim", After: first.Through})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: 2, Requests: 3, Duplicates: 1, StoredRequests: 2}, sweep)
+	require.Equal(t, link.Result{Messages: 1, Requests: 2, Through: 3, Sequences: []uint64{2}}, sweep)
 	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
 	require.Len(t, got, 2)
 	require.Equal(t, []string{"req_1"}, got[0].Header.Values("Latchkey-Request-Id"))
 	require.Equal(t, []string{"req_2", "req_3"}, got[1].Header.Values("Latchkey-Request-Id"))
+	require.Equal(t, link.MsgID("evt_claim", 3), got[1].Header.Get(jetstream.MsgIDHeader))
+
+	none, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_sweep", After: sweep.Through})
+	require.NoError(t, err)
+	require.Equal(t, link.Result{Through: 3}, none)
+	require.Len(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)), 2)
 }
 
 // TestLinkMany: more messages than one fetch or one window of acks.
@@ -156,9 +162,11 @@ func TestLinkMany(t *testing.T) {
 			t.Fatal("no ack")
 		}
 	}
-	res, err := link.New(js, ns).Link(ctx, anonKey, target)
+	res, err := link.New(js, ns).Link(ctx, anonKey, target, link.Attempt{ID: "evt_many"})
 	require.NoError(t, err)
-	require.Equal(t, link.Result{Messages: n, Requests: n, StoredRequests: n}, res)
+	require.Equal(t, int64(n), res.Messages)
+	require.Equal(t, int64(n), res.Requests)
+	require.Len(t, res.Sequences, n)
 	got := linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns))
 	require.Len(t, got, n)
 	for i, g := range got {
@@ -172,9 +180,9 @@ func TestLinkNothing(t *testing.T) {
 	_, js := linktest.Connect(t)
 	linktest.Streams(t, js, ns, time.Hour)
 	linktest.PublishAnon(t, js, ns, otherKey, "traces", linktest.Request{RequestID: "req_1", Payload: []byte("x")})
-	res, err := link.New(js, ns).Link(linkCtx(t), anonKey, target)
+	res, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{}, res)
+	require.Equal(t, link.Result{Through: 1}, res, "the stream's last sequence, another key's")
 	require.Empty(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)))
 }
 
@@ -191,9 +199,9 @@ func TestLinkExpiredDataIsGone(t *testing.T) {
 		info, err := st.Info(linkCtx(t))
 		return err == nil && info.State.Msgs == 0
 	}, "the anonymous data to expire")
-	res, err := link.New(js, ns).Link(linkCtx(t), anonKey, target)
+	res, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
 	require.NoError(t, err)
-	require.Equal(t, link.Result{}, res)
+	require.Equal(t, link.Result{Through: 1}, res)
 }
 
 // TestLinkNeedsBothStreams: with either stream missing Link fails, and publishes nothing
@@ -204,7 +212,7 @@ func TestLinkNeedsBothStreams(t *testing.T) {
 		_, js := linktest.Connect(t)
 		linktest.AnonStream(t, js, ns, time.Hour)
 		linktest.PublishAnon(t, js, ns, anonKey, "traces", linktest.Request{RequestID: "req_1", Payload: []byte("x")})
-		_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target)
+		_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
 		require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 		require.ErrorContains(t, err, natsx.IngestStream(ns))
 	})
@@ -212,7 +220,7 @@ func TestLinkNeedsBothStreams(t *testing.T) {
 		ns := testutil.Namespace(t)
 		_, js := linktest.Connect(t)
 		linktest.IngestStream(t, js, ns)
-		_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target)
+		_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
 		require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 		require.ErrorContains(t, err, natsx.AnonIngestStream(ns))
 	})
@@ -225,9 +233,15 @@ func TestLinkRefusesBadNames(t *testing.T) {
 	_, js := linktest.Connect(t)
 	linktest.Streams(t, js, ns, time.Hour)
 	l := link.New(js, ns)
-	_, err := l.Link(linkCtx(t), "key.*", target)
+	_, err := l.Link(linkCtx(t), "key.*", target, attempt)
 	require.Error(t, err)
-	_, err = l.Link(linkCtx(t), anonKey, link.Target{AccountID: "acc>", ProjectID: "p", Environment: "e"})
+	_, err = l.Link(linkCtx(t), anonKey, link.Target{AccountID: "acc>", ProjectID: "p", Environment: "e"}, attempt)
+	require.Error(t, err)
+	for _, id := range []string{"", "evt 1", "evt\n1"} {
+		_, err = l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: id})
+		require.ErrorContains(t, err, "attempt id")
+	}
+	require.Empty(t, linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)))
 	require.Error(t, err)
 }
 
@@ -237,6 +251,170 @@ func TestLinkDisconnected(t *testing.T) {
 	nc, js := linktest.Connect(t)
 	linktest.Streams(t, js, ns, time.Hour)
 	nc.Close()
-	_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target)
+	_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
 	require.ErrorIs(t, err, nats.ErrConnectionClosed)
+}
+
+// publishAnonMany publishes n one-request messages of anonKey on traces, request ids
+// req_0… in order.
+func publishAnonMany(t *testing.T, js jetstream.JetStream, ns string, n int) {
+	t.Helper()
+	subject, err := natsx.AnonSubject(ns, anonKey, "traces")
+	require.NoError(t, err)
+	ctx := linkCtx(t)
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: []byte(fmt.Sprint(i)), Header: nats.Header{
+			"Latchkey-Key-Id": {anonKey}, "Latchkey-Request-Id": {fmt.Sprint("req_", i)},
+		}})
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			require.NoError(t, err)
+		case <-ctx.Done():
+			t.Fatal("no ack")
+		}
+	}
+}
+
+// onTarget is, per request id, how many times it is on target's subjects.
+func onTarget(t *testing.T, js jetstream.JetStream, ns string, to link.Target) map[string]int {
+	t.Helper()
+	one, err := natsx.IngestSubject(ns, to.AccountID, to.ProjectID, to.Environment, "traces")
+	require.NoError(t, err)
+	subjects := strings.TrimSuffix(one, "traces") + "*"
+	count := map[string]int{}
+	for _, m := range linktest.Messages(t, js, natsx.IngestStream(ns), subjects) {
+		for _, id := range m.Header.Values("Latchkey-Request-Id") {
+			count[id]++
+		}
+	}
+	return count
+}
+
+// requireOnce checks that each of the n requests publishAnonMany sent is in count once.
+func requireOnce(t *testing.T, count map[string]int, n int) {
+	t.Helper()
+	require.Len(t, count, n)
+	for id, c := range count {
+		require.Equal(t, 1, c, "request %s linked %d times", id, c)
+	}
+}
+
+// TestLinkRefusedLeavesNothing: a Link that fails midway (the ingest stream full: it
+// refuses every message past 100) deletes the copies it stored before it returns, so
+// nothing is on the target; a retry, a new attempt, to the same target within the
+// duplicate window then links every message exactly once (the deleted copies' ids are
+// still in the window: a retry under them would lose their data), and the retry's copies
+// carry its own id.
+func TestLinkRefusedLeavesNothing(t *testing.T) {
+	ns := testutil.Namespace(t)
+	_, js := linktest.Connect(t)
+	linktest.Streams(t, js, ns, time.Hour)
+	const n = 600
+	publishAnonMany(t, js, ns, n)
+	linktest.LimitIngest(t, js, ns, 100, false)
+	l := link.New(js, ns)
+
+	res, err := l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_refused"})
+	var apiErr *jetstream.APIError
+	require.ErrorAs(t, err, &apiErr, "the stream's refusal")
+	require.NotErrorIs(t, err, link.ErrCopiesRemain)
+	require.ErrorContains(t, err, "the 100 copies stored were deleted again")
+	require.Equal(t, link.Result{}, res)
+	require.Empty(t, onTarget(t, js, ns, target), "a failed link leaves nothing")
+
+	linktest.LimitIngest(t, js, ns, -1, false)
+	res, err = l.Link(linkCtx(t), anonKey, target, link.Attempt{ID: "evt_retry"})
+	require.NoError(t, err)
+	require.Equal(t, int64(n), res.Requests)
+	requireOnce(t, onTarget(t, js, ns, target), n)
+	for _, m := range linktest.Messages(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns)) {
+		require.True(t, strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "claim-evt_retry-"), m.Header.Get(jetstream.MsgIDHeader))
+	}
+}
+
+// TestLinkCancelledLeavesNothing: a Link whose context is cancelled after 50 copies were
+// stored (a claim's client going away) stops, deletes every copy it stored, including
+// those whose acks were still awaited, and returns the cancellation; a retry to another
+// target then links everything there once and leaves the first target empty.
+func TestLinkCancelledLeavesNothing(t *testing.T) {
+	ns := testutil.Namespace(t)
+	_, js := linktest.Connect(t)
+	linktest.Streams(t, js, ns, time.Hour)
+	const n = 700
+	publishAnonMany(t, js, ns, n)
+	l := link.New(js, ns)
+	ctx, cancel := context.WithCancel(linkCtx(t))
+	defer cancel()
+	link.OnStored(l, func(stored int64) {
+		if stored == 50 {
+			cancel()
+		}
+	})
+	res, err := l.Link(ctx, anonKey, target, link.Attempt{ID: "evt_cancelled"})
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, link.ErrCopiesRemain)
+	require.ErrorContains(t, err, "copies stored were deleted again")
+	require.Equal(t, link.Result{}, res)
+	require.Empty(t, onTarget(t, js, ns, target))
+
+	link.OnStored(l, nil)
+	other := link.Target{AccountID: "acc_01OTHER", ProjectID: "prj_01OTHER", Environment: "prd"}
+	res, err = l.Link(linkCtx(t), anonKey, other, link.Attempt{ID: "evt_other"})
+	require.NoError(t, err)
+	require.Equal(t, int64(n), res.Requests)
+	requireOnce(t, onTarget(t, js, ns, other), n)
+	require.Empty(t, onTarget(t, js, ns, target), "the data is in one place")
+}
+
+// TestLinkUndoFails: when the copies of a failed Link cannot be deleted (the stream
+// refuses deletions) the error says so, wrapping ErrCopiesRemain with the count and the
+// cause, and nothing panics.
+func TestLinkUndoFails(t *testing.T) {
+	ns := testutil.Namespace(t)
+	_, js := linktest.Connect(t)
+	linktest.Streams(t, js, ns, time.Hour)
+	publishAnonMany(t, js, ns, 30)
+	linktest.LimitIngest(t, js, ns, 10, true)
+	_, err := link.New(js, ns).Link(linkCtx(t), anonKey, target, attempt)
+	require.ErrorIs(t, err, link.ErrCopiesRemain)
+	var apiErr *jetstream.APIError
+	require.ErrorAs(t, err, &apiErr, "the cause")
+	require.ErrorContains(t, err, "10 of its 10 copies could not be deleted")
+	require.Len(t, onTarget(t, js, ns, target), 10, "what the error says remains")
+}
+
+// TestUnlink: Unlink deletes what a Link stored (a claim that could not commit), and only
+// that; a copy already gone counts as deleted; with the stream refusing deletions it
+// wraps ErrCopiesRemain.
+func TestUnlink(t *testing.T) {
+	ns := testutil.Namespace(t)
+	_, js := linktest.Connect(t)
+	linktest.Streams(t, js, ns, time.Hour)
+	publishAnonMany(t, js, ns, 5)
+	l := link.New(js, ns)
+	other := link.Target{AccountID: "acc_01OTHER", ProjectID: "prj_01OTHER", Environment: "prd"}
+	kept, err := l.Link(linkCtx(t), anonKey, other, link.Attempt{ID: "evt_kept"})
+	require.NoError(t, err)
+	res, err := l.Link(linkCtx(t), anonKey, target, attempt)
+	require.NoError(t, err)
+	require.Len(t, onTarget(t, js, ns, target), 5)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a claim whose client went away still undoes
+	require.NoError(t, l.Unlink(ctx, res))
+	require.Empty(t, onTarget(t, js, ns, target))
+	requireOnce(t, onTarget(t, js, ns, other), 5)
+	require.NoError(t, l.Unlink(linkCtx(t), res), "already gone")
+	require.NoError(t, l.Unlink(linkCtx(t), link.Result{}))
+
+	linktest.LimitIngest(t, js, ns, -1, true)
+	err = l.Unlink(linkCtx(t), kept)
+	require.ErrorIs(t, err, link.ErrCopiesRemain)
+	require.ErrorContains(t, err, "5 of 5 copies could not be deleted")
 }

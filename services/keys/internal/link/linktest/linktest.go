@@ -125,3 +125,21 @@ func Messages(t testing.TB, js jetstream.JetStream, stream, subjects string) []S
 	}
 	return out
 }
+
+// LimitIngest makes <NS>_INGEST refuse every message beyond maxMsgs (MaxMsgs with
+// DiscardNew), as a full stream does; -1 lifts the limit. denyDelete makes it refuse
+// deletions as well. The rest of its configuration is kept.
+func LimitIngest(t testing.TB, js jetstream.JetStream, ns string, maxMsgs int64, denyDelete bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, natsx.IngestStream(ns))
+	require.NoError(t, err)
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs, cfg.DenyDelete = maxMsgs, denyDelete
+	if maxMsgs >= 0 {
+		cfg.Discard = jetstream.DiscardNew
+	}
+	_, err = js.UpdateStream(ctx, cfg)
+	require.NoError(t, err)
+}
