@@ -62,7 +62,8 @@ func registries() []*Registry {
 
 // Redact returns s with every key in it replaced by its prefix and Redacted: anything that
 // parses as a key of a known profile (Default, the built-in profiles and every profile
-// LoadProfile read, current and legacy prefixes), and anything shaped like a checksummed
+// LoadProfile read, current and legacy prefixes; a legacy prefix at the start of a word
+// followed by at least LegacyBodyMin characters of [A-Za-z0-9_-]), and anything shaped like a checksummed
 // key of any profile (a lower-case prefix ending in '_', a base62 body and a checksum that
 // matches, as secret scanners find them), and every session token (SessionTokenPrefix and
 // SessionTokenBodyLen base62 characters). Everything else is kept as it was. Use it on
@@ -71,8 +72,8 @@ func Redact(s string) string {
 	if strings.IndexByte(s, '_') < 0 {
 		return s
 	}
-	var spans []span
 	regs := registries()
+	spans := appendLegacy(nil, s, regs)
 	for a := 0; a < len(s); {
 		if !isWord(s[a]) {
 			a++
@@ -112,6 +113,9 @@ func appendKnown(spans []span, s string, a, b int, regs []*Registry) []span {
 	word := s[a:b]
 	for _, r := range regs {
 		for _, info := range r.prefixes {
+			if info.legacy {
+				continue // appendLegacy's
+			}
 			for from := 0; ; {
 				i := strings.Index(word[from:], info.prefix)
 				if i < 0 {
@@ -123,6 +127,39 @@ func appendKnown(spans []span, s string, a, b int, regs []*Registry) []span {
 					if _, err := r.Parse(word[i:end]); err == nil {
 						spans = append(spans, span{a + i, a + i + len(info.prefix), a + end})
 					}
+				}
+			}
+		}
+	}
+	return spans
+}
+
+// appendLegacy finds, in s, every legacy key of a known registry: a legacy prefix that
+// starts a word (no prefix character before it) followed by at least LegacyBodyMin
+// characters of the legacy alphabet, all of them hidden, however many (a body longer
+// than LegacyBodyMax is no key, but hiding it costs nothing). Legacy bodies may hold
+// '-', which ends a word for the other rules, so this looks at s whole.
+func appendLegacy(spans []span, s string, regs []*Registry) []span {
+	for _, r := range regs {
+		for _, info := range r.legacy {
+			for from := 0; ; {
+				i := strings.Index(s[from:], info.prefix)
+				if i < 0 {
+					break
+				}
+				i += from
+				from = i + 1
+				if i > 0 && legacyOK[s[i-1]] {
+					continue
+				}
+				body := i + len(info.prefix)
+				end := body
+				for end < len(s) && legacyOK[s[end]] {
+					end++
+				}
+				if end-body >= LegacyBodyMin {
+					spans = append(spans, span{i, body, end})
+					from = end
 				}
 			}
 		}
