@@ -17,9 +17,10 @@ const (
 	ChecksumLen = 6
 	// DisplayBodyLen is how much of the body a listing may show.
 	DisplayBodyLen = 8
-	// LegacyBodyMin and LegacyBodyMax bound the body of a key under a legacy prefix
-	// (Type.LegacyPrefixes), in characters of legacyAlphabet.
+	// LegacyBodyMin is the shortest body of a key under a legacy prefix
+	// (Type.LegacyPrefixes), in characters of [A-Za-z0-9_-].
 	LegacyBodyMin = 16
+	// LegacyBodyMax is the longest such body.
 	LegacyBodyMax = 128
 )
 

@@ -114,8 +114,8 @@ func TestRedactLegacyBodies(t *testing.T) {
 		"col_" + strings.Repeat("-", 20):           "col_" + Redacted,
 		`{"secret":"col_AAAAbbbbCCCCdddd"}`:        `{"secret":"col_` + Redacted + `"}`,
 		"protocol_version_is_long_enough_to_match": "protocol_version_is_long_enough_to_match",
-		"col_short":                                "col_short",
-		"xcol_" + strings.Repeat("a", 20):          "xcol_" + strings.Repeat("a", 20),
+		"col_short":                       "col_short",
+		"xcol_" + strings.Repeat("a", 20): "xcol_" + strings.Repeat("a", 20),
 	} {
 		require.Equal(t, want, Redact(in), in)
 	}
