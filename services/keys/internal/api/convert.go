@@ -37,5 +37,6 @@ func toProto(k *store.Key, now time.Time) *keysv1.Key {
 		RotatedToId:   k.RotatedToID,
 		LastUsedAt:    ts(k.LastUsedAt),
 		Metadata:      k.Metadata,
+		ServerId:      k.ServerID,
 	}
 }
