@@ -47,6 +47,8 @@ var (
 		KeyID: "key_claimed", AccountID: "acc_1", ProjectID: "prj_1", Environment: "prd", KeyType: "anonymous",
 		Notice: grant.ClaimNotice(time.Date(2026, 12, 30, 12, 0, 0, 0, time.UTC)),
 	}
+	// collectorGrant is a collector key's, bound to a project and a server.
+	collectorGrant = grant.Grant{KeyID: "key_collector", AccountID: "acc_1", ProjectID: "prj_1", KeyType: "collector", ServerID: "srv_01jz0000000000000000000000"}
 )
 
 func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, error) {
@@ -59,6 +61,8 @@ func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, er
 		return anonGrant, nil
 	case "claimed":
 		return claimedGrant, nil
+	case "collector":
+		return collectorGrant, nil
 	case "slow":
 		return grant.Grant{}, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	case "broken":

@@ -40,6 +40,8 @@ type Entry struct {
 	Anonymous bool
 	// Notice is the grant's notice to the client (grant.Grant.Notice).
 	Notice string
+	// ServerID is a collector key's server (grant.Grant.ServerID).
+	ServerID string
 	Facts  verdict.Facts
 	// storedAt is unix nanoseconds.
 	storedAt int64
