@@ -42,7 +42,7 @@ type Entry struct {
 	Notice string
 	// ServerID is a collector key's server (grant.Grant.ServerID).
 	ServerID string
-	Facts  verdict.Facts
+	Facts    verdict.Facts
 	// storedAt is unix nanoseconds.
 	storedAt int64
 	// hash is the full key hash; the map is keyed by its first 8 bytes, cheaper to hash.

@@ -114,4 +114,3 @@ func (s *Server) importableType(name string) (*keyformat.Type, error) {
 func prefixesOf(t *keyformat.Type) []string {
 	return append([]string{t.Prefix}, t.LegacyPrefixes...)
 }
-
