@@ -86,7 +86,8 @@ type KeysServiceClient interface {
 	// every key, and is never echoed. Needs keys:write, and step-up as CreateKey does for
 	// the type. Errors: already_exists (409) for a secret already stored; invalid_argument
 	// as CreateKey, and for a secret that does not parse; not_found for a server that is
-	// not the account's. Honours Idempotency-Key.
+	// not the account's. It takes no Idempotency-Key (an idempotency record keeps a plain
+	// digest of the body, which holds the secret): a retry is already_exists.
 	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
 	// DeleteKey revokes a key, exactly as RevokeKey does (some schemes revoke by DELETE).
 	DeleteKey(ctx context.Context, in *DeleteKeyRequest, opts ...grpc.CallOption) (*DeleteKeyResponse, error)
@@ -282,7 +283,8 @@ type KeysServiceServer interface {
 	// every key, and is never echoed. Needs keys:write, and step-up as CreateKey does for
 	// the type. Errors: already_exists (409) for a secret already stored; invalid_argument
 	// as CreateKey, and for a secret that does not parse; not_found for a server that is
-	// not the account's. Honours Idempotency-Key.
+	// not the account's. It takes no Idempotency-Key (an idempotency record keeps a plain
+	// digest of the body, which holds the secret): a retry is already_exists.
 	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
 	// DeleteKey revokes a key, exactly as RevokeKey does (some schemes revoke by DELETE).
 	DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error)
