@@ -64,6 +64,7 @@ func TestOneAuthenticator(t *testing.T) {
 	_, err = conn.Exec(context.Background(), `UPDATE keys.keys SET expires_at = now() - interval '1 second' WHERE id = $1`, expiredID)
 	require.NoError(t, err)
 	_, ingest := s.IngestKey(token, s.Project(token))
+	collector := s.Must(200, s.Call("POST", "/v1/servers", token, map[string]any{"project_id": s.Project(token), "name": "authn"})).Str("server", "api_key")
 	unknown, err := keyformat.Default().Generate("account")
 	require.NoError(t, err)
 
@@ -109,6 +110,7 @@ func TestOneAuthenticator(t *testing.T) {
 		{name: "session", token: token, want: ok},
 		{name: "account key", token: live, want: ok},
 		{name: "project (ingest) key", token: ingest, want: refusal(401, auth.ErrProjectKey)},
+		{name: "collector key", token: collector, want: refusal(403, auth.ErrCollectorKey)},
 		{name: "revoked account key", token: revoked, want: refusal(401, auth.ErrBadToken)},
 		{name: "expired account key", token: expired, want: refusal(401, auth.ErrBadToken)},
 		{name: "unknown well-formed key", token: unknown, want: refusal(401, auth.ErrBadToken)},

@@ -220,3 +220,49 @@ func main() {
 	_, err = os.Stat(filepath.Join(mod, "app"))
 	require.NoError(t, err)
 }
+
+// TestReadmeFleet runs the README's fleet walk-through, verbatim, under the default
+// profile: a server and its lk_srv_ key, data sent with it, the key refused as a
+// management credential, the listing, the rotation, and the deleted server's key refused.
+func TestReadmeFleet(t *testing.T) {
+	s := startSuite(t)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", readmeShell(t, "\n### A fleet: servers and their collector keys\n"))
+	cmd.Env = append(os.Environ(), "API="+s.api, "INGEST="+s.ingest)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walk-through failed:\n%s", out)
+	text := string(out)
+	require.Contains(t, text, `"key":"lk_srv_"`)
+	require.Contains(t, text, `"tags":["fra","web"]`)
+	require.Contains(t, text, `{"accepted":1}`)
+	require.Contains(t, text, `{"error":"permission_denied"}`)
+	require.Contains(t, text, `["web-1"]`)
+	require.Contains(t, text, `"previous":"grace"`)
+	require.Contains(t, text, `{"deleted":true}`)
+	require.Contains(t, text, "the old key now gets 401")
+	require.NotContains(t, text, "null", text)
+}
+
+// TestReadmeLegacyImport runs the README's legacy import, verbatim, under the gmk
+// profile: a col_ key adopted for a server sends.
+func TestReadmeLegacyImport(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accountsConfig, k *keysConfig, _ *gatewayConfig, _ *auditConfig) { k.KeyProfile = "gmk" }))
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "\n### A fleet: servers and their collector keys\n")
+	require.True(t, ok)
+	_, section, ok = strings.Cut(section, "`TestReadmeLegacyImport` runs this block so")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(section, "```sh\n")
+	require.True(t, ok)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
+	cmd.Env = append(os.Environ(), "API="+s.api, "INGEST="+s.ingest)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walk-through failed:\n%s", out)
+	text := string(out)
+	require.Contains(t, text, `"display_prefix":"col_db-3_`)
+	require.Contains(t, text, `"type":"ingest","server_id":"srv_`)
+	require.Contains(t, text, `{"accepted":1}`)
+	require.NotContains(t, text, "null", text)
+}

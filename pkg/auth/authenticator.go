@@ -41,7 +41,11 @@ type Key struct {
 	// Environment is the environment a project key is bound to ("" for none).
 	Environment string
 	// Type is the key type's name.
-	Type         string
+	Type string
+	// ServerID is set for a collector key, bound to a server (POST /v1/servers): such a
+	// key sends that server's data to the ingest gateway and can do nothing else
+	// (ErrCollectorKey).
+	ServerID     string
 	Capabilities []string
 	// Plan is the account's plan, when the resolver knows it ("" otherwise).
 	Plan string
@@ -63,13 +67,14 @@ type KeyResolver interface {
 //   - the operator token (compared in constant time) is KindOperator, bound to no account;
 //   - a token starting with SessionTokenPrefix is a session, resolved by Sessions;
 //   - anything else is an API key, resolved by Keys: a live key of an active account with
-//     no project is KindAccountKey with the key's capabilities; one bound to a project is
+//     no project is KindAccountKey with the key's capabilities; a live collector key (bound
+//     to a server) is ErrCollectorKey for every call; one bound to a project is
 //     KindProjectKey for the methods in ProjectKeysFor and ErrProjectKey for the rest; a
 //     live browser-only key (a session key, which Keys finds origin_not_allowed without
 //     an Origin) is ErrBrowserKey.
 //
 // Refusals are this package's errors: ErrBadToken, ErrBadSession, ErrProjectKey,
-// ErrBrowserKey, ErrSuspended, ErrMalformed; a resolver that cannot tell is ErrUnavailable (503), and the
+// ErrCollectorKey, ErrBrowserKey, ErrSuspended, ErrMalformed; a resolver that cannot tell is ErrUnavailable (503), and the
 // caller's own cancellation stays a cancellation. A nil resolver accepts nothing of its
 // kind.
 type Authenticator struct {
@@ -139,6 +144,8 @@ func (a *Authenticator) key(ctx context.Context, token string) (*Principal, erro
 	case k.Verdict != verdict.OK:
 		// Malformed, unknown, revoked or expired: none says more than "not valid".
 		return nil, ErrBadToken
+	case k.ServerID != "":
+		return nil, ErrCollectorKey
 	case k.ProjectID != "":
 		return a.projectKey(ctx, k)
 	}

@@ -66,6 +66,8 @@ func TestDecisions(t *testing.T) {
 		{"expired key", resolved{key: live(func(k *Key) { k.Verdict = verdict.Expired })}, key, nil, ErrBadToken},
 		{"suspended account", resolved{key: live(func(k *Key) { k.Verdict = verdict.AccountSuspended })}, key, nil, ErrSuspended},
 		{"project key", resolved{key: live(func(k *Key) { k.ProjectID = "prj_1" })}, key, nil, ErrProjectKey},
+		{"collector key", resolved{key: live(func(k *Key) { k.ProjectID, k.ServerID = "prj_1", "srv_1" })}, key, nil, ErrCollectorKey},
+		{"revoked collector key", resolved{key: live(func(k *Key) { k.ProjectID, k.ServerID, k.Verdict = "prj_1", "srv_1", verdict.Revoked })}, key, nil, ErrBadToken},
 		{"browser-only key", resolved{key: live(func(k *Key) { k.ProjectID, k.Verdict = "prj_1", verdict.OriginNotAllowed })}, key, nil, ErrBrowserKey},
 		{"expired browser-only key", resolved{key: live(func(k *Key) { k.ProjectID, k.Verdict = "prj_1", verdict.Expired })}, key, nil, ErrBadToken},
 		{"revoked project key", resolved{key: live(func(k *Key) { k.ProjectID, k.Verdict = "prj_1", verdict.Revoked })}, key, nil, ErrBadToken},
@@ -143,6 +145,16 @@ func TestProjectKeysFor(t *testing.T) {
 	a.Keys = resolved{key: &revoked}
 	_, err = a.Authenticate(inCall(mint), "lk_ing_x")
 	require.Equal(t, ErrBadToken, err)
+
+	// A collector key takes none of the calls a project key may make: 403 everywhere.
+	collector := *key
+	collector.ServerID = "srv_1"
+	a.Keys = resolved{key: &collector}
+	for _, ctx := range []context.Context{inCall(mint), inCall("/latchkey.keys.v1.KeysService/ListKeys"), context.Background()} {
+		_, err = a.Authenticate(ctx, "lk_srv_x")
+		require.Equal(t, ErrCollectorKey, err)
+		require.True(t, apierr.IsCode(err, apierr.PermissionDenied))
+	}
 }
 
 // TestRequireProjectKey: a project key passes RequireKind when asked for, and no other

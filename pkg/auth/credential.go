@@ -53,6 +53,12 @@ var (
 	// ErrProjectKey: a live key bound to a project, presented to the management API.
 	ErrProjectKey = apierr.New(apierr.Unauthenticated,
 		"a key bound to a project cannot call the management API; use an account key or a session")
+	// ErrCollectorKey: a live collector key (bound to a server, POST /v1/servers),
+	// presented to the management API. It is a valid credential that may do one thing
+	// only, ingest its server's data, so it is refused as forbidden (403), never asked to
+	// authenticate again (DESIGN "Seed schemes", servers and collector keys).
+	ErrCollectorKey = apierr.New(apierr.PermissionDenied,
+		"a collector key only sends its server's data to the ingest gateway; it cannot call the management API: use a session or an account key with servers:manage")
 	// ErrBrowserKey: a live browser-only key (a session key), presented to the management
 	// API: it only sends data, from a page of an origin its project allows.
 	ErrBrowserKey = apierr.New(apierr.Unauthenticated,

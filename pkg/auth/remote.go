@@ -104,6 +104,7 @@ func KeyFromVerify(resp *keysv1.VerifyKeyResponse) *Key {
 		ProjectID:    k.GetProjectId(),
 		Environment:  k.GetEnvironment(),
 		Type:         k.GetType(),
+		ServerID:     k.GetServerId(),
 		Capabilities: k.GetCapabilities(),
 		Verdict:      verdict.Code(resp.GetCode()),
 	}

@@ -22,6 +22,8 @@ const (
 	Event   = "evt_"
 	Audit   = "aud_"
 	Request = "req_"
+	// Server is a server of POST /v1/servers, which holds a collector key.
+	Server = "srv_"
 )
 
 // New returns prefix + a fresh ULID in lower case.

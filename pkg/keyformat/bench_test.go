@@ -53,3 +53,19 @@ func BenchmarkSHA256(b *testing.B) {
 		sha256.Sum256(kb)
 	}
 }
+
+// BenchmarkParseLegacy parses a legacy key whose body holds '_': the current-prefix lookup
+// misses, and the legacy prefix is found by a scan.
+func BenchmarkParseLegacy(b *testing.B) {
+	r, err := LoadProfile("gmk")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := "col_3hT0abcd_efgh-ijkl_mnopqrstuvwxyz012345"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Parse(key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

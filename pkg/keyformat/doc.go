@@ -7,7 +7,9 @@
 // code changes.
 //
 // The body alphabet never contains '_' and every prefix ends with '_', so the
-// prefix of a key is everything up to and including its last '_'. Base62 uses the
+// prefix of a key is everything up to and including its last '_'. The exception is a
+// legacy prefix (Type.LegacyPrefixes): keys another system minted, adopted as they are,
+// whose body is any 16 to 128 characters of [A-Za-z0-9_-] with no checksum. Base62 uses the
 // alphabet 0-9A-Za-z (in that order); the checksum is the CRC32-IEEE of prefix+body,
 // written most significant digit first as 6 base62 characters, left-padded with '0'.
 // Secret scanners and SDKs that validate keys offline must use the same rules.

@@ -23,11 +23,6 @@ type Found struct {
 	Verified bool
 }
 
-// legacyBodyMax is the longest body a legacy prefix carries (DESIGN "Seed schemes", legacy
-// keys: 16 to 128 characters of [A-Za-z0-9_-]). Redact looks no further than this past a
-// legacy prefix found inside a longer token; Parse decides the rest.
-const legacyBodyMax = 128
-
 // Find returns every key of r's profile in text, in the order they appear. A key is a
 // whole token: a key of a current prefix is a maximal run of [A-Za-z0-9_] (so "-", "=",
 // quotes, spaces and the like end it, and "xlk_ing_…" or "…_lk_ing_…" is no key); a key of
@@ -99,8 +94,9 @@ func forRuns(s string, fn func(a, b int)) {
 //
 // Without whole (Redact), a key may start anywhere in the run, at any occurrence of a
 // prefix, and end anywhere: a key pasted into a longer token is still found. A current
-// prefix's key is its exact length from there; a legacy prefix's the rest of the run (at
-// most legacyBodyMax past the prefix) or else the length Type.KeyLen gives. Each
+// prefix's key is its exact length from there; a legacy prefix's, only at the start of the
+// run, the rest of the run (at most LegacyBodyMax past the prefix) or else the length
+// Type.KeyLen gives. Each
 // occurrence costs at most two Parse calls of at most MaxKeyLen bytes.
 func (r *Registry) scan(s string, a, b int, whole bool, yield func(start, end int, k Key)) {
 	if whole {
@@ -138,7 +134,12 @@ func (r *Registry) scan(s string, a, b int, whole bool, yield func(start, end in
 			start := from + i
 			from = start + 1
 			if info.legacy {
-				end := min(b, start+len(info.prefix)+legacyBodyMax)
+				// A legacy key has no checksum to tell it from a word that merely holds its
+				// prefix ("protocol_…" holds "col_"): it counts only where a run begins.
+				if start != a {
+					continue
+				}
+				end := min(b, start+len(info.prefix)+LegacyBodyMax)
 				if k, err := r.Parse(s[start:end]); err == nil {
 					yield(start, end, k)
 					continue

@@ -17,7 +17,9 @@ func FuzzParse(f *testing.F) {
 			f.Add(s + "0")
 			f.Add(strings.ToUpper(s))
 			for _, p := range typ.LegacyPrefixes {
-				f.Add(withPrefix(f, r, s, p))
+				f.Add(legacyKey(f, r, s, p))
+				f.Add(p + "a_b-c_" + strings.Repeat("Z", LegacyBodyMin))
+				f.Add(p + strings.Repeat("-", LegacyBodyMax+1))
 			}
 		}
 	}
@@ -41,6 +43,9 @@ func FuzzParse(f *testing.F) {
 			}
 			if want := k.Prefix != k.Type.Prefix; k.Legacy != want {
 				t.Fatalf("%s: Legacy = %v for prefix %q of type %q", name, k.Legacy, k.Prefix, k.Type.Name)
+			}
+			if k.Legacy && (len(k.Body) < LegacyBodyMin || len(k.Body) > LegacyBodyMax || strings.Trim(k.Body, legacyAlphabet) != "") {
+				t.Fatalf("%s: accepted a legacy body of %d characters outside the legacy rule", name, len(k.Body))
 			}
 		}
 	})

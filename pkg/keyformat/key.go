@@ -17,6 +17,11 @@ const (
 	ChecksumLen = 6
 	// DisplayBodyLen is how much of the body a listing may show.
 	DisplayBodyLen = 8
+	// LegacyBodyMin is the shortest body of a key under a legacy prefix
+	// (Type.LegacyPrefixes), in characters of [A-Za-z0-9_-].
+	LegacyBodyMin = 16
+	// LegacyBodyMax is the longest such body.
+	LegacyBodyMax = 128
 )
 
 const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -50,14 +55,20 @@ var (
 	errChecksum = &parseError{ErrChecksum, "keyformat: key checksum mismatch"}
 )
 
+// legacyAlphabet is what the body of a legacy key may hold: [A-Za-z0-9_-].
+const legacyAlphabet = base62Alphabet + "_-"
+
 // Lookup tables: digit value+1 (0 = not in the alphabet), so that the zero value
-// of the array rejects everything else.
-var base62Val, hexVal = func() (b62, hx [256]uint8) {
+// of the array rejects everything else; legacyOK is true for legacyAlphabet.
+var base62Val, hexVal, legacyOK = func() (b62, hx [256]uint8, legacy [256]bool) {
 	for i := 0; i < len(base62Alphabet); i++ {
 		b62[base62Alphabet[i]] = uint8(i + 1)
 	}
 	for i, c := range "0123456789abcdef" {
 		hx[c] = uint8(i + 1)
+	}
+	for i := 0; i < len(legacyAlphabet); i++ {
+		legacy[legacyAlphabet[i]] = true
 	}
 	return
 }()
@@ -185,6 +196,13 @@ func crcString(s string) uint32 {
 // Parse checks a presented key's prefix, length, alphabet and checksum: everything
 // that can be known without a lookup. It allocates nothing, success or failure,
 // because it runs on every request before anything else.
+//
+// A current prefix is everything up to and including the key's last '_' (bodies never
+// hold one). A key whose prefix so found is no registered one may still be a legacy
+// key, whose body may hold '_': it is parsed under the legacy prefix it starts with
+// (NewRegistry makes sure no prefix starts with a legacy prefix, so there is at most
+// one), by the legacy rule: LegacyBodyMin to LegacyBodyMax characters of
+// [A-Za-z0-9_-] and no checksum.
 func (r *Registry) Parse(s string) (Key, error) {
 	switch {
 	case len(s) == 0:
@@ -199,7 +217,13 @@ func (r *Registry) Parse(s string) (Key, error) {
 	prefix := s[:i+1]
 	info := r.lookupPrefix(prefix)
 	if info == nil {
+		info = r.legacyPrefixOf(s)
+	}
+	switch {
+	case info == nil:
 		return Key{}, errPrefix
+	case info.legacy:
+		return parseLegacy(s, info)
 	}
 	if len(s) != info.keyLen {
 		return Key{}, errLength
@@ -229,6 +253,30 @@ func (r *Registry) Parse(s string) (Key, error) {
 		}
 	}
 	return Key{Type: info.typ, Prefix: prefix, Body: body, Legacy: info.legacy}, nil
+}
+
+// parseLegacy is Parse of s under info, a legacy prefix s starts with.
+func parseLegacy(s string, info *prefixInfo) (Key, error) {
+	body := s[len(info.prefix):]
+	if len(body) < LegacyBodyMin || len(body) > LegacyBodyMax {
+		return Key{}, errLength
+	}
+	for j := 0; j < len(body); j++ {
+		if !legacyOK[body[j]] {
+			return Key{}, errAlphabet
+		}
+	}
+	return Key{Type: info.typ, Prefix: info.prefix, Body: body, Legacy: true}, nil
+}
+
+// legacyPrefixOf finds the legacy prefix s starts with, nil when none does.
+func (r *Registry) legacyPrefixOf(s string) *prefixInfo {
+	for _, info := range r.legacy {
+		if strings.HasPrefix(s, info.prefix) {
+			return info
+		}
+	}
+	return nil
 }
 
 // lookupPrefix finds a prefix's info: by scanning when there are few, by map otherwise.

@@ -68,7 +68,15 @@ func TestParseErrors(t *testing.T) {
 		{"transposed body chars", def, transpose(ing, len("lk_ing_")), ErrChecksum},
 		{"uppercase hex", dt, "dt_" + strings.ToUpper(dtKey[3:]), ErrMalformed},
 		{"hex key too short", dt, dtKey[:len(dtKey)-1], ErrMalformed},
-		{"legacy body with current checksum", gmk, "col_" + col[len("gmk_cru_live_"):], ErrChecksum},
+		{"legacy body too short", gmk, "col_" + strings.Repeat("a", LegacyBodyMin-1), ErrMalformed},
+		{"legacy body too long", gmk, "col_" + strings.Repeat("a", LegacyBodyMax+1), ErrMalformed},
+		{"legacy prefix only", gmk, "col_", ErrMalformed},
+		{"legacy body with a dot", gmk, "col_" + strings.Repeat("a", 20) + ".", ErrMalformed},
+		{"legacy body with a space", gmk, "col_abcdefgh ijklmnopq", ErrMalformed},
+		{"legacy body with a plus", gmk, "col_abcdefgh+ijklmnopq", ErrMalformed},
+		{"legacy body non-ASCII", gmk, "col_abcdefgh\xffijklmnopq", ErrMalformed},
+		{"legacy prefix in other case", gmk, "COL_" + strings.Repeat("a", 20), ErrUnknownPrefix},
+		{"legacy prefix not at the start", gmk, "xcol_" + strings.Repeat("a", 20), ErrUnknownPrefix},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,23 +94,60 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseLegacy: a legacy prefix takes any body of LegacyBodyMin to LegacyBodyMax
+// characters of [A-Za-z0-9_-], with no checksum (keys another system minted).
 func TestParseLegacy(t *testing.T) {
 	gmk, err := LoadProfile("gmk")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cur := mustGenerate(t, gmk, "ingest")
-	legacy := withPrefix(t, gmk, cur, "col_")
-	k, err := gmk.Parse(legacy)
-	if err != nil {
-		t.Fatalf("legacy key rejected: %v", err)
+	for name, body := range map[string]string{
+		"shortest":                     strings.Repeat("a", LegacyBodyMin),
+		"longest":                      strings.Repeat("Z", LegacyBodyMax),
+		"every character class":        "aZ09_-aZ09_-aZ09_-",
+		"underscores like a prefix":    "lk_ing_0123456789abcdef",
+		"a current key's body and sum": cur[len("gmk_cru_live_"):],
+		"dashes only":                  strings.Repeat("-", 40),
+		"ends with an underscore":      strings.Repeat("q", 20) + "_",
+		"another legacy-looking start": "col_" + strings.Repeat("b", 20),
+	} {
+		in := "col_" + body
+		k, err := gmk.Parse(in)
+		if err != nil {
+			t.Fatalf("%s: legacy key rejected: %v", name, err)
+		}
+		if !k.Legacy || k.Prefix != "col_" || k.Body != body || k.Type.Name != "ingest" || k.Type.Prefix != "gmk_cru_live_" {
+			t.Fatalf("%s: legacy key parsed as %+v", name, k)
+		}
+		if got := DisplayPrefix(k); got != "col_"+body[:DisplayBodyLen] {
+			t.Fatalf("%s: display prefix %q", name, got)
+		}
 	}
-	if !k.Legacy || k.Prefix != "col_" || k.Type.Name != "ingest" || k.Type.Prefix != "gmk_cru_live_" {
-		t.Fatalf("legacy key parsed as %+v", k)
-	}
-	k, err = gmk.Parse(cur)
+	k, err := gmk.Parse(cur)
 	if err != nil || k.Legacy || k.Prefix != "gmk_cru_live_" {
 		t.Fatalf("current key parsed as %+v, %v", k, err)
+	}
+	// The current prefix keeps its own rules: its keys are never read as legacy ones.
+	if _, err := gmk.Parse("gmk_cru_live_" + strings.Repeat("a", 30)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a current-prefix key of the wrong shape: %v", err)
+	}
+}
+
+// TestLegacyPrefixStartingAnother: a prefix that starts with a legacy prefix is refused,
+// since its keys would read as legacy keys as well.
+func TestLegacyPrefixStartingAnother(t *testing.T) {
+	old := validType()
+	old.LegacyPrefixes = []string{"col_"}
+	other := validType()
+	other.Name, other.Prefix = "other", "col_new_"
+	_, err := NewRegistry([]Type{old, other})
+	if err == nil || !strings.Contains(err.Error(), `prefix "col_new_" starts with the legacy prefix "col_"`) {
+		t.Fatalf("NewRegistry = %v", err)
+	}
+	old.LegacyPrefixes = []string{"lk_"} // the type's own prefix, lk_ing_, starts with it
+	if _, err := NewRegistry([]Type{old}); err == nil {
+		t.Fatal("a legacy prefix starting the type's own prefix was accepted")
 	}
 }
 
@@ -113,7 +158,6 @@ func TestGenerateParseRoundTrip(t *testing.T) {
 		for _, typ := range r.Types() {
 			t.Run(pname+"/"+typ.Name, func(t *testing.T) {
 				seen := map[string]bool{}
-				prefixes := append([]string{typ.Prefix}, typ.LegacyPrefixes...)
 				for i := 0; i < 1000; i++ {
 					s := mustGenerate(t, r, typ.Name)
 					if seen[s] {
@@ -123,20 +167,22 @@ func TestGenerateParseRoundTrip(t *testing.T) {
 					if !strings.HasPrefix(s, typ.Prefix) || len(s) != typ.KeyLen(typ.Prefix) {
 						t.Fatalf("generated key has wrong shape (len %d, want %d)", len(s), typ.KeyLen(typ.Prefix))
 					}
-					for _, p := range prefixes {
-						in := s
-						if p != typ.Prefix {
-							in = withPrefix(t, r, s, p)
-						}
+					k, err := r.Parse(s)
+					if err != nil {
+						t.Fatalf("generated key rejected: %v", err)
+					}
+					if k.Type.Name != typ.Name || k.Prefix != typ.Prefix || k.Legacy || len(k.Body) != typ.BodyLen() {
+						t.Fatalf("parsed as %+v", k)
+					}
+					if render(k) != s {
+						t.Fatal("parsed key does not re-render to its input")
+					}
+					// Its body and checksum under a legacy prefix make a legacy key.
+					for _, p := range typ.LegacyPrefixes {
+						in := legacyKey(t, r, s, p)
 						k, err := r.Parse(in)
-						if err != nil {
-							t.Fatalf("generated key with prefix %q rejected: %v", p, err)
-						}
-						if k.Type.Name != typ.Name || k.Prefix != p || k.Legacy != (p != typ.Prefix) || len(k.Body) != typ.BodyLen() {
-							t.Fatalf("parsed as %+v", k)
-						}
-						if render(k) != in {
-							t.Fatal("parsed key does not re-render to its input")
+						if err != nil || k.Type.Name != typ.Name || k.Prefix != p || !k.Legacy || render(k) != in {
+							t.Fatalf("legacy key with prefix %q parsed as %+v, %v", p, k, err)
 						}
 					}
 				}
@@ -303,7 +349,22 @@ func TestParseAllocatesNothing(t *testing.T) {
 		"huge":           strings.Repeat("a", 10000),
 		"empty":          "",
 	}
+	gmk, err := LoadProfile("gmk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyInputs := map[string]string{
+		"legacy":                 "col_" + strings.Repeat("a", 20),
+		"legacy with underscore": "col_abc_def_" + strings.Repeat("a", 20),
+		"legacy too short":       "col_abc",
+		"legacy bad alphabet":    "col_" + strings.Repeat("a", 20) + ".",
+	}
 	var sink Key
+	for name, in := range legacyInputs {
+		if n := testing.AllocsPerRun(1000, func() { sink, _ = gmk.Parse(in) }); n != 0 {
+			t.Errorf("Parse (%s) allocates %v times", name, n)
+		}
+	}
 	for name, in := range inputs {
 		if n := testing.AllocsPerRun(1000, func() { sink, _ = r.Parse(in) }); n != 0 {
 			t.Errorf("Parse (%s) allocates %v times", name, n)

@@ -62,7 +62,8 @@ func registries() []*Registry {
 
 // Redact returns s with every key in it replaced by its prefix and Redacted: anything that
 // parses as a key of a known profile (Default, the built-in profiles and every profile
-// LoadProfile read, current and legacy prefixes), and anything shaped like a checksummed
+// LoadProfile read, current and legacy prefixes; a legacy prefix at the start of a word
+// followed by at least LegacyBodyMin characters of [A-Za-z0-9_-]), and anything shaped like a checksummed
 // key of any profile (a lower-case prefix ending in '_', a base62 body and a checksum that
 // matches, as secret scanners find them), and every session token (SessionTokenPrefix and
 // SessionTokenBodyLen base62 characters). Everything else is kept as it was. Use it on

@@ -104,3 +104,19 @@ func TestRedactSessionTokens(t *testing.T) {
 	short := SessionTokenPrefix + string(body[:SessionTokenBodyLen-1])
 	require.Equal(t, short, Redact(short))
 }
+
+// TestRedactLegacyBodies: a legacy key (gmk's col_) is hidden whatever its body holds
+// ('_' and '-' too), when its prefix starts a word; a word that merely contains the
+// prefix is kept.
+func TestRedactLegacyBodies(t *testing.T) {
+	for in, want := range map[string]string{
+		"agent col_abc-def_ghi0123456789 leaked":   "agent col_" + Redacted + " leaked",
+		"col_" + strings.Repeat("-", 20):           "col_" + Redacted,
+		`{"secret":"col_AAAAbbbbCCCCdddd"}`:        `{"secret":"col_` + Redacted + `"}`,
+		"protocol_version_is_long_enough_to_match": "protocol_version_is_long_enough_to_match",
+		"col_short":                       "col_short",
+		"xcol_" + strings.Repeat("a", 20): "xcol_" + strings.Repeat("a", 20),
+	} {
+		require.Equal(t, want, Redact(in), in)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,8 @@ type Registry struct {
 	// prefixes holds the same as byPrefix: with a handful of types, comparing a few
 	// strings is cheaper than hashing one.
 	prefixes []*prefixInfo
+	// legacy are the legacy prefixes among them, for keys whose bodies hold a '_'.
+	legacy []*prefixInfo
 	// anonymous is the profile's one anonymous type, nil when it has none.
 	anonymous *Type
 	// session is the profile's one browser session type, nil when it has none.
@@ -44,8 +47,10 @@ type Registry struct {
 // prefixInfo is everything Parse needs about one prefix, precomputed so the hot
 // path is a map lookup and a few comparisons.
 type prefixInfo struct {
-	prefix   string
-	typ      *Type
+	prefix string
+	typ    *Type
+	// legacy: a legacy prefix, whose keys follow the legacy rule (parseLegacy) and
+	// none of the fields below.
 	legacy   bool
 	keyLen   int
 	bodyLen  int
@@ -207,7 +212,11 @@ func NewRegistry(types []Type) (*Registry, error) {
 				return
 			}
 			prefixOwner[p] = t.Name
-			if n := t.KeyLen(p); n > MaxKeyLen {
+			n := t.KeyLen(p)
+			if legacy {
+				n = len(p) + LegacyBodyMax
+			}
+			if n > MaxKeyLen {
 				fail("%s %q makes keys %d bytes long, over the %d-byte limit", field, p, n, MaxKeyLen)
 				return
 			}
@@ -222,10 +231,23 @@ func NewRegistry(types []Type) (*Registry, error) {
 			}
 			r.byPrefix[p] = info
 			r.prefixes = append(r.prefixes, info)
+			if legacy {
+				r.legacy = append(r.legacy, info)
+			}
 		}
 		addPrefix("prefix", t.Prefix, false)
 		for _, p := range t.LegacyPrefixes {
 			addPrefix("legacy prefix", p, true)
+		}
+	}
+	// A legacy body may hold '_', so a key under a prefix that starts with a legacy
+	// prefix would read as a legacy key too: Parse could not tell which it is.
+	for _, l := range r.legacy {
+		for _, o := range r.prefixes {
+			if o != l && strings.HasPrefix(o.prefix, l.prefix) {
+				errs = append(errs, fmt.Errorf("keyformat: type %q: prefix %q starts with the legacy prefix %q of type %q, so its keys would also read as legacy keys",
+					o.typ.Name, o.prefix, l.prefix, l.typ.Name))
+			}
 		}
 	}
 	if len(errs) > 0 {

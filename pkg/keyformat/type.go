@@ -105,9 +105,10 @@ type Type struct {
 	// RateLimit is the per-key bucket at the gateway.
 	RateLimit RateLimit `json:"rate_limit,omitzero"`
 	// LegacyPrefixes are older prefixes still accepted at verification (never
-	// minted), so a scheme can be renamed without breaking deployed keys. A legacy
-	// key has the same body and checksum rules, the checksum taken over the
-	// prefix it carries.
+	// minted), so that keys another system minted keep working once adopted (POST
+	// /v1/keys:import). A legacy key is its prefix and any body of LegacyBodyMin to
+	// LegacyBodyMax characters of [A-Za-z0-9_-], with no checksum: its bodies follow the
+	// other system's rules, not this type's (docs/keys.md, "Legacy keys").
 	LegacyPrefixes []string `json:"legacy_prefixes,omitempty"`
 	// Anonymous keys are minted without an account and may later be claimed.
 	Anonymous bool `json:"anonymous,omitempty"`

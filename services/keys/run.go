@@ -86,6 +86,12 @@ type Config struct {
 	// api.github.com/meta/public_keys/secret_scanning serves it. A value that does not
 	// read stops start-up; none (the default) turns leak reports off (404).
 	ScanningPublicKeys scanning.PublicKeys `env:"LATCHKEY_SCANNING_PUBLIC_KEYS"`
+	// ServerCreatesPerHour caps POST /v1/servers per account, across replicas; 0 for no cap.
+	ServerCreatesPerHour int `env:"LATCHKEY_CAP_SERVER_CREATES_PER_HOUR" envDefault:"100"`
+	// ServerDeletesPerHour caps DELETE /v1/servers/{id} per account; 0 for no cap.
+	ServerDeletesPerHour int `env:"LATCHKEY_CAP_SERVER_DELETES_PER_HOUR" envDefault:"100"`
+	// ServerRotationsPerHour caps POST /v1/servers/{id}:rotateKey per account; 0 for no cap.
+	ServerRotationsPerHour int `env:"LATCHKEY_CAP_SERVER_ROTATIONS_PER_HOUR" envDefault:"10"`
 }
 
 // ConfigFromEnv reads the configuration from the environment, with defaults for one
@@ -197,7 +203,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		Linker:    link.New(js, cfg.Namespace),
 		Store:     st, Types: types, Hasher: hasher, Dir: dir, Usage: uses, Receipts: tracker,
 		Notify: relay.Notify, Operator: cfg.OperatorToken,
-		Caps: api.NewCaps(cfg.RotationsPerHour, cfg.AccountKeysPerHour),
+		Caps:       api.NewCaps(cfg.RotationsPerHour, cfg.AccountKeysPerHour),
+		ServerCaps: api.NewServerCaps(cfg.ServerCreatesPerHour, cfg.ServerDeletesPerHour, cfg.ServerRotationsPerHour),
 	})
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
@@ -205,7 +212,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	sealKey := hmac.New(sha256.New, []byte(cfg.Pepper))
 	sealKey.Write([]byte("latchkey idempotency records"))
 	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName,
-		keysv1.KeysService_ClaimKey_FullMethodName)
+		// Not ImportKey: its body holds the plaintext, and a record keeps a plain SHA-256 of
+		// the body; a retried import is already_exists, which says it is stored.
+		keysv1.KeysService_ClaimKey_FullMethodName,
+		keysv1.ServersService_CreateServer_FullMethodName, keysv1.ServersService_RotateServerKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
 		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
@@ -215,10 +225,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	}
 	keysv1.RegisterKeysServiceServer(g.Server, handlers)
 	keysv1.RegisterInternalServiceServer(g.Server, handlers.Internal())
+	keysv1.RegisterServersServiceServer(g.Server, handlers.Servers())
 
 	u.GRPC = g
 	u.Gateway = server.Gateway{Conn: g.LocalConn(), Register: func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-		return keysv1.RegisterKeysServiceHandler(ctx, mux, conn)
+		if err := keysv1.RegisterKeysServiceHandler(ctx, mux, conn); err != nil {
+			return err
+		}
+		return keysv1.RegisterServersServiceHandler(ctx, mux, conn)
 	}, BrowserPaths: []string{"/v1/session-keys"}, // web pages mint session keys (CORS)
 		// Signed over the raw body, so a plain handler rather than a bridged RPC.
 		Handlers: map[string]http.Handler{api.SecretScanningPath: handlers.SecretScanning(&cfg.ScanningPublicKeys)}}

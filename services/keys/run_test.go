@@ -42,9 +42,12 @@ func TestConfigFromEnv(t *testing.T) {
 			PerKey:     ratelimit.Limit{PerSecond: 100, Burst: 1000},
 			PerAccount: ratelimit.Limit{PerSecond: 500, Burst: 5000},
 		},
-		AnonymousLimit:     ratelimit.Limit{PerSecond: 1, Burst: 10},
-		RotationsPerHour:   10,
-		AccountKeysPerHour: 10,
+		AnonymousLimit:         ratelimit.Limit{PerSecond: 1, Burst: 10},
+		RotationsPerHour:       10,
+		AccountKeysPerHour:     10,
+		ServerCreatesPerHour:   100,
+		ServerDeletesPerHour:   100,
+		ServerRotationsPerHour: 10,
 	}
 	pepper := strings.Repeat("p", 32)
 	scanningKeys := scanningKeysJSON(t)
@@ -58,6 +61,7 @@ func TestConfigFromEnv(t *testing.T) {
 			"LATCHKEY_LIMIT_IP": "off", "LATCHKEY_LIMIT_KEY": "3/s:4", "LATCHKEY_LIMIT_ACCOUNT": "off",
 			"LATCHKEY_LIMIT_ANONYMOUS":        "2/s:5",
 			"LATCHKEY_CAP_ROTATIONS_PER_HOUR": "0", "LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "2",
+			"LATCHKEY_CAP_SERVER_CREATES_PER_HOUR": "5", "LATCHKEY_CAP_SERVER_DELETES_PER_HOUR": "0", "LATCHKEY_CAP_SERVER_ROTATIONS_PER_HOUR": "3",
 			"LATCHKEY_SHUTDOWN_GRACE": "1s", "LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "json",
 			"LATCHKEY_SCANNING_PUBLIC_KEYS": scanningKeys,
 		}, Want: func(c *keys.Config) {
@@ -68,6 +72,7 @@ func TestConfigFromEnv(t *testing.T) {
 			c.Limits = limits.Config{PerKey: ratelimit.Limit{PerSecond: 3, Burst: 4}}
 			c.AnonymousLimit = ratelimit.Limit{PerSecond: 2, Burst: 5}
 			c.RotationsPerHour, c.AccountKeysPerHour, c.ShutdownGrace = 0, 2, time.Second
+			c.ServerCreatesPerHour, c.ServerDeletesPerHour, c.ServerRotationsPerHour = 5, 0, 3
 			c.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.JSON}
 		}},
 	)
@@ -76,14 +81,16 @@ func TestConfigFromEnv(t *testing.T) {
 // Every value that does not parse is reported at once, by variable.
 func TestConfigFromEnvBadValues(t *testing.T) {
 	testutil.RequireBadValuesNamed(t, keys.ConfigFromEnv, map[string]string{
-		"LATCHKEY_DIRECTORY_TTL":             "forever",
-		"LATCHKEY_USAGE_FLUSH_INTERVAL":      "-5s",
-		"LATCHKEY_LIMIT_KEY":                 "100/s",
-		"LATCHKEY_LIMIT_ANONYMOUS":           "1/s",
-		"LATCHKEY_CAP_ROTATIONS_PER_HOUR":    "ten",
-		"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR": "1.5",
-		"LATCHKEY_SHUTDOWN_GRACE":            "1 minute",
-		"LATCHKEY_SCANNING_PUBLIC_KEYS":      `[{"key_identifier": "k1", "key": "not a PEM key"}]`,
+		"LATCHKEY_DIRECTORY_TTL":                 "forever",
+		"LATCHKEY_USAGE_FLUSH_INTERVAL":          "-5s",
+		"LATCHKEY_LIMIT_KEY":                     "100/s",
+		"LATCHKEY_LIMIT_ANONYMOUS":               "1/s",
+		"LATCHKEY_CAP_ROTATIONS_PER_HOUR":        "ten",
+		"LATCHKEY_CAP_ACCOUNT_KEYS_PER_HOUR":     "1.5",
+		"LATCHKEY_CAP_SERVER_CREATES_PER_HOUR":   "many",
+		"LATCHKEY_CAP_SERVER_ROTATIONS_PER_HOUR": "1e3",
+		"LATCHKEY_SHUTDOWN_GRACE":                "1 minute",
+		"LATCHKEY_SCANNING_PUBLIC_KEYS":          `[{"key_identifier": "k1", "key": "not a PEM key"}]`,
 	})
 }
 

@@ -1968,6 +1968,271 @@ func (x *ListKeyTypesResponse) GetGatewayErrors() *GatewayErrors {
 	return nil
 }
 
+type ImportKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key type it is of: a mintable type whose current or legacy prefix the secret
+	// carries.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The key's plaintext, as the other system minted it. Stored only as its hash.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Its binding, as CreateKey's; with server_id, the server's project.
+	ProjectId   string `protobuf:"bytes,3,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Environment string `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The server it belongs to (a key of the servers type only): its data then carries the
+	// server's id, as a collector key's does.
+	ServerId      string `protobuf:"bytes,5,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Name          string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyRequest) Reset() {
+	*x = ImportKeyRequest{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyRequest) ProtoMessage() {}
+
+func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ImportKeyRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ImportKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The adopted key; never its secret.
+	Key           *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyResponse) Reset() {
+	*x = ImportKeyResponse{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyResponse) ProtoMessage() {}
+
+func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ImportKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type DeleteKeyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// As RevokeKeyRequest's.
+	WaitForGateways bool  `protobuf:"varint,3,opt,name=wait_for_gateways,json=waitForGateways,proto3" json:"wait_for_gateways,omitempty"`
+	WaitTimeoutMs   int32 `protobuf:"varint,4,opt,name=wait_timeout_ms,json=waitTimeoutMs,proto3" json:"wait_timeout_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteKeyRequest) Reset() {
+	*x = DeleteKeyRequest{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteKeyRequest) ProtoMessage() {}
+
+func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
+func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteKeyRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeleteKeyRequest) GetWaitForGateways() bool {
+	if x != nil {
+		return x.WaitForGateways
+	}
+	return false
+}
+
+func (x *DeleteKeyRequest) GetWaitTimeoutMs() int32 {
+	if x != nil {
+		return x.WaitTimeoutMs
+	}
+	return 0
+}
+
+type DeleteKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// As RevokeKeyResponse's.
+	Receipt       *RevocationReceipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Replacement   *Replacement       `protobuf:"bytes,3,opt,name=replacement,proto3" json:"replacement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteKeyResponse) Reset() {
+	*x = DeleteKeyResponse{}
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteKeyResponse) ProtoMessage() {}
+
+func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_keys_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
+func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_keys_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DeleteKeyResponse) GetReceipt() *RevocationReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *DeleteKeyResponse) GetReplacement() *Replacement {
+	if x != nil {
+		return x.Replacement
+	}
+	return nil
+}
+
 var File_latchkey_keys_v1_keys_proto protoreflect.FileDescriptor
 
 const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
@@ -2143,8 +2408,26 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x13ListKeyTypesRequest\"\x96\x01\n" +
 	"\x14ListKeyTypesResponse\x126\n" +
 	"\tkey_types\x18\x01 \x03(\v2\x19.latchkey.keys.v1.KeyTypeR\bkeyTypes\x12F\n" +
-	"\x0egateway_errors\x18\x02 \x01(\v2\x1f.latchkey.keys.v1.GatewayErrorsR\rgatewayErrors2\x95\n" +
+	"\x0egateway_errors\x18\x02 \x01(\v2\x1f.latchkey.keys.v1.GatewayErrorsR\rgatewayErrors\"\xb0\x01\n" +
+	"\x10ImportKeyRequest\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1d\n" +
 	"\n" +
+	"project_id\x18\x03 \x01(\tR\tprojectId\x12 \n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\x12\x1b\n" +
+	"\tserver_id\x18\x05 \x01(\tR\bserverId\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"<\n" +
+	"\x11ImportKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\"\x8e\x01\n" +
+	"\x10DeleteKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
+	"\x11wait_for_gateways\x18\x03 \x01(\bR\x0fwaitForGateways\x12&\n" +
+	"\x0fwait_timeout_ms\x18\x04 \x01(\x05R\rwaitTimeoutMs\"\xbc\x01\n" +
+	"\x11DeleteKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12=\n" +
+	"\areceipt\x18\x02 \x01(\v2#.latchkey.keys.v1.RevocationReceiptR\areceipt\x12?\n" +
+	"\vreplacement\x18\x03 \x01(\v2\x1d.latchkey.keys.v1.ReplacementR\vreplacement2\xf4\v\n" +
 	"\vKeysService\x12i\n" +
 	"\tCreateKey\x12\".latchkey.keys.v1.CreateKeyRequest\x1a#.latchkey.keys.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/keys\x12c\n" +
 	"\bListKeys\x12!.latchkey.keys.v1.ListKeysRequest\x1a\".latchkey.keys.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
@@ -2157,7 +2440,9 @@ const file_latchkey_keys_v1_keys_proto_rawDesc = "" +
 	"\x12CreateAnonymousKey\x12+.latchkey.keys.v1.CreateAnonymousKeyRequest\x1a,.latchkey.keys.v1.CreateAnonymousKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/anonymous-keys\x12l\n" +
 	"\bClaimKey\x12!.latchkey.keys.v1.ClaimKeyRequest\x1a\".latchkey.keys.v1.ClaimKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/keys:claim\x12\x86\x01\n" +
 	"\x10CreateSessionKey\x12).latchkey.keys.v1.CreateSessionKeyRequest\x1a*.latchkey.keys.v1.CreateSessionKeyResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/session-keys\x12t\n" +
-	"\fListKeyTypes\x12%.latchkey.keys.v1.ListKeyTypesRequest\x1a&.latchkey.keys.v1.ListKeyTypesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/key-typesB\xbd\x01\n" +
+	"\fListKeyTypes\x12%.latchkey.keys.v1.ListKeyTypesRequest\x1a&.latchkey.keys.v1.ListKeyTypesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/key-types\x12p\n" +
+	"\tImportKey\x12\".latchkey.keys.v1.ImportKeyRequest\x1a#.latchkey.keys.v1.ImportKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/keys:import\x12k\n" +
+	"\tDeleteKey\x12\".latchkey.keys.v1.DeleteKeyRequest\x1a#.latchkey.keys.v1.DeleteKeyResponse\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/v1/keys/{id}B\xbd\x01\n" +
 	"\x14com.latchkey.keys.v1B\tKeysProtoP\x01Z8github.com/latchkey/latchkey/gen/latchkey/keys/v1;keysv1\xa2\x02\x03LKX\xaa\x02\x10Latchkey.Keys.V1\xca\x02\x10Latchkey\\Keys\\V1\xe2\x02\x1cLatchkey\\Keys\\V1\\GPBMetadata\xea\x02\x12Latchkey::Keys::V1b\x06proto3"
 
 var (
@@ -2172,7 +2457,7 @@ func file_latchkey_keys_v1_keys_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_keys_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_latchkey_keys_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*Key)(nil),                        // 0: latchkey.keys.v1.Key
 	(*KeyType)(nil),                    // 1: latchkey.keys.v1.KeyType
@@ -2202,34 +2487,38 @@ var file_latchkey_keys_v1_keys_proto_goTypes = []any{
 	(*VerifyKeyResponse)(nil),          // 25: latchkey.keys.v1.VerifyKeyResponse
 	(*ListKeyTypesRequest)(nil),        // 26: latchkey.keys.v1.ListKeyTypesRequest
 	(*ListKeyTypesResponse)(nil),       // 27: latchkey.keys.v1.ListKeyTypesResponse
-	nil,                                // 28: latchkey.keys.v1.Key.MetadataEntry
-	nil,                                // 29: latchkey.keys.v1.GatewayErrors.MessagesEntry
-	nil,                                // 30: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 32: google.protobuf.FieldMask
+	(*ImportKeyRequest)(nil),           // 28: latchkey.keys.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),          // 29: latchkey.keys.v1.ImportKeyResponse
+	(*DeleteKeyRequest)(nil),           // 30: latchkey.keys.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),          // 31: latchkey.keys.v1.DeleteKeyResponse
+	nil,                                // 32: latchkey.keys.v1.Key.MetadataEntry
+	nil,                                // 33: latchkey.keys.v1.GatewayErrors.MessagesEntry
+	nil,                                // 34: latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 36: google.protobuf.FieldMask
 }
 var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
-	31, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	31, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	31, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
-	31, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	28, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
-	31, // 6: latchkey.keys.v1.Key.exposed_at:type_name -> google.protobuf.Timestamp
-	29, // 7: latchkey.keys.v1.GatewayErrors.messages:type_name -> latchkey.keys.v1.GatewayErrors.MessagesEntry
-	31, // 8: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	30, // 9: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
+	35, // 0: latchkey.keys.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	35, // 1: latchkey.keys.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 2: latchkey.keys.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	35, // 3: latchkey.keys.v1.Key.grace_until:type_name -> google.protobuf.Timestamp
+	35, // 4: latchkey.keys.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	32, // 5: latchkey.keys.v1.Key.metadata:type_name -> latchkey.keys.v1.Key.MetadataEntry
+	35, // 6: latchkey.keys.v1.Key.exposed_at:type_name -> google.protobuf.Timestamp
+	33, // 7: latchkey.keys.v1.GatewayErrors.messages:type_name -> latchkey.keys.v1.GatewayErrors.MessagesEntry
+	35, // 8: latchkey.keys.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 9: latchkey.keys.v1.CreateKeyRequest.metadata:type_name -> latchkey.keys.v1.CreateKeyRequest.MetadataEntry
 	0,  // 10: latchkey.keys.v1.CreateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 11: latchkey.keys.v1.CreateAnonymousKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 12: latchkey.keys.v1.ClaimKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	9,  // 13: latchkey.keys.v1.ClaimKeyResponse.claimed:type_name -> latchkey.keys.v1.Claim
-	31, // 14: latchkey.keys.v1.Claim.grace_until:type_name -> google.protobuf.Timestamp
+	35, // 14: latchkey.keys.v1.Claim.grace_until:type_name -> google.protobuf.Timestamp
 	0,  // 15: latchkey.keys.v1.CreateSessionKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	31, // 16: latchkey.keys.v1.CreateSessionKeyResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 16: latchkey.keys.v1.CreateSessionKeyResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 17: latchkey.keys.v1.ListKeysResponse.keys:type_name -> latchkey.keys.v1.Key
 	0,  // 18: latchkey.keys.v1.GetKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 19: latchkey.keys.v1.UpdateKeyRequest.key:type_name -> latchkey.keys.v1.Key
-	32, // 20: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 20: latchkey.keys.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 21: latchkey.keys.v1.UpdateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 22: latchkey.keys.v1.RotateKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	0,  // 23: latchkey.keys.v1.RotateKeyResponse.previous:type_name -> latchkey.keys.v1.Key
@@ -2240,33 +2529,41 @@ var file_latchkey_keys_v1_keys_proto_depIdxs = []int32{
 	0,  // 28: latchkey.keys.v1.VerifyKeyResponse.key:type_name -> latchkey.keys.v1.Key
 	1,  // 29: latchkey.keys.v1.ListKeyTypesResponse.key_types:type_name -> latchkey.keys.v1.KeyType
 	2,  // 30: latchkey.keys.v1.ListKeyTypesResponse.gateway_errors:type_name -> latchkey.keys.v1.GatewayErrors
-	3,  // 31: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
-	12, // 32: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
-	14, // 33: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
-	16, // 34: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
-	18, // 35: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
-	20, // 36: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
-	24, // 37: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
-	5,  // 38: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
-	7,  // 39: latchkey.keys.v1.KeysService.ClaimKey:input_type -> latchkey.keys.v1.ClaimKeyRequest
-	10, // 40: latchkey.keys.v1.KeysService.CreateSessionKey:input_type -> latchkey.keys.v1.CreateSessionKeyRequest
-	26, // 41: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
-	4,  // 42: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
-	13, // 43: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
-	15, // 44: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
-	17, // 45: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
-	19, // 46: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
-	21, // 47: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
-	25, // 48: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
-	6,  // 49: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
-	8,  // 50: latchkey.keys.v1.KeysService.ClaimKey:output_type -> latchkey.keys.v1.ClaimKeyResponse
-	11, // 51: latchkey.keys.v1.KeysService.CreateSessionKey:output_type -> latchkey.keys.v1.CreateSessionKeyResponse
-	27, // 52: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
-	42, // [42:53] is the sub-list for method output_type
-	31, // [31:42] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	0,  // 31: latchkey.keys.v1.ImportKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0,  // 32: latchkey.keys.v1.DeleteKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	23, // 33: latchkey.keys.v1.DeleteKeyResponse.receipt:type_name -> latchkey.keys.v1.RevocationReceipt
+	22, // 34: latchkey.keys.v1.DeleteKeyResponse.replacement:type_name -> latchkey.keys.v1.Replacement
+	3,  // 35: latchkey.keys.v1.KeysService.CreateKey:input_type -> latchkey.keys.v1.CreateKeyRequest
+	12, // 36: latchkey.keys.v1.KeysService.ListKeys:input_type -> latchkey.keys.v1.ListKeysRequest
+	14, // 37: latchkey.keys.v1.KeysService.GetKey:input_type -> latchkey.keys.v1.GetKeyRequest
+	16, // 38: latchkey.keys.v1.KeysService.UpdateKey:input_type -> latchkey.keys.v1.UpdateKeyRequest
+	18, // 39: latchkey.keys.v1.KeysService.RotateKey:input_type -> latchkey.keys.v1.RotateKeyRequest
+	20, // 40: latchkey.keys.v1.KeysService.RevokeKey:input_type -> latchkey.keys.v1.RevokeKeyRequest
+	24, // 41: latchkey.keys.v1.KeysService.VerifyKey:input_type -> latchkey.keys.v1.VerifyKeyRequest
+	5,  // 42: latchkey.keys.v1.KeysService.CreateAnonymousKey:input_type -> latchkey.keys.v1.CreateAnonymousKeyRequest
+	7,  // 43: latchkey.keys.v1.KeysService.ClaimKey:input_type -> latchkey.keys.v1.ClaimKeyRequest
+	10, // 44: latchkey.keys.v1.KeysService.CreateSessionKey:input_type -> latchkey.keys.v1.CreateSessionKeyRequest
+	26, // 45: latchkey.keys.v1.KeysService.ListKeyTypes:input_type -> latchkey.keys.v1.ListKeyTypesRequest
+	28, // 46: latchkey.keys.v1.KeysService.ImportKey:input_type -> latchkey.keys.v1.ImportKeyRequest
+	30, // 47: latchkey.keys.v1.KeysService.DeleteKey:input_type -> latchkey.keys.v1.DeleteKeyRequest
+	4,  // 48: latchkey.keys.v1.KeysService.CreateKey:output_type -> latchkey.keys.v1.CreateKeyResponse
+	13, // 49: latchkey.keys.v1.KeysService.ListKeys:output_type -> latchkey.keys.v1.ListKeysResponse
+	15, // 50: latchkey.keys.v1.KeysService.GetKey:output_type -> latchkey.keys.v1.GetKeyResponse
+	17, // 51: latchkey.keys.v1.KeysService.UpdateKey:output_type -> latchkey.keys.v1.UpdateKeyResponse
+	19, // 52: latchkey.keys.v1.KeysService.RotateKey:output_type -> latchkey.keys.v1.RotateKeyResponse
+	21, // 53: latchkey.keys.v1.KeysService.RevokeKey:output_type -> latchkey.keys.v1.RevokeKeyResponse
+	25, // 54: latchkey.keys.v1.KeysService.VerifyKey:output_type -> latchkey.keys.v1.VerifyKeyResponse
+	6,  // 55: latchkey.keys.v1.KeysService.CreateAnonymousKey:output_type -> latchkey.keys.v1.CreateAnonymousKeyResponse
+	8,  // 56: latchkey.keys.v1.KeysService.ClaimKey:output_type -> latchkey.keys.v1.ClaimKeyResponse
+	11, // 57: latchkey.keys.v1.KeysService.CreateSessionKey:output_type -> latchkey.keys.v1.CreateSessionKeyResponse
+	27, // 58: latchkey.keys.v1.KeysService.ListKeyTypes:output_type -> latchkey.keys.v1.ListKeyTypesResponse
+	29, // 59: latchkey.keys.v1.KeysService.ImportKey:output_type -> latchkey.keys.v1.ImportKeyResponse
+	31, // 60: latchkey.keys.v1.KeysService.DeleteKey:output_type -> latchkey.keys.v1.DeleteKeyResponse
+	48, // [48:61] is the sub-list for method output_type
+	35, // [35:48] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_keys_proto_init() }
@@ -2281,7 +2578,7 @@ func file_latchkey_keys_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_keys_proto_rawDesc), len(file_latchkey_keys_v1_keys_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	KeysService_ClaimKey_FullMethodName           = "/latchkey.keys.v1.KeysService/ClaimKey"
 	KeysService_CreateSessionKey_FullMethodName   = "/latchkey.keys.v1.KeysService/CreateSessionKey"
 	KeysService_ListKeyTypes_FullMethodName       = "/latchkey.keys.v1.KeysService/ListKeyTypes"
+	KeysService_ImportKey_FullMethodName          = "/latchkey.keys.v1.KeysService/ImportKey"
+	KeysService_DeleteKey_FullMethodName          = "/latchkey.keys.v1.KeysService/DeleteKey"
 )
 
 // KeysServiceClient is the client API for KeysService service.
@@ -78,6 +80,17 @@ type KeysServiceClient interface {
 	CreateSessionKey(ctx context.Context, in *CreateSessionKeyRequest, opts ...grpc.CallOption) (*CreateSessionKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(ctx context.Context, in *ListKeyTypesRequest, opts ...grpc.CallOption) (*ListKeyTypesResponse, error)
+	// ImportKey adopts a key another system minted (a legacy col_ key, say) so that agents
+	// already deployed with it keep working: the secret must parse under the profile (a
+	// legacy or a current prefix of a mintable type), is stored only as its keyed hash like
+	// every key, and is never echoed. Needs keys:write, and step-up as CreateKey does for
+	// the type. Errors: already_exists (409) for a secret already stored; invalid_argument
+	// as CreateKey, and for a secret that does not parse; not_found for a server that is
+	// not the account's. It takes no Idempotency-Key (an idempotency record keeps a plain
+	// digest of the body, which holds the secret): a retry is already_exists.
+	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
+	// DeleteKey revokes a key, exactly as RevokeKey does (some schemes revoke by DELETE).
+	DeleteKey(ctx context.Context, in *DeleteKeyRequest, opts ...grpc.CallOption) (*DeleteKeyResponse, error)
 }
 
 type keysServiceClient struct {
@@ -198,6 +211,26 @@ func (c *keysServiceClient) ListKeyTypes(ctx context.Context, in *ListKeyTypesRe
 	return out, nil
 }
 
+func (c *keysServiceClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeyResponse)
+	err := c.cc.Invoke(ctx, KeysService_ImportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keysServiceClient) DeleteKey(ctx context.Context, in *DeleteKeyRequest, opts ...grpc.CallOption) (*DeleteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteKeyResponse)
+	err := c.cc.Invoke(ctx, KeysService_DeleteKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeysServiceServer is the server API for KeysService service.
 // All implementations must embed UnimplementedKeysServiceServer
 // for forward compatibility.
@@ -244,6 +277,17 @@ type KeysServiceServer interface {
 	CreateSessionKey(context.Context, *CreateSessionKeyRequest) (*CreateSessionKeyResponse, error)
 	// ListKeyTypes lists the key types this deployment is configured with.
 	ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error)
+	// ImportKey adopts a key another system minted (a legacy col_ key, say) so that agents
+	// already deployed with it keep working: the secret must parse under the profile (a
+	// legacy or a current prefix of a mintable type), is stored only as its keyed hash like
+	// every key, and is never echoed. Needs keys:write, and step-up as CreateKey does for
+	// the type. Errors: already_exists (409) for a secret already stored; invalid_argument
+	// as CreateKey, and for a secret that does not parse; not_found for a server that is
+	// not the account's. It takes no Idempotency-Key (an idempotency record keeps a plain
+	// digest of the body, which holds the secret): a retry is already_exists.
+	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
+	// DeleteKey revokes a key, exactly as RevokeKey does (some schemes revoke by DELETE).
+	DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error)
 	mustEmbedUnimplementedKeysServiceServer()
 }
 
@@ -286,6 +330,12 @@ func (UnimplementedKeysServiceServer) CreateSessionKey(context.Context, *CreateS
 }
 func (UnimplementedKeysServiceServer) ListKeyTypes(context.Context, *ListKeyTypesRequest) (*ListKeyTypesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKeyTypes not implemented")
+}
+func (UnimplementedKeysServiceServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
+}
+func (UnimplementedKeysServiceServer) DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteKey not implemented")
 }
 func (UnimplementedKeysServiceServer) mustEmbedUnimplementedKeysServiceServer() {}
 func (UnimplementedKeysServiceServer) testEmbeddedByValue()                     {}
@@ -506,6 +556,42 @@ func _KeysService_ListKeyTypes_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeysService_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeysServiceServer).ImportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeysService_ImportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeysServiceServer).ImportKey(ctx, req.(*ImportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeysService_DeleteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeysServiceServer).DeleteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeysService_DeleteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeysServiceServer).DeleteKey(ctx, req.(*DeleteKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeysService_ServiceDesc is the grpc.ServiceDesc for KeysService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -556,6 +642,14 @@ var KeysService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListKeyTypes",
 			Handler:    _KeysService_ListKeyTypes_Handler,
+		},
+		{
+			MethodName: "ImportKey",
+			Handler:    _KeysService_ImportKey_Handler,
+		},
+		{
+			MethodName: "DeleteKey",
+			Handler:    _KeysService_DeleteKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -32,6 +32,9 @@ type Grant struct {
 	// Notice, when set, goes back to the client in NoticeHeader with every answer
 	// (ClaimNotice for a claimed anonymous key in its grace).
 	Notice string
+	// ServerID is the server a collector key belongs to (POST /v1/servers); "" for other
+	// keys. The data is stored with it (the Latchkey-Server-Id header).
+	ServerID string
 }
 
 // Request is what verification looks at.

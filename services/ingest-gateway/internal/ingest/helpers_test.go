@@ -47,6 +47,8 @@ var (
 		KeyID: "key_claimed", AccountID: "acc_1", ProjectID: "prj_1", Environment: "prd", KeyType: "anonymous",
 		Notice: grant.ClaimNotice(time.Date(2026, 12, 30, 12, 0, 0, 0, time.UTC)),
 	}
+	// collectorGrant is a collector key's, bound to a project and a server.
+	collectorGrant = grant.Grant{KeyID: "key_collector", AccountID: "acc_1", ProjectID: "prj_1", KeyType: "collector", ServerID: "srv_01jz0000000000000000000000"}
 )
 
 func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, error) {
@@ -61,6 +63,8 @@ func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, er
 		return claimedGrant, nil
 	case "claimed-elsewhere": // a claimed key used from an origin its project refuses
 		return grant.Grant{Notice: claimedGrant.Notice}, apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
+	case "collector":
+		return collectorGrant, nil
 	case "slow":
 		return grant.Grant{}, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	case "broken":

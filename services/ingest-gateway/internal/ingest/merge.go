@@ -57,15 +57,19 @@ type batch struct {
 // part is one request in a message.
 type part struct {
 	keyID, requestID string
-	size             int  // bytes of payload
-	dropped          bool // its client gave up before the batch was sent
+	// serverID is its collector key's server, "" for none (HeaderServerID).
+	serverID string
+	size     int  // bytes of payload
+	dropped  bool // its client gave up before the batch was sent
 }
 
 // headerBytes is what the part adds to the message's headers: a "Name: value\r\n" line
-// for each of the three headers.
+// for each of the three headers, and one of HeaderServerID, counted whether or not the
+// message will carry it (a request of no server may share a message with one that has).
 func (pt part) headerBytes() int {
+	server := max(len(pt.serverID), len(NoServer))
 	return len(HeaderKeyID) + len(pt.keyID) + len(HeaderRequestID) + len(pt.requestID) +
-		len(HeaderRequestSize) + len(strconv.Itoa(pt.size)) + 3*len(": \r\n")
+		len(HeaderRequestSize) + len(strconv.Itoa(pt.size)) + len(HeaderServerID) + server + 4*len(": \r\n")
 }
 
 // limit is the most a merged message may hold, headers included.

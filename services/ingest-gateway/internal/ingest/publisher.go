@@ -26,10 +26,20 @@ import (
 // the payload splits back into the requests. The subject names the account, project,
 // environment and signal, and the payload is always OTLP protobuf, so headers carry only
 // what the subject cannot: every header is parsed by nats-server and by each consumer.
+//
+// HeaderServerID is the server of each request's collector key (POST /v1/servers), with
+// NoServer for a request whose key belongs to no server, so that its values stay aligned
+// with HeaderKeyID's. A message none of whose requests came from a collector key has no
+// HeaderServerID at all: most data is not a fleet's, and pays nothing for it.
 const (
 	HeaderKeyID       = "Latchkey-Key-Id"
 	HeaderRequestID   = "Latchkey-Request-Id"
 	HeaderRequestSize = "Latchkey-Request-Size"
+	HeaderServerID    = "Latchkey-Server-Id"
+	// NoServer is HeaderServerID's value for a request of a key bound to no server. A
+	// server id is never "-" (srv_ and a ULID), and an empty header value would not
+	// survive every NATS client's parsing.
+	NoServer = "-"
 )
 
 // duplicateWindow is how long JetStream remembers a Nats-Msg-Id: a client's retry of the
@@ -125,7 +135,7 @@ func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payload []byte) error {
 	log := logging.From(ctx)
 	subject, err := Subject(p.ns, g, sig)
-	if err != nil || g.KeyID == "" || strings.ContainsAny(g.KeyID, "\r\n") {
+	if err != nil || g.KeyID == "" || strings.ContainsAny(g.KeyID, "\r\n") || strings.ContainsAny(g.ServerID, "\r\n") {
 		log.Error("grant cannot be published", zap.String("key_id", g.KeyID), zap.NamedError("cause", err))
 		return apierr.New(apierr.Internal, "internal error")
 	}
@@ -134,7 +144,7 @@ func (p *Publisher) Publish(ctx context.Context, g grant.Grant, sig Signal, payl
 		stream = p.anonStream
 	}
 	out := outgoing{subject: subject, stream: stream, sig: sig}
-	pt := part{keyID: g.KeyID, requestID: requestid.From(ctx), size: len(payload)}
+	pt := part{keyID: g.KeyID, requestID: requestid.From(ctx), size: len(payload), serverID: g.ServerID}
 	if requestid.Supplied(ctx) && !p.mergeClientRequestIDs {
 		// Only an id the client chose can come again with its retry: such a request is
 		// sent alone, under a Nats-Msg-Id JetStream deduplicates on. An id the gateway
@@ -192,14 +202,27 @@ func (p *Publisher) start(out outgoing, ps []part, payload []byte) (inFlight, er
 	}
 	publishRequests.Observe(float64(len(ps)))
 	keyIDs, requestIDs, sizes := make([]string, len(ps)), make([]string, len(ps)), make([]string, len(ps))
+	var serverIDs []string // made at the first request of a server
 	for i, pt := range ps {
 		keyIDs[i], requestIDs[i], sizes[i] = pt.keyID, pt.requestID, strconv.Itoa(pt.size)
+		if pt.serverID != "" && serverIDs == nil {
+			serverIDs = make([]string, len(ps))
+			for j := range serverIDs {
+				serverIDs[j] = NoServer
+			}
+		}
+		if pt.serverID != "" {
+			serverIDs[i] = pt.serverID
+		}
 	}
 	msg := &nats.Msg{Subject: out.subject, Data: payload, Header: nats.Header{
 		HeaderKeyID:       keyIDs,
 		HeaderRequestID:   requestIDs,
 		HeaderRequestSize: sizes,
 	}}
+	if serverIDs != nil {
+		msg.Header[HeaderServerID] = serverIDs
+	}
 	if out.msgID != "" {
 		msg.Header[jetstream.MsgIDHeader] = []string{out.msgID}
 	}

@@ -40,7 +40,9 @@ type Entry struct {
 	Anonymous bool
 	// Notice is the grant's notice to the client (grant.Grant.Notice).
 	Notice string
-	Facts  verdict.Facts
+	// ServerID is a collector key's server (grant.Grant.ServerID).
+	ServerID string
+	Facts    verdict.Facts
 	// storedAt is unix nanoseconds.
 	storedAt int64
 	// hash is the full key hash; the map is keyed by its first 8 bytes, cheaper to hash.

@@ -42,6 +42,10 @@ func TestEntryFromVerifyKey(t *testing.T) {
 	e := v.entry(&keysv1.VerifyKeyResponse{Key: &keysv1.Key{Id: "key_s", Type: "session", AccountId: "acc_1"}})
 	require.True(t, e.Facts.BrowserOnly)
 	require.True(t, e.Facts.Browser)
+
+	// A collector key's server travels with its data.
+	e = v.entry(&keysv1.VerifyKeyResponse{Key: &keysv1.Key{Id: "key_c", Type: "collector", AccountId: "acc_1", ProjectId: "prj_1", ServerId: "srv_1"}})
+	require.Equal(t, "srv_1", e.ServerID)
 }
 
 // TestRefusalSaysWhy: a key that was good once (revoked, or expired: past expires_at, its

@@ -118,7 +118,7 @@ func (v *Verifier) Authorize(ctx context.Context, req grant.Request) (grant.Gran
 	}
 	return grant.Grant{
 		KeyID: e.KeyID, AccountID: e.AccountID, ProjectID: e.ProjectID, Environment: e.Environment,
-		KeyType: e.Type, Anonymous: e.Anonymous, Notice: e.Notice,
+		KeyType: e.Type, Anonymous: e.Anonymous, Notice: e.Notice, ServerID: e.ServerID,
 	}, nil
 }
 
@@ -228,7 +228,7 @@ func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
 	}
 	e := &keycache.Entry{
 		Found: true, KeyID: k.GetId(), AccountID: k.GetAccountId(), ProjectID: k.GetProjectId(),
-		Environment: k.GetEnvironment(), Type: k.GetType(),
+		Environment: k.GetEnvironment(), Type: k.GetType(), ServerID: k.GetServerId(),
 		Facts: verdict.Facts{
 			Capabilities:     k.GetCapabilities(),
 			AllowedOrigins:   resp.GetAllowedOrigins(),

@@ -26,4 +26,23 @@ var AuditActions = map[string]auditlog.Action{
 		Name: "keys.claim", Resource: "key", ResourceID: []string{"key.id"},
 		Details: map[string]string{"anonymous_key_id": "claimed.anonymous_key_id"},
 	},
+	// The adopted key (never its secret, which no path names).
+	keysv1.KeysService_ImportKey_FullMethodName: {
+		Name: "keys.import", Resource: "key", ResourceID: []string{"key.id"},
+		Details: map[string]string{"server_id": "server_id"},
+	},
+	keysv1.KeysService_DeleteKey_FullMethodName: {Name: "keys.delete", Resource: "key", ResourceID: []string{"id", "key.id"}},
+	// Servers (ServersService): each change's transaction adds the keys it minted or
+	// revoked (key_id; new_key_id and previous_key_id; revoked_key_ids).
+	keysv1.ServersService_CreateServer_FullMethodName: {
+		Name: "servers.create", Resource: "server", ResourceID: []string{"server.id"},
+		Details: map[string]string{"key_id": "server.key_id"},
+	},
+	keysv1.ServersService_ListServers_FullMethodName:  {Name: "servers.list", Resource: "server"},
+	keysv1.ServersService_GetServer_FullMethodName:    {Name: "servers.get", Resource: "server", ResourceID: []string{"id"}},
+	keysv1.ServersService_DeleteServer_FullMethodName: {Name: "servers.delete", Resource: "server", ResourceID: []string{"id"}},
+	keysv1.ServersService_RotateServerKey_FullMethodName: {
+		Name: "servers.rotate_key", Resource: "server", ResourceID: []string{"id"},
+		Details: map[string]string{"new_key_id": "server.key_id", "previous_key_id": "previous.id"},
+	},
 }

@@ -38,5 +38,6 @@ func toProto(k *store.Key, now time.Time) *keysv1.Key {
 		LastUsedAt:    ts(k.LastUsedAt),
 		Metadata:      k.Metadata,
 		ExposedAt:     ts(k.ExposedAt),
+		ServerId:      k.ServerID,
 	}
 }

@@ -67,15 +67,20 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 // insertKey stores a new key (made by newKey) with its key.created event, under the hourly
 // caps given, in one transaction, and wakes the outbox relay.
 func (s *Server) insertKey(ctx context.Context, k *store.Key, caps ...quota.Cap) error {
-	ev := events.New(k.AccountID, requestid.From(ctx))
-	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
-		KeyId: k.ID, KeyHash: k.Hash, Type: k.Type, ProjectId: k.ProjectID, Environment: k.Environment,
-	}}
-	if err := s.store.Create(ctx, k, ev, caps...); err != nil {
+	if err := s.store.Create(ctx, k, keyCreated(ctx, k), caps...); err != nil {
 		return err
 	}
 	s.notify()
 	return nil
+}
+
+// keyCreated is the key.created event of a new key.
+func keyCreated(ctx context.Context, k *store.Key) *eventsv1.Event {
+	ev := events.New(k.AccountID, requestid.From(ctx))
+	ev.Payload = &eventsv1.Event_KeyCreated{KeyCreated: &eventsv1.KeyCreated{
+		KeyId: k.ID, KeyHash: k.Hash, Type: k.Type, ProjectId: k.ProjectID, Environment: k.Environment, ServerId: k.ServerID,
+	}}
+	return ev
 }
 
 // newKey fills in a fresh id, secret, hash and display prefix on template.

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/events"
 	"github.com/latchkey/latchkey/pkg/ids"
+	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
@@ -42,50 +43,92 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		return nil, err
 	}
 	now := s.now()
-	var (
-		successor *store.Key
-		secret    string
-	)
+	var r *rotation
 	old, err := s.store.Change(ctx, p.AccountID, req.GetId(), func(tx pgx.Tx, k *store.Key) (*eventsv1.Event, error) {
-		if k.Status(now) != store.StatusActive {
-			return nil, errNotActive
-		}
-		t, ok := s.types.Lookup(k.Type)
-		if !ok {
-			return nil, invalid("key type %q is no longer configured", k.Type)
-		}
-		if err := s.mayManageType(p, t, now); err != nil {
-			return nil, err
-		}
-		grace := t.RotationGrace.Duration
+		var grace *time.Duration
 		if req.GracePeriodSeconds != nil {
-			grace = time.Duration(req.GetGracePeriodSeconds()) * time.Second
+			g := time.Duration(req.GetGracePeriodSeconds()) * time.Second
+			grace = &g
 		}
 		var err error
-		successor, secret, err = s.newKey(t, &store.Key{
-			AccountID: k.AccountID, Type: k.Type, Name: k.Name, ProjectID: k.ProjectID,
-			Environment: k.Environment, EnvironmentAddedAt: k.EnvironmentAddedAt, Capabilities: k.Capabilities, CreatedBy: p.Actor(),
-			ExpiresAt: k.ExpiresAt, Metadata: k.Metadata, CreatedAt: now,
-		})
+		r, err = s.rotateLocked(ctx, tx, p, k, grace, nil, now)
 		if err != nil {
 			return nil, err
 		}
-		graceUntil := now.Add(grace)
-		if err := store.Rotate(ctx, tx, k, successor, graceUntil, s.capsFor(t, true)...); err != nil {
-			return nil, err
-		}
-		ev := events.New(p.AccountID, requestid.From(ctx))
-		ev.Payload = &eventsv1.Event_KeyRotated{KeyRotated: &eventsv1.KeyRotated{
-			KeyId: k.ID, KeyHash: k.Hash, GraceUntil: timestamppb.New(graceUntil),
-			NewKeyId: successor.ID, NewKeyHash: successor.Hash,
-		}}
-		return ev, nil
+		return r.event, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.notify()
-	return &keysv1.RotateKeyResponse{Key: toProto(successor, now), Secret: secret, Previous: toProto(old, now)}, nil
+	return &keysv1.RotateKeyResponse{Key: toProto(r.successor, now), Secret: r.secret, Previous: toProto(old, now)}, nil
+}
+
+// rotation is what rotateLocked did.
+type rotation struct {
+	// successor is the new key and secret its plaintext.
+	successor *store.Key
+	secret    string
+	// previous is the rotated key as it is now, in grace.
+	previous *store.Key
+	// event is the key.rotated event, for the caller's outbox.
+	event *eventsv1.Event
+}
+
+// rotateLocked mints the successor of k, locked in tx, with the same binding (its server
+// included) and capabilities, and puts k in grace: grace long, or the type's rotation
+// grace when nil. It takes one use of each of caps, or, when caps is nil, of capsFor's. A
+// key of a server is the server's current key after (store.MoveServerKey) when k was, and
+// the server must be live (store.LockServer). The caller has checked k's binding
+// (mayMintFor) and commits the returned event with tx.
+func (s *Server) rotateLocked(ctx context.Context, tx pgx.Tx, p *auth.Principal, k *store.Key, grace *time.Duration, caps []quota.Cap, now time.Time) (*rotation, error) {
+	if k.Status(now) != store.StatusActive {
+		return nil, errNotActive
+	}
+	t, ok := s.types.Lookup(k.Type)
+	if !ok {
+		return nil, invalid("key type %q is no longer configured", k.Type)
+	}
+	if err := s.mayManageType(p, t, now); err != nil {
+		return nil, err
+	}
+	g := t.RotationGrace.Duration
+	if grace != nil {
+		g = *grace
+	}
+	if caps == nil {
+		caps = s.capsFor(t, true)
+	}
+	successor, secret, err := s.newKey(t, &store.Key{
+		AccountID: k.AccountID, Type: k.Type, Name: k.Name, ProjectID: k.ProjectID,
+		Environment: k.Environment, EnvironmentAddedAt: k.EnvironmentAddedAt, Capabilities: k.Capabilities, CreatedBy: p.Actor(),
+		ExpiresAt: k.ExpiresAt, Metadata: k.Metadata, CreatedAt: now, ServerID: k.ServerID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if k.ServerID != "" {
+		if err := store.LockServer(ctx, tx, k.AccountID, k.ServerID); err != nil {
+			return nil, err
+		}
+	}
+	graceUntil := now.Add(g)
+	if err := store.Rotate(ctx, tx, k, successor, graceUntil, caps...); err != nil {
+		return nil, err
+	}
+	if k.ServerID != "" {
+		if err := store.MoveServerKey(ctx, tx, k.AccountID, k.ServerID, k.ID, successor.ID); err != nil {
+			return nil, err
+		}
+	}
+	ev := events.New(p.AccountID, requestid.From(ctx))
+	ev.Payload = &eventsv1.Event_KeyRotated{KeyRotated: &eventsv1.KeyRotated{
+		KeyId: k.ID, KeyHash: k.Hash, GraceUntil: timestamppb.New(graceUntil),
+		NewKeyId: successor.ID, NewKeyHash: successor.Hash,
+	}}
+	previous := *k
+	previous.GraceUntil, previous.RotatedToID = &graceUntil, successor.ID
+	return &rotation{successor: successor, secret: secret, previous: &previous, event: ev}, nil
 }
 
 // mayMintFor checks that a successor of k could work: its account is not suspended, its

@@ -41,6 +41,9 @@ type Server struct {
 	linker *link.Linker
 	// sweeps runs claims' sweeps after their answers (ClaimKey, Sweeps).
 	sweeps *sweeper
+
+	// serverCaps are the hourly caps of the servers calls.
+	serverCaps ServerCaps
 }
 
 // Caps are per-account hourly caps, taken in the transaction of the change they count;
@@ -57,6 +60,28 @@ func NewCaps(rotationsPerHour, accountKeysPerHour int) Caps {
 	return Caps{
 		Rotations:   quota.Cap{Action: "rotate keys", PerHour: rotationsPerHour},
 		AccountKeys: quota.Cap{Action: "create or rotate account keys", PerHour: accountKeysPerHour},
+	}
+}
+
+// ServerCaps are the per-account hourly caps of the servers calls (ServersService), taken
+// in the transaction of the change they count; a PerHour of 0 is no cap.
+type ServerCaps struct {
+	// Creates of servers (CreateServer).
+	Creates quota.Cap
+	// Deletes of servers (DeleteServer).
+	Deletes quota.Cap
+	// Rotations of servers' keys (RotateServerKey; POST /v1/keys/{id}:rotate of a server's
+	// key counts against Caps.Rotations instead).
+	Rotations quota.Cap
+}
+
+// NewServerCaps names the servers calls' caps: creates, deletes and key rotations per
+// account and hour (LATCHKEY_CAP_SERVER_CREATES_PER_HOUR, …_DELETES_…, …_ROTATIONS_…).
+func NewServerCaps(createsPerHour, deletesPerHour, rotationsPerHour int) ServerCaps {
+	return ServerCaps{
+		Creates:   quota.Cap{Action: "create servers", PerHour: createsPerHour},
+		Deletes:   quota.Cap{Action: "delete servers", PerHour: deletesPerHour},
+		Rotations: quota.Cap{Action: "rotate server keys", PerHour: rotationsPerHour},
 	}
 }
 
@@ -79,6 +104,9 @@ type Deps struct {
 	// link.Linker on the service's JetStream and namespace. The service must run
 	// Server.Sweeps as a worker, so that shutdown waits for claims' sweeps.
 	Linker *link.Linker
+
+	// ServerCaps are the servers calls' hourly caps (NewServerCaps); none when zero.
+	ServerCaps ServerCaps
 }
 
 // New returns the handlers.
@@ -88,7 +116,7 @@ func New(d Deps) *Server {
 	}
 	return &Server{
 		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
-		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker, sweeps: newSweeper(),
+		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker, sweeps: newSweeper(), serverCaps: d.ServerCaps,
 		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.
 		pages: pagetoken.New(d.Operator, 64), // positions are key ids

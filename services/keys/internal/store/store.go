@@ -59,6 +59,9 @@ type Key struct {
 	// ExposedAt is when a leak report found the key in public while it was live (Expose);
 	// nil when none did.
 	ExposedAt *time.Time
+	// ServerID is the server a collector key belongs to (POST /v1/servers, or a key imported
+	// for a server); "" for every other key (NULL in the table).
+	ServerID string
 }
 
 // Lifetime is the part of k its status follows from.
@@ -86,7 +89,7 @@ var ErrNotFound = apierr.New(apierr.NotFound, "key not found")
 const columns = `id, coalesce(account_id, ''), type, name, key_hash, display_prefix, coalesce(project_id, ''),
 	coalesce(environment, ''), capabilities, created_at, created_by, expires_at, revoked_at,
 	revoke_reason, grace_until, coalesce(rotated_to_id, ''), last_used_at, metadata,
-	environment_added_at, exposed_at`
+	environment_added_at, exposed_at, coalesce(server_id, '')`
 
 func scan(row pgx.Row) (*Key, error) {
 	var (
@@ -95,7 +98,7 @@ func scan(row pgx.Row) (*Key, error) {
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hash, &k.DisplayPrefix, &k.ProjectID,
 		&k.Environment, &k.Capabilities, &k.CreatedAt, &k.CreatedBy, &k.ExpiresAt, &k.RevokedAt,
-		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata, &envAddedAt, &k.ExposedAt)
+		&k.RevokeReason, &k.GraceUntil, &k.RotatedToID, &k.LastUsedAt, &k.Metadata, &envAddedAt, &k.ExposedAt, &k.ServerID)
 	if err != nil {
 		return nil, err
 	}
@@ -118,13 +121,13 @@ func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, ns: n
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, display_prefix, project_id,
-	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at)
-	VALUES ($1, nullif($2, ''), $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14)`
+	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at, server_id)
+	VALUES ($1, nullif($2, ''), $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14, nullif($15, ''))`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
 		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt,
-		pgtype.Timestamptz{Time: k.EnvironmentAddedAt, Valid: !k.EnvironmentAddedAt.IsZero()})
+		pgtype.Timestamptz{Time: k.EnvironmentAddedAt, Valid: !k.EnvironmentAddedAt.IsZero()}, k.ServerID)
 	return err
 }
 
@@ -148,9 +151,15 @@ func notNullList(l []string) []string {
 
 // Create stores a new key, its key.created event and the call's audit event in one
 // transaction, and takes one use of each of caps (quota.Take) in it: a refused cap stores
-// nothing, and a failed store spends no cap.
+// nothing, and a failed store spends no cap. A key bound to a server (k.ServerID) is
+// stored only while the server is live (LockServer).
 func (s *Store) Create(ctx context.Context, k *Key, ev *eventsv1.Event, caps ...quota.Cap) error {
 	return postgres.Error(postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if k.ServerID != "" {
+			if err := LockServer(ctx, tx, k.AccountID, k.ServerID); err != nil {
+				return err
+			}
+		}
 		if err := takeCaps(ctx, tx, k.AccountID, caps); err != nil {
 			return err
 		}
