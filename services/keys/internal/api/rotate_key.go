@@ -57,6 +57,9 @@ func (s *Server) RotateKey(ctx context.Context, req *keysv1.RotateKeyRequest) (*
 		if err := s.mayManageType(p, t, now); err != nil {
 			return nil, err
 		}
+		if err := mayRotateProjectKey(ctx, tx, t, k, now); err != nil {
+			return nil, err
+		}
 		grace := t.RotationGrace.Duration
 		if req.GracePeriodSeconds != nil {
 			grace = time.Duration(req.GetGracePeriodSeconds()) * time.Second
