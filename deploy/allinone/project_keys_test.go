@@ -2,7 +2,10 @@ package allinone
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +148,27 @@ func TestProjectKeysDefaultProfile(t *testing.T) {
 	bad := s.Send("POST", s.ingest+"/v1/traces", "not-a-key", string(tracesBody(t)), "Content-Type", "application/x-protobuf")
 	bad.RequireError(t, 401, "unauthenticated")
 	require.NotEqual(t, missingKeyBody, bad.Raw)
+}
+
+// TestReadmeProjectKeys runs the README's DeepTracer walk-through, verbatim, under the
+// deeptracer profile: the project's key sends from a server and its page, the refusals are
+// the profile's bodies, a second key is already_exists, and the revocation's replacement
+// sends where the old key is refused.
+func TestReadmeProjectKeys(t *testing.T) {
+	s := startSuite(t, withConfig(func(_ *accounts.Config, k *keys.Config, _ *gateway.Config, _ *audit.Config) {
+		k.KeyProfile = "deeptracer"
+	}))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", readmeShell(t, "\n### One key per project: DeepTracer's scheme\n"))
+	cmd.Env = append(os.Environ(), "API="+s.api, "INGEST="+s.ingest)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walk-through failed:\n%s", out)
+	text := string(out)
+	require.Regexp(t, `"key":"dt_[0-9a-f]{8}","type":"ingest"`, text)
+	require.Equal(t, 3, strings.Count(text, `{"accepted":1}`), "server, page and replacement:\n%s", text)
+	require.Contains(t, text, originBody+"\n")
+	require.Contains(t, text, missingKeyBody+"\n")
+	require.Contains(t, text, `{"error":"already_exists"}`)
+	require.Regexp(t, `\{"revoked":"revoked","replacement":"dt_[0-9a-f]{8}","receipt_complete":true\}`, text)
+	require.Contains(t, text, "the old key: 401")
+	require.NotContains(t, text, "null", text)
 }
