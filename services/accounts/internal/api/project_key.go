@@ -44,10 +44,14 @@ type perProjectType struct {
 }
 
 var (
-	errKeyTypesUnknown = &apierr.Error{Code: apierr.Unavailable, RetryAfter: time.Second,
-		Message: "the project cannot be created right now: the keys service, which says whether a project gets a key, did not answer; nothing was created, retry shortly"}
-	errProjectKeyNotMinted = &apierr.Error{Code: apierr.Unavailable, RetryAfter: time.Second,
-		Message: "the project's key could not be minted (the keys service did not answer); the project was not kept, so nothing was created: retry shortly"}
+	errKeyTypesUnknown = &apierr.Error{
+		Code: apierr.Unavailable, RetryAfter: time.Second,
+		Message: "the project cannot be created right now: the keys service, which says whether a project gets a key, did not answer; nothing was created, retry shortly",
+	}
+	errProjectKeyNotMinted = &apierr.Error{
+		Code: apierr.Unavailable, RetryAfter: time.Second,
+		Message: "the project's key could not be minted right now (the keys service did not answer, or failed); the project was not kept, so nothing was created: retry shortly",
+	}
 )
 
 // projectKeyType returns the name of the keys service's per_project type, "" when its
