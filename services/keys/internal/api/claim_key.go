@@ -144,7 +144,7 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 		}},
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.projectKeyTaken(ctx, newKey, err) // a profile whose claimed type is per_project
 	}
 	s.notify()
 	return &keysv1.ClaimKeyResponse{

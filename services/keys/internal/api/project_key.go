@@ -88,6 +88,9 @@ func mayRotateProjectKey(ctx context.Context, tx pgx.Tx, t *keyformat.Type, k *s
 // asked the key is revoked all the same, with no replacement (POST /v1/keys mints one
 // later, the project then holding none).
 func (s *Server) replacingType(ctx context.Context, accountID, id string) *keyformat.Type {
+	if t, ok := s.types.PerProject(); !ok || !t.ReplaceOnRevoke {
+		return nil // the profile replaces nothing: no read, no call
+	}
 	k, err := s.store.Get(ctx, accountID, id)
 	if err != nil {
 		return nil // the locked read answers not_found, or fails, itself
