@@ -50,13 +50,19 @@ type EdgeConfig struct {
 	// body that grows past it fails to read with *http.MaxBytesError (BodyTooLarge then
 	// reports true).
 	MaxBodyBytes int64
+	// WriteError writes the edge's own refusals (431, 413, a bad path or query, a panic's
+	// 500); nil writes the error envelope, as WriteError does. A listener whose handler
+	// words its errors its own way (the ingest gateway under a profile's gateway_errors)
+	// passes its writer here too, so that every error of the listener has one shape.
+	WriteError func(w http.ResponseWriter, r *http.Request, e *apierr.Error)
 }
 
 // Edge wraps an HTTP listener's own handler in what every Latchkey HTTP listener shares:
 // a request id (the client's X-Request-Id when well formed, else a new one; in the
 // context, on the request's logger and echoed in the response), the header limit
 // (MaxHeaderBytes), the body limit, panic recovery (500 internal in the envelope), and
-// GET /healthz and GET /metrics. Errors of its own are the envelope of WriteError.
+// GET /healthz and GET /metrics. Errors of its own are the envelope of WriteError, or
+// what EdgeConfig.WriteError writes.
 func Edge(cfg EdgeConfig, app http.Handler) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -151,6 +157,10 @@ func checkURL(u *url.URL) *apierr.Error {
 
 func (e *edge) refuse(w http.ResponseWriter, r *http.Request, err *apierr.Error) {
 	edgeRefused.WithLabelValues(e.cfg.Name, string(err.Code)).Inc()
+	if e.cfg.WriteError != nil {
+		e.cfg.WriteError(w, r, err)
+		return
+	}
 	writeError(w, r, err)
 }
 

@@ -5,6 +5,8 @@ package accounts
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -168,8 +170,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	relay := outbox.NewRelay(pool, js, log.Named("outbox"))
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
-	// Projects hold no secrets: their stored answers need no sealing.
-	idem := idempotency.New(pool, nil, accountsv1.AccountsService_CreateProject_FullMethodName)
+	// A project's creation may answer its key's secret (a per_project key type): stored
+	// answers are sealed under a key derived from the operator token, which the database
+	// does not hold.
+	sealKey := hmac.New(sha256.New, []byte(cfg.OperatorToken))
+	sealKey.Write([]byte("latchkey accounts idempotency records"))
+	idem := idempotency.New(pool, sealKey.Sum(nil), accountsv1.AccountsService_CreateProject_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name:         Name,
 		Addr:         cfg.GRPCAddr,
@@ -191,6 +197,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		TrialPeriod:   cfg.TrialPeriod,
 		ProjectCap:    cfg.ProjectChangesPerHour,
 		LiveKeys:      liveKeys,
+		KeyTypes:      authn.Keys,
 	})
 	accountsv1.RegisterAccountsServiceServer(g.Server, svc.Accounts())
 	accountsv1.RegisterAdminServiceServer(g.Server, svc.Admin())

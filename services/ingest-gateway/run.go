@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 
 	icfg := ingest.Config{
 		Namespace: cfg.Namespace, MaxBodyBytes: cfg.MaxBodyBytes, PublishTimeout: cfg.PublishTimeout,
-		MergeClientRequestIDs: cfg.MergeClientRequestIDs, Logger: log,
+		MergeClientRequestIDs: cfg.MergeClientRequestIDs, Logger: log, Errors: v.GatewayErrors,
 	}
 	pub, err := ingest.NewPublisher(nc, icfg)
 	if err != nil {
@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	ingest.RegisterGRPC(g.Server, v, pub, icfg)
 
 	ready := func() bool { return v.Ready() && sub.Subscribed() && keeper.Ready() }
-	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes}
+	edge := server.EdgeConfig{Name: "ingest", Logger: log, Ready: ready, MaxBodyBytes: cfg.MaxBodyBytes, WriteError: ingest.ErrorWriter(icfg)}
 
 	u.GRPC = g
 	u.HTTP = &server.HTTPListener{Addr: cfg.HTTPAddr, Handler: server.Edge(edge, ingest.CORS(ingest.NewHTTPHandler(v, pub, icfg)))}

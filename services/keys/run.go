@@ -208,13 +208,15 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	})
 	audit := auditlog.New(pool, cfg.Namespace, relay.Notify, log, api.AuditActions)
 	lim := limits.New(cfg.Limits)
-	// Stored answers hold new secrets: seal them under a key derived from the pepper.
+	// Stored answers hold new secrets: seal them under a key derived from the pepper. A
+	// revocation may mint a replacement (replace_on_revoke): a retry with its
+	// Idempotency-Key gets that answer again, secret and all.
 	sealKey := hmac.New(sha256.New, []byte(cfg.Pepper))
 	sealKey.Write([]byte("latchkey idempotency records"))
 	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName,
 		// Not ImportKey: its body holds the plaintext, and a record keeps a plain SHA-256 of
 		// the body; a retried import is already_exists, which says it is stored.
-		keysv1.KeysService_ClaimKey_FullMethodName,
+		keysv1.KeysService_ClaimKey_FullMethodName, keysv1.KeysService_RevokeKey_FullMethodName,
 		keysv1.ServersService_CreateServer_FullMethodName, keysv1.ServersService_RotateServerKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,

@@ -145,6 +145,129 @@ func (x *ListLiveKeysResponse) GetMore() bool {
 	return false
 }
 
+type MintProjectKeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	ProjectId string                 `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Who created the project (a user id, or the account key's id): the key's created_by.
+	CreatedBy string `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// The key's name; at most 200 characters.
+	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintProjectKeyRequest) Reset() {
+	*x = MintProjectKeyRequest{}
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintProjectKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintProjectKeyRequest) ProtoMessage() {}
+
+func (x *MintProjectKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintProjectKeyRequest.ProtoReflect.Descriptor instead.
+func (*MintProjectKeyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_internal_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MintProjectKeyRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *MintProjectKeyRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *MintProjectKeyRequest) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *MintProjectKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type MintProjectKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key's secret, shown once: POST /v1/projects answers it.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintProjectKeyResponse) Reset() {
+	*x = MintProjectKeyResponse{}
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintProjectKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintProjectKeyResponse) ProtoMessage() {}
+
+func (x *MintProjectKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintProjectKeyResponse.ProtoReflect.Descriptor instead.
+func (*MintProjectKeyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_internal_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MintProjectKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *MintProjectKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
 var File_latchkey_keys_v1_internal_proto protoreflect.FileDescriptor
 
 const file_latchkey_keys_v1_internal_proto_rawDesc = "" +
@@ -159,9 +282,21 @@ const file_latchkey_keys_v1_internal_proto_rawDesc = "" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\"U\n" +
 	"\x14ListLiveKeysResponse\x12)\n" +
 	"\x04keys\x18\x01 \x03(\v2\x15.latchkey.keys.v1.KeyR\x04keys\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more2p\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x88\x01\n" +
+	"\x15MintProjectKeyRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x03 \x01(\tR\tcreatedBy\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"Y\n" +
+	"\x16MintProjectKeyResponse\x12'\n" +
+	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret2\xd5\x01\n" +
 	"\x0fInternalService\x12]\n" +
-	"\fListLiveKeys\x12%.latchkey.keys.v1.ListLiveKeysRequest\x1a&.latchkey.keys.v1.ListLiveKeysResponseB\xc1\x01\n" +
+	"\fListLiveKeys\x12%.latchkey.keys.v1.ListLiveKeysRequest\x1a&.latchkey.keys.v1.ListLiveKeysResponse\x12c\n" +
+	"\x0eMintProjectKey\x12'.latchkey.keys.v1.MintProjectKeyRequest\x1a(.latchkey.keys.v1.MintProjectKeyResponseB\xc1\x01\n" +
 	"\x14com.latchkey.keys.v1B\rInternalProtoP\x01Z8github.com/latchkey/latchkey/gen/latchkey/keys/v1;keysv1\xa2\x02\x03LKX\xaa\x02\x10Latchkey.Keys.V1\xca\x02\x10Latchkey\\Keys\\V1\xe2\x02\x1cLatchkey\\Keys\\V1\\GPBMetadata\xea\x02\x12Latchkey::Keys::V1b\x06proto3"
 
 var (
@@ -176,21 +311,26 @@ func file_latchkey_keys_v1_internal_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_internal_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_latchkey_keys_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_latchkey_keys_v1_internal_proto_goTypes = []any{
-	(*ListLiveKeysRequest)(nil),  // 0: latchkey.keys.v1.ListLiveKeysRequest
-	(*ListLiveKeysResponse)(nil), // 1: latchkey.keys.v1.ListLiveKeysResponse
-	(*Key)(nil),                  // 2: latchkey.keys.v1.Key
+	(*ListLiveKeysRequest)(nil),    // 0: latchkey.keys.v1.ListLiveKeysRequest
+	(*ListLiveKeysResponse)(nil),   // 1: latchkey.keys.v1.ListLiveKeysResponse
+	(*MintProjectKeyRequest)(nil),  // 2: latchkey.keys.v1.MintProjectKeyRequest
+	(*MintProjectKeyResponse)(nil), // 3: latchkey.keys.v1.MintProjectKeyResponse
+	(*Key)(nil),                    // 4: latchkey.keys.v1.Key
 }
 var file_latchkey_keys_v1_internal_proto_depIdxs = []int32{
-	2, // 0: latchkey.keys.v1.ListLiveKeysResponse.keys:type_name -> latchkey.keys.v1.Key
-	0, // 1: latchkey.keys.v1.InternalService.ListLiveKeys:input_type -> latchkey.keys.v1.ListLiveKeysRequest
-	1, // 2: latchkey.keys.v1.InternalService.ListLiveKeys:output_type -> latchkey.keys.v1.ListLiveKeysResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: latchkey.keys.v1.ListLiveKeysResponse.keys:type_name -> latchkey.keys.v1.Key
+	4, // 1: latchkey.keys.v1.MintProjectKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	0, // 2: latchkey.keys.v1.InternalService.ListLiveKeys:input_type -> latchkey.keys.v1.ListLiveKeysRequest
+	2, // 3: latchkey.keys.v1.InternalService.MintProjectKey:input_type -> latchkey.keys.v1.MintProjectKeyRequest
+	1, // 4: latchkey.keys.v1.InternalService.ListLiveKeys:output_type -> latchkey.keys.v1.ListLiveKeysResponse
+	3, // 5: latchkey.keys.v1.InternalService.MintProjectKey:output_type -> latchkey.keys.v1.MintProjectKeyResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_internal_proto_init() }
@@ -205,7 +345,7 @@ func file_latchkey_keys_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_internal_proto_rawDesc), len(file_latchkey_keys_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	InternalService_ListLiveKeys_FullMethodName = "/latchkey.keys.v1.InternalService/ListLiveKeys"
+	InternalService_ListLiveKeys_FullMethodName   = "/latchkey.keys.v1.InternalService/ListLiveKeys"
+	InternalService_MintProjectKey_FullMethodName = "/latchkey.keys.v1.InternalService/MintProjectKey"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -33,6 +34,11 @@ type InternalServiceClient interface {
 	// and are bound to a project, or to some of its environments: the keys a change to the
 	// project would cut off. The accounts service asks before it drops an environment.
 	ListLiveKeys(ctx context.Context, in *ListLiveKeysRequest, opts ...grpc.CallOption) (*ListLiveKeysResponse, error)
+	// MintProjectKey mints the key of the profile's per_project type for a project the
+	// accounts service has just created, so that POST /v1/projects answers it with the
+	// project. The project must exist (it is read fresh from accounts) and hold no live key
+	// of the type (already_exists); not_found when the profile has no per_project type.
+	MintProjectKey(ctx context.Context, in *MintProjectKeyRequest, opts ...grpc.CallOption) (*MintProjectKeyResponse, error)
 }
 
 type internalServiceClient struct {
@@ -53,6 +59,16 @@ func (c *internalServiceClient) ListLiveKeys(ctx context.Context, in *ListLiveKe
 	return out, nil
 }
 
+func (c *internalServiceClient) MintProjectKey(ctx context.Context, in *MintProjectKeyRequest, opts ...grpc.CallOption) (*MintProjectKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MintProjectKeyResponse)
+	err := c.cc.Invoke(ctx, InternalService_MintProjectKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -64,6 +80,11 @@ type InternalServiceServer interface {
 	// and are bound to a project, or to some of its environments: the keys a change to the
 	// project would cut off. The accounts service asks before it drops an environment.
 	ListLiveKeys(context.Context, *ListLiveKeysRequest) (*ListLiveKeysResponse, error)
+	// MintProjectKey mints the key of the profile's per_project type for a project the
+	// accounts service has just created, so that POST /v1/projects answers it with the
+	// project. The project must exist (it is read fresh from accounts) and hold no live key
+	// of the type (already_exists); not_found when the profile has no per_project type.
+	MintProjectKey(context.Context, *MintProjectKeyRequest) (*MintProjectKeyResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -76,6 +97,9 @@ type UnimplementedInternalServiceServer struct{}
 
 func (UnimplementedInternalServiceServer) ListLiveKeys(context.Context, *ListLiveKeysRequest) (*ListLiveKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListLiveKeys not implemented")
+}
+func (UnimplementedInternalServiceServer) MintProjectKey(context.Context, *MintProjectKeyRequest) (*MintProjectKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MintProjectKey not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -116,6 +140,24 @@ func _InternalService_ListLiveKeys_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_MintProjectKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MintProjectKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).MintProjectKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_MintProjectKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).MintProjectKey(ctx, req.(*MintProjectKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -126,6 +168,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListLiveKeys",
 			Handler:    _InternalService_ListLiveKeys_Handler,
+		},
+		{
+			MethodName: "MintProjectKey",
+			Handler:    _InternalService_MintProjectKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -28,9 +28,13 @@ type Config struct {
 	StepUpWindow  time.Duration
 	TrialPeriod   time.Duration
 	// LiveKeys is the keys service's InternalService, asked for live keys before an
-	// environment is dropped; nil when no keys service is configured, and then no
-	// environment can be dropped.
+	// environment is dropped, and to mint a new project's key (MintProjectKey); nil when no
+	// keys service is configured, and then no environment can be dropped.
 	LiveKeys keysv1.InternalServiceClient
+	// KeyTypes is the keys service's KeysService, asked (ListKeyTypes) whether its profile
+	// has a per_project type, whose key every new project gets (project_key.go); nil when
+	// no keys service is configured, and then projects get no key.
+	KeyTypes keysv1.KeysServiceClient
 	// ProjectCap caps project creations and deletions per account and hour (0: no cap);
 	// each is taken in the change's own transaction.
 	ProjectCap int
@@ -44,6 +48,8 @@ type Config struct {
 type Service struct {
 	cfg   Config
 	pages *pagetoken.Codec
+	// perProject is the keys service's per_project type as last learned.
+	perProject perProjectType
 }
 
 // New returns the handlers.

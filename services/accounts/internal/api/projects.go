@@ -161,7 +161,9 @@ func projectUpdated(ctx context.Context, p store.Project) *eventsv1.Event {
 	return ev
 }
 
-// CreateProject creates a project in the caller's account.
+// CreateProject creates a project in the caller's account. When the keys service's
+// profile has a per_project key type, the project's key is minted with it and answered
+// once, with its secret; if it cannot be, the project is not kept (project_key.go).
 func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.CreateProjectRequest) (*accountsv1.CreateProjectResponse, error) {
 	caller, err := auth.Require(ctx, capProjectsWrite)
 	if err != nil {
@@ -181,6 +183,10 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 	if err != nil {
 		return nil, err
 	}
+	keyType, err := s.projectKeyType(ctx)
+	if err != nil {
+		return nil, err
+	}
 	t := now()
 	p := store.Project{
 		ID:             ids.New(ids.Project),
@@ -196,7 +202,15 @@ func (s accountsServer) CreateProject(ctx context.Context, req *accountsv1.Creat
 		return nil, storeErr(err, nil)
 	}
 	s.cfg.Notify()
-	return &accountsv1.CreateProjectResponse{Project: projectPB(p)}, nil
+	resp := &accountsv1.CreateProjectResponse{Project: projectPB(p)}
+	if keyType != "" {
+		k, err := s.mintProjectKey(ctx, caller, p)
+		if err != nil {
+			return nil, err
+		}
+		resp.Key, resp.Secret = k.GetKey(), k.GetSecret()
+	}
+	return resp, nil
 }
 
 // ListProjects pages through the caller's projects, newest first. The page token holds the

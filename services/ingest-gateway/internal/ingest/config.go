@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/natsx"
 )
 
@@ -38,6 +39,11 @@ type Config struct {
 	MergeClientRequestIDs bool
 	// Logger receives failures, with the request id; never a key. No-op when nil.
 	Logger *zap.Logger
+	// Errors is how the key profile words the gateway's refusals (its gateway_errors: a
+	// message per machine code, and the shape of an HTTP error body), asked at each
+	// refusal so that it follows the key types as they load (verifier.GatewayErrors). Nil
+	// for Latchkey's envelope with the gateway's own messages. See errors.go.
+	Errors func() keyformat.GatewayErrors
 }
 
 // Validate reports a configuration that cannot work.

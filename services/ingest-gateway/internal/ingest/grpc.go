@@ -116,7 +116,7 @@ func (e *grpcExporter) export(ctx context.Context, sig Signal, body []byte) (any
 	}
 	requestsTotal.WithLabelValues(transportOTLPGRPC, string(sig), code).Inc()
 	if err != nil {
-		return nil, err
+		return nil, e.cfg.grpcError(err)
 	}
 	switch sig {
 	case Traces:

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
@@ -69,6 +70,9 @@ func (testAuth) Authorize(_ context.Context, req grant.Request) (grant.Grant, er
 		return grant.Grant{}, &apierr.Error{Code: apierr.RateLimited, Message: "slow down", RetryAfter: 2 * time.Second}
 	case "broken":
 		return grant.Grant{}, errors.New("keys service: connection refused")
+	case "foreign":
+		// A good key sent from an origin its project does not allow.
+		return grant.Grant{}, apierr.New(apierr.OriginNotAllowed, "this origin may not use the key")
 	default:
 		return grant.Grant{}, apierr.New(apierr.Unauthenticated, "the API key is not valid")
 	}
@@ -91,6 +95,11 @@ func withMaxBody(n int64) envOpt { return func(e *env) { e.cfg.MaxBodyBytes = n 
 
 // withLogger replaces the test logger (fuzzing would pile every line up in memory).
 func withLogger(l *zap.Logger) envOpt { return func(e *env) { e.cfg.Logger = l } }
+
+// withErrors words refusals as a profile's gateway_errors say (Config.Errors).
+func withErrors(g keyformat.GatewayErrors) envOpt {
+	return func(e *env) { e.cfg.Errors = func() keyformat.GatewayErrors { return g } }
+}
 
 // withoutStreams leaves the streams uncreated, so every publish finds no stream.
 func withoutStreams() envOpt { return func(e *env) { e.ns = "" } }
@@ -124,7 +133,7 @@ func newEnv(t testing.TB, url string, opts ...envOpt) *env {
 	e.pub, err = NewPublisher(nc, e.cfg)
 	require.NoError(t, err)
 	// Behind the shared edge, as run.go serves it: request ids, limits, recovery.
-	e.h = server.Edge(server.EdgeConfig{Logger: e.cfg.Logger, MaxBodyBytes: e.cfg.withDefaults().MaxBodyBytes},
+	e.h = server.Edge(server.EdgeConfig{Logger: e.cfg.Logger, MaxBodyBytes: e.cfg.withDefaults().MaxBodyBytes, WriteError: ErrorWriter(e.cfg)},
 		NewHTTPHandler(testAuth{}, e.pub, e.cfg))
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)

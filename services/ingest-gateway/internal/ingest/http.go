@@ -7,7 +7,6 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/logging"
-	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/services/ingest-gateway/internal/grant"
 )
 
@@ -31,8 +30,9 @@ type httpHandler struct {
 }
 
 // NewHTTPHandler serves OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs) and plain JSON
-// logs (POST /ingest/logs); every error is the JSON envelope (other paths 404 not_found,
-// other methods 405 method_not_allowed). It expects to sit behind server.Edge, which gives
+// logs (POST /ingest/logs); every error is JSON in the shape the profile says, the
+// envelope by default (errors.go; other paths 404 not_found, other methods 405
+// method_not_allowed). It expects to sit behind server.Edge, which gives
 // each request its id (X-Request-Id), logger, limits and panic recovery.
 func NewHTTPHandler(auth grant.Authorizer, pub *Publisher, cfg Config) http.Handler {
 	return &httpHandler{auth: auth, pub: pub, cfg: cfg.withDefaults()}
@@ -48,13 +48,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathLogs, PathJSONLogs:
 		sig = Logs
 	default:
-		server.WriteError(w, r, apierr.New(apierr.NotFound, "no such route: %s; ingest routes are POST %s, %s, %s and %s",
+		h.cfg.writeError(w, r, apierr.New(apierr.NotFound, "no such route: %s; ingest routes are POST %s, %s, %s and %s",
 			shorten(r.URL.Path, 128), PathTraces, PathMetrics, PathLogs, PathJSONLogs))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		server.WriteError(w, r, apierr.New(apierr.MethodNotAllowed, "%s is not allowed on %s; use POST", shorten(r.Method, 16), r.URL.Path))
+		h.cfg.writeError(w, r, apierr.New(apierr.MethodNotAllowed, "%s is not allowed on %s; use POST", shorten(r.Method, 16), r.URL.Path))
 		return
 	}
 	if r.URL.Path == PathJSONLogs {
@@ -126,5 +126,5 @@ func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, transport str
 	if e.Code == apierr.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	server.WriteError(w, r, e)
+	h.cfg.writeError(w, r, e)
 }

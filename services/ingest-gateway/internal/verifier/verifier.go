@@ -38,11 +38,13 @@ type Config struct {
 
 // Verifier implements grant.Authorizer.
 type Verifier struct {
-	keys     keysv1.KeysServiceClient
-	token    string
-	cfg      Config
-	cache    *keycache.Cache
-	types    atomic.Pointer[keyformat.Registry]
+	keys  keysv1.KeysServiceClient
+	token string
+	cfg   Config
+	cache *keycache.Cache
+	types atomic.Pointer[keyformat.Registry]
+	// gwErrors is the profile's gateway_errors, loaded with types.
+	gwErrors atomic.Pointer[keyformat.GatewayErrors]
 	flight   singleflight.Group
 	perKey   *ratelimit.Limiter
 	failures *ratelimit.Limiter
@@ -77,7 +79,8 @@ var (
 func (v *Verifier) Ready() bool { return v.types.Load() != nil }
 
 // LoadTypes takes the key types from the keys service, so the gateway parses and limits
-// keys exactly as keys issues them.
+// keys exactly as keys issues them, and the profile's gateway_errors with them, so it
+// words its refusals as the profile says (GatewayErrors).
 func (v *Verifier) LoadTypes(ctx context.Context) error {
 	resp, err := v.keys.ListKeyTypes(auth.OutgoingBearer(ctx, v.token), &keysv1.ListKeyTypesRequest{})
 	if err != nil {
@@ -87,12 +90,27 @@ func (v *Verifier) LoadTypes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v.UseTypes(reg)
+	v.use(reg, typepb.GatewayErrorsFromProto(resp.GetGatewayErrors()))
 	return nil
 }
 
-// UseTypes sets the key types directly (LoadTypes does it from the keys service).
-func (v *Verifier) UseTypes(reg *keyformat.Registry) { v.types.Store(reg) }
+// UseTypes sets the key types directly, with the registry's own gateway_errors (LoadTypes
+// does it from the keys service).
+func (v *Verifier) UseTypes(reg *keyformat.Registry) { v.use(reg, reg.GatewayErrors()) }
+
+func (v *Verifier) use(reg *keyformat.Registry, g keyformat.GatewayErrors) {
+	v.gwErrors.Store(&g)
+	v.types.Store(reg)
+}
+
+// GatewayErrors is how the loaded profile words the gateway's refusals (ingest.Config's
+// Errors); the zero value, Latchkey's envelope, until the types are loaded.
+func (v *Verifier) GatewayErrors() keyformat.GatewayErrors {
+	if g := v.gwErrors.Load(); g != nil {
+		return *g
+	}
+	return keyformat.GatewayErrors{}
+}
 
 // Types returns the loaded registry, or nil.
 func (v *Verifier) Types() *keyformat.Registry { return v.types.Load() }

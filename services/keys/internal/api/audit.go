@@ -18,7 +18,8 @@ var AuditActions = map[string]auditlog.Action{
 	},
 	// Under no account: nobody signed in, and the key belongs to none.
 	keysv1.KeysService_CreateAnonymousKey_FullMethodName: {Name: "keys.create_anonymous", Resource: "key", ResourceID: []string{"key.id"}},
-	keysv1.KeysService_RevokeKey_FullMethodName:          {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
+	// A replace_on_revoke key's revocation adds replacement_key_id (its transaction).
+	keysv1.KeysService_RevokeKey_FullMethodName: {Name: "keys.revoke", Resource: "key", ResourceID: []string{"id", "key.id"}},
 	// By a session or, with actor type project_key, by the ingest key that asked.
 	keysv1.KeysService_CreateSessionKey_FullMethodName: {Name: "keys.create_session", Resource: "key", ResourceID: []string{"key.id"}},
 	// The new key; the claim's transaction adds anonymous_key_id and messages_linked.
@@ -44,5 +45,12 @@ var AuditActions = map[string]auditlog.Action{
 	keysv1.ServersService_RotateServerKey_FullMethodName: {
 		Name: "servers.rotate_key", Resource: "server", ResourceID: []string{"id"},
 		Details: map[string]string{"new_key_id": "server.key_id", "previous_key_id": "previous.id"},
+	},
+	// A project's key, minted as POST /v1/projects creates the project: asked by the accounts
+	// service (actor operator) for the project's creator (created_by), filed under the
+	// project's account.
+	keysv1.InternalService_MintProjectKey_FullMethodName: {
+		Name: "keys.create", Resource: "key", ResourceID: []string{"key.id"}, Account: []string{"account_id"},
+		Details: map[string]string{"project_id": "project_id", "created_by": "created_by"},
 	},
 }

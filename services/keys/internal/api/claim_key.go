@@ -197,7 +197,7 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 			if watch != nil {
 				watch.Close()
 			}
-			return nil, err
+			return nil, s.projectKeyTaken(ctx, newKey, err) // a profile whose claimed type is per_project
 		}
 		logging.From(ctx).Info("claim: the commit reported an error, but the claim is stored", zap.String("key_id", anon.ID), zap.Error(err))
 	}

@@ -32,6 +32,9 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 	if err := s.mayManageType(p, t, now); err != nil {
 		return nil, err
 	}
+	if err := perProjectFields(t, req.GetEnvironment(), req.GetExpiresAt()); err != nil {
+		return nil, err
+	}
 	projectID, env, envAddedAt, err := s.binding(ctx, p, t, req.GetProjectId(), req.GetEnvironment())
 	if err != nil {
 		return nil, err
@@ -65,10 +68,11 @@ func (s *Server) CreateKey(ctx context.Context, req *keysv1.CreateKeyRequest) (*
 }
 
 // insertKey stores a new key (made by newKey) with its key.created event, under the hourly
-// caps given, in one transaction, and wakes the outbox relay.
+// caps given, in one transaction, and wakes the outbox relay. A second active key of a
+// per_project type for its project is 409 already_exists (projectKeyTaken).
 func (s *Server) insertKey(ctx context.Context, k *store.Key, caps ...quota.Cap) error {
 	if err := s.store.Create(ctx, k, keyCreated(ctx, k), caps...); err != nil {
-		return err
+		return s.projectKeyTaken(ctx, k, err)
 	}
 	s.notify()
 	return nil
@@ -83,7 +87,8 @@ func keyCreated(ctx context.Context, k *store.Key) *eventsv1.Event {
 	return ev
 }
 
-// newKey fills in a fresh id, secret, hash and display prefix on template.
+// newKey fills in a fresh id, secret, hash and display prefix on template, and marks a key
+// of a per_project type as one (store.Key.PerProject).
 func (s *Server) newKey(t *keyformat.Type, template *store.Key) (*store.Key, string, error) {
 	secret, err := s.types.Generate(t.Name)
 	if err != nil {
@@ -98,6 +103,7 @@ func (s *Server) newKey(t *keyformat.Type, template *store.Key) (*store.Key, str
 	k.ID = ids.New(ids.Key)
 	k.Hash = hash[:]
 	k.DisplayPrefix = keyformat.DisplayPrefix(parsed)
+	k.PerProject = t.PerProject
 	return &k, secret, nil
 }
 

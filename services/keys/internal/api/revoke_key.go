@@ -26,7 +26,9 @@ const (
 
 // RevokeKey stops a key at once; the row stays for history. Revoking twice is a no-op.
 // With wait_for_gateways it also waits until every live gateway has dropped the key and
-// says how many did: a revocation receipt.
+// says how many did: a revocation receipt. Revoking the active key of a replace_on_revoke
+// type mints its replacement in the same transaction and answers it, with its secret,
+// once (replacingType, replaceRevoked; events key.revoked and key.created).
 func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*keysv1.RevokeKeyResponse, error) {
 	p, err := auth.Require(ctx, "keys:write")
 	if err != nil {
@@ -56,23 +58,34 @@ func (s *Server) RevokeKey(ctx context.Context, req *keysv1.RevokeKeyRequest) (*
 			defer watch.Close()
 		}
 	}
+	replaceAs := s.replacingType(ctx, p.AccountID, req.GetId())
 	now := s.now()
 	revoked := false
-	k, err := s.store.Change(ctx, p.AccountID, req.GetId(), func(tx pgx.Tx, k *store.Key) (*eventsv1.Event, error) {
+	var replacement *keysv1.Replacement
+	k, err := s.store.ChangeWith(ctx, p.AccountID, req.GetId(), func(tx pgx.Tx, k *store.Key) (*eventsv1.Event, map[string]string, error) {
 		if k.RevokedAt != nil {
-			return nil, nil
+			return nil, nil, nil
 		}
+		active := k.Status(now) == store.StatusActive
 		if err := store.Revoke(ctx, tx, k, now, req.GetReason()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		revoked = true
 		ev.Payload = &eventsv1.Event_KeyRevoked{KeyRevoked: &eventsv1.KeyRevoked{KeyId: k.ID, KeyHash: k.Hash, Reason: req.GetReason()}}
-		return ev, nil
+		if replaceAs == nil || !active {
+			return ev, nil, nil
+		}
+		r, secret, err := s.replaceRevoked(ctx, tx, p, replaceAs, k, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		replacement = &keysv1.Replacement{Key: toProto(r, now), Secret: secret}
+		return ev, map[string]string{"replacement_key_id": r.ID}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &keysv1.RevokeKeyResponse{Key: toProto(k, now)}
+	resp := &keysv1.RevokeKeyResponse{Key: toProto(k, now), Replacement: replacement}
 	if !revoked {
 		if wantReceipt {
 			// Revoked by an earlier call, whose event this one cannot watch. Once that is

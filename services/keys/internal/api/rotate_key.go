@@ -92,6 +92,9 @@ func (s *Server) rotateLocked(ctx context.Context, tx pgx.Tx, p *auth.Principal,
 	if err := s.mayManageType(p, t, now); err != nil {
 		return nil, err
 	}
+	if err := mayRotateProjectKey(ctx, tx, t, k, now); err != nil {
+		return nil, err
+	}
 	g := t.RotationGrace.Duration
 	if grace != nil {
 		g = *grace

@@ -54,6 +54,9 @@ func (s *Server) UpdateKey(ctx context.Context, req *keysv1.UpdateKeyRequest) (*
 				}
 				k.Capabilities = caps
 			case "expires_at":
+				if err := perProjectFields(t, "", in.GetExpiresAt()); err != nil {
+					return nil, err
+				}
 				exp, err := expiry(in.GetExpiresAt(), now)
 				if err != nil {
 					return nil, err

@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type Key struct {
 	// ServerID is the server a collector key belongs to (POST /v1/servers, or a key imported
 	// for a server); "" for every other key (NULL in the table).
 	ServerID string
+	// PerProject marks a key of a per_project type (keyformat.Type.PerProject) when it is
+	// inserted, so that keys_one_per_project holds its project to one active such key. It
+	// is written, not read back: the key's type says it.
+	PerProject bool
 }
 
 // Lifetime is the part of k its status follows from.
@@ -121,13 +126,13 @@ func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, ns: n
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 const insertSQL = `INSERT INTO keys (id, account_id, type, name, key_hash, display_prefix, project_id,
-	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at, server_id)
-	VALUES ($1, nullif($2, ''), $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14, nullif($15, ''))`
+	environment, capabilities, created_by, expires_at, metadata, created_at, environment_added_at, server_id, per_project)
+	VALUES ($1, nullif($2, ''), $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, $11, $12, $13, $14, nullif($15, ''), $16)`
 
 func insert(ctx context.Context, tx pgx.Tx, k *Key) error {
 	_, err := tx.Exec(ctx, insertSQL, k.ID, k.AccountID, k.Type, k.Name, k.Hash, k.DisplayPrefix,
 		k.ProjectID, k.Environment, notNullList(k.Capabilities), k.CreatedBy, k.ExpiresAt, notNull(k.Metadata), k.CreatedAt,
-		pgtype.Timestamptz{Time: k.EnvironmentAddedAt, Valid: !k.EnvironmentAddedAt.IsZero()}, k.ServerID)
+		pgtype.Timestamptz{Time: k.EnvironmentAddedAt, Valid: !k.EnvironmentAddedAt.IsZero()}, k.ServerID, k.PerProject)
 	return err
 }
 
@@ -296,13 +301,22 @@ const lockSQL = `SELECT ` + columns + ` FROM keys WHERE account_id = $1 AND id =
 // by fn through the Tx) and the event commit together, with the call's audit event. fn's
 // error aborts.
 func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx.Tx, k *Key) (*eventsv1.Event, error)) (*Key, error) {
+	return s.ChangeWith(ctx, accountID, id, func(tx pgx.Tx, k *Key) (*eventsv1.Event, map[string]string, error) {
+		ev, err := fn(tx, k)
+		return ev, nil, err
+	})
+}
+
+// ChangeWith is Change for a change that adds details of its own to the call's audit
+// event (a revocation names the key minted in its place).
+func (s *Store) ChangeWith(ctx context.Context, accountID, id string, fn func(tx pgx.Tx, k *Key) (*eventsv1.Event, map[string]string, error)) (*Key, error) {
 	var out *Key
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		k, err := scan(tx.QueryRow(ctx, lockSQL, accountID, id))
 		if err != nil {
 			return err
 		}
-		ev, err := fn(tx, k)
+		ev, details, err := fn(tx, k)
 		if err != nil {
 			return err
 		}
@@ -314,7 +328,14 @@ func (s *Store) Change(ctx context.Context, accountID, id string, fn func(tx pgx
 		if out, err = scan(tx.QueryRow(ctx, getSQL, accountID, id)); err != nil {
 			return err
 		}
-		return auditlog.Record(ctx, tx, auditFacts(id, ev))
+		f := auditFacts(id, ev)
+		if len(details) > 0 {
+			if f.Details == nil {
+				f.Details = make(map[string]string, len(details))
+			}
+			maps.Copy(f.Details, details)
+		}
+		return auditlog.Record(ctx, tx, f)
 	})
 	return out, postgres.Error(err, ErrNotFound)
 }
@@ -345,18 +366,26 @@ func Revoke(ctx context.Context, tx pgx.Tx, k *Key, at time.Time, reason string)
 	return err
 }
 
-const graceSQL = `UPDATE keys SET grace_until = $3, rotated_to_id = $4 WHERE account_id = $1 AND id = $2`
+const (
+	graceSQL     = `UPDATE keys SET grace_until = $3 WHERE account_id = $1 AND id = $2`
+	rotatedToSQL = `UPDATE keys SET rotated_to_id = $3 WHERE account_id = $1 AND id = $2`
+)
 
 // Rotate stores successor and puts old in grace until graceUntil, taking one use of each
-// of caps in tx, as Create does.
+// of caps in tx, as Create does. old leaves "active" before successor is inserted, so a
+// per_project type's one active key (keys_one_per_project) is never two, even for a
+// moment; it names its successor once that exists (rotated_to_id references it).
 func Rotate(ctx context.Context, tx pgx.Tx, old, successor *Key, graceUntil time.Time, caps ...quota.Cap) error {
 	if err := takeCaps(ctx, tx, old.AccountID, caps); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, graceSQL, old.AccountID, old.ID, graceUntil); err != nil {
 		return err
 	}
 	if err := insert(ctx, tx, successor); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, graceSQL, old.AccountID, old.ID, graceUntil, successor.ID)
+	_, err := tx.Exec(ctx, rotatedToSQL, old.AccountID, old.ID, successor.ID)
 	return err
 }
 
