@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
+	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
@@ -52,7 +53,7 @@ func TestAnonymousKeyIngest(t *testing.T) {
 // TestAnonymousStreamFollowsDataTTL: the anonymous stream keeps data for the anonymous key
 // type's data_ttl, whatever the gateway's fallback retention says.
 func TestAnonymousStreamFollowsDataTTL(t *testing.T) {
-	profile := profileFile(t, "typed", func(t *keyformat.Type) {
+	profile := testutil.ProfileFile(t, "typed", func(t *keyformat.Type) {
 		if t.Anonymous {
 			t.DataTTL = keyformat.Duration{Duration: 90 * time.Minute}
 		}

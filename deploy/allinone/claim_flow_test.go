@@ -13,6 +13,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/testutil"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
@@ -33,7 +34,7 @@ func TestClaimFlow(t *testing.T) {
 	} {
 		t.Run(tc.profile, func(t *testing.T) {
 			const grace = 4 * time.Second
-			profile := profileFile(t, tc.profile, func(t *keyformat.Type) {
+			profile := testutil.ProfileFile(t, tc.profile, func(t *keyformat.Type) {
 				if t.Anonymous {
 					t.ClaimGrace = keyformat.Duration{Duration: grace}
 				}

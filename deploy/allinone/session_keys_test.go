@@ -23,7 +23,7 @@ const sessionPage = "https://app.example.com"
 func TestSessionKeysAtTheGateway(t *testing.T) {
 	for _, c := range []struct{ profile, prefix string }{{"default", "lk_sess_"}, {"typed", "gt_session_"}} {
 		t.Run(c.profile, func(t *testing.T) {
-			profile := profileFile(t, c.profile, func(t *keyformat.Type) {
+			profile := testutil.ProfileFile(t, c.profile, func(t *keyformat.Type) {
 				if t.BrowserOnly() {
 					t.SessionWindow = keyformat.Duration{Duration: 2 * time.Second}
 				}

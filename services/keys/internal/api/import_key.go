@@ -79,6 +79,7 @@ func (s *Server) ImportKey(ctx context.Context, req *keysv1.ImportKeyRequest) (*
 		ID: ids.New(ids.Key), AccountID: p.AccountID, Type: t.Name, Name: req.GetName(), Hash: hash[:],
 		DisplayPrefix: keyformat.DisplayPrefix(parsed), ProjectID: projectID, Environment: env, EnvironmentAddedAt: envAddedAt,
 		Capabilities: slices.Clone(t.Capabilities), CreatedBy: p.Actor(), CreatedAt: now, ServerID: req.GetServerId(),
+		PerProject: t.PerProject, // an adopted key counts as the project's one key too
 	}
 	if err := s.insertKey(ctx, k, s.capsFor(t, false)...); err != nil {
 		if postgres.Code(err) == postgres.UniqueViolation {

@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -24,19 +22,6 @@ func (s *suite) projectWithKey(token string) (project, keyID, secret string) {
 	r := s.Must(200, s.createProject(token))
 	require.Regexp(s.t, deeptracerKey, r.Str("secret"))
 	return r.Str("project.id"), r.Str("key.id"), r.Str("secret")
-}
-
-// derivedProfile writes the built-in profile base with edit applied to each type and
-// returns its path, for LATCHKEY_KEY_PROFILE.
-func derivedProfile(t *testing.T, base string, edit func(*keyformat.Type)) string {
-	t.Helper()
-	reg, err := keyformat.LoadProfile(base)
-	require.NoError(t, err)
-	b, err := reg.Profile(edit)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), base+".json")
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	return path
 }
 
 // TestOneKeyPerProject: a project created under deeptracer holds its key; a second key of
@@ -68,6 +53,14 @@ func TestOneKeyPerProject(t *testing.T) {
 	require.Equal(t, "browser and server", renamed.Str("key.name"))
 	require.Nil(t, renamed.Get("key.expires_at"))
 
+	// An adopted key of the type is the project's key too: not a second one.
+	deeptracer, err := keyformat.LoadProfile("deeptracer")
+	require.NoError(t, err)
+	adopted, err := deeptracer.Generate("ingest")
+	require.NoError(t, err)
+	s.Call("POST", "/v1/keys:import", owner, map[string]any{"type": "ingest", "secret": adopted, "project_id": project}).
+		RequireError(t, 409, "already_exists")
+
 	// Another project of the account has its own key.
 	other, otherKey, _ := s.projectWithKey(owner)
 	require.NotEqual(t, project, other)
@@ -81,7 +74,7 @@ func TestOneKeyPerProject(t *testing.T) {
 // commits and every other is 409 already_exists (the database decides, not a check that
 // ran before it).
 func TestOneKeyPerProjectConcurrent(t *testing.T) {
-	profile := derivedProfile(t, "deeptracer", func(t *keyformat.Type) { t.ReplaceOnRevoke = false })
+	profile := testutil.ProfileFile(t, "deeptracer", func(t *keyformat.Type) { t.ReplaceOnRevoke = false })
 	s := startSuite(t, withProfile(profile))
 	token, _ := s.signUp("one-key-race")
 	project, keyID, _ := s.projectWithKey(token)
