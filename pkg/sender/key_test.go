@@ -285,19 +285,31 @@ func TestConcurrentStartsMintOneKey(t *testing.T) {
 	require.Equal(t, 1, minted)
 }
 
-// childEnv, when set, makes TestChildStart a start in a process of its own (the parent
-// test passes the directory, the mint server and the gateway in the environment).
+// childEnv, when set, makes the test binary one start in a process of its own (TestMain;
+// the parent test passes the directory, the mint server and the gateway in the environment).
 const childEnv = "LATCHKEY_SENDER_TEST_CHILD_DIR"
 
-func TestChildStart(t *testing.T) {
-	dir := os.Getenv(childEnv)
-	if dir == "" {
-		t.Skip("run by TestConcurrentProcessesMintOneKey")
+// TestMain runs the tests, or, in a child of TestConcurrentProcessesMintOneKey, one start.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childEnv); dir != "" {
+		os.Exit(childStart(dir))
 	}
+	os.Exit(m.Run())
+}
+
+// childStart starts a sender on dir and prints its key's source and display prefix.
+func childStart(dir string) int {
 	s, err := Start(context.Background(), Options{Dir: dir, Logger: discard()})
-	require.NoError(t, err)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
 	fmt.Printf("RESULT %s %s\n", s.Key().Source, s.Key().DisplayPrefix)
-	require.NoError(t, s.Shutdown(context.Background()))
+	if err := s.Shutdown(context.Background()); err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	return 0
 }
 
 // Processes starting at once on an empty directory mint one key and all use it: the test
@@ -311,7 +323,7 @@ func TestConcurrentProcessesMintOneKey(t *testing.T) {
 	cmds := make([]*exec.Cmd, n)
 	outs := make([]strings.Builder, n)
 	for i := range n {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestChildStart$", "-test.count=1") //nolint:gosec // the test binary itself
+		cmd := exec.Command(os.Args[0]) //nolint:gosec // the test binary itself, as a child (TestMain)
 		cmd.Env = append(os.Environ(), childEnv+"="+dir, EnvAPIURL+"="+mint.URL, EnvEndpoint+"="+gw.URL)
 		cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
 		cmds[i] = cmd
