@@ -86,7 +86,7 @@ func New(pool *pgxpool.Pool, sealKey []byte, methods ...string) *Store {
 
 var (
 	errReused  = apierr.New(apierr.IdempotencyKeyReused, "this Idempotency-Key was used with a different request in the last 24 hours")
-	errBadKey  = apierr.New(apierr.InvalidArgument, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+	errBadKey  = apierr.New(apierr.InvalidArgument, "Idempotency-Key must be 1 to 255 printable ASCII characters, without spaces")
 	errTimeout = &apierr.Error{Code: apierr.Conflict, Message: "a request with this Idempotency-Key is still running; retry", RetryAfter: time.Second}
 )
 
@@ -110,14 +110,20 @@ func (s *Store) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	// The caller is part of the request: another principal of the same account (an account
 	// key replaying a user's account-key creation, say) must not get its answer.
-	sum := sha256.Sum256(append([]byte(info.FullMethod+"\x00"+string(p.Kind)+"\x00"+p.Actor()+"\x00"), body...))
-	fingerprint := sum[:]
+	// Keyed when a seal key is set: a body may hold a plaintext key (a claim's anonymous
+	// key), and a plain digest of it would be a verifier of that key kept for a day.
+	fingerprint := s.fingerprint(append([]byte(info.FullMethod+"\x00"+string(p.Kind)+"\x00"+p.Actor()+"\x00"), body...))
 	rec := record{account: p.AccountID, rawKey: key, key: hashKey(key)}
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var claimed bool
-		err := s.pool.QueryRow(ctx, claimSQL, rec.account, rec.key, info.FullMethod, fingerprint, ttl.Seconds(), abandoned.Seconds()).Scan(&claimed)
+		// Detached from the caller's cancellation: a claim that lands as the client goes
+		// away must reach run, which releases it when the call fails; cut short here, the
+		// key would read as still running until it is abandoned.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := s.pool.QueryRow(cctx, claimSQL, rec.account, rec.key, info.FullMethod, fingerprint, ttl.Seconds(), abandoned.Seconds()).Scan(&claimed)
+		cancel()
 		if err == nil {
 			return s.run(ctx, rec, req, next)
 		}
@@ -203,6 +209,18 @@ type record struct {
 	rawKey  string
 	// key is what is stored: a hash of rawKey.
 	key string
+}
+
+// fingerprint is what a request is recognised by: an HMAC-SHA-256 under the seal key, or
+// a plain SHA-256 without one.
+func (s *Store) fingerprint(b []byte) []byte {
+	if len(s.seal) == 0 {
+		sum := sha256.Sum256(b)
+		return sum[:]
+	}
+	m := hmac.New(sha256.New, s.seal)
+	m.Write(b)
+	return m.Sum(nil)
 }
 
 func hashKey(k string) string {

@@ -51,6 +51,15 @@ func TestBrowserPaths(t *testing.T) {
 	require.Equal(t, "600", rec.Header().Get("Access-Control-Max-Age"))
 	require.NotEmpty(t, rec.Header().Get(requestid.Header), "the edge still gives every answer a request id")
 
+	// A header refused before the route still reaches the page, which may read it.
+	bad := httptest.NewRequest(http.MethodPost, "/v1/session-keys", nil)
+	bad.Header.Set("Origin", page)
+	bad.Header.Set("Authorization", "Bearer \u00e9")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, bad)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Equal(t, page, rec.Header().Get("Access-Control-Allow-Origin"))
+
 	rec = serve(http.MethodPost, "/v1/session-keys", false)
 	require.Equal(t, http.StatusForbidden, rec.Code)
 	require.Equal(t, page, rec.Header().Get("Access-Control-Allow-Origin"))

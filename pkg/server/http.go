@@ -122,7 +122,8 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 			mux.Handle(path, h)
 		}
 	}
-	mux.Handle("/", forwardable(browserRoutes(cfg.Gateways, gw)))
+	// Inside the CORS of browser routes, so that a page is shown the refusal too.
+	mux.Handle("/", browserRoutes(cfg.Gateways, forwardable(gw)))
 	return Edge(EdgeConfig{Name: "rest", Logger: cfg.Logger, Ready: cfg.Ready, MaxBodyBytes: cfg.MaxBodyBytes}, mux), nil
 }
 
@@ -131,10 +132,23 @@ func NewHTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler, error) {
 // and a call with an Idempotency-Key would silently run again), or a header sent more than
 // once (only the first would go on, so an Origin or Authorization checked here could
 // differ from the one a proxy or a log saw). 400 invalid_argument, naming the header.
+// User-Agent only informs the audit log: its first value goes on with every byte outside
+// printable ASCII made '?', rather than a client being refused for its name.
 func forwardable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for name := range forwardedHeaders {
 			vs := r.Header.Values(name)
+			if name == "User-Agent" {
+				if len(vs) > 1 || len(vs) == 1 && !printableASCII(vs[0]) {
+					r.Header.Set(name, strings.Map(func(c rune) rune {
+						if c < 0x20 || c > 0x7e {
+							return '?'
+						}
+						return c
+					}, vs[0]))
+				}
+				continue
+			}
 			if len(vs) > 1 {
 				WriteError(w, r, apierr.New(apierr.InvalidArgument, "the %s header may be sent once", name))
 				return

@@ -122,7 +122,7 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	if err != nil {
 		return nil, anonymousNotFound(err)
 	}
-	if err := claimable(k, anonType); err != nil {
+	if err := claimable(k, anonType, p.AccountID); err != nil {
 		return nil, err
 	}
 	// No call to accounts is made while the row lock is held.
@@ -136,7 +136,7 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	}
 	defer c.Rollback(ctx)
 	anon := c.Key
-	if err := claimable(anon, anonType); err != nil {
+	if err := claimable(anon, anonType, p.AccountID); err != nil {
 		return nil, err
 	}
 	target := link.Target{AccountID: p.AccountID, ProjectID: projectID, Environment: env}
@@ -177,6 +177,14 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	// it, for the sweep below. Without NATS there is nothing to listen to (nil): the sweep
 	// then waits its bound.
 	watch, _ := s.receipts.Watch(claimed.GetId())
+	// A caller gone by now would never see the secret: commit nothing (the copies are
+	// unlinked), so that its retry claims afresh rather than find the key claimed.
+	if err := ctx.Err(); err != nil {
+		if watch != nil {
+			watch.Close()
+		}
+		return nil, apierr.FromError(err)
+	}
 	err = c.Commit(ctx, store.Claim{
 		AccountID: p.AccountID, ProjectID: projectID, Environment: env, EnvironmentAddedAt: envAddedAt,
 		At: now, GraceUntil: graceUntil, NewKey: newKey, Events: []*eventsv1.Event{created, claimed},
@@ -208,7 +216,8 @@ func (s *Server) ClaimKey(ctx context.Context, req *keysv1.ClaimKeyRequest) (*ke
 	// notice; the sweep then picks up what gateways stored before they did.
 	waited := watch != nil
 	if waited {
-		watch.Wait(ctx, claimSweepWait)
+		// Detached: a caller gone after the commit must not cut the wait the sweep counts on.
+		watch.Wait(context.WithoutCancel(ctx), claimSweepWait)
 	}
 	sweep := link.Attempt{ID: claimed.GetId(), After: linked.Through}
 	s.sweeps.start(func(stopping context.Context) { s.sweepClaim(ctx, stopping, waited, anon.ID, target, sweep) })
@@ -289,13 +298,18 @@ func anonymousNotFound(err error) error {
 	return err
 }
 
-// claimable says why k may not be claimed: not_found unless it is of the anonymous type
-// (a key of any account, found by hash, is not to be told apart from none), already_claimed
-// once it has an account, conflict once revoked.
-func claimable(k *store.Key, anonType *keyformat.Type) error {
+// claimable says why k may not be claimed by account: not_found unless it is of the
+// anonymous type (a key of any account, found by hash, is not to be told apart from none),
+// already_claimed once it has an account (naming the new key when the caller's account
+// claimed it), conflict once revoked.
+func claimable(k *store.Key, anonType *keyformat.Type, account string) error {
 	switch {
 	case k.Type != anonType.Name:
 		return errNoAnonymousKey
+	case k.AccountID != "" && k.AccountID == account:
+		// The caller's own claim, whose answer may have been lost: say where its key is.
+		return apierr.New(apierr.AlreadyClaimed, "your account claimed this anonymous key already, into project %s; its new key is %s: "+
+			"if its secret was lost, rotate that key (POST /v1/keys/%s:rotate)", k.ProjectID, k.RotatedToID, k.RotatedToID)
 	case k.AccountID != "":
 		return errAlreadyClaimed
 	case k.RevokedAt != nil:

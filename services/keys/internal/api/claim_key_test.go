@@ -207,8 +207,14 @@ func TestClaimKey(t *testing.T) {
 	r2 := s.claim(owner.Token, anonSecret, project, "dev")
 	r2.RequireError(t, 409, "already_claimed")
 	require.Empty(t, r2.Str("secret"))
+	// The claimer, whose answer may have been lost, is told where its key went; no one else is.
+	require.Contains(t, r2.Message(), newID)
+	require.Contains(t, r2.Message(), project)
 	other := s.SignUp("late-claimer")
-	s.claim(other.Token, anonSecret, s.Project(other.Token), "prd").RequireError(t, 409, "already_claimed")
+	r3 := s.claim(other.Token, anonSecret, s.Project(other.Token), "prd")
+	r3.RequireError(t, 409, "already_claimed")
+	require.NotContains(t, r3.Message(), newID)
+	require.NotContains(t, r3.Message(), project)
 	require.Equal(t, "not_found", s.Verify(other.Token, anonSecret).Str("code"))
 	require.Len(t, s.ingested(js), 2)
 
