@@ -65,8 +65,17 @@ func TestProfileFromEnvironment(t *testing.T) {
 	require.Equal(t, SourceEnv, s.Key().Source)
 	require.Equal(t, "GLASSTRACE_API_KEY", s.Key().EnvVar)
 
+	// The option beats the variable; a key left in another scheme's variable is not ignored
+	// for a fresh anonymous key, which would send the data where no one looks.
+	before := mint.mints.Load()
 	_, err := Start(context.Background(), Options{Profile: "default", Dir: t.TempDir(), APIURL: mint.URL, Endpoint: gw.URL})
-	require.ErrorContains(t, err, `no anonymous key of profile "default"`, "the option beats the variable: a default start mints, and the typed server's key does not fit")
+	require.ErrorContains(t, err, `GLASSTRACE_API_KEY is set, but profile "default" reads its key from LATCHKEY_API_KEY`)
+	require.Equal(t, before, mint.mints.Load(), "nothing minted")
+	t.Setenv("GLASSTRACE_API_KEY", "")
+	t.Setenv("LATCHKEY_API_KEY", generate(t, mustProfile(t, "default"), "ingest"))
+	_, err = Start(context.Background(), Options{Dir: t.TempDir(), APIURL: mint.URL, Endpoint: gw.URL})
+	require.ErrorContains(t, err, `LATCHKEY_API_KEY is set, but profile "typed" reads its key from GLASSTRACE_API_KEY`)
+	t.Setenv("LATCHKEY_API_KEY", "")
 
 	t.Setenv("LATCHKEY_KEY_PROFILE", "nonesuch")
 	_, err = Start(context.Background(), Options{Dir: t.TempDir(), APIURL: mint.URL, Endpoint: gw.URL})

@@ -94,6 +94,16 @@ func keyOfProfile(ctx context.Context, p profile, o resolved, mint minter) (stri
 	if key := strings.TrimSpace(os.Getenv(env)); key != "" {
 		return useKey(p, o, key, SourceEnv, env)
 	}
+	// Another scheme's variable set beside a named profile is a key meant for this program
+	// that it would not use: anonymous mode instead would send the data where no one looks.
+	if builtins, err := builtinProfiles(); err == nil {
+		for _, b := range builtins {
+			if other := b.reg.SDK().APIKeyEnv; other != env && strings.TrimSpace(os.Getenv(other)) != "" {
+				return "", KeyInfo{}, fmt.Errorf("sender: %s is set, but profile %q reads its key from %s: set %s (or Options.APIKey), or name profile %q",
+					other, p.name, env, env, b.name)
+			}
+		}
+	}
 	if _, ok := p.reg.Anonymous(); !ok {
 		return "", KeyInfo{}, fmt.Errorf("sender: no key: set %s or Options.APIKey (profile %q has no anonymous keys)", env, p.name)
 	}

@@ -128,6 +128,7 @@ func TestProfileSettings(t *testing.T) {
 	require.NotContains(t, err.Error(), lk[len("lk_ing_"):])
 
 	// A profile without anonymous keys needs a key and says where to put it.
+	t.Setenv("GLASSTRACE_API_KEY", "")
 	_, err = Start(context.Background(), Options{Profile: "envkeys", Dir: t.TempDir(), APIURL: mint.URL, Endpoint: gw.URL})
 	require.ErrorContains(t, err, "set TRACELOOP_API_KEY or Options.APIKey")
 	require.EqualValues(t, 1, mint.mints.Load())
