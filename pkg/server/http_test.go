@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -60,4 +61,43 @@ func TestForwardedHeadersMustBeCarried(t *testing.T) {
 	// A User-Agent only informs the audit log: an odd one is cleaned up, never refused.
 	require.Equal(t, http.StatusOK, serve("User-Agent", "Android; Galaxy S\u00e9rie", "User-Agent", "second").Code)
 	require.Equal(t, 2, reached)
+}
+
+// TestBodilessMethods: a body on GET or DELETE, which the bridge would drop unread, is
+// refused; the same calls without one, and POST with one, go through.
+func TestBodilessMethods(t *testing.T) {
+	reached := 0
+	h, err := NewHTTPHandler(context.Background(), HTTPConfig{Gateways: []Gateway{{
+		Register: func(_ context.Context, mux *runtime.ServeMux, _ *grpc.ClientConn) error {
+			ok := func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+				reached++
+				w.WriteHeader(http.StatusOK)
+			}
+			for _, m := range []string{"GET", "DELETE", "POST"} {
+				if err := mux.HandlePath(m, "/v1/things/{id}", ok); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}}})
+	require.NoError(t, err)
+	serve := func(method, body string, chunked bool) int {
+		r := httptest.NewRequest(method, "/v1/things/a", strings.NewReader(body))
+		if chunked {
+			r.ContentLength = -1
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	for _, m := range []string{"GET", "DELETE"} {
+		require.Equal(t, http.StatusBadRequest, serve(m, `{"reason":"lost"}`, false), m)
+		require.Equal(t, http.StatusBadRequest, serve(m, `x`, true), m+" chunked")
+	}
+	require.Zero(t, reached)
+	require.Equal(t, http.StatusOK, serve("DELETE", "", false))
+	require.Equal(t, http.StatusOK, serve("GET", "", true))
+	require.Equal(t, http.StatusOK, serve("POST", `{"reason":"kept"}`, false))
+	require.Equal(t, 3, reached)
 }

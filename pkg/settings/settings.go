@@ -133,11 +133,24 @@ func Parse(cfg any) error {
 			errs = append(errs, e)
 			continue
 		}
-		// Only values that failed to parse are echoed, and no secret is of a type that can.
 		key := strings.Join(keys[pe.Name], " or ")
-		errs = append(errs, fmt.Errorf("%s=%q: %w", key, os.Getenv(keys[pe.Name][0]), pe.Err))
+		errs = append(errs, fmt.Errorf("%s=%s: %w", key, shown(os.Getenv(keys[pe.Name][0])), pe.Err))
 	}
 	return errors.Join(errs...)
+}
+
+// maxShown bounds a value echoed in a settings error.
+const maxShown = 64
+
+// shown is how a value that failed to parse is echoed: quoted when it is short and one
+// line, else only its length. A short value helps ("1 minute" for a duration); a long or
+// multi-line one may be a document holding a secret, such as a private key pasted where
+// its public half belongs (LATCHKEY_SCANNING_PUBLIC_KEYS).
+func shown(v string) string {
+	if len(v) <= maxShown && !strings.ContainsAny(v, "\r\n") {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("(%d bytes, not shown)", len(v))
 }
 
 // Var is one variable a configuration struct reads.

@@ -1,6 +1,7 @@
 package settings_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,20 @@ func TestParseReportsEveryBadValue(t *testing.T) {
 	require.ErrorContains(t, err, "want a duration like 30s or 24h")
 	require.ErrorContains(t, err, "want <rate>/s:<burst>")
 	require.ErrorContains(t, err, "want json or console")
+}
+
+// TestParseShowsNoLongValue: a value that fails to parse is echoed only when it is short
+// and one line; a pasted document, a private key say, is named by its length alone.
+func TestParseShowsNoLongValue(t *testing.T) {
+	testutil.ClearSettings(t, &sample{})
+	pem := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBsecretsecretsecretsecretsecretsecret\n-----END EC PRIVATE KEY-----\n"
+	t.Setenv("SETTINGS_TEST_WAIT", pem)
+	var s sample
+	err := Parse(&s)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "PRIVATE KEY")
+	require.NotContains(t, err.Error(), "secretsecret")
+	require.ErrorContains(t, err, "SETTINGS_TEST_WAIT=("+strconv.Itoa(len(pem))+" bytes, not shown)")
 }
 
 // Limits are "<rate>/s:<burst>" or "off"; anything else is refused.

@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	idem := idempotency.New(pool, sealKey.Sum(nil), keysv1.KeysService_CreateKey_FullMethodName, keysv1.KeysService_RotateKey_FullMethodName,
 		// Not ImportKey: its body holds the plaintext, and a record keeps a plain SHA-256 of
 		// the body; a retried import is already_exists, which says it is stored.
-		keysv1.KeysService_ClaimKey_FullMethodName, keysv1.KeysService_RevokeKey_FullMethodName,
+		keysv1.KeysService_ClaimKey_FullMethodName, keysv1.KeysService_RevokeKey_FullMethodName, keysv1.KeysService_DeleteKey_FullMethodName,
 		keysv1.ServersService_CreateServer_FullMethodName, keysv1.ServersService_RotateServerKey_FullMethodName)
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,

@@ -98,11 +98,10 @@ func (s *Server) importableType(name string) (*keyformat.Type, error) {
 	}
 	t, err := s.mintableType(name)
 	if err != nil {
-		var names []string
-		if hasServers {
-			names = append(names, servers.Name)
+		names := s.mintableNames()
+		if hasServers && !slices.Contains(names, servers.Name) {
+			names = append([]string{servers.Name}, names...)
 		}
-		names = append(names, s.mintableNames()...)
 		if name == "" {
 			return nil, invalid("type is required; one of %v", names)
 		}
