@@ -44,7 +44,11 @@ type Server struct {
 	// The user id or account key id that created it.
 	CreatedBy string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	// Set in the answer of DeleteServer.
-	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	// The status of the current key (key_id): active, grace, revoked or expired (Key.status).
+	// A server whose key is revoked (a leak report, DELETE /v1/keys/{id}) or expired cannot
+	// send; RotateServerKey mints it a fresh key.
+	KeyStatus     string `protobuf:"bytes,13,opt,name=key_status,json=keyStatus,proto3" json:"key_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +165,13 @@ func (x *Server) GetDeletedAt() *timestamppb.Timestamp {
 		return x.DeletedAt
 	}
 	return nil
+}
+
+func (x *Server) GetKeyStatus() string {
+	if x != nil {
+		return x.KeyStatus
+	}
+	return ""
 }
 
 type CreateServerRequest struct {
@@ -645,7 +656,7 @@ type RotateServerKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// With the new key's id and api_key, shown once.
 	Server *Server `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
-	// The old key, now in grace.
+	// The old key, now in grace (or, when it was revoked or expired, as it is).
 	Previous      *Key `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -699,7 +710,7 @@ var File_latchkey_keys_v1_servers_proto protoreflect.FileDescriptor
 
 const file_latchkey_keys_v1_servers_proto_rawDesc = "" +
 	"\n" +
-	"\x1elatchkey/keys/v1/servers.proto\x12\x10latchkey.keys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1blatchkey/keys/v1/keys.proto\"\x8d\x03\n" +
+	"\x1elatchkey/keys/v1/servers.proto\x12\x10latchkey.keys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1blatchkey/keys/v1/keys.proto\"\xac\x03\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -718,7 +729,9 @@ const file_latchkey_keys_v1_servers_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\v \x01(\tR\tcreatedBy\x129\n" +
 	"\n" +
-	"deleted_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"x\n" +
+	"deleted_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x1d\n" +
+	"\n" +
+	"key_status\x18\r \x01(\tR\tkeyStatus\"x\n" +
 	"\x13CreateServerRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x12\n" +

@@ -51,7 +51,10 @@ type ServersServiceClient interface {
 	// (LATCHKEY_CAP_SERVER_DELETES_PER_HOUR).
 	DeleteServer(ctx context.Context, in *DeleteServerRequest, opts ...grpc.CallOption) (*DeleteServerResponse, error)
 	// RotateServerKey mints the server's next collector key; the old one keeps working for
-	// the type's rotation_grace. Answers like the creation, with the new key's plaintext.
+	// the type's rotation_grace. When the current key is revoked (a leak report,
+	// DELETE /v1/keys/{id}) or expired, it mints a fresh key for the server instead, with
+	// no grace for the dead one, and the server keeps its id. Answers like the creation,
+	// with the new key's plaintext.
 	// Honours Idempotency-Key; hourly cap per account
 	// (LATCHKEY_CAP_SERVER_ROTATIONS_PER_HOUR).
 	RotateServerKey(ctx context.Context, in *RotateServerKeyRequest, opts ...grpc.CallOption) (*RotateServerKeyResponse, error)
@@ -140,7 +143,10 @@ type ServersServiceServer interface {
 	// (LATCHKEY_CAP_SERVER_DELETES_PER_HOUR).
 	DeleteServer(context.Context, *DeleteServerRequest) (*DeleteServerResponse, error)
 	// RotateServerKey mints the server's next collector key; the old one keeps working for
-	// the type's rotation_grace. Answers like the creation, with the new key's plaintext.
+	// the type's rotation_grace. When the current key is revoked (a leak report,
+	// DELETE /v1/keys/{id}) or expired, it mints a fresh key for the server instead, with
+	// no grace for the dead one, and the server keeps its id. Answers like the creation,
+	// with the new key's plaintext.
 	// Honours Idempotency-Key; hourly cap per account
 	// (LATCHKEY_CAP_SERVER_ROTATIONS_PER_HOUR).
 	RotateServerKey(context.Context, *RotateServerKeyRequest) (*RotateServerKeyResponse, error)

@@ -19,7 +19,7 @@ import (
 // plan; rate_limited (tier hourly) at the cap.
 func (v serversServer) CreateServer(ctx context.Context, req *keysv1.CreateServerRequest) (*keysv1.CreateServerResponse, error) {
 	s := v.s
-	p, err := auth.Require(ctx, "servers:manage")
+	p, err := auth.Require(ctx, capServers)
 	if err != nil {
 		return nil, err
 	}
@@ -55,5 +55,5 @@ func (v serversServer) CreateServer(ctx context.Context, req *keysv1.CreateServe
 		return nil, err
 	}
 	s.notify()
-	return &keysv1.CreateServerResponse{Server: serverProto(srv, secret)}, nil
+	return &keysv1.CreateServerResponse{Server: serverProto(srv, secret, now)}, nil
 }

@@ -22,7 +22,7 @@ const serverDeleted = "server deleted"
 // not_found (a second delete too).
 func (v serversServer) DeleteServer(ctx context.Context, req *keysv1.DeleteServerRequest) (*keysv1.DeleteServerResponse, error) {
 	s := v.s
-	p, err := auth.Require(ctx, "servers:manage")
+	p, err := auth.Require(ctx, capServers)
 	if err != nil {
 		return nil, err
 	}
@@ -42,5 +42,5 @@ func (v serversServer) DeleteServer(ctx context.Context, req *keysv1.DeleteServe
 		return nil, err
 	}
 	s.notify()
-	return &keysv1.DeleteServerResponse{Server: serverProto(srv, "")}, nil
+	return &keysv1.DeleteServerResponse{Server: serverProto(srv, "", s.now())}, nil
 }

@@ -12,7 +12,7 @@ import (
 // server is not_found.
 func (v serversServer) GetServer(ctx context.Context, req *keysv1.GetServerRequest) (*keysv1.GetServerResponse, error) {
 	s := v.s
-	p, err := auth.Require(ctx, "servers:manage")
+	p, err := auth.Require(ctx, capServers)
 	if err != nil {
 		return nil, err
 	}
@@ -26,5 +26,5 @@ func (v serversServer) GetServer(ctx context.Context, req *keysv1.GetServerReque
 	if err != nil {
 		return nil, err
 	}
-	return &keysv1.GetServerResponse{Server: serverProto(srv, "")}, nil
+	return &keysv1.GetServerResponse{Server: serverProto(srv, "", s.now())}, nil
 }

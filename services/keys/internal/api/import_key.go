@@ -22,7 +22,8 @@ import (
 // rules of CreateKey hold for it (plan, step-up and no account key minting another for an
 // account-scoped type; the binding's checks; the account-keys cap). server_id, for a key
 // of the servers type only, binds it to one of the account's live servers, whose project
-// it takes (project_id may then be omitted, and must otherwise be the server's). Errors:
+// it takes (project_id may then be omitted, and must otherwise be the server's), and needs
+// servers:manage too (mayBindServer). Errors:
 // already_exists (409) for a secret stored before (in any account); invalid_argument for
 // a secret that does not parse, or is of another type, and as CreateKey; not_found for a
 // server or project that is not the account's.
@@ -55,6 +56,9 @@ func (s *Server) ImportKey(ctx context.Context, req *keysv1.ImportKeyRequest) (*
 	}
 	projectID := req.GetProjectId()
 	if req.GetServerId() != "" {
+		if err := mayBindServer(p, req.GetServerId()); err != nil {
+			return nil, err
+		}
 		if !t.Servers {
 			return nil, invalid("server_id binds only keys of the servers type; %s is not it", t.Name)
 		}

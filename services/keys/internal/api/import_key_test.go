@@ -155,3 +155,36 @@ func TestImportKeyRules(t *testing.T) {
 	reader := s.Must(200, s.Call("POST", "/v1/keys", pro, map[string]any{"type": "account", "capabilities": []string{"keys:read"}})).Str("secret")
 	s.Call("POST", "/v1/keys:import", reader, map[string]any{"type": "account", "secret": gen("account")}).RequireError(t, 403, "insufficient_capability")
 }
+
+// TestImportForServerNeedsServersManage: binding a key to a server through the key API
+// needs servers:manage besides keys:write (the servers calls' capability): an account key
+// holding keys:read and keys:write only is 403 insufficient_capability naming it, and
+// nothing is stored; one holding servers:manage too imports it. Without server_id the
+// keys-only key imports as before.
+func TestImportForServerNeedsServersManage(t *testing.T) {
+	s := startSuite(t)
+	token, _, _ := s.proAccount("import-binder")
+	project := s.Project(token)
+	srv := s.createServer(token, project, "box").Str("server", "id")
+	keysOnly := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read", "keys:write"}})).Str("secret")
+	manager := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read", "keys:write", "servers:manage"}})).Str("secret")
+	gen := func(typ string) string {
+		k, err := keyformat.Default().Generate(typ)
+		require.NoError(t, err)
+		return k
+	}
+	collector := gen("collector")
+
+	r := s.Call("POST", "/v1/keys:import", keysOnly, map[string]any{"type": "collector", "secret": collector, "server_id": srv})
+	r.RequireError(t, 403, "insufficient_capability")
+	require.Contains(t, r.Message(), `"servers:manage"`)
+	require.NotContains(t, r.Raw, collector[len(collector)-12:])
+	require.Equal(t, "not_found", s.Verify(token, collector).Str("code"), "nothing was imported")
+
+	c := s.Must(200, s.Call("POST", "/v1/keys:import", manager, map[string]any{"type": "collector", "secret": collector, "server_id": srv}))
+	require.Equal(t, srv, c.Str("key", "server_id"))
+	require.Equal(t, srv, s.Verify(token, collector).Str("key", "server_id"))
+
+	ingest := gen("ingest")
+	s.Must(200, s.Call("POST", "/v1/keys:import", keysOnly, map[string]any{"type": "ingest", "secret": ingest, "project_id": project, "environment": "prd"}))
+}

@@ -14,7 +14,7 @@ import (
 // and the filters as ListKeys's is.
 func (v serversServer) ListServers(ctx context.Context, req *keysv1.ListServersRequest) (*keysv1.ListServersResponse, error) {
 	s := v.s
-	p, err := auth.Require(ctx, "servers:manage")
+	p, err := auth.Require(ctx, capServers)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +55,10 @@ func (v serversServer) ListServers(ctx context.Context, req *keysv1.ListServersR
 	if last != "" {
 		next = s.pages.Encode([]byte(last), binding...)
 	}
+	now := s.now()
 	out := make([]*keysv1.Server, len(servers))
 	for i, srv := range servers {
-		out[i] = serverProto(srv, "")
+		out[i] = serverProto(srv, "", now)
 	}
 	return &keysv1.ListServersResponse{Servers: out, NextPageToken: next}, nil
 }

@@ -79,9 +79,13 @@ type rotation struct {
 // included) and capabilities, and puts k in grace: grace long, or the type's rotation
 // grace when nil. It takes one use of each of caps, or, when caps is nil, of capsFor's. A
 // key of a server is the server's current key after (store.MoveServerKey) when k was, and
-// the server must be live (store.LockServer). The caller has checked k's binding
+// the server must be live (store.LockServer); rotating a key of a server needs
+// servers:manage too (mayBindServer). The caller has checked k's binding
 // (mayMintFor) and commits the returned event with tx.
 func (s *Server) rotateLocked(ctx context.Context, tx pgx.Tx, p *auth.Principal, k *store.Key, grace *time.Duration, caps []quota.Cap, now time.Time) (*rotation, error) {
+	if err := mayBindServer(p, k.ServerID); err != nil {
+		return nil, err
+	}
 	if k.Status(now) != store.StatusActive {
 		return nil, errNotActive
 	}

@@ -84,3 +84,34 @@ func TestHourlyCaps(t *testing.T) {
 	s.Must(200, s.Call("POST", "/v1/projects", token, map[string]any{"name": "second"}))
 	s.Call("POST", "/v1/projects", token, map[string]any{"name": "third"}).RequireError(t, 429, "rate_limited")
 }
+
+// TestRotateServerBoundKeyNeedsServersManage: rotating a key bound to a server through
+// POST /v1/keys/{id}:rotate (which moves the server to the successor and answers its
+// secret) needs servers:manage besides keys:write: an account key holding keys:* only is
+// 403 insufficient_capability naming it, and the server keeps its key, still active; one
+// holding servers:manage too rotates it and the server follows. The keys-only key still
+// rotates keys of no server.
+func TestRotateServerBoundKeyNeedsServersManage(t *testing.T) {
+	s := startSuite(t)
+	token, _, _ := s.proAccount("rotate-binder")
+	project := s.Project(token)
+	made := s.createServer(token, project, "box")
+	srv, keyID := made.Str("server", "id"), made.Str("server", "key_id")
+	keysOnly := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read", "keys:write"}})).Str("secret")
+	manager := s.Must(200, s.Call("POST", "/v1/keys", token, map[string]any{"type": "account", "capabilities": []string{"keys:read", "keys:write", "servers:manage"}})).Str("secret")
+
+	r := s.Call("POST", "/v1/keys/"+keyID+":rotate", keysOnly, map[string]any{})
+	r.RequireError(t, 403, "insufficient_capability")
+	require.Contains(t, r.Message(), `"servers:manage"`)
+	require.Nil(t, r.Get("secret"))
+	got := s.Must(200, s.Call("GET", "/v1/servers/"+srv, token, nil))
+	require.Equal(t, keyID, got.Str("server", "key_id"))
+	require.Equal(t, "active", s.Must(200, s.Call("GET", "/v1/keys/"+keyID, keysOnly, nil)).Str("key", "status"))
+
+	k := s.Must(200, s.Call("POST", "/v1/keys/"+keyID+":rotate", manager, map[string]any{}))
+	require.Equal(t, srv, k.Str("key", "server_id"))
+	require.Equal(t, k.Str("key", "id"), s.Must(200, s.Call("GET", "/v1/servers/"+srv, token, nil)).Str("server", "key_id"))
+
+	ingest, _ := s.IngestKey(token, project)
+	s.Must(200, s.Call("POST", "/v1/keys/"+ingest+":rotate", keysOnly, map[string]any{}))
+}

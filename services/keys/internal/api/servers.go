@@ -2,10 +2,13 @@ package api
 
 import (
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/apierr"
+	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
@@ -28,6 +31,23 @@ type serversServer struct {
 
 // Servers returns the keys service's ServersService.
 func (s *Server) Servers() keysv1.ServersServiceServer { return serversServer{s: s} }
+
+// capServers is the capability of every servers call (auth.Require in each handler), and
+// of binding or minting a server's key through the key API (mayBindServer).
+const capServers = "servers:manage"
+
+// mayBindServer is the one rule for a key call that touches a server: importing a key
+// for serverID (ImportKey) or rotating a key bound to it (RotateKey's rotateLocked, whose
+// successor becomes the server's key) needs capServers besides keys:write, so an account
+// key holding keys:* only cannot do through /v1/keys what /v1/servers refuses it. The
+// error is auth.Require's insufficient_capability (403) naming it; a key of no server
+// (serverID "") needs nothing more, and a session or the operator holds every capability.
+func mayBindServer(p *auth.Principal, serverID string) error {
+	if serverID == "" || p.Can(capServers) {
+		return nil
+	}
+	return apierr.New(apierr.InsufficientCapability, "this key lacks the %q capability, which a key bound to a server (%s) needs", capServers, serverID)
+}
 
 // serversType is the profile's collector type, or errNoServers (404) when it has none.
 func (s *Server) serversType() (*keyformat.Type, error) {
@@ -69,8 +89,8 @@ func checkServerFields(name, hostname string, tags []string) ([]string, error) {
 }
 
 // serverProto renders a stored server, with apiKey (the plaintext of its current key,
-// only in the answers that mint one; "" otherwise).
-func serverProto(v *store.Server, apiKey string) *keysv1.Server {
+// only in the answers that mint one; "" otherwise) and its current key's status at now.
+func serverProto(v *store.Server, apiKey string, now time.Time) *keysv1.Server {
 	return &keysv1.Server{
 		Id:               v.ID,
 		Name:             v.Name,
@@ -84,5 +104,6 @@ func serverProto(v *store.Server, apiKey string) *keysv1.Server {
 		CreatedAt:        timestamppb.New(v.CreatedAt),
 		CreatedBy:        v.CreatedBy,
 		DeletedAt:        ts(v.DeletedAt),
+		KeyStatus:        v.KeyStatus(now),
 	}
 }

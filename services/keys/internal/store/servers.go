@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/outbox"
 	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/quota"
+	"github.com/latchkey/latchkey/pkg/verdict"
 )
 
 // Server is a stored server (POST /v1/servers). It never holds a key's plaintext.
@@ -28,9 +29,18 @@ type Server struct {
 	// prefix, read with it.
 	KeyID            string
 	KeyDisplayPrefix string
-	CreatedAt        time.Time
-	CreatedBy        string
-	DeletedAt        *time.Time
+	// KeyLifetime is that key's revoked_at, expires_at and grace_until, read with it: its
+	// status (KeyStatus) tells whether the server can still send with it.
+	KeyLifetime verdict.Lifetime
+	CreatedAt   time.Time
+	CreatedBy   string
+	DeletedAt   *time.Time
+}
+
+// KeyStatus is the status of the server's current key at now (Key.Status's rule): a
+// server whose key is revoked or expired cannot send until RotateServerKey mints it a new one.
+func (v *Server) KeyStatus(now time.Time) string {
+	return string(v.KeyLifetime.Status(now))
 }
 
 // ErrServerNotFound is what a caller sees for a server that is not theirs, does not exist
@@ -40,17 +50,21 @@ var ErrServerNotFound = apierr.New(apierr.NotFound, "server not found (it may ha
 // serverColumns reads a server with its current key's display prefix (serverFrom).
 const (
 	serverColumns = `s.id, s.account_id, s.project_id, s.name, s.hostname, s.tags, s.key_id, k.display_prefix,
-	s.created_at, s.created_by, s.deleted_at`
+	k.revoked_at, k.expires_at, k.grace_until, s.created_at, s.created_by, s.deleted_at`
 	serverFrom = ` FROM servers s JOIN keys k ON k.id = s.key_id`
 )
 
 func scanServer(row pgx.Row) (*Server, error) {
-	var v Server
+	var (
+		v                            Server
+		revokedAt, expiresAt, graceU *time.Time
+	)
 	err := row.Scan(&v.ID, &v.AccountID, &v.ProjectID, &v.Name, &v.Hostname, &v.Tags, &v.KeyID, &v.KeyDisplayPrefix,
-		&v.CreatedAt, &v.CreatedBy, &v.DeletedAt)
+		&revokedAt, &expiresAt, &graceU, &v.CreatedAt, &v.CreatedBy, &v.DeletedAt)
 	if err != nil {
 		return nil, err
 	}
+	v.KeyLifetime = verdict.Lifetime{RevokedAt: orZero(revokedAt), ExpiresAt: orZero(expiresAt), GraceUntil: orZero(graceU)}
 	return &v, nil
 }
 
@@ -187,6 +201,21 @@ const moveServerKeySQL = `UPDATE servers SET key_id = $4 WHERE account_id = $1 A
 func MoveServerKey(ctx context.Context, tx pgx.Tx, accountID, serverID, old, successor string) error {
 	_, err := tx.Exec(ctx, moveServerKeySQL, accountID, serverID, old, successor)
 	return err
+}
+
+// ReplaceServerKey stores successor, a fresh key bound to the server, and makes it the
+// server's current key in place of old (its current key, revoked or expired: there is no
+// grace to give a dead key, so old is left as it is), taking one use of each of caps in
+// tx, as Create does. The caller holds the server locked (ChangeServer) and commits
+// successor's key.created event with tx.
+func ReplaceServerKey(ctx context.Context, tx pgx.Tx, old, successor *Key, caps ...quota.Cap) error {
+	if err := takeCaps(ctx, tx, successor.AccountID, caps); err != nil {
+		return err
+	}
+	if err := insert(ctx, tx, successor); err != nil {
+		return err
+	}
+	return MoveServerKey(ctx, tx, successor.AccountID, successor.ServerID, old.ID, successor.ID)
 }
 
 const (
