@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,7 @@ func NewClient(t testing.TB, base string) *Client {
 
 // Call sends a request to the management API at Base+path and requires what its REST
 // contract promises of every answer: a JSON object, never a 500. body is sent verbatim
-// when it is a string, as JSON otherwise, and not at all when nil; token, when set, goes in
+// when it is a string, as JSON otherwise, and not at all when nil (a nil map included); token, when set, goes in
 // "Authorization: Bearer"; headers are name, value pairs set last.
 func (c *Client) Call(method, path, token string, body any, headers ...string) Reply {
 	c.t.Helper()
@@ -118,6 +119,9 @@ func (c *Client) Call(method, path, token string, body any, headers ...string) R
 func (c *Client) Send(method, url, token string, body any, headers ...string) Reply {
 	c.t.Helper()
 	var rd io.Reader
+	if v := reflect.ValueOf(body); v.IsValid() && (v.Kind() == reflect.Map || v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice) && v.IsNil() {
+		body = nil // a typed nil (a nil map) is no body too, not "null"
+	}
 	switch b := body.(type) {
 	case nil:
 	case string:
