@@ -21,15 +21,15 @@ import (
 
 // The images' user, its home and where the binary goes.
 const (
-	// nonroot is the user and group every image runs as (distroless's nonroot, 65532): no
-	// root inside the container, and a number outside the range of the hosts' own users.
+	// nonroot is the user and group every image runs as: distroless's nonroot, so policies
+	// written for those images (runAsUser 65532) fit these.
 	nonroot   = 65532
 	homeDir   = "/home/nonroot"
 	binDir    = "/usr/local/bin"
 	caFile    = "/etc/ssl/certs/ca-certificates.crt"
 	passwd    = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" //nolint:gosec // no password: "x" points to a shadow file there is none of
 	group     = "root:x:0:\nnonroot:x:65532:\n"
-	nsswitch  = "hosts: files dns\n" // what Go's resolver assumes; written down for anything else
+	nsswitch  = "hosts: files dns\n" // /etc/hosts first, then DNS, for Go's resolver and any other
 	refName   = "org.opencontainers.image.ref.name"
 	userGroup = "65532:65532"
 )
