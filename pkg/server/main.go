@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/buildinfo"
 	"github.com/latchkey/latchkey/pkg/logging"
 )
 
@@ -31,14 +33,20 @@ type Command struct {
 
 // Main runs `<name>` (serve) or `<name> migrate`, configured by the environment; a
 // configuration error (configErr) or a failure prints the reason and exits 1.
+// `<name> --version` prints buildinfo.Line and exits 0 whatever the environment holds, so
+// an image's binary answers it with no configuration at all.
 func Main(c Command, configErr error) {
-	if err := c.main(configErr, os.Args[1:]); err != nil {
+	if err := c.main(configErr, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", c.Name, err)
 		os.Exit(1)
 	}
 }
 
-func (c Command) main(configErr error, args []string) error {
+func (c Command) main(configErr error, args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		_, err := fmt.Fprintln(stdout, buildinfo.Line(c.Name))
+		return err
+	}
 	if configErr != nil {
 		return configErr
 	}
@@ -60,8 +68,8 @@ func (c Command) main(configErr error, args []string) error {
 		log.Info("migrations applied", zap.Strings("versions", applied))
 		return nil
 	case c.Migrate != nil:
-		return fmt.Errorf("usage: %s [migrate]", c.Name)
+		return fmt.Errorf("usage: %s [migrate | --version]", c.Name)
 	default:
-		return fmt.Errorf("usage: %s (it takes no arguments)", c.Name)
+		return fmt.Errorf("usage: %s [--version] (it takes no other arguments)", c.Name)
 	}
 }

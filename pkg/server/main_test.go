@@ -1,12 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/pkg/buildinfo"
 )
 
 func TestCommandDispatch(t *testing.T) {
@@ -16,14 +20,28 @@ func TestCommandDispatch(t *testing.T) {
 		Serve:   func(context.Context, *zap.Logger) error { served = true; return nil },
 		Migrate: func(context.Context) ([]string, error) { migrated = true; return []string{"0001"}, nil },
 	}
-	require.NoError(t, c.main(nil, nil))
+	require.NoError(t, c.main(nil, nil, io.Discard))
 	require.True(t, served)
-	require.NoError(t, c.main(nil, []string{"migrate"}))
+	require.NoError(t, c.main(nil, []string{"migrate"}, io.Discard))
 	require.True(t, migrated)
-	require.ErrorContains(t, c.main(nil, []string{"serve", "--now"}), "usage: svc [migrate]")
+	require.ErrorContains(t, c.main(nil, []string{"serve", "--now"}, io.Discard), "usage: svc [migrate | --version]")
 	bad := errors.New("LATCHKEY_PEPPER must be set")
-	require.ErrorIs(t, c.main(bad, nil), bad, "a configuration error is reported before anything runs")
+	require.ErrorIs(t, c.main(bad, nil, io.Discard), bad, "a configuration error is reported before anything runs")
 
 	c.Migrate = nil
-	require.ErrorContains(t, c.main(nil, []string{"migrate"}), "takes no arguments")
+	require.ErrorContains(t, c.main(nil, []string{"migrate"}, io.Discard), "takes no other arguments")
+}
+
+// --version answers before the configuration is looked at: an image's binary, run with no
+// environment at all, still says which build it is.
+func TestCommandVersion(t *testing.T) {
+	c := Command{
+		Name:  "svc",
+		Serve: func(context.Context, *zap.Logger) error { t.Fatal("--version must not serve"); return nil },
+	}
+	for _, arg := range []string{"--version", "-version"} {
+		var out bytes.Buffer
+		require.NoError(t, c.main(errors.New("LATCHKEY_PEPPER must be set"), []string{arg}, &out))
+		require.Equal(t, buildinfo.Line("svc")+"\n", out.String())
+	}
 }

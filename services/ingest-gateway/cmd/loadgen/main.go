@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/pkg/buildinfo"
 	"github.com/latchkey/latchkey/services/ingest-gateway/loadgen"
 )
 
@@ -27,7 +28,12 @@ func main() {
 	duration := flag.Duration("duration", loadgen.DefaultDuration, "how long to send, per run")
 	size := flag.Int("size", 1024, "request body size in bytes (an OTLP traces export)")
 	bare := flag.Bool("bare", false, "also run against a bare net/http server started in process (the baseline)")
+	version := flag.Bool("version", false, "print the version and revision, and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println(buildinfo.Line("loadgen"))
+		return
+	}
 
 	if *url == "" && !*bare {
 		fmt.Fprintln(os.Stderr, "loadgen: give -url, -bare, or both")
