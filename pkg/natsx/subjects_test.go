@@ -3,6 +3,7 @@ package natsx_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -76,5 +77,29 @@ func TestIngestSubjects(t *testing.T) {
 		_, err = natsx.AnonSubject("ns", s, "traces")
 		require.ErrorContains(t, err, "key id", "%.40q", s)
 		require.Empty(t, natsx.AnonKeySubjects("ns", s), "%.40q", s)
+	}
+}
+
+// TestIngestStreamConfigs: the two ingest streams, their subjects and retentions; a
+// retention shorter than the duplicate window shortens the window (JetStream refuses
+// more); a namespace that is not one token, or no retention, is an error.
+func TestIngestStreamConfigs(t *testing.T) {
+	cfgs, err := natsx.IngestStreamConfigs("ns", time.Hour, 30*time.Second)
+	require.NoError(t, err)
+	require.Len(t, cfgs, 2)
+	require.Equal(t, natsx.IngestStream("ns"), cfgs[0].Name)
+	require.Equal(t, []string{"ns.ingest.>"}, cfgs[0].Subjects)
+	require.Equal(t, time.Hour, cfgs[0].MaxAge)
+	require.Equal(t, natsx.IngestDuplicateWindow, cfgs[0].Duplicates)
+	require.Equal(t, natsx.AnonIngestStream("ns"), cfgs[1].Name)
+	require.Equal(t, []string{"ns.anon.>"}, cfgs[1].Subjects)
+	require.Equal(t, 30*time.Second, cfgs[1].MaxAge)
+	require.Equal(t, 30*time.Second, cfgs[1].Duplicates)
+	for _, bad := range []struct {
+		ns   string
+		r, a time.Duration
+	}{{"bad.ns", time.Hour, time.Hour}, {"", time.Hour, time.Hour}, {"ns", 0, time.Hour}, {"ns", time.Hour, -time.Second}} {
+		_, err := natsx.IngestStreamConfigs(bad.ns, bad.r, bad.a)
+		require.Error(t, err, "%+v", bad)
 	}
 }

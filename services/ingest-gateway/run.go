@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
-	streams, err := ingest.StreamConfigs(cfg.Namespace, cfg.Retention, cfg.AnonRetention)
+	streams, err := natsx.IngestStreamConfigs(cfg.Namespace, cfg.Retention, cfg.AnonRetention)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/latchkey/latchkey/pkg/natsx"
 )
 
 // AnonStream keeps the anonymous ingest stream's configuration, whose MaxAge follows the
@@ -22,7 +24,7 @@ type AnonStream struct {
 	cfg    jetstream.StreamConfig
 }
 
-// NewAnonStream returns the keeper of cfg, the anonymous stream of StreamConfigs.
+// NewAnonStream returns the keeper of cfg, the anonymous stream of natsx.IngestStreamConfigs.
 func NewAnonStream(js jetstream.JetStream, cfg jetstream.StreamConfig) *AnonStream {
 	return &AnonStream{js: js, cfg: cfg}
 }
@@ -47,7 +49,7 @@ func (a *AnonStream) Retain(ctx context.Context, maxAge time.Duration) error {
 	if maxAge <= 0 || maxAge == cfg.MaxAge {
 		return nil
 	}
-	cfg.MaxAge, cfg.Duplicates = maxAge, min(duplicateWindow, maxAge)
+	cfg = natsx.WithRetention(cfg, maxAge)
 	if _, err := a.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return err
 	}

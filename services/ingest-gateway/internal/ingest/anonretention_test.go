@@ -16,7 +16,7 @@ import (
 func TestAnonStreamRetain(t *testing.T) {
 	e := newEnv(t, "", withoutStreams())
 	ctx := context.Background()
-	streams, err := StreamConfigs(e.ns, time.Hour, 48*time.Hour)
+	streams, err := natsx.IngestStreamConfigs(e.ns, time.Hour, 48*time.Hour)
 	require.NoError(t, err)
 	a := NewAnonStream(e.js, streams[1])
 	t.Cleanup(func() { _ = e.js.DeleteStream(context.Background(), a.Name()) })

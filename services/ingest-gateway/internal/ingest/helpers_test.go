@@ -30,6 +30,7 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/requestid"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/testutil"
@@ -347,7 +348,7 @@ func pathOf(sig Signal) string {
 // ensureStreams creates or updates the ingest streams of StreamConfigs, as the gateway's
 // stream keeper (natsx) does at start.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, ns string, retention, anonRetention time.Duration) error {
-	streams, err := StreamConfigs(ns, retention, anonRetention)
+	streams, err := natsx.IngestStreamConfigs(ns, retention, anonRetention)
 	if err != nil {
 		return err
 	}

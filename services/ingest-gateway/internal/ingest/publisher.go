@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/crc64"
 	"strconv"
 	"strings"
@@ -42,45 +41,8 @@ const (
 	NoServer = "-"
 )
 
-// duplicateWindow is how long JetStream remembers a Nats-Msg-Id: a client's retry of the
-// same request (same key, same X-Request-Id) within it is stored once.
-const duplicateWindow = 2 * time.Minute
-
 // retryAfter is what a client is told to wait when JetStream cannot take its data.
 const retryAfter = time.Second
-
-// StreamConfigs are the two ingest streams: <NS>_INGEST on <ns>.ingest.> kept for
-// retention, and <NS>_INGEST_ANON on <ns>.anon.> kept for anonRetention.
-func StreamConfigs(ns string, retention, anonRetention time.Duration) ([]jetstream.StreamConfig, error) {
-	if !validToken(ns) {
-		return nil, fmt.Errorf("ingest: namespace %q must be one NATS subject token", ns)
-	}
-	if retention <= 0 || anonRetention <= 0 {
-		return nil, fmt.Errorf("ingest: stream retention must be positive (got %s and %s)", retention, anonRetention)
-	}
-	streams := []jetstream.StreamConfig{
-		{
-			Name:        natsx.IngestStream(ns),
-			Description: "Latchkey accepted telemetry (OTLP protobuf), by account, project, environment and signal",
-			Subjects:    []string{natsx.IngestSubjects(ns)},
-			MaxAge:      retention,
-		},
-		{
-			Name:        natsx.AnonIngestStream(ns),
-			Description: "Latchkey accepted telemetry from anonymous keys (OTLP protobuf)",
-			Subjects:    []string{natsx.AnonIngestSubjects(ns)},
-			MaxAge:      anonRetention,
-		},
-	}
-	for i := range streams {
-		sc := &streams[i]
-		sc.Retention = jetstream.LimitsPolicy
-		sc.Storage = jetstream.FileStorage
-		// JetStream refuses a duplicate window longer than MaxAge.
-		sc.Duplicates = min(duplicateWindow, sc.MaxAge)
-	}
-	return streams, nil
-}
 
 // Subject is where data of a grant and signal is published: natsx.IngestSubject for a
 // grant of an account, or, for an anonymous grant (which has no account, project or
@@ -111,8 +73,8 @@ type Publisher struct {
 	StreamLost func(error) bool
 }
 
-// NewPublisher returns a Publisher on nc. Make the streams first (StreamConfigs, kept by a
-// natsx.Keeper of StreamConfigs): without them every publish fails (503).
+// NewPublisher returns a Publisher on nc. Make the streams first (natsx.IngestStreamConfigs, kept by a
+// natsx.Keeper): without them every publish fails (503).
 func NewPublisher(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	cfg = cfg.withDefaults()
 	// The async timeout also drops the pending ack of a message whose ack never comes.

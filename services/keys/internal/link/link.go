@@ -126,7 +126,7 @@ func New(js jetstream.JetStream, ns string) *Linker {
 
 // MsgID is the Nats-Msg-Id of the copy, made by attempt (Attempt.ID), of the message at
 // sequence seq of the anonymous stream: "claim-<attempt>-<seq>". Within the ingest
-// stream's duplicate window (two minutes, the gateway's StreamConfigs) JetStream stores a
+// stream's duplicate window (natsx.IngestDuplicateWindow, two minutes) JetStream stores a
 // message once per id, so a publish nats re-sends within one attempt is stored once; it
 // is no guard across attempts (each has its own id) and needs none: a failed attempt
 // deletes its copies, and a claim's sweep starts after its link (Attempt.After).

@@ -1,6 +1,6 @@
 // Package linktest makes, for tests of the keys service, the two ingest streams the ingest
-// gateway keeps (its ingest.StreamConfigs, which the keys service may not import): the
-// same names, subjects, storage and duplicate window.
+// gateway keeps (natsx.IngestStreamConfigs), publishes anonymous data as a gateway does, and
+// reads streams back.
 package linktest
 
 import (
@@ -17,9 +17,6 @@ import (
 	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
-// DuplicateWindow is the gateway's: how long the ingest streams remember a Nats-Msg-Id.
-const DuplicateWindow = 2 * time.Minute
-
 // Connect connects to the test NATS server, closed when the test ends.
 func Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
@@ -31,36 +28,39 @@ func Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
-// Streams makes <NS>_INGEST on <ns>.ingest.> and <NS>_INGEST_ANON on <ns>.anon.> (kept
-// for anonTTL, the anonymous type's data_ttl) as the gateway does. testutil.Namespace
-// deletes them when the test ends.
+// Streams makes <NS>_INGEST and <NS>_INGEST_ANON (kept for anonTTL, the anonymous type's
+// data_ttl) as the gateway does. testutil.Namespace deletes them when the test ends.
 func Streams(t testing.TB, js jetstream.JetStream, ns string, anonTTL time.Duration) {
 	t.Helper()
 	IngestStream(t, js, ns)
 	AnonStream(t, js, ns, anonTTL)
 }
 
-// IngestStream makes <NS>_INGEST alone.
+// IngestStream makes <NS>_INGEST alone, kept for a day.
 func IngestStream(t testing.TB, js jetstream.JetStream, ns string) {
 	t.Helper()
-	stream(t, js, natsx.IngestStream(ns), natsx.IngestSubjects(ns), 24*time.Hour)
+	create(t, js, config(t, ns, 0))
 }
 
-// AnonStream makes <NS>_INGEST_ANON alone.
+// AnonStream makes <NS>_INGEST_ANON alone, kept for ttl.
 func AnonStream(t testing.TB, js jetstream.JetStream, ns string, ttl time.Duration) {
 	t.Helper()
-	stream(t, js, natsx.AnonIngestStream(ns), natsx.AnonIngestSubjects(ns), ttl)
+	create(t, js, natsx.WithRetention(config(t, ns, 1), ttl))
 }
 
-func stream(t testing.TB, js jetstream.JetStream, name, subjects string, maxAge time.Duration) {
+// config is the i-th of ns's ingest streams as natsx.IngestStreamConfigs makes them.
+func config(t testing.TB, ns string, i int) jetstream.StreamConfig {
+	t.Helper()
+	cfgs, err := natsx.IngestStreamConfigs(ns, 24*time.Hour, 24*time.Hour)
+	require.NoError(t, err)
+	return cfgs[i]
+}
+
+func create(t testing.TB, js jetstream.JetStream, cfg jetstream.StreamConfig) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: name, Subjects: []string{subjects}, MaxAge: maxAge,
-		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
-		Duplicates: min(DuplicateWindow, maxAge),
-	})
+	_, err := js.CreateOrUpdateStream(ctx, cfg)
 	require.NoError(t, err)
 }
 
