@@ -162,7 +162,11 @@ func (f *Files) reload() {
 		return
 	}
 	f.lastError = ""
-	f.log.Info("TLS files reloaded", zap.String("cert_file", f.paths.CertFile), zap.Time("not_after", f.cert.Leaf.NotAfter))
+	fields := []zap.Field{zap.String("cert_file", f.paths.CertFile)}
+	if leaf := f.cert.Leaf; leaf != nil {
+		fields = append(fields, zap.Time("not_after", leaf.NotAfter))
+	}
+	f.log.Info("TLS files reloaded", fields...)
 }
 
 // Mutual reports whether internal listeners demand client certificates (a CA is given).
@@ -263,9 +267,10 @@ func (clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, er
 	return nil, nil, errors.New("tlsfiles: client credentials cannot serve")
 }
 
-func (c clientCreds) Info() credentials.ProtocolInfo {
-	return credentials.NewTLS(&tls.Config{}).Info()
-}
+// tlsInfo is what gRPC's own TLS credentials report.
+var tlsInfo = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}).Info()
+
+func (clientCreds) Info() credentials.ProtocolInfo { return tlsInfo }
 
 func (c clientCreds) Clone() credentials.TransportCredentials { return c }
 
