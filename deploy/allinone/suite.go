@@ -19,8 +19,8 @@ import (
 
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/server"
-	"github.com/latchkey/latchkey/pkg/tlsfiles"
 	"github.com/latchkey/latchkey/pkg/settings"
+	"github.com/latchkey/latchkey/pkg/tlsfiles"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"

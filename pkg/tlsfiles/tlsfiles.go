@@ -232,7 +232,7 @@ func (f *Files) DialOption() grpc.DialOption {
 // changes nothing (a server that requires TLS is still met with TLS, verified against the
 // system's roots).
 func (f *Files) NATSOption(url string) nats.Option {
-	if f == nil || !(f.Mutual() || isTLSURL(url)) {
+	if !f.Mutual() && (f == nil || !isTLSURL(url)) {
 		return func(*nats.Options) error { return nil }
 	}
 	return nats.ClientTLSConfig(

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -192,8 +193,8 @@ func servedCert(t *testing.T, addr string, pool *x509.CertPool, client ...tls.Ce
 }
 
 func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // A rotated certificate, key or CA is served from the next handshake; a half-written
