@@ -50,8 +50,9 @@ func healthOver(addr string, c *tls.Config) error {
 }
 
 // The whole suite with mutual TLS between its services and to NATS (which verifies client
-// certificates): keys asks accounts over mTLS when a key is made, the gateway asks keys
-// (VerifyKey) and publishes to NATS; the public listeners serve clients without a
+// certificates): keys asks accounts over mTLS about the session that makes a key, audit
+// about the one that reads the log, the gateway asks keys (VerifyKey) and publishes to
+// NATS; the public listeners serve clients without a
 // certificate; the internal gRPC listeners refuse them, and another CA's.
 func TestSuiteOverMutualTLS(t *testing.T) {
 	ca := testutil.NewCA(t, "latchkey test CA")
@@ -69,6 +70,9 @@ func TestSuiteOverMutualTLS(t *testing.T) {
 	// The gateway verifies it at keys (VerifyKey over mTLS) and publishes over NATS TLS.
 	r := s.Send("POST", s.ingest+"/ingest/logs", secret, `{"service":"web","logs":[{"message":"over TLS"}]}`)
 	require.Equalf(t, http.StatusOK, r.Status, "body: %s", r.Raw)
+
+	// audit asks accounts who the session is (mTLS).
+	s.Must(http.StatusOK, s.Call("GET", "/v1/audit/events?limit=1", token, nil))
 
 	// OTLP/gRPC is public: TLS, no client certificate.
 	noCert := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
