@@ -28,8 +28,8 @@ type Unit struct {
 	// Closers run in reverse order after everything has stopped.
 	Closers []func()
 	// HTTP is a listener of the unit's own beside the shared REST one (the gateway's
-	// ingest endpoints); nil for none. It serves TLS with TLS, never asking for a client
-	// certificate.
+	// ingest endpoints); nil for none. It serves the unit's TLS when set, never asking for
+	// a client certificate: customers' apps and browsers call it.
 	HTTP *HTTPListener
 	// TLS is the certificate the unit's listeners serve and its clients present (nil:
 	// plaintext). The services' Run serve the shared REST listener with it too
