@@ -3,7 +3,9 @@ package allinone
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ type suite struct {
 	dbURL string
 	// log receives the services' logs; none when nil.
 	log *zap.Logger
+	// ca, when set, signed the services' certificates (withTLS): the suite's URLs are
+	// https and its client trusts the CA.
+	ca *testutil.CA
 }
 
 // suiteOption adjusts a suite before it starts.
@@ -123,9 +128,16 @@ func (s *suite) start(options []suiteOption) error {
 	if err != nil {
 		return err
 	}
-	s.api = "http://" + addrs["rest"]
+	scheme := "http://"
+	if s.ca != nil {
+		scheme = "https://"
+	}
+	s.api = scheme + addrs["rest"]
 	s.Client = testutil.NewClient(t, s.api)
-	s.ingest = "http://" + addrs["ingest-gateway http"]
+	if s.ca != nil {
+		s.HTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.ca.Pool, MinVersion: tls.VersionTLS12}}
+	}
+	s.ingest = scheme + addrs["ingest-gateway http"]
 	s.otlpGRPC = addrs["ingest-gateway grpc"]
 	return nil
 }

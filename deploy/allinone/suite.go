@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/settings"
+	"github.com/latchkey/latchkey/pkg/tlsfiles"
 	"github.com/latchkey/latchkey/services/accounts"
 	"github.com/latchkey/latchkey/services/audit"
 	gateway "github.com/latchkey/latchkey/services/ingest-gateway"
@@ -178,6 +179,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		Logger:   log,
 		HTTPAddr: o.HTTPAddr,
 		Grace:    acfg.ShutdownGrace,
+		TLS:      sharedTLS(units),
 		OnListening: func(addrs map[string]string) {
 			addrs["nats"] = natsURL
 			if o.OnListening != nil {
@@ -185,6 +187,17 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 			}
 		},
 	}, units...)
+}
+
+// sharedTLS is what the shared REST listener serves: every service read the same
+// LATCHKEY_TLS_* files (none by default, plaintext).
+func sharedTLS(units []*server.Unit) *tlsfiles.Files {
+	for _, u := range units {
+		if u.TLS != nil {
+			return u.TLS
+		}
+	}
+	return nil
 }
 
 // runs reports whether the suite runs the named service.

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/tlsfiles"
 )
 
 // Authenticator turns a bearer token into a principal, or returns an apierr for a bad one.
@@ -45,6 +46,13 @@ type GRPCConfig struct {
 	// OnCall, if set, is told about every finished unary call, after it is logged (the
 	// audit trail hooks in here). It runs on the call's goroutine; keep it quick.
 	OnCall func(context.Context, Call)
+	// TLS, if set, is what the network listener serves (the in-process connection of the
+	// REST bridge stays plaintext: it never leaves the process). It demands client
+	// certificates when it has a CA, unless Public.
+	TLS *tlsfiles.Files
+	// Public says that the listener serves clients outside the deployment (the ingest
+	// gateway's OTLP/gRPC), which have no client certificate to present.
+	Public bool
 }
 
 // GRPC is a configured gRPC server plus an in-process connection to it for the REST bridge.
@@ -102,12 +110,19 @@ func (g *GRPC) OnCall() func(context.Context, Call) { return g.cfg.OnCall }
 // interceptor chain, exactly as calls from the network do.
 func (g *GRPC) LocalConn() *grpc.ClientConn { return g.conn }
 
-// Listen opens the network listener, so a caller learns the address (port 0) before Serve.
+// Listen opens the network listener, so a caller learns the address (port 0) before Serve;
+// it serves TLS when GRPCConfig.TLS is set.
 func (g *GRPC) Listen() (net.Listener, error) {
 	if g.cfg.Addr == "" {
 		return nil, nil
 	}
-	return net.Listen("tcp", g.cfg.Addr)
+	lis, err := net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	// The listener rather than grpc.Creds: those would apply to the in-process
+	// connection too.
+	return g.cfg.TLS.Listener(lis, g.cfg.Public), nil
 }
 
 // Serve serves on lis (may be nil; at most Conn.MaxConns connections at once) and in

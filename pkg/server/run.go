@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/tlsfiles"
 )
 
 // Unit is one service, built and ready to serve: its gRPC server, its REST handlers, its
@@ -27,8 +28,13 @@ type Unit struct {
 	// Closers run in reverse order after everything has stopped.
 	Closers []func()
 	// HTTP is a listener of the unit's own beside the shared REST one (the gateway's
-	// ingest endpoints); nil for none.
+	// ingest endpoints); nil for none. It serves the unit's TLS when set, never asking for
+	// a client certificate: customers' apps and browsers call it.
 	HTTP *HTTPListener
+	// TLS is the certificate the unit's listeners serve and its clients present (nil:
+	// plaintext). The services' Run serve the shared REST listener with it too
+	// (RunConfig.TLS).
+	TLS *tlsfiles.Files
 }
 
 // HTTPListener is an address and what serves it.
@@ -58,6 +64,9 @@ type RunConfig struct {
 	MaxBodyBytes int64
 	// OnListening, if set, is told each bound address (name → address) once all listen.
 	OnListening func(map[string]string)
+	// TLS, if set, is served on the shared REST listener, never asking for a client
+	// certificate: browsers and the command line call it.
+	TLS *tlsfiles.Files
 }
 
 // Run listens on every address first (so a taken port fails fast, before anything is
@@ -101,7 +110,7 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 		if err != nil {
 			return err
 		}
-		own[i] = lis
+		own[i] = u.TLS.Listener(lis, true)
 		addrs[u.Name+" http"] = lis.Addr().String()
 	}
 	var httpLis net.Listener
@@ -110,7 +119,7 @@ func Run(ctx context.Context, cfg RunConfig, units ...*Unit) error {
 		if err != nil {
 			return err
 		}
-		httpLis = lis
+		httpLis = cfg.TLS.Listener(lis, true)
 		addrs["rest"] = lis.Addr().String()
 	}
 	var draining atomic.Bool

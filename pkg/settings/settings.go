@@ -1,6 +1,6 @@
 // Package settings declares, once, the settings that several Latchkey services share
 // (namespace, operator token, NATS, Postgres, the other services' addresses, shutdown
-// grace, logging) and reads any configuration struct from the environment.
+// grace, logging, TLS) and reads any configuration struct from the environment.
 //
 // A setting is a struct field whose tags name its variable and default:
 //
@@ -25,10 +25,12 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/natsx"
+	"github.com/latchkey/latchkey/pkg/tlsfiles"
 )
 
 // Common are the settings every service reads.
@@ -46,6 +48,8 @@ type Common struct {
 	ShutdownGrace time.Duration `env:"LATCHKEY_SHUTDOWN_GRACE" envDefault:"10s"`
 	// Log is how the binary logs.
 	Log logging.Config
+	// TLS is the certificate the service serves and dials with; none for plaintext.
+	TLS TLS
 }
 
 // Validate reports every shared setting that cannot work, at once. It never echoes the
@@ -64,7 +68,54 @@ func (c Common) Validate() error {
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("LATCHKEY_SHUTDOWN_GRACE must not be negative"))
 	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// TLS names the PEM files of a service's TLS, which platform tooling may rotate in place
+// (they are read again when they change, see tlsfiles). None set: plaintext everywhere.
+// A certificate and key: every listener serves TLS and every gRPC client dials TLS,
+// verifying peers against the system's roots. A CA as well: the internal gRPC listeners
+// (accounts, keys, audit) demand a client certificate the CA signed, clients trust only
+// the CA, and NATS is dialled with TLS too (as it is whenever NATS_URL is tls://). Public
+// listeners (REST, /healthz, the gateway's OTLP) never ask for a client certificate.
+// Postgres's TLS is DATABASE_URL's (sslmode, sslrootcert, sslcert, sslkey).
+type TLS struct {
+	// CertFile is this service's certificate (chain, leaf first), served by its listeners
+	// and presented to its peers; it must name every address peers dial it by (DNS names
+	// or IP addresses) and allow both server and client authentication.
+	CertFile string `env:"LATCHKEY_TLS_CERT_FILE"`
+	// KeyFile is CertFile's private key.
+	KeyFile string `env:"LATCHKEY_TLS_KEY_FILE"`
+	// CAFile is the bundle of CAs that sign the services' certificates (and NATS's).
+	CAFile string `env:"LATCHKEY_TLS_CA_FILE"`
+}
+
+// Validate reports a certificate without its key or the other way round, and a CA
+// without a certificate (mutual TLS needs one to present).
+func (t TLS) Validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("LATCHKEY_TLS_CERT_FILE and LATCHKEY_TLS_KEY_FILE must be set together")
+	}
+	if t.CAFile != "" && t.CertFile == "" {
+		return errors.New("LATCHKEY_TLS_CA_FILE needs LATCHKEY_TLS_CERT_FILE and LATCHKEY_TLS_KEY_FILE: mutual TLS presents this service's certificate")
+	}
+	return nil
+}
+
+// Load reads the files (nil, nil when none is set); an unreadable or unusable one is an
+// error naming the file. Reload problems later are logged to log.
+func (t TLS) Load(log *zap.Logger) (*tlsfiles.Files, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := tlsfiles.Load(tlsfiles.Paths{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}, log)
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_TLS_CERT_FILE, LATCHKEY_TLS_KEY_FILE, LATCHKEY_TLS_CA_FILE: %w", err)
+	}
+	return f, nil
 }
 
 // Postgres is the database setting of the services that keep state.

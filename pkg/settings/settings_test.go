@@ -52,10 +52,12 @@ func TestParse(t *testing.T) {
 			"NATS_URL": "nats://nats:4222", "LATCHKEY_SHUTDOWN_GRACE": "1m",
 			"LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "console",
 			"DATABASE_URL": "postgres://db/x", "KEYS_GRPC_ADDR": "keys:8082",
+			"LATCHKEY_TLS_CERT_FILE": "/tls/tls.crt", "LATCHKEY_TLS_KEY_FILE": "/tls/tls.key", "LATCHKEY_TLS_CA_FILE": "/tls/ca.crt",
 		}, func(s *sample) {
 			s.Namespace, s.OperatorToken, s.NATSURL, s.ShutdownGrace = "staging", "0123456789abcdef", "nats://nats:4222", time.Minute
 			s.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.Console}
 			s.DatabaseURL, s.KeysAddr = "postgres://db/x", "keys:8082"
+			s.TLS = TLS{CertFile: "/tls/tls.crt", KeyFile: "/tls/tls.key", CAFile: "/tls/ca.crt"}
 		}},
 		{"own settings", map[string]string{
 			"SETTINGS_TEST_WAIT": "250ms", "SETTINGS_TEST_COUNT": "0", "SETTINGS_TEST_SIZE": "8589934592",
@@ -178,5 +180,35 @@ func TestVars(t *testing.T) {
 	require.Equal(t, Var{Name: "LATCHKEY_OPERATOR_TOKEN"}, byName["LATCHKEY_OPERATOR_TOKEN"])
 	require.Contains(t, byName, "LATCHKEY_LOG_FORMAT")
 	require.Contains(t, byName, "SETTINGS_TEST_LIMIT")
-	require.Len(t, vars, 15)
+	require.Contains(t, byName, "LATCHKEY_TLS_CA_FILE")
+	require.Len(t, vars, 18)
+}
+
+// The TLS files go together: a certificate with its key, a CA only beside them; Load
+// names the file it cannot use, and reads nothing when none is set.
+func TestTLS(t *testing.T) {
+	for _, c := range []struct {
+		tls  TLS
+		want string
+	}{
+		{TLS{CertFile: "/c"}, "LATCHKEY_TLS_CERT_FILE and LATCHKEY_TLS_KEY_FILE must be set together"},
+		{TLS{KeyFile: "/k"}, "LATCHKEY_TLS_CERT_FILE and LATCHKEY_TLS_KEY_FILE must be set together"},
+		{TLS{CAFile: "/ca"}, "LATCHKEY_TLS_CA_FILE needs LATCHKEY_TLS_CERT_FILE and LATCHKEY_TLS_KEY_FILE"},
+	} {
+		require.ErrorContains(t, c.tls.Validate(), c.want)
+		require.ErrorContains(t, Common{Namespace: "x", OperatorToken: "0123456789abcdef", NATSURL: "nats://n", TLS: c.tls}.Validate(), c.want)
+		_, err := c.tls.Load(nil)
+		require.ErrorContains(t, err, c.want)
+	}
+	_, err := TLS{CertFile: "/nonexistent/tls.crt", KeyFile: "/nonexistent/tls.key"}.Load(nil)
+	require.ErrorContains(t, err, "LATCHKEY_TLS_CERT_FILE, LATCHKEY_TLS_KEY_FILE, LATCHKEY_TLS_CA_FILE: certificate file: open /nonexistent/tls.crt")
+
+	f, err := TLS{}.Load(nil)
+	require.NoError(t, err)
+	require.Nil(t, f, "plaintext")
+	ca := testutil.NewCA(t, "test CA")
+	i := ca.Issue("svc", "127.0.0.1")
+	f, err = TLS{CertFile: i.CertFile, KeyFile: i.KeyFile, CAFile: ca.File}.Load(nil)
+	require.NoError(t, err)
+	require.True(t, f.Mutual())
 }

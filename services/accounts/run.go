@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
@@ -120,7 +119,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("service", Name))
-	u := &server.Unit{Name: Name}
+	files, err := cfg.TLS.Load(log)
+	if err != nil {
+		return nil, err
+	}
+	u := &server.Unit{Name: Name, TLS: files}
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -138,7 +141,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		log.Info("migrated", zap.Strings("versions", applied))
 	}
 
-	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log)
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log, files.NATSOption(cfg.NATSURL))
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	var liveKeys keysv1.InternalServiceClient
 	if cfg.KeysAddr != "" {
 		// NewClient does not connect until the first call, so keys may start later.
-		conn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
 		if err != nil {
 			return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
 		}
@@ -183,6 +186,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Authenticate: authn.Authenticate,
 		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
 		OnCall:       audit.OnCall,
+		TLS:          files,
 	})
 	if err != nil {
 		return nil, err
@@ -229,7 +233,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace, TLS: u.TLS}, u)
 }
 
 // pruneSessions deletes sessions that ended over a day ago, hourly, so the table follows

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	auditv1 "github.com/latchkey/latchkey/gen/latchkey/audit/v1"
@@ -167,7 +166,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("service", Name))
-	u := &server.Unit{Name: Name}
+	files, err := cfg.TLS.Load(log)
+	if err != nil {
+		return nil, err
+	}
+	u := &server.Unit{Name: Name, TLS: files}
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -190,7 +193,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 	st := store.New(pool, store.Checkpoints{Signer: signer, Every: int64(cfg.CheckpointEvery)})
 
-	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log)
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-"+Name, log, files.NATSOption(cfg.NATSURL))
 	if err != nil {
 		return nil, err
 	}
@@ -205,12 +208,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 
 	// NewClient does not connect until the first call, so accounts and keys may start later.
-	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	accConn, err := grpc.NewClient(cfg.AccountsAddr, files.DialOption())
 	if err != nil {
 		return nil, fmt.Errorf("accounts client for %q: %w", cfg.AccountsAddr, err)
 	}
 	u.Closers = append(u.Closers, func() { _ = accConn.Close() })
-	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	keysConn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
 	if err != nil {
 		return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
 	}
@@ -224,6 +227,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		Logger:       log,
 		Authenticate: auth.NewRemote(accounts, keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken).Authenticate,
 		Interceptors: []grpc.UnaryServerInterceptor{lim.Unary},
+		TLS:          files,
 	})
 	if err != nil {
 		return nil, err
@@ -262,5 +266,5 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace, TLS: u.TLS}, u)
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/natsx"
@@ -109,7 +108,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		cfg.ID = defaultID()
 	}
 	log = log.With(zap.String("service", "ingest-gateway"), zap.String("gateway_id", cfg.ID))
-	u := &server.Unit{Name: "ingest-gateway"}
+	files, err := cfg.TLS.Load(log)
+	if err != nil {
+		return nil, err
+	}
+	u := &server.Unit{Name: "ingest-gateway", TLS: files}
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -117,7 +120,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	}()
 	cache := keycache.New(cfg.MaxStaleness, cfg.NegativeTTL)
 	var subRef atomic.Pointer[eventsub.Subscriber] // set below; the handler may run first
-	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-gateway-"+cfg.ID, log,
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-gateway-"+cfg.ID, log, files.NATSOption(cfg.NATSURL),
 		// No reconnect buffer: a publish while disconnected fails at once (503) instead
 		// of being flushed after a reconnect, long after its client was told to retry.
 		nats.ReconnectBufSize(-1),
@@ -156,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, keeper.Ensure, log)
 	subRef.Store(sub)
 
-	keysConn, err := grpc.NewClient(cfg.KeysAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	keysConn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +178,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 		return nil, err
 	}
 	pub.StreamLost = keeper.Notice
-	g, err := server.NewGRPC(server.GRPCConfig{Name: "ingest-gateway", Addr: cfg.GRPCAddr, Logger: log, MaxRecvBytes: int(cfg.MaxBodyBytes)})
+	g, err := server.NewGRPC(server.GRPCConfig{
+		Name: "ingest-gateway", Addr: cfg.GRPCAddr, Logger: log, MaxRecvBytes: int(cfg.MaxBodyBytes),
+		// Customers' apps send OTLP/gRPC here: TLS, but no client certificate asked.
+		TLS: files, Public: true,
+	})
 	if err != nil {
 		return nil, err
 	}

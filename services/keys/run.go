@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	accountsv1 "github.com/latchkey/latchkey/gen/latchkey/accounts/v1"
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
@@ -141,7 +140,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	u = &server.Unit{Name: "keys"}
+	files, err := cfg.TLS.Load(log)
+	if err != nil {
+		return nil, err
+	}
+	u = &server.Unit{Name: "keys", TLS: files}
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -157,7 +160,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	var dirRef atomic.Pointer[directory.Directory] // set below; the handler may run first
-	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log, nats.ReconnectHandler(func(*nats.Conn) {
+	nc, err := natsx.Connect(cfg.NATSURL, "latchkey-keys", log, files.NATSOption(cfg.NATSURL), nats.ReconnectHandler(func(*nats.Conn) {
 		if d := dirRef.Load(); d != nil {
 			d.Flush() // events may have been missed while disconnected
 		}
@@ -174,7 +177,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	accConn, err := grpc.NewClient(cfg.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	accConn, err := grpc.NewClient(cfg.AccountsAddr, files.DialOption())
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +224,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	g, err := server.NewGRPC(server.GRPCConfig{
 		Name: "keys", Addr: cfg.GRPCAddr, Logger: log, Authenticate: handlers.Authenticate, OnCall: audit.OnCall,
 		Interceptors: []grpc.UnaryServerInterceptor{audit.Interceptor(), lim.Unary, idem.Unary},
+		TLS:          files,
 	})
 	if err != nil {
 		return nil, err
@@ -261,7 +265,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace}, u)
+	return server.Run(ctx, server.RunConfig{Logger: log, HTTPAddr: cfg.HTTPAddr, Grace: cfg.ShutdownGrace, TLS: u.TLS}, u)
 }
 
 // Migrate applies the keys schema's migrations and returns the versions applied.
