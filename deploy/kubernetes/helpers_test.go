@@ -107,4 +107,3 @@ func effectiveEnv(t *testing.T, r *rendered, c corev1.Container) map[string]envV
 	}
 	return env
 }
-

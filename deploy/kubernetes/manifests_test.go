@@ -152,12 +152,12 @@ func checkServices(t *testing.T, r *rendered, want shape, vars map[string][]sett
 			read[v.Name] = v
 		}
 		for k := range env {
-			require.Contains(t, read, k, "%s sets %s, which the service does not read", name, k)
+			_, ok := read[k]
+			require.True(t, ok, "%s sets %s, which the service does not read", name, k)
 		}
 		for _, v := range vars[name] {
 			if v.Required || loopback(v.Default) {
-				require.Contains(t, env, v.Name, "%s requires %s (or its default, %q, points at the pod itself)", name, v.Name, v.Default)
-				require.True(t, env[v.Name].set(), "%s: %s is empty", name, v.Name)
+				require.True(t, env[v.Name].set(), "%s requires %s (or its default, %q, points at the pod itself): not set", name, v.Name, v.Default)
 			}
 		}
 
@@ -276,7 +276,7 @@ func checkNATS(t *testing.T, r *rendered, want shape, vars map[string][]settingV
 
 	conf := natsConf(t, r, s)
 	require.Regexp(t, `(?m)^jetstream\s*\{[^}]*store_dir:\s*/data`, conf)
-	routes := regexp.MustCompile(`nats://(nats-\d+)\.` + regexp.QuoteMeta(s.Spec.ServiceName) + `:6222`).FindAllStringSubmatch(conf, -1)
+	routes := regexp.MustCompile(`nats://(nats-\d+)\.`+regexp.QuoteMeta(s.Spec.ServiceName)+`:6222`).FindAllStringSubmatch(conf, -1)
 	if want.natsNodes == 1 {
 		require.NotRegexp(t, `(?m)^cluster\s*\{`, conf, "one node is no cluster")
 	} else {
