@@ -22,7 +22,7 @@ LDFLAGS = -X github.com/latchkey/latchkey/pkg/buildinfo.version=$(VERSION) -X gi
 IMAGES_DIR ?= $(CURDIR)/.cache/images
 PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: tools crane generate check-generated lint build images test bench run clean
+.PHONY: tools crane generate check-generated lint build images manifests test bench run clean
 
 # Every tool at its pinned version, built through the Go module proxy (GOWORK=off: the tool
 # modules are not part of the workspace).
@@ -64,6 +64,7 @@ check-generated: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(GOOGLEAPIS)/annotations.p
 lint: $(TOOLS)/golangci-lint
 	golangci-lint run $(MODULES)
 	cd deploy/images && GOWORK=off golangci-lint run ./...
+	cd deploy/kubernetes && GOWORK=off golangci-lint run ./...
 
 build:
 	mkdir -p bin
@@ -76,6 +77,14 @@ images:
 	cd deploy/images && GOWORK=off go run . -repo $(CURDIR) -out $(IMAGES_DIR) -platforms $(PLATFORMS) \
 		-version $(VERSION) -revision $(REVISION) -epoch $(SOURCE_DATE_EPOCH)
 
+# The Kubernetes manifests, each overlay of deploy/kubernetes rendered with kustomize (pinned
+# in deploy/kubernetes/go.mod, its own module) into $(MANIFESTS_DIR)/<overlay>.yaml, the
+# images as `make images` tags them in REGISTRY (README "Kubernetes").
+REGISTRY ?= registry.example.com/latchkey
+MANIFESTS_DIR ?= $(CURDIR)/.cache/manifests
+manifests:
+	cd deploy/kubernetes && GOWORK=off go run . -out $(MANIFESTS_DIR) -registry $(REGISTRY) -tag $(VERSION)
+
 test: check-generated
 	go vet $(MODULES)
 	go test -race -count=1 -timeout 20m $(MODULES)
@@ -84,6 +93,8 @@ test: check-generated
 	# The image builder, its own module. Without -race: the builder starts no goroutine of its
 	# own, and the detector makes its gzip 14 times slower (4 s become 30).
 	cd deploy/images && GOWORK=off go vet ./... && GOWORK=off go test -count=1 -timeout 10m ./...
+	# The Kubernetes manifests, their own module: both overlays rendered and checked.
+	cd deploy/kubernetes && GOWORK=off go vet ./... && GOWORK=off go test -race -count=1 -timeout 10m ./...
 
 bench:
 	go test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(MODULES)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,10 @@ type Common struct {
 	OperatorToken string `env:"LATCHKEY_OPERATOR_TOKEN"`
 	// NATSURL is the NATS server with JetStream.
 	NATSURL string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// StreamReplicas is on how many NATS servers each JetStream stream the service makes is
+	// kept (natsx.Replicated): 3 on a 3-node cluster, 1 on a single server, which cannot
+	// hold more.
+	StreamReplicas Replicas `env:"LATCHKEY_STREAM_REPLICAS" envDefault:"1"`
 	// ShutdownGrace is how long in-flight calls get to finish after SIGTERM; not negative.
 	ShutdownGrace time.Duration `env:"LATCHKEY_SHUTDOWN_GRACE" envDefault:"10s"`
 	// Log is how the binary logs.
@@ -64,6 +69,9 @@ func (c Common) Validate() error {
 	}
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("NATS_URL is required"))
+	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > natsx.MaxReplicas {
+		errs = append(errs, fmt.Errorf("LATCHKEY_STREAM_REPLICAS=%d must be 1 to %d", c.StreamReplicas, natsx.MaxReplicas))
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("LATCHKEY_SHUTDOWN_GRACE must not be negative"))
@@ -117,6 +125,11 @@ func (t TLS) Load(log *zap.Logger) (*tlsfiles.Files, error) {
 	}
 	return f, nil
 }
+
+// Replicas is how many copies of a JetStream stream NATS keeps: 1 to natsx.MaxReplicas
+// when read from the environment. 0, in a configuration built in code that names none, is
+// JetStream's default, 1.
+type Replicas int
 
 // Postgres is the database setting of the services that keep state.
 type Postgres struct {
@@ -204,15 +217,59 @@ func shown(v string) string {
 	return fmt.Sprintf("(%d bytes, not shown)", len(v))
 }
 
-// Var is one variable a configuration struct reads.
+// Var is one variable a configuration struct reads; Describe writes it as JSON for
+// `<svc> settings`.
 type Var struct {
 	// Name is the environment variable.
-	Name string
+	Name string `json:"name"`
 	// Default is the value taken when it is unset or empty; HasDefault says whether the
 	// field has one (else it keeps its zero value, or the caller decides).
-	Default    string
-	HasDefault bool
+	Default    string `json:"default"`
+	HasDefault bool   `json:"has_default"`
+	// Required says the service does not serve without it (Describe); Vars leaves it false.
+	Required bool `json:"required"`
 }
+
+// Describe lists the variables a configuration C reads (Vars, in field order) and marks
+// Required those the service cannot serve without: the ones validate (C's Validate)
+// names when C is read from an empty environment, every setting at its default. It reads
+// nothing from the process's environment. Every line of that error must name one of C's
+// variables, as every settings error here does ("LATCHKEY_PEPPER must be set…"); a line
+// naming none is an error, so a new required setting cannot go unlisted. The Kubernetes
+// manifests' test (deploy/kubernetes) sets every required variable from this list.
+func Describe[C any](validate func(C) error) ([]Var, error) {
+	var cfg C
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: map[string]string{}, FuncMap: parsers}); err != nil {
+		return nil, fmt.Errorf("settings: the defaults do not parse: %w", err)
+	}
+	vars, err := Vars(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	verr := validate(cfg)
+	if verr == nil {
+		return vars, nil
+	}
+	index := make(map[string]int, len(vars))
+	for i, v := range vars {
+		index[v.Name] = i
+	}
+	for line := range strings.Lines(verr.Error()) {
+		named := false
+		for _, word := range varName.FindAllString(line, -1) {
+			if i, ok := index[word]; ok {
+				vars[i].Required, named = true, true
+			}
+		}
+		if !named {
+			return nil, fmt.Errorf("settings: with every default, the configuration fails with %q, which names none of its variables", strings.TrimSpace(line))
+		}
+	}
+	return vars, nil
+}
+
+// varName matches what may be an environment variable's name in an error message.
+var varName = regexp.MustCompile(`[A-Z][A-Z0-9_]*[A-Z0-9]`)
 
 // Vars lists the variables cfg (a pointer to a struct) reads, in field order; tests hold
 // it against the README's settings tables.
@@ -283,6 +340,13 @@ var parsers = map[reflect.Type]env.ParserFunc{
 			return nil, errors.New("want a number")
 		}
 		return f, nil
+	},
+	reflect.TypeFor[Replicas](): func(v string) (any, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > natsx.MaxReplicas {
+			return nil, fmt.Errorf("want 1 to %d", natsx.MaxReplicas)
+		}
+		return Replicas(n), nil
 	},
 	reflect.TypeFor[bool](): func(v string) (any, error) {
 		b, err := strconv.ParseBool(v)

@@ -1,6 +1,7 @@
 package settings_test
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ type sample struct {
 func TestParse(t *testing.T) {
 	defaults := sample{
 		Common: Common{
-			Namespace: "latchkey", NATSURL: "nats://127.0.0.1:4222", ShutdownGrace: 10 * time.Second,
+			Namespace: "latchkey", NATSURL: "nats://127.0.0.1:4222", StreamReplicas: 1, ShutdownGrace: 10 * time.Second,
 			Log: logging.Config{Level: zapcore.InfoLevel},
 		},
 		Postgres: Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
@@ -49,12 +50,13 @@ func TestParse(t *testing.T) {
 		{"defaults", nil, func(*sample) {}},
 		{"shared settings", map[string]string{
 			"LATCHKEY_NAMESPACE": "staging", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
-			"NATS_URL": "nats://nats:4222", "LATCHKEY_SHUTDOWN_GRACE": "1m",
+			"NATS_URL": "nats://nats:4222", "LATCHKEY_STREAM_REPLICAS": "3", "LATCHKEY_SHUTDOWN_GRACE": "1m",
 			"LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "console",
 			"DATABASE_URL": "postgres://db/x", "KEYS_GRPC_ADDR": "keys:8082",
 			"LATCHKEY_TLS_CERT_FILE": "/tls/tls.crt", "LATCHKEY_TLS_KEY_FILE": "/tls/tls.key", "LATCHKEY_TLS_CA_FILE": "/tls/ca.crt",
 		}, func(s *sample) {
 			s.Namespace, s.OperatorToken, s.NATSURL, s.ShutdownGrace = "staging", "0123456789abcdef", "nats://nats:4222", time.Minute
+			s.StreamReplicas = 3
 			s.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.Console}
 			s.DatabaseURL, s.KeysAddr = "postgres://db/x", "keys:8082"
 			s.TLS = TLS{CertFile: "/tls/tls.crt", KeyFile: "/tls/tls.key", CAFile: "/tls/ca.crt"}
@@ -150,6 +152,16 @@ func TestParseLimit(t *testing.T) {
 func TestValidate(t *testing.T) {
 	ok := Common{Namespace: "latchkey", OperatorToken: strings.Repeat("t", auth.MinOperatorTokenLen), NATSURL: "nats://x"}
 	require.NoError(t, ok.Validate())
+	for _, n := range []Replicas{0, 1, 3, 5} {
+		r := ok
+		r.StreamReplicas = n
+		require.NoError(t, r.Validate(), n)
+	}
+	for _, n := range []Replicas{6, -1} {
+		r := ok
+		r.StreamReplicas = n
+		require.ErrorContains(t, r.Validate(), "LATCHKEY_STREAM_REPLICAS", n)
+	}
 	require.NoError(t, Postgres{DatabaseURL: "postgres://x"}.Validate())
 	require.NoError(t, AccountsPeer{AccountsAddr: "a:1"}.Validate())
 	require.NoError(t, KeysPeer{KeysAddr: "k:1"}.Validate())
@@ -181,7 +193,7 @@ func TestVars(t *testing.T) {
 	require.Contains(t, byName, "LATCHKEY_LOG_FORMAT")
 	require.Contains(t, byName, "SETTINGS_TEST_LIMIT")
 	require.Contains(t, byName, "LATCHKEY_TLS_CA_FILE")
-	require.Len(t, vars, 18)
+	require.Len(t, vars, 19)
 }
 
 // The TLS files go together: a certificate with its key, a CA only beside them; Load
@@ -211,4 +223,51 @@ func TestTLS(t *testing.T) {
 	f, err = TLS{CertFile: i.CertFile, KeyFile: i.KeyFile, CAFile: ca.File}.Load(nil)
 	require.NoError(t, err)
 	require.True(t, f.Mutual())
+}
+
+// LATCHKEY_STREAM_REPLICAS is 1 to 5 (JetStream's most), said at parse time.
+func TestParseStreamReplicas(t *testing.T) {
+	testutil.ClearSettings(t, &sample{})
+	for _, v := range []string{"0", "6", "-1", "three"} {
+		t.Setenv("LATCHKEY_STREAM_REPLICAS", v)
+		var s sample
+		require.ErrorContains(t, Parse(&s), `LATCHKEY_STREAM_REPLICAS="`+v+`": want 1 to 5`)
+	}
+	t.Setenv("LATCHKEY_STREAM_REPLICAS", "5")
+	var s sample
+	require.NoError(t, Parse(&s))
+	require.Equal(t, Replicas(5), s.StreamReplicas)
+}
+
+// TestDescribe: the variables a service cannot serve without are those its Validate names
+// when every setting is at its default, read from no environment at all; an error that
+// names no variable fails, so a required setting cannot hide.
+func TestDescribe(t *testing.T) {
+	t.Setenv("LATCHKEY_OPERATOR_TOKEN", strings.Repeat("t", auth.MinOperatorTokenLen)) // not read
+	vars, err := Describe(func(s sample) error {
+		errs := []error{s.Common.Validate(), s.Postgres.Validate(), s.KeysPeer.Validate()}
+		if s.Name == "" {
+			errs = append(errs, errors.New("SETTINGS_TEST_NAME is required"))
+		}
+		return errors.Join(errs...)
+	})
+	require.NoError(t, err)
+	var required []string
+	for _, v := range vars {
+		if v.Required {
+			required = append(required, v.Name)
+		}
+	}
+	require.Equal(t, []string{"LATCHKEY_OPERATOR_TOKEN", "SETTINGS_TEST_NAME"}, required)
+	require.Len(t, vars, 19)
+
+	vars, err = Describe(func(sample) error { return nil })
+	require.NoError(t, err)
+	for _, v := range vars {
+		require.False(t, v.Required, v.Name)
+	}
+
+	_, err = Describe(func(sample) error { return errors.Join(nil, errors.New("the thing must be set")) })
+	require.ErrorContains(t, err, "the thing must be set")
+	require.ErrorContains(t, err, "names none of its variables")
 }

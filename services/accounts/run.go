@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	js = natsx.Replicated(js, int(cfg.StreamReplicas))
 	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
 	if err != nil {
 		return nil, err

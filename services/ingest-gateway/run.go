@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
+	js = natsx.Replicated(js, int(cfg.StreamReplicas))
 	streams, err := natsx.IngestStreamConfigs(cfg.Namespace, cfg.Retention, cfg.AnonRetention)
 	if err != nil {
 		return nil, err

@@ -173,6 +173,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
+	js = natsx.Replicated(js, int(cfg.StreamReplicas))
 	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
 	if err != nil {
 		return nil, err
