@@ -204,7 +204,14 @@ func (t *tailer) print(raw json.RawMessage, e auditEvent) error {
 	if e.ResourceID != "" {
 		resource += " " + e.ResourceID
 	}
-	t.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", when(e.Time), e.Action, e.Result, dash(e.Actor), dash(resource), e.RequestID)
+	actor := ""
+	if e.Actor != nil {
+		actor = e.Actor.ID
+		if actor == "" {
+			actor = e.Actor.Type
+		}
+	}
+	t.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", when(e.Time), e.Action, e.Result, dash(actor), dash(resource), e.RequestID)
 	return nil
 }
 

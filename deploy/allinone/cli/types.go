@@ -50,7 +50,10 @@ type (
 	auditEvent struct {
 		ID           string     `json:"id"`
 		Time         *time.Time `json:"time"`
-		Actor        string     `json:"actor"`
+		Actor        *struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"actor"`
 		KeyID        string     `json:"key_id"`
 		Action       string     `json:"action"`
 		ResourceType string     `json:"resource_type"`
