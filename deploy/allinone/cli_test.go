@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchkey/latchkey/pkg/keyformat"
+	"github.com/latchkey/latchkey/pkg/testutil"
 )
 
 // latchkeyCLI is the built `latchkey` binary, run as a user would, with a home of its own
@@ -310,10 +313,34 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("help", func(t *testing.T) {
-		for _, path := range [][]string{{}, {"dev"}, {"login"}, {"logout"}, {"projects"}, {"projects", "list"}, {"projects", "create"}, {"projects", "get"},
-			{"keys"}, {"keys", "create"}, {"keys", "list"}, {"keys", "get"}, {"keys", "rotate"}, {"keys", "revoke"}, {"keys", "verify"}, {"keys", "import"},
-			{"servers"}, {"servers", "list"}, {"servers", "create"}, {"servers", "get"}, {"servers", "rotate-key"}, {"servers", "delete"},
-			{"audit"}, {"audit", "tail"}, {"audit", "verify"}, {"scan"}} {
+		for _, path := range [][]string{
+			{},
+			{"dev"},
+			{"login"},
+			{"logout"},
+			{"projects"},
+			{"projects", "list"},
+			{"projects", "create"},
+			{"projects", "get"},
+			{"keys"},
+			{"keys", "create"},
+			{"keys", "list"},
+			{"keys", "get"},
+			{"keys", "rotate"},
+			{"keys", "revoke"},
+			{"keys", "verify"},
+			{"keys", "import"},
+			{"servers"},
+			{"servers", "list"},
+			{"servers", "create"},
+			{"servers", "get"},
+			{"servers", "rotate-key"},
+			{"servers", "delete"},
+			{"audit"},
+			{"audit", "tail"},
+			{"audit", "verify"},
+			{"scan"},
+		} {
 			out := cli.ok("", append(path, "--help")...)
 			require.Contains(t, out, "Usage:\n  latchkey "+strings.Join(path, " "), path)
 		}
@@ -421,4 +448,57 @@ func TestCLIScan(t *testing.T) {
 	_, errs, status = cli.run("", "scan", "--profile", "no-such-profile", dir)
 	require.Equal(t, 2, status)
 	require.Contains(t, errs, "no-such-profile")
+}
+
+// TestCLIDev: `latchkey dev` (what `make run` runs) starts the whole suite, prints where
+// everything is, answers /healthz, and stops cleanly on SIGTERM.
+func TestCLIDev(t *testing.T) {
+	cli := buildCLI(t)
+	dbURL, natsURL, ns := testutil.DatabaseURL(t), testutil.NATSURL(), testutil.Namespace(t)
+	for attempt := 1; ; attempt++ {
+		cmd := cli.cmd("", "dev")
+		cmd.Dir = t.TempDir() // its .cache/dev-pepper and signing key go here
+		cmd.Env = append(cmd.Env, "DATABASE_URL="+dbURL, "NATS_URL="+natsURL, "LATCHKEY_NAMESPACE="+ns,
+			"LATCHKEY_OPERATOR_TOKEN=dev-test-"+testutil.Suffix(), "LATCHKEY_HTTP_ADDR=127.0.0.1:0",
+			"ACCOUNTS_GRPC_ADDR="+testutil.FreeAddr(t), "KEYS_GRPC_ADDR="+testutil.FreeAddr(t),
+			"AUDIT_GRPC_ADDR=127.0.0.1:0", "GATEWAY_HTTP_ADDR=127.0.0.1:0", "GATEWAY_GRPC_ADDR=127.0.0.1:0")
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		var errs lockedBuffer
+		cmd.Stderr = &errs
+		require.NoError(t, cmd.Start())
+		var printed strings.Builder
+		rest := ""
+		sc := bufio.NewScanner(stdout)
+		for rest == "" && sc.Scan() {
+			printed.WriteString(sc.Text() + "\n")
+			if after, ok := strings.CutPrefix(sc.Text(), "REST API on http://"); ok {
+				rest, _, _ = strings.Cut(after, ",")
+			}
+		}
+		if rest == "" {
+			_ = cmd.Wait()
+			if attempt < 3 && strings.Contains(errs.String(), "address already in use") {
+				continue // a free port picked above was taken meanwhile
+			}
+			t.Fatalf("latchkey dev did not come up:\n%s%s", printed.String(), errs.String())
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		out := printed.String()
+		require.Regexp(t, `(?m)^Latchkey is up:\n(  .+\n)+`, out)
+		require.Regexp(t, `(?m)^  rest\s+127\.0\.0\.1:\d+$`, out)
+		require.Regexp(t, `(?m)^  ingest-gateway http\s+127\.0\.0\.1:\d+$`, out)
+		require.Contains(t, out, "operator token       (LATCHKEY_OPERATOR_TOKEN)")
+		require.Eventually(t, func() bool {
+			resp, err := http.Get("http://" + rest + "/healthz") //nolint:noctx // a test's probe
+			if err != nil {
+				return false
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 20*time.Second, 50*time.Millisecond, "GET /healthz: %s", errs.String())
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, cmd.Wait(), "SIGTERM stops latchkey dev cleanly: %s", errs.String())
+		return
+	}
 }

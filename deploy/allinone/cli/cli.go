@@ -35,7 +35,7 @@ const (
 	EnvAPI = "LATCHKEY_API"
 	// EnvToken is a credential to use instead of the login's session: a session token or
 	// an account key (lk_acct_…), for scripts and CI.
-	EnvToken = "LATCHKEY_TOKEN"
+	EnvToken = "LATCHKEY_TOKEN" //nolint:gosec // a variable's name, not a credential
 	// EnvPassword is read by `login` instead of standard input.
 	EnvPassword = "LATCHKEY_PASSWORD"
 )

@@ -63,7 +63,7 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := http.NewRequestWithContext(ctx, method, u, rd) //nolint:gosec // the API the user named is the point
 	if err != nil {
 		return nil, fmt.Errorf("the API address %q: %w", c.base, err)
 	}
@@ -80,7 +80,7 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 			req.Header.Add(k, v)
 		}
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:gosec // the API the user named is the point
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -51,7 +51,7 @@ func printAddresses(w io.Writer, addrs map[string]string, generatedToken string)
 		_, _ = fmt.Fprintf(w, "  %-20s %s\n", n, addrs[n])
 	}
 	if generatedToken == "" {
-		generatedToken = "(LATCHKEY_OPERATOR_TOKEN)"
+		generatedToken = "(LATCHKEY_OPERATOR_TOKEN)" //nolint:gosec // where the token came from, not a token
 	}
 	_, _ = fmt.Fprintf(w, "  %-20s %s\n", "operator token", generatedToken)
 	_, _ = fmt.Fprintln(w, "REST API on http://"+addrs["rest"]+", ingest on http://"+addrs["ingest-gateway http"]+"; GET /healthz on both. Ctrl-C stops everything.")

@@ -50,8 +50,10 @@ func Scan(reg *keyformat.Registry, name string, text []byte) []Finding {
 		if err != nil {
 			continue // cannot happen: Find returns what Parse accepts
 		}
-		out = append(out, Finding{File: name, Line: line, Column: f.Start - lineStart + 1, Type: f.Type.Name,
-			DisplayPrefix: keyformat.DisplayPrefix(k), Verified: f.Verified, Legacy: f.Legacy})
+		out = append(out, Finding{
+			File: name, Line: line, Column: f.Start - lineStart + 1, Type: f.Type.Name,
+			DisplayPrefix: keyformat.DisplayPrefix(k), Verified: f.Verified, Legacy: f.Legacy,
+		})
 	}
 	return out
 }

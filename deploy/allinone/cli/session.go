@@ -62,7 +62,7 @@ func saveSession(s *session) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { //nolint:gosec // a directory needs x; 0700 is the user only
 		return "", err
 	}
 	b, err := json.MarshalIndent(s, "", "  ")

@@ -48,19 +48,19 @@ type (
 		DeletedAt        *time.Time `json:"deleted_at"`
 	}
 	auditEvent struct {
-		ID           string     `json:"id"`
-		Time         *time.Time `json:"time"`
-		Actor        *struct {
+		ID    string     `json:"id"`
+		Time  *time.Time `json:"time"`
+		Actor *struct {
 			Type string `json:"type"`
 			ID   string `json:"id"`
 		} `json:"actor"`
-		KeyID        string     `json:"key_id"`
-		Action       string     `json:"action"`
-		ResourceType string     `json:"resource_type"`
-		ResourceID   string     `json:"resource_id"`
-		Result       string     `json:"result"`
-		RequestID    string     `json:"request_id"`
-		ClientIP     string     `json:"client_ip"`
+		KeyID        string `json:"key_id"`
+		Action       string `json:"action"`
+		ResourceType string `json:"resource_type"`
+		ResourceID   string `json:"resource_id"`
+		Result       string `json:"result"`
+		RequestID    string `json:"request_id"`
+		ClientIP     string `json:"client_ip"`
 	}
 	receipt struct {
 		GatewaysLive    int  `json:"gateways_live"`
