@@ -255,7 +255,8 @@ func (a *app) keysRevokeCmd() *cobra.Command {
 		Use:   "revoke ID",
 		Short: "Revoke a key, at once and everywhere",
 		Long: `revoke ends a key now. With --wait it returns once every live ingest gateway has
-dropped it (a revocation receipt), or after --wait-timeout with the count that had.`,
+dropped it (a revocation receipt), or after --wait-timeout with the count that had; the key
+is revoked either way, but an incomplete receipt exits 1, so a script can tell.`,
 		Example: `  latchkey keys revoke key_01… --reason "leaked in a log" --wait`,
 		Args:    exactArgs(1, "one argument, the key's id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -271,9 +272,6 @@ dropped it (a revocation receipt), or after --wait-timeout with the count that h
 			if err != nil {
 				return err
 			}
-			if done, err := a.emit(raw); done {
-				return err
-			}
 			answer, err := get[struct {
 				Key         key      `json:"key"`
 				Receipt     *receipt `json:"receipt"`
@@ -285,27 +283,39 @@ dropped it (a revocation receipt), or after --wait-timeout with the count that h
 			if err != nil {
 				return err
 			}
-			k := answer.Key
-			a.printf("Key %s (%s) is %s since %s UTC.\n", k.ID, prefix(k.DisplayPrefix), k.Status, when(k.RevokedAt))
-			if r := answer.Receipt; r != nil && wait {
-				state := "complete"
-				if !r.Complete {
-					state = "incomplete"
+			if done, err := a.emit(raw); !done {
+				a.showRevoked(answer.Key, answer.Receipt, wait)
+				if r := answer.Replacement; r != nil {
+					a.printf("Its type replaces a revoked key:\n")
+					a.showSecret(r.Key, r.Secret)
 				}
-				a.printf("Gateways that dropped it: %d of %d live (%s, waited %d ms).\n", r.GatewaysApplied, r.GatewaysLive, state, r.WaitedMS)
+			} else if err != nil {
+				return err
 			}
-			if r := answer.Replacement; r != nil {
-				a.printf("Its type replaces a revoked key:\n")
-				a.showSecret(r.Key, r.Secret)
+			if r := answer.Receipt; wait && r != nil && !r.Complete {
+				_, _ = fmt.Fprintf(a.stderr, "latchkey: the key is revoked, but only %d of %d live gateways confirmed it within the wait\n", r.GatewaysApplied, r.GatewaysLive)
+				return exitStatus(1)
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	c.Flags().BoolVar(&wait, "wait", false, "wait until every live gateway has dropped the key")
-	c.Flags().DurationVar(&timeout, "wait-timeout", 0, "how long --wait may wait (the server's default when not given)")
+	c.Flags().DurationVar(&timeout, "wait-timeout", 0, "how long --wait may wait (2s when not given, at most 30s)")
 	c.Flags().StringVar(&idem, "idempotency-key", "", "a retry with the same value gets the first answer")
 	return c
+}
+
+// showRevoked prints a revoked key and, after a wait, its receipt.
+func (a *app) showRevoked(k key, r *receipt, waited bool) {
+	a.printf("Key %s (%s) is %s since %s UTC.\n", k.ID, prefix(k.DisplayPrefix), k.Status, when(k.RevokedAt))
+	if r != nil && waited {
+		state := "complete"
+		if !r.Complete {
+			state = "incomplete"
+		}
+		a.printf("Gateways that dropped it: %d of %d live (%s, waited %d ms).\n", r.GatewaysApplied, r.GatewaysLive, state, r.WaitedMS)
+	}
 }
 
 // readSecret reads a key from standard input, its first line, for the commands that take
