@@ -355,9 +355,14 @@ func TestCLI(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, cli.ok("", "logout"), "Logged out of "+s.api)
 		require.NoFileExists(t, session)
-		// The session ended on the server too.
+		// The session ended on the server too; a command with the ended session says so.
 		s.Must(401, s.Call("GET", "/v1/projects", sessionToken(t, kept), nil))
-		_, errs, status := cli.run("", "keys", "list")
+		require.NoError(t, os.WriteFile(session, kept, 0o600))
+		_, errs, status := cli.run("", "projects", "list")
+		require.Equal(t, 1, status)
+		require.Regexp(t, `code: unauthenticated \(HTTP 401\)\n  request id: req_\S+\n  hint: the session may have ended: run .latchkey login. again\n$`, errs)
+		require.NoError(t, os.Remove(session))
+		_, errs, status = cli.run("", "keys", "list")
 		require.Equal(t, 1, status)
 		require.Contains(t, errs, "not logged in")
 	})

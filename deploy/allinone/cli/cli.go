@@ -81,6 +81,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 2
 	case errors.As(err, &apiErr):
 		_, _ = fmt.Fprintf(stderr, "latchkey: %s\n  code: %s (HTTP %d)\n  request id: %s\n", apiErr.Message, apiErr.Code, apiErr.Status, apiErr.RequestID)
+		if apiErr.hint != "" {
+			_, _ = fmt.Fprintf(stderr, "  hint: %s\n", apiErr.hint)
+		}
 		return 1
 	case errors.Is(err, context.Canceled):
 		return 130 // interrupted, as a shell reports SIGINT
@@ -174,7 +177,9 @@ func (a *app) client() (*client, error) {
 		// The session token is sent only where it came from.
 		return nil, fmt.Errorf("logged in to %s, not %s: run `latchkey login --api %s --email …`", s.API, api, api)
 	}
-	return newClient(api, s.Token), nil
+	c := newClient(api, s.Token)
+	c.session = true
+	return c, nil
 }
 
 // checkAPI refuses an address that is not an http(s) URL, before any token goes to it.

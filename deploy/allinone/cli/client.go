@@ -27,6 +27,8 @@ type APIError struct {
 	Message string `json:"message"`
 	// RequestID is the answer's X-Request-Id.
 	RequestID string `json:"request_id"`
+	// hint is what the command line suggests doing about it, if anything.
+	hint string
 }
 
 func (e *APIError) Error() string {
@@ -39,6 +41,8 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+	// session: token is the login's, which a 401 most likely says has expired.
+	session bool
 }
 
 // requestTimeout bounds one call; a revocation that waits for gateways asks for less.
@@ -102,6 +106,9 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 	}
 	if apiErr.RequestID == "" {
 		apiErr.RequestID = resp.Header.Get("X-Request-Id")
+	}
+	if c.session && resp.StatusCode == http.StatusUnauthorized {
+		apiErr.hint = "the session may have ended: run `latchkey login` again"
 	}
 	return nil, apiErr
 }
