@@ -281,7 +281,8 @@ func TestCLI(t *testing.T) {
 			}
 		}()
 		// The latest keys.create events first (at most 20 of them), then, once following, a new one.
-		time.Sleep(time.Second)
+		require.Eventually(t, func() bool { return strings.Contains(errs.String(), "(following new events; Ctrl-C stops)") },
+			10*time.Second, 20*time.Millisecond, "%s", errs.String())
 		r := s.Must(200, s.Call("POST", "/v1/keys", acct.Token, map[string]any{"type": "ingest", "project_id": project, "environment": "dev", "name": "while-following"}))
 		newID := r.Str("key.id")
 		deadline := time.After(15 * time.Second)

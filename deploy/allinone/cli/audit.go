@@ -86,6 +86,7 @@ Ctrl-C. With --json each event is one line of the API's JSON.`,
 			if err := t.poll(cmd.Context(), 100, tailPages, false); err != nil {
 				return err
 			}
+			_, _ = fmt.Fprintln(a.stderr, "(following new events; Ctrl-C stops)")
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
 			for {
