@@ -100,7 +100,7 @@ bench:
 	go test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(MODULES)
 
 run:
-	go run ./deploy/allinone/cmd/latchkey
+	go run ./deploy/allinone/cmd/latchkey dev
 
 clean:
 	rm -rf bin .cache

@@ -266,3 +266,28 @@ func TestReadmeLegacyImport(t *testing.T) {
 	require.Contains(t, text, `{"accepted":1}`)
 	require.NotContains(t, text, "null", text)
 }
+
+// TestReadmeCommandLine runs the README's command-line walk-through, verbatim, with the
+// built latchkey first on PATH and a configuration directory of its own.
+func TestReadmeCommandLine(t *testing.T) {
+	s := startSuite(t)
+	cli := buildCLI(t)
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", readmeShell(t, "\n## Command line\n"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "API="+s.api, "PATH="+filepath.Dir(cli.bin)+":"+os.Getenv("PATH"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "walk-through failed:\n%s", out)
+	text := string(out)
+	require.Contains(t, text, "Logged in to "+s.api)
+	require.Contains(t, text, "Its secret, shown this once")
+	require.Regexp(t, `(?m)^ID\s+TYPE\s+NAME\s+PREFIX`, text)
+	require.Contains(t, text, "valid: key ")
+	require.Contains(t, text, "Gateways that dropped it: 1 of 1 live (complete")
+	require.Contains(t, text, "not valid: revoked\nverify exited 1\n")
+	require.Regexp(t, `(?m)^\S+ \S+\s+keys\.revoke\s+ok\s+usr_`, text)
+	require.Contains(t, text, "The audit chain holds")
+	require.Regexp(t, `(?m)^app\.env:1:18: ingest lk_ing_\S+… verified\nscan exited 1\n`, text)
+	require.Contains(t, text, `{"file":"app.env","line":1,"type":"ingest","display_prefix":"lk_ing_`)
+	require.FileExists(t, filepath.Join(dir, "config", "latchkey", "session.json"))
+}

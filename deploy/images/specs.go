@@ -28,7 +28,7 @@ type Listener struct {
 }
 
 // Specs are the images `make images` builds: one per service, and one for the command line
-// (today the all-in-one suite, `latchkey`).
+// (`latchkey`, deploy/allinone/cli; `latchkey dev` runs the all-in-one suite).
 var Specs = []Spec{
 	{Name: "accounts", Package: "./services/accounts/cmd/accounts", Listeners: []Listener{
 		{Var: "ACCOUNTS_GRPC_ADDR", Port: 8081},

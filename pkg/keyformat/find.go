@@ -34,7 +34,7 @@ type Found struct {
 //
 // Find runs in time linear in len(text), reads text without copying it and allocates only
 // the result (nil when there is none). text must not change during the call. It is what
-// the keys service's leak reports and `keyscan` rest on; Redact shares its scanner.
+// the keys service's leak reports and `latchkey scan` rest on; Redact shares its scanner.
 func (r *Registry) Find(text []byte) []Found {
 	if len(text) == 0 {
 		return nil
