@@ -137,6 +137,7 @@ func Image(s Spec, p Platform, binary []byte, meta Meta) (v1.Image, error) {
 		Config: v1.Config{
 			User:         userGroup,
 			Entrypoint:   []string{binDir + "/" + s.Name},
+			Cmd:          s.Cmd,
 			Env:          s.Env(),
 			WorkingDir:   homeDir,
 			ExposedPorts: s.ExposedPorts(),

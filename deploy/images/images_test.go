@@ -185,7 +185,11 @@ func requireConfig(t *testing.T, s Spec, img v1.Image) {
 	c := cf.Config
 	require.Equal(t, "65532:65532", c.User, "non-root")
 	require.Equal(t, []string{"/usr/local/bin/" + s.Name}, c.Entrypoint)
-	require.Empty(t, c.Cmd)
+	if s.Name == "latchkey" {
+		require.Equal(t, []string{"dev"}, c.Cmd, "the command line's image runs the suite when started bare")
+	} else {
+		require.Empty(t, c.Cmd)
+	}
 	require.Equal(t, "/home/nonroot", c.WorkingDir)
 	require.Equal(t, map[string]string{
 		"org.opencontainers.image.title":    s.Name,

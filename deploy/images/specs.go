@@ -16,6 +16,9 @@ type Spec struct {
 	// service binds 127.0.0.1 by default, which nothing outside a container reaches) and
 	// exposes that port.
 	Listeners []Listener
+	// Cmd is the image's default arguments, replaced by any the user gives: the command
+	// line's image runs the suite (`latchkey dev`) when started bare.
+	Cmd []string
 }
 
 // Listener is one address a binary serves.
@@ -46,7 +49,7 @@ var Specs = []Spec{
 		{Var: "GATEWAY_GRPC_ADDR", Port: 4317},
 		{Var: "GATEWAY_HTTP_ADDR", Port: 4318},
 	}},
-	{Name: "latchkey", Package: "./deploy/allinone/cmd/latchkey", Listeners: []Listener{
+	{Name: "latchkey", Package: "./deploy/allinone/cmd/latchkey", Cmd: []string{"dev"}, Listeners: []Listener{
 		{Var: "LATCHKEY_HTTP_ADDR", Port: 8080},
 		{Var: "GATEWAY_GRPC_ADDR", Port: 4317},
 		{Var: "GATEWAY_HTTP_ADDR", Port: 4318},
