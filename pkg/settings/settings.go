@@ -61,6 +61,12 @@ func (c Common) Validate() error {
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("NATS_URL is required"))
 	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > natsx.MaxReplicas {
+		errs = append(errs, fmt.Errorf("LATCHKEY_STREAM_REPLICAS=%d must be 1 to %d", c.StreamReplicas, natsx.MaxReplicas))
+	}
+	if c.StreamWait < 0 {
+		errs = append(errs, errors.New("LATCHKEY_STREAM_WAIT must not be negative"))
+	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("LATCHKEY_SHUTDOWN_GRACE must not be negative"))
 	}

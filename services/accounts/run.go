@@ -147,7 +147,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	js = natsx.Replicated(js, cfg.StreamReplicas)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, cfg.StreamWait, log)
 	if err != nil {
 		return nil, err
 	}

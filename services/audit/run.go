@@ -199,7 +199,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, st.Append, log.Named("consumer"))
+	js = natsx.Replicated(js, cfg.StreamReplicas)
+	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, cfg.StreamWait, st.Append, log.Named("consumer"))
 	if err != nil {
 		return nil, fmt.Errorf("audit consumer: %w", err)
 	}
