@@ -40,8 +40,16 @@ type Common struct {
 	// to each other; auth.CheckOperatorToken holds its bounds. Required to serve, not to
 	// migrate.
 	OperatorToken string `env:"LATCHKEY_OPERATOR_TOKEN"`
-	// NATSURL is the NATS server with JetStream.
+	// NATSURL is the NATS server with JetStream; a comma-separated list for a cluster.
 	NATSURL string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// StreamReplicas is how many NATS servers keep each of the service's JetStream streams
+	// (natsx.Replicated): 1 to natsx.MaxReplicas; 1 on a single nats-server, 3 on a cluster
+	// of three or more. 0 (a Config built in code) counts as 1.
+	StreamReplicas int `env:"LATCHKEY_STREAM_REPLICAS" envDefault:"1"`
+	// StreamWait bounds how long a starting service waits for its streams
+	// (natsx.Keeper.EnsureWithin) before it gives up with an error; 0 (a Config built in
+	// code) is natsx.DefaultStreamWait.
+	StreamWait time.Duration `env:"LATCHKEY_STREAM_WAIT" envDefault:"1m"`
 	// ShutdownGrace is how long in-flight calls get to finish after SIGTERM; not negative.
 	ShutdownGrace time.Duration `env:"LATCHKEY_SHUTDOWN_GRACE" envDefault:"10s"`
 	// Log is how the binary logs.
