@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -37,10 +38,10 @@ const (
 // and nats-server.
 var binaries = map[string]string{
 	"nats-server": "github.com/nats-io/nats-server/v2",
-	Accounts: "./services/accounts/cmd/accounts",
-	Keys:     "./services/keys/cmd/keys",
-	Audit:    "./services/audit/cmd/audit",
-	Gateway:  "./services/ingest-gateway/cmd/ingest-gateway",
+	Accounts:      "./services/accounts/cmd/accounts",
+	Keys:          "./services/keys/cmd/keys",
+	Audit:         "./services/audit/cmd/audit",
+	Gateway:       "./services/ingest-gateway/cmd/ingest-gateway",
 }
 
 // Build compiles nats-server (the version deploy/allinone embeds, pinned in this module's
@@ -75,8 +76,9 @@ type Config struct {
 	// Env is added to every service's environment (e.g. LATCHKEY_LOG_LEVEL=debug); it
 	// comes last, so it may replace what Start sets.
 	Env []string
-	// ServicesFirst starts the services before the NATS nodes, as a scheduler may: they
-	// wait for their streams (LATCHKEY_STREAM_WAIT) while the cluster forms.
+	// ServicesFirst starts the services when one NATS node of three is up, before the
+	// others, as a scheduler may: with no JetStream quorum yet they wait for their streams
+	// (LATCHKEY_STREAM_WAIT) while the cluster forms.
 	ServicesFirst bool
 	// Ready bounds the wait for every process to answer its health check (2 minutes if 0).
 	Ready time.Duration
@@ -128,7 +130,7 @@ type Cluster struct {
 
 // Start runs migrations, then every process, and waits until each answers its health
 // check. On error, whatever it started is stopped.
-func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "latchkey"
 	}
@@ -140,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c = &Cluster{cfg: cfg, OperatorToken: randomHex(24), Pepper: randomHex(32)}
+	c := &Cluster{cfg: cfg, OperatorToken: randomHex(24), Pepper: randomHex(32)}
 	if err := c.plan(); err != nil {
 		return nil, err
 	}
@@ -157,11 +159,17 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	nodes, services := c.byService(NATS), c.notNATS()
 	groups := [][]*proc{nodes, services}
 	if cfg.ServicesFirst {
-		groups = [][]*proc{services, nodes}
+		groups = [][]*proc{nodes[:1], services, nodes[1:]}
 	}
 	for _, g := range groups {
 		for _, p := range g {
 			if err := c.start(p); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.ServicesFirst && g[0] == nodes[0] {
+			// Up, but alone: a cluster of three has no JetStream quorum with one node.
+			if err := c.waitListening(ctx, nodes[0]); err != nil {
 				return nil, err
 			}
 		}
@@ -178,13 +186,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 
 // plan chooses every process's ports and environment.
 func (c *Cluster) plan() error {
-	ports := make([]int, 0, 32)
-	for range 3*3 + 8*2 {
-		p, err := freePort()
-		if err != nil {
-			return err
-		}
-		ports = append(ports, p)
+	ports, err := freePorts(3*3 + 8*2)
+	if err != nil {
+		return err
 	}
 	next := func() string {
 		p := ports[0]
@@ -475,6 +479,22 @@ func (c *Cluster) waitReady(ctx context.Context, p *proc) error {
 	}
 }
 
+// waitListening waits until p accepts connections on its NATS client port.
+func (c *Cluster) waitListening(ctx context.Context, p *proc) error {
+	addr := strings.TrimPrefix(p.Addresses.NATS, "nats://")
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: %s not listening on %s: %w", p.Name, addr, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // WaitReady waits until the named process answers its health check.
 func (c *Cluster) WaitReady(ctx context.Context, name string) error {
 	p, err := c.find(name)
@@ -491,13 +511,24 @@ func tail(s string, n int) string {
 	return s
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct ports free on loopback now, below the kernel's ephemeral
+// range (32768 and up on Linux), so that no process's outgoing connection takes one
+// before the process meant to listen on it has started.
+func freePorts(n int) ([]int, error) {
+	var out []int
+	base := 20000 + mrand.IntN(10000)
+	for p := base; p < 32768 && len(out) < n; p++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		out = append(out, p)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if len(out) < n {
+		return nil, fmt.Errorf("cluster: %d free ports wanted from %d, found %d", n, base, len(out))
+	}
+	return out, nil
 }
 
 func randomHex(n int) string {

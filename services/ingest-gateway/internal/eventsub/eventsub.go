@@ -102,12 +102,21 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
+// Replay is how far back a new consumer starts: the events of the last Replay are applied
+// (to a cache just flushed, where they drop nothing that matters) and their key events
+// confirmed. A revocation whose receipt is being waited for (30 s at most) while this
+// gateway was cut off from the stream is thus confirmed when the gateway follows the
+// stream again, instead of holding the receipt until its timeout (issue 11: a receipt
+// counting 0 of the live gateways after a NATS node died). The confirmation is true: the
+// cache was flushed after the event was in the stream, so it holds no answer older than it.
+const Replay = time.Minute
+
 // errLostMeanwhile is a subscription made while the stream was lost again.
 var errLostMeanwhile = errors.New("events: lost the stream while subscribing")
 
-// consume makes an ephemeral consumer of new events. Anything before it is unknown to
-// this consumer, so once it exists the cache is flushed and trusted again, unless the
-// stream was lost meanwhile.
+// consume makes an ephemeral consumer of the events from Replay ago on. Anything before its
+// making may have been missed, so once it exists the cache is flushed and trusted again,
+// unless the stream was lost meanwhile.
 func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -119,9 +128,11 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	if err != nil {
 		return nil, err
 	}
+	from := time.Now().Add(-Replay)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{natsx.EventSubject(s.ns, ">")},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
 	})
 	if err != nil {
 		return nil, err
