@@ -34,6 +34,7 @@ func TestParse(t *testing.T) {
 	defaults := sample{
 		Common: Common{
 			Namespace: "latchkey", NATSURL: "nats://127.0.0.1:4222", ShutdownGrace: 10 * time.Second,
+			StreamReplicas: 1, StreamWait: time.Minute,
 			Log: logging.Config{Level: zapcore.InfoLevel},
 		},
 		Postgres: Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
@@ -50,10 +51,12 @@ func TestParse(t *testing.T) {
 		{"shared settings", map[string]string{
 			"LATCHKEY_NAMESPACE": "staging", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
 			"NATS_URL": "nats://nats:4222", "LATCHKEY_SHUTDOWN_GRACE": "1m",
+			"LATCHKEY_STREAM_REPLICAS": "3", "LATCHKEY_STREAM_WAIT": "2m",
 			"LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "console",
 			"DATABASE_URL": "postgres://db/x", "KEYS_GRPC_ADDR": "keys:8082",
 		}, func(s *sample) {
 			s.Namespace, s.OperatorToken, s.NATSURL, s.ShutdownGrace = "staging", "0123456789abcdef", "nats://nats:4222", time.Minute
+			s.StreamReplicas, s.StreamWait = 3, 2*time.Minute
 			s.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.Console}
 			s.DatabaseURL, s.KeysAddr = "postgres://db/x", "keys:8082"
 		}},
@@ -157,8 +160,8 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, long.Validate(), "LATCHKEY_OPERATOR_TOKEN")
 
 	secret := "short-secret"
-	err := Common{Namespace: "a.b", OperatorToken: secret, ShutdownGrace: -time.Second}.Validate()
-	for _, want := range []string{"LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN", "NATS_URL", "LATCHKEY_SHUTDOWN_GRACE"} {
+	err := Common{Namespace: "a.b", OperatorToken: secret, ShutdownGrace: -time.Second, StreamReplicas: 6, StreamWait: -time.Second}.Validate()
+	for _, want := range []string{"LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN", "NATS_URL", "LATCHKEY_SHUTDOWN_GRACE", "LATCHKEY_STREAM_REPLICAS", "LATCHKEY_STREAM_WAIT"} {
 		require.ErrorContains(t, err, want)
 	}
 	require.NotContains(t, err.Error(), secret, "the operator token is never echoed")
@@ -178,5 +181,5 @@ func TestVars(t *testing.T) {
 	require.Equal(t, Var{Name: "LATCHKEY_OPERATOR_TOKEN"}, byName["LATCHKEY_OPERATOR_TOKEN"])
 	require.Contains(t, byName, "LATCHKEY_LOG_FORMAT")
 	require.Contains(t, byName, "SETTINGS_TEST_LIMIT")
-	require.Len(t, vars, 15)
+	require.Len(t, vars, 17)
 }

@@ -20,9 +20,11 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	defaults := accounts.Config{
 		Common: settings.Common{
-			Namespace:     "latchkey",
-			NATSURL:       "nats://127.0.0.1:4222",
-			ShutdownGrace: 10 * time.Second,
+			Namespace:      "latchkey",
+			NATSURL:        "nats://127.0.0.1:4222",
+			StreamReplicas: 1,
+			StreamWait:     time.Minute,
+			ShutdownGrace:  10 * time.Second,
 		},
 		Postgres:     settings.Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
 		GRPCAddr:     "127.0.0.1:8081",

@@ -18,9 +18,11 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	defaults := gateway.Config{
 		Common: settings.Common{
-			Namespace:     "latchkey",
-			NATSURL:       "nats://127.0.0.1:4222",
-			ShutdownGrace: 10 * time.Second,
+			Namespace:      "latchkey",
+			NATSURL:        "nats://127.0.0.1:4222",
+			StreamReplicas: 1,
+			StreamWait:     time.Minute,
+			ShutdownGrace:  10 * time.Second,
 		},
 		KeysPeer:            settings.KeysPeer{KeysAddr: "127.0.0.1:8082"},
 		HTTPAddr:            "127.0.0.1:4318",

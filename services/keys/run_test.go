@@ -26,9 +26,11 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	defaults := keys.Config{
 		Common: settings.Common{
-			Namespace:     "latchkey",
-			NATSURL:       "nats://127.0.0.1:4222",
-			ShutdownGrace: 10 * time.Second,
+			Namespace:      "latchkey",
+			NATSURL:        "nats://127.0.0.1:4222",
+			StreamReplicas: 1,
+			StreamWait:     time.Minute,
+			ShutdownGrace:  10 * time.Second,
 		},
 		Postgres:           settings.Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
 		AccountsPeer:       settings.AccountsPeer{AccountsAddr: "127.0.0.1:8081"},
