@@ -38,6 +38,9 @@ type Subscriber struct {
 	subscribed atomic.Bool
 	// lastSeq is the stream sequence of the last event handled; a jump is a gap.
 	lastSeq atomic.Uint64
+	// since is when the current consumer was made (unix nanoseconds): events older than it
+	// are its replay, whose age is no lag.
+	since atomic.Int64
 	// reset asks Run to start a fresh consumer (after a reconnect or a lost consumer).
 	reset chan struct{}
 	// OnApplied, if set, is told each key event applied, with when (benchmarks use it).
@@ -128,6 +131,7 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	if err != nil {
 		return nil, err
 	}
+	s.since.Store(time.Now().UnixNano())
 	from := time.Now().Add(-Replay)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{natsx.EventSubject(s.ns, ">")},
@@ -186,7 +190,7 @@ func (s *Subscriber) handle(m jetstream.Msg) {
 		return
 	}
 	s.apply(&ev)
-	if t := ev.GetTime(); t != nil {
+	if t := ev.GetTime(); t != nil && t.AsTime().UnixNano() >= s.since.Load() {
 		eventLag.Set(time.Since(t.AsTime()).Seconds())
 	}
 }
