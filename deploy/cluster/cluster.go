@@ -13,7 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -48,11 +48,12 @@ var binaries = map[string]string{
 // go.mod) and the four services into binDir, from the repository at root, with ldflags
 // (the Makefile's LDFLAGS: version and revision; may be empty).
 func Build(ctx context.Context, root, binDir, ldflags string) error {
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
+	if err := os.MkdirAll(binDir, 0o750); err != nil {
 		return err
 	}
 	for name, pkg := range binaries {
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", ldflags, "-o", filepath.Join(binDir, name), pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", //nolint:gosec // the caller's own build flags and this package's list
+			"-ldflags", ldflags, "-o", filepath.Join(binDir, name), pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("cluster: go build %s: %w\n%s", pkg, err, out)
@@ -138,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		cfg.Ready = 2 * time.Minute
 	}
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "logs"), filepath.Join(cfg.Dir, "nats")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, err
 		}
 	}
@@ -209,7 +210,7 @@ func (c *Cluster) plan() error {
 	for i := range 3 {
 		name := fmt.Sprintf("nats-%d", i+1)
 		conf := filepath.Join(c.cfg.Dir, "nats", name+".conf")
-		if err := os.WriteFile(conf, []byte(natsConfig(name, clients[i], monitors[i], routes[i], routes, filepath.Join(c.cfg.Dir, "nats", name))), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(natsConfig(name, clients[i], monitors[i], routes[i], routes, filepath.Join(c.cfg.Dir, "nats", name))), 0o600); err != nil {
 			return err
 		}
 		c.add(name, NATS, Addresses{NATS: urls[i], HTTP: monitors[i]}, []string{"-c", conf}, nil)
@@ -283,7 +284,7 @@ cluster {
 // migrate runs `<svc> migrate` once, before any replica starts.
 func (c *Cluster) migrate(ctx context.Context, svc string) error {
 	p := c.byService(svc)[0]
-	cmd := exec.CommandContext(ctx, p.bin, "migrate")
+	cmd := exec.CommandContext(ctx, p.bin, "migrate") //nolint:gosec // a binary Build made
 	cmd.Env = append(os.Environ(), p.env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("cluster: %s migrate: %w\n%s", svc, err, out)
@@ -299,11 +300,11 @@ func (c *Cluster) start(p *proc) error {
 	if p.cmd != nil {
 		return fmt.Errorf("cluster: %s is running", p.Name)
 	}
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(p.bin, p.args...)
+	cmd := exec.Command(p.bin, p.args...) //nolint:gosec // a binary Build made, with arguments plan made
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -403,7 +404,7 @@ func (c *Cluster) WriteTopology(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return os.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // Log returns the named process's log so far (for a test's failure message).
@@ -516,7 +517,11 @@ func tail(s string, n int) string {
 // before the process meant to listen on it has started.
 func freePorts(n int) ([]int, error) {
 	var out []int
-	base := 20000 + mrand.IntN(10000)
+	off, err := rand.Int(rand.Reader, big.NewInt(10000))
+	if err != nil {
+		return nil, err
+	}
+	base := 20000 + int(off.Int64())
 	for p := base; p < 32768 && len(out) < n; p++ {
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {

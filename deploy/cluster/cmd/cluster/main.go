@@ -58,9 +58,9 @@ func run() error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSERVICE\tPID\tHTTP\tGRPC\tNATS")
+	_, _ = fmt.Fprintln(w, "NAME\tSERVICE\tPID\tHTTP\tGRPC\tNATS")
 	for _, p := range c.Processes() {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Service, p.PID, p.Addresses.HTTP, p.Addresses.GRPC, p.Addresses.NATS)
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Service, p.PID, p.Addresses.HTTP, p.Addresses.GRPC, p.Addresses.NATS)
 	}
 	_ = w.Flush()
 	fmt.Printf("\nNATS_URL=%s\nLATCHKEY_OPERATOR_TOKEN=%s\ntopology: %s\nready; Ctrl-C stops every process\n", c.NATSURL, c.OperatorToken, topo)
