@@ -138,6 +138,10 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.Ready <= 0 {
 		cfg.Ready = 2 * time.Minute
 	}
+	// Logs start afresh with each cluster (a restarted process appends to its own).
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, "logs")); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "logs"), filepath.Join(cfg.Dir, "nats")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, err
@@ -168,9 +172,22 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 				return nil, err
 			}
 		}
-		if cfg.ServicesFirst && g[0] == nodes[0] {
+		switch {
+		case cfg.ServicesFirst && g[0] == nodes[0]:
 			// Up, but alone: a cluster of three has no JetStream quorum with one node.
 			if err := c.waitListening(ctx, nodes[0]); err != nil {
+				return nil, err
+			}
+		case !cfg.ServicesFirst && g[0] == nodes[0]:
+			// The cluster formed, with JetStream, before any service connects.
+			rctx, cancel := context.WithTimeout(ctx, cfg.Ready)
+			for _, n := range nodes {
+				if err = c.waitReady(rctx, n); err != nil {
+					break
+				}
+			}
+			cancel()
+			if err != nil {
 				return nil, err
 			}
 		}

@@ -47,13 +47,16 @@ func run() error {
 			return err
 		}
 	}
+	topo := filepath.Join(abs, "topology.json")
+	if err := os.Remove(topo); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	fmt.Println("starting 3 NATS nodes, 2 accounts, 2 keys, 1 audit, 3 gateways; logs in", filepath.Join(abs, "logs"))
 	c, err := cluster.Start(ctx, cluster.Config{BinDir: bin, Dir: abs, DatabaseURL: dbURL, Env: []string{"LATCHKEY_LOG_FORMAT=json"}})
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
-	topo := filepath.Join(abs, "topology.json")
 	if err := c.WriteTopology(topo); err != nil {
 		return err
 	}
