@@ -41,6 +41,10 @@ type Subscriber struct {
 	// since is when the current consumer was made (unix nanoseconds): events older than it
 	// are its replay, whose age is no lag.
 	since atomic.Int64
+	// floor is the stream's last sequence just before the current consumer was made: the
+	// consumer delivers everything after it, so the gateway has seen the stream up to at
+	// least max(floor, lastSeq).
+	floor atomic.Uint64
 	// reset asks Run to start a fresh consumer (after a reconnect or a lost consumer).
 	reset chan struct{}
 	// OnApplied, if set, is told each key event applied, with when (benchmarks use it).
@@ -85,6 +89,7 @@ func (s *Subscriber) requestReset() {
 // lost, and sends heartbeats while subscribed.
 func (s *Subscriber) Run(ctx context.Context) error {
 	go s.heartbeats(ctx)
+	go s.checkCurrent(ctx)
 	for ctx.Err() == nil {
 		cc, err := s.consume(ctx)
 		if err != nil {
@@ -131,6 +136,7 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	if err != nil {
 		return nil, err
 	}
+	s.floor.Store(stream.CachedInfo().State.LastSeq)
 	s.since.Store(time.Now().UnixNano())
 	from := time.Now().Add(-Replay)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
@@ -165,6 +171,56 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	s.subscribed.Store(true)
 	s.log.Info("events: subscribed; cache flushed and trusted", zap.String("stream", natsx.EventsStream(s.ns)))
 	return cc, nil
+}
+
+// CheckEvery is how often a subscribed gateway asks the events stream's leader for the
+// stream's last sequence; each answer must have been delivered by its consumer by the
+// next check, and an unanswered check counts as falling behind.
+const CheckEvery = time.Second
+
+// checkCurrent confirms, every CheckEvery, that the consumer keeps up with the stream, and
+// calls Lost when it does not. Consumer heartbeats say the consumer lives, not that it
+// delivers: an ordered consumer (one replica, in memory) on a server whose copy of the
+// stream lags after a node died heartbeats on while delivering nothing new, and a gateway
+// trusting its cache meanwhile accepted keys revoked seconds before, its receipts held
+// until their timeout (issue 11, fault a). A stream without a reachable leader cannot be
+// confirmed either. So trust lasts only while the leader's last sequence, asked each
+// second, is delivered within the next second: a revocation is applied, or the cache
+// distrusted, within about two seconds, before this gateway drops out of a receipt's count
+// (receipts: three seconds without a heartbeat, which stop at Lost).
+func (s *Subscriber) checkCurrent(ctx context.Context) {
+	t := time.NewTicker(CheckEvery)
+	defer t.Stop()
+	var want uint64 // the last sequence the previous check saw: delivered by now?
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.Subscribed() {
+			want = 0
+			continue
+		}
+		if seen := max(s.floor.Load(), s.lastSeq.Load()); want > seen {
+			s.Lost("behind the stream")
+			want = 0
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, CheckEvery)
+		stream, err := s.js.Stream(cctx, natsx.EventsStream(s.ns))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Warn("events: cannot confirm the stream's last event", zap.Error(err))
+			s.Lost("stream unconfirmed")
+			want = 0
+		default:
+			want = stream.CachedInfo().State.LastSeq
+		}
+	}
 }
 
 // gap flushes the cache: an event may have been missed.
