@@ -10,7 +10,7 @@ GOOGLEAPIS_VERSION := v1.16.0
 GOOGLEAPIS := $(CURDIR)/.cache/googleapis/google/api
 # ./pkg/... stops at a nested module: pkg/sender (its own go.mod, for the OpenTelemetry
 # exporters) is named on its own.
-MODULES := ./gen/... ./pkg/... ./pkg/sender/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./services/audit/... ./deploy/allinone/...
+MODULES := ./gen/... ./pkg/... ./pkg/sender/... ./services/accounts/... ./services/keys/... ./services/ingest-gateway/... ./services/audit/... ./deploy/allinone/... ./deploy/cluster/...
 
 # What the binaries and images say they are (pkg/buildinfo, the images' labels and tag), and
 # the time every file in the images is dated: the commit's, so rebuilding a commit gives the
@@ -22,7 +22,7 @@ LDFLAGS = -X github.com/latchkey/latchkey/pkg/buildinfo.version=$(VERSION) -X gi
 IMAGES_DIR ?= $(CURDIR)/.cache/images
 PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: tools crane generate check-generated lint build images manifests test bench run clean
+.PHONY: tools crane generate check-generated lint build images manifests test bench run cluster clean
 
 # Every tool at its pinned version, built through the Go module proxy (GOWORK=off: the tool
 # modules are not part of the workspace).
@@ -101,6 +101,12 @@ bench:
 
 run:
 	go run ./deploy/allinone/cmd/latchkey dev
+
+# The suite on a 3-node NATS cluster on this machine, each replica its own process (README
+# "Cluster"): binaries, stores, logs and topology.json in .cache/cluster. Ctrl-C stops it.
+cluster:
+	go build -o .cache/cluster/launcher ./deploy/cluster/cmd/cluster
+	exec .cache/cluster/launcher -ldflags "$(LDFLAGS)"
 
 clean:
 	rm -rf bin .cache

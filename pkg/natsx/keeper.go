@@ -159,9 +159,10 @@ func NewKeeper(js jetstream.JetStream, log *zap.Logger, res ...Resource) *Keeper
 // with an outbox (pkg/outbox) publish, after making sure of both once: call its Run, and
 // use its Ready in the service's readiness. The relay needs no hook: its failed publishes
 // stay in the outbox and go out on its next try, once the keeper has made the stream again.
-func KeepOutboxStreams(ctx context.Context, js jetstream.JetStream, ns string, log *zap.Logger) (*Keeper, error) {
+// It waits for the streams up to wait (EnsureWithin).
+func KeepOutboxStreams(ctx context.Context, js jetstream.JetStream, ns string, wait time.Duration, log *zap.Logger) (*Keeper, error) {
 	k := NewKeeper(js, log, EventsStreamResource(js, ns), AuditStreamResource(js, ns))
-	if err := k.Ensure(ctx); err != nil {
+	if err := k.EnsureWithin(ctx, wait); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -179,6 +180,46 @@ func (k *Keeper) Ensure(ctx context.Context) error {
 		f()
 	}
 	return err
+}
+
+// retryEvery is the pause between EnsureWithin's attempts.
+const retryEvery = 500 * time.Millisecond
+
+// DefaultStreamWait is EnsureWithin's wait when none is given (LATCHKEY_STREAM_WAIT).
+const DefaultStreamWait = time.Minute
+
+// EnsureWithin is Ensure, tried again every half second until it succeeds, for at most
+// wait (DefaultStreamWait if not positive): what a service does at start, when NATS may still be starting or a cluster still
+// forming (no JetStream leader yet, fewer servers than a stream's replicas), which makes
+// creating a stream time out or fail for a while. Its error, once wait has passed or ctx
+// ended, names the wait and the last failure, and says what to check.
+func (k *Keeper) EnsureWithin(ctx context.Context, wait time.Duration) error {
+	if wait <= 0 {
+		wait = DefaultStreamWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for logged := false; ; {
+		cctx, stop := context.WithTimeout(ctx, checkTimeout)
+		err := k.Ensure(cctx)
+		stop()
+		if err == nil {
+			if logged {
+				k.log.Info("jetstream: resources in place")
+			}
+			return nil
+		}
+		if !logged {
+			k.log.Warn("jetstream: resources not in place yet; waiting", zap.Duration("up_to", wait), zap.Error(err))
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("jetstream: not in place within %s (LATCHKEY_STREAM_WAIT): is NATS up, its cluster formed, "+
+				"with JetStream on at least LATCHKEY_STREAM_REPLICAS servers? last error: %w", wait, err)
+		case <-time.After(retryEvery):
+		}
+	}
 }
 
 // round is one pass over the resources; it returns the Recreated hooks to call.

@@ -43,12 +43,16 @@ type Common struct {
 	// to each other; auth.CheckOperatorToken holds its bounds. Required to serve, not to
 	// migrate.
 	OperatorToken string `env:"LATCHKEY_OPERATOR_TOKEN"`
-	// NATSURL is the NATS server with JetStream.
+	// NATSURL is the NATS server with JetStream; a comma-separated list for a cluster.
 	NATSURL string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	// StreamReplicas is on how many NATS servers each JetStream stream the service makes is
 	// kept (natsx.Replicated): 3 on a 3-node cluster, 1 on a single server, which cannot
 	// hold more.
 	StreamReplicas Replicas `env:"LATCHKEY_STREAM_REPLICAS" envDefault:"1"`
+	// StreamWait bounds how long a starting service waits for its streams
+	// (natsx.Keeper.EnsureWithin) before it gives up with an error; 0 (a Config built in
+	// code) is natsx.DefaultStreamWait.
+	StreamWait time.Duration `env:"LATCHKEY_STREAM_WAIT" envDefault:"1m"`
 	// ShutdownGrace is how long in-flight calls get to finish after SIGTERM; not negative.
 	ShutdownGrace time.Duration `env:"LATCHKEY_SHUTDOWN_GRACE" envDefault:"10s"`
 	// Log is how the binary logs.
@@ -72,6 +76,9 @@ func (c Common) Validate() error {
 	}
 	if c.StreamReplicas < 0 || c.StreamReplicas > natsx.MaxReplicas {
 		errs = append(errs, fmt.Errorf("LATCHKEY_STREAM_REPLICAS=%d must be 1 to %d", c.StreamReplicas, natsx.MaxReplicas))
+	}
+	if c.StreamWait < 0 {
+		errs = append(errs, errors.New("LATCHKEY_STREAM_WAIT must not be negative"))
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("LATCHKEY_SHUTDOWN_GRACE must not be negative"))

@@ -34,7 +34,8 @@ type sample struct {
 func TestParse(t *testing.T) {
 	defaults := sample{
 		Common: Common{
-			Namespace: "latchkey", NATSURL: "nats://127.0.0.1:4222", StreamReplicas: 1, ShutdownGrace: 10 * time.Second,
+			Namespace: "latchkey", NATSURL: "nats://127.0.0.1:4222", ShutdownGrace: 10 * time.Second,
+			StreamReplicas: 1, StreamWait: time.Minute,
 			Log: logging.Config{Level: zapcore.InfoLevel},
 		},
 		Postgres: Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
@@ -50,13 +51,14 @@ func TestParse(t *testing.T) {
 		{"defaults", nil, func(*sample) {}},
 		{"shared settings", map[string]string{
 			"LATCHKEY_NAMESPACE": "staging", "LATCHKEY_OPERATOR_TOKEN": "0123456789abcdef",
-			"NATS_URL": "nats://nats:4222", "LATCHKEY_STREAM_REPLICAS": "3", "LATCHKEY_SHUTDOWN_GRACE": "1m",
+			"NATS_URL": "nats://nats:4222", "LATCHKEY_SHUTDOWN_GRACE": "1m",
+			"LATCHKEY_STREAM_REPLICAS": "3", "LATCHKEY_STREAM_WAIT": "2m",
 			"LATCHKEY_LOG_LEVEL": "debug", "LATCHKEY_LOG_FORMAT": "console",
 			"DATABASE_URL": "postgres://db/x", "KEYS_GRPC_ADDR": "keys:8082",
 			"LATCHKEY_TLS_CERT_FILE": "/tls/tls.crt", "LATCHKEY_TLS_KEY_FILE": "/tls/tls.key", "LATCHKEY_TLS_CA_FILE": "/tls/ca.crt",
 		}, func(s *sample) {
 			s.Namespace, s.OperatorToken, s.NATSURL, s.ShutdownGrace = "staging", "0123456789abcdef", "nats://nats:4222", time.Minute
-			s.StreamReplicas = 3
+			s.StreamReplicas, s.StreamWait = 3, 2*time.Minute
 			s.Log = logging.Config{Level: zapcore.DebugLevel, Format: logging.Console}
 			s.DatabaseURL, s.KeysAddr = "postgres://db/x", "keys:8082"
 			s.TLS = TLS{CertFile: "/tls/tls.crt", KeyFile: "/tls/tls.key", CAFile: "/tls/ca.crt"}
@@ -171,8 +173,8 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, long.Validate(), "LATCHKEY_OPERATOR_TOKEN")
 
 	secret := "short-secret"
-	err := Common{Namespace: "a.b", OperatorToken: secret, ShutdownGrace: -time.Second}.Validate()
-	for _, want := range []string{"LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN", "NATS_URL", "LATCHKEY_SHUTDOWN_GRACE"} {
+	err := Common{Namespace: "a.b", OperatorToken: secret, ShutdownGrace: -time.Second, StreamReplicas: 6, StreamWait: -time.Second}.Validate()
+	for _, want := range []string{"LATCHKEY_NAMESPACE", "LATCHKEY_OPERATOR_TOKEN", "NATS_URL", "LATCHKEY_SHUTDOWN_GRACE", "LATCHKEY_STREAM_REPLICAS", "LATCHKEY_STREAM_WAIT"} {
 		require.ErrorContains(t, err, want)
 	}
 	require.NotContains(t, err.Error(), secret, "the operator token is never echoed")
@@ -193,7 +195,7 @@ func TestVars(t *testing.T) {
 	require.Contains(t, byName, "LATCHKEY_LOG_FORMAT")
 	require.Contains(t, byName, "SETTINGS_TEST_LIMIT")
 	require.Contains(t, byName, "LATCHKEY_TLS_CA_FILE")
-	require.Len(t, vars, 19)
+	require.Len(t, vars, 20)
 }
 
 // The TLS files go together: a certificate with its key, a CA only beside them; Load
@@ -259,7 +261,7 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"LATCHKEY_OPERATOR_TOKEN", "SETTINGS_TEST_NAME"}, required)
-	require.Len(t, vars, 19)
+	require.Len(t, vars, 20)
 
 	vars, err = Describe(func(sample) error { return nil })
 	require.NoError(t, err)

@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	js = natsx.Replicated(js, int(cfg.StreamReplicas))
-	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, cfg.StreamWait, log)
 	if err != nil {
 		return nil, err
 	}

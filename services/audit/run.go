@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	js = natsx.Replicated(js, int(cfg.StreamReplicas))
-	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, st.Append, log.Named("consumer"))
+	cons, err := consumer.Ensure(ctx, js, cfg.Namespace, cfg.StreamWait, st.Append, log.Named("consumer"))
 	if err != nil {
 		return nil, fmt.Errorf("audit consumer: %w", err)
 	}

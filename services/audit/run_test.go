@@ -22,6 +22,7 @@ func TestConfigFromEnv(t *testing.T) {
 			Namespace:      "latchkey",
 			NATSURL:        "nats://127.0.0.1:4222",
 			StreamReplicas: 1,
+			StreamWait:     time.Minute,
 			ShutdownGrace:  10 * time.Second,
 		},
 		Postgres:           settings.Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},

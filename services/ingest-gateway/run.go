@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	}
 	anon := ingest.NewAnonStream(js, streams[1])
 	keeper := natsx.NewKeeper(js, log, events, natsx.StreamConfigResource(js, streams[0]), natsx.StreamResource(js, anon.Name(), anon.Ensure))
-	if err := keeper.Ensure(ctx); err != nil {
+	if err := keeper.EnsureWithin(ctx, cfg.StreamWait); err != nil {
 		return nil, err
 	}
 	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, keeper.Ensure, log)

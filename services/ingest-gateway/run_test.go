@@ -21,6 +21,7 @@ func TestConfigFromEnv(t *testing.T) {
 			Namespace:      "latchkey",
 			NATSURL:        "nats://127.0.0.1:4222",
 			StreamReplicas: 1,
+			StreamWait:     time.Minute,
 			ShutdownGrace:  10 * time.Second,
 		},
 		KeysPeer:            settings.KeysPeer{KeysAddr: "127.0.0.1:8082"},

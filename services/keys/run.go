@@ -119,7 +119,7 @@ func (c Config) Validate() error {
 
 // New opens every resource the service needs, registering each closer on the unit, and
 // returns it ready to serve. It listens on nothing: server.Run does.
-func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err error) {
+func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	u = &server.Unit{Name: "keys", TLS: files}
+	u := &server.Unit{Name: "keys", TLS: files} // not the named result: a failed New returns nil, and the deferred Close needs u
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (u *server.Unit, err 
 		return nil, err
 	}
 	js = natsx.Replicated(js, int(cfg.StreamReplicas))
-	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, log)
+	keeper, err := natsx.KeepOutboxStreams(ctx, js, cfg.Namespace, cfg.StreamWait, log)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/latchkey/latchkey/pkg/auth"
@@ -29,6 +30,7 @@ func TestConfigFromEnv(t *testing.T) {
 			Namespace:      "latchkey",
 			NATSURL:        "nats://127.0.0.1:4222",
 			StreamReplicas: 1,
+			StreamWait:     time.Minute,
 			ShutdownGrace:  10 * time.Second,
 		},
 		Postgres:           settings.Postgres{DatabaseURL: "postgres://postgres@127.0.0.1:5432/latchkey?sslmode=disable"},
@@ -137,4 +139,26 @@ func scanningKeysJSON(t *testing.T) string {
 	v, err := json.Marshal([]map[string]string{{"key_identifier": "k1", "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
 	require.NoError(t, err)
 	return string(v)
+}
+
+// TestNewWithoutStreams: when JetStream cannot make the service's streams (here: three
+// replicas asked of a single nats-server, as on a cluster still forming), New waits
+// LATCHKEY_STREAM_WAIT and returns an error naming the setting; it used to panic on its
+// way out (issue 11, fault b).
+func TestNewWithoutStreams(t *testing.T) {
+	cfg := keys.Config{
+		Common: settings.Common{
+			Namespace: testutil.Namespace(t), OperatorToken: strings.Repeat("t", 16), NATSURL: testutil.NATSURL(),
+			StreamReplicas: 3, StreamWait: time.Second,
+		},
+		Postgres:     settings.Postgres{DatabaseURL: testutil.DatabaseURL(t)},
+		AccountsPeer: settings.AccountsPeer{AccountsAddr: "127.0.0.1:1"},
+		Pepper:       strings.Repeat("p", 32), KeyProfile: "default", DirectoryTTL: time.Second, UsageFlushInterval: time.Second,
+	}
+	var u any
+	var err error
+	require.NotPanics(t, func() { u, err = keys.New(t.Context(), cfg, zap.NewNop()) })
+	require.ErrorContains(t, err, "LATCHKEY_STREAM_WAIT")
+	require.ErrorContains(t, err, "LATCHKEY_STREAM_REPLICAS")
+	require.Nil(t, u)
 }

@@ -72,13 +72,14 @@ var config = jetstream.ConsumerConfig{
 }
 
 // Ensure makes (or updates) the namespace's audit stream and the durable consumer on it,
-// and returns a consumer that keeps both in existence while it runs.
-func Ensure(ctx context.Context, js jetstream.JetStream, ns string, appendFn Appender, log *zap.Logger) (*Consumer, error) {
+// and returns a consumer that keeps both in existence while it runs. It waits for them up
+// to wait (natsx.Keeper.EnsureWithin).
+func Ensure(ctx context.Context, js jetstream.JetStream, ns string, wait time.Duration, appendFn Appender, log *zap.Logger) (*Consumer, error) {
 	c := &Consumer{append: appendFn, log: log, renewed: make(chan struct{}, 1)}
 	durable := natsx.ConsumerResource(js, natsx.AuditStream(ns), config, c.use)
 	durable.Recreated = c.renew
 	c.keeper = natsx.NewKeeper(js, log, natsx.AuditStreamResource(js, ns), durable)
-	if err := c.keeper.Ensure(ctx); err != nil {
+	if err := c.keeper.EnsureWithin(ctx, wait); err != nil {
 		return nil, err
 	}
 	if c.consumer() == nil { // it existed: take a handle on it

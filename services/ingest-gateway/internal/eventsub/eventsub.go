@@ -38,6 +38,13 @@ type Subscriber struct {
 	subscribed atomic.Bool
 	// lastSeq is the stream sequence of the last event handled; a jump is a gap.
 	lastSeq atomic.Uint64
+	// since is when the current consumer was made (unix nanoseconds): events older than it
+	// are its replay, whose age is no lag.
+	since atomic.Int64
+	// floor is the stream's last sequence just before the current consumer was made: the
+	// consumer delivers everything after it, so the gateway has seen the stream up to at
+	// least max(floor, lastSeq).
+	floor atomic.Uint64
 	// reset asks Run to start a fresh consumer (after a reconnect or a lost consumer).
 	reset chan struct{}
 	// OnApplied, if set, is told each key event applied, with when (benchmarks use it).
@@ -82,6 +89,7 @@ func (s *Subscriber) requestReset() {
 // lost, and sends heartbeats while subscribed.
 func (s *Subscriber) Run(ctx context.Context) error {
 	go s.heartbeats(ctx)
+	go s.checkCurrent(ctx)
 	for ctx.Err() == nil {
 		cc, err := s.consume(ctx)
 		if err != nil {
@@ -102,12 +110,21 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
+// Replay is how far back a new consumer starts: the events of the last Replay are applied
+// (to a cache just flushed, where they drop nothing that matters) and their key events
+// confirmed. A revocation whose receipt is being waited for (30 s at most) while this
+// gateway was cut off from the stream is thus confirmed when the gateway follows the
+// stream again, instead of holding the receipt until its timeout (issue 11: a receipt
+// counting 0 of the live gateways after a NATS node died). The confirmation is true: the
+// cache was flushed after the event was in the stream, so it holds no answer older than it.
+const Replay = time.Minute
+
 // errLostMeanwhile is a subscription made while the stream was lost again.
 var errLostMeanwhile = errors.New("events: lost the stream while subscribing")
 
-// consume makes an ephemeral consumer of new events. Anything before it is unknown to
-// this consumer, so once it exists the cache is flushed and trusted again, unless the
-// stream was lost meanwhile.
+// consume makes an ephemeral consumer of the events from Replay ago on. Anything before its
+// making may have been missed, so once it exists the cache is flushed and trusted again,
+// unless the stream was lost meanwhile.
 func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -119,9 +136,13 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	if err != nil {
 		return nil, err
 	}
+	s.floor.Store(stream.CachedInfo().State.LastSeq)
+	s.since.Store(time.Now().UnixNano())
+	from := time.Now().Add(-Replay)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{natsx.EventSubject(s.ns, ">")},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
 	})
 	if err != nil {
 		return nil, err
@@ -152,6 +173,56 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.ConsumeContext, err
 	return cc, nil
 }
 
+// CheckEvery is how often a subscribed gateway asks the events stream's leader for the
+// stream's last sequence; each answer must have been delivered by its consumer by the
+// next check, and an unanswered check counts as falling behind.
+const CheckEvery = time.Second
+
+// checkCurrent confirms, every CheckEvery, that the consumer keeps up with the stream, and
+// calls Lost when it does not. Consumer heartbeats say the consumer lives, not that it
+// delivers: an ordered consumer (one replica, in memory) on a server whose copy of the
+// stream lags after a node died heartbeats on while delivering nothing new, and a gateway
+// trusting its cache meanwhile accepted keys revoked seconds before, its receipts held
+// until their timeout (issue 11, fault a). A stream without a reachable leader cannot be
+// confirmed either. So trust lasts only while the leader's last sequence, asked each
+// second, is delivered within the next second: a revocation is applied, or the cache
+// distrusted, within about two seconds, before this gateway drops out of a receipt's count
+// (receipts: three seconds without a heartbeat, which stop at Lost).
+func (s *Subscriber) checkCurrent(ctx context.Context) {
+	t := time.NewTicker(CheckEvery)
+	defer t.Stop()
+	var want uint64 // the last sequence the previous check saw: delivered by now?
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.Subscribed() {
+			want = 0
+			continue
+		}
+		if seen := max(s.floor.Load(), s.lastSeq.Load()); want > seen {
+			s.Lost("behind the stream")
+			want = 0
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, CheckEvery)
+		stream, err := s.js.Stream(cctx, natsx.EventsStream(s.ns))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Warn("events: cannot confirm the stream's last event", zap.Error(err))
+			s.Lost("stream unconfirmed")
+			want = 0
+		default:
+			want = stream.CachedInfo().State.LastSeq
+		}
+	}
+}
+
 // gap flushes the cache: an event may have been missed.
 func (s *Subscriber) gap(why string) {
 	n := s.cache.Flush()
@@ -175,7 +246,7 @@ func (s *Subscriber) handle(m jetstream.Msg) {
 		return
 	}
 	s.apply(&ev)
-	if t := ev.GetTime(); t != nil {
+	if t := ev.GetTime(); t != nil && t.AsTime().UnixNano() >= s.since.Load() {
 		eventLag.Set(time.Since(t.AsTime()).Seconds())
 	}
 }

@@ -33,11 +33,26 @@ func New(nc *nats.Conn, ns string) *Tracker {
 	return &Tracker{nc: nc, ns: ns, Window: 3 * time.Second, seen: map[string]time.Time{}}
 }
 
-// Start follows gateway heartbeats until the subscription is closed.
+// Start follows gateway heartbeats until the subscription is closed. Every (re)connect to
+// NATS starts a new warmup (Known): heartbeats sent while the tracker was cut off are lost,
+// so the live gateways it remembers may be fewer than there are, and a receipt counted on
+// them would be complete too soon (a keys replica whose NATS node died, issue 11).
 func (t *Tracker) Start() (*nats.Subscription, error) {
 	t.mu.Lock()
 	t.started = time.Now()
 	t.mu.Unlock()
+	statuses := t.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	go func() {
+		defer t.nc.RemoveStatusListener(statuses)
+		for s := range statuses {
+			if s == nats.CLOSED {
+				return
+			}
+			t.mu.Lock()
+			t.started = time.Now()
+			t.mu.Unlock()
+		}
+	}()
 	return t.nc.Subscribe(natsx.GatewayHeartbeatSubject(t.ns), func(m *nats.Msg) {
 		var hb eventsv1.GatewayHeartbeat
 		if proto.Unmarshal(m.Data, &hb) != nil || hb.GetGatewayId() == "" {
@@ -127,7 +142,11 @@ func (t *Tracker) Known() bool {
 // heartbeat intervals, so every live gateway has been heard once.
 const warmup = 1500 * time.Millisecond
 
-// Wait blocks until every gateway live now has confirmed, or timeout passes, or ctx ends.
+// Wait blocks until every gateway live now has confirmed or stopped being live, or timeout
+// passes, or ctx ends. A gateway that stops being live (no heartbeat for Window) needs no
+// confirmation: it heartbeats only while it follows the events stream and trusts its
+// cache, and stops both together the moment it cannot confirm it follows the stream (a
+// dead NATS node, a lost consumer) or dies; it flushes its cache before it is heard again.
 func (w *Watch) Wait(ctx context.Context, timeout time.Duration) Receipt {
 	defer w.Close()
 	start := time.Now()
@@ -145,10 +164,14 @@ func (w *Watch) Wait(ctx context.Context, timeout time.Duration) Receipt {
 			}
 			warming = !w.t.Known()
 		}
+		now := w.t.Live()
 		n := 0
-		for id := range got {
-			if live[id] {
+		for id := range live {
+			switch {
+			case got[id]:
 				n++
+			case !now[id] && !warming:
+				delete(live, id) // stopped: dead, or distrusting its cache
 			}
 		}
 		return Receipt{Live: len(live), Applied: n, Waited: time.Since(start), Known: w.t.Known()}

@@ -100,3 +100,74 @@ func TestReceiptsDuringWarmup(t *testing.T) {
 	require.Equal(t, 1, r.Live)
 	require.Equal(t, 1, r.Applied)
 }
+
+// TestReceiptsGatewayDropsOut: a gateway live when the wait began that stops heartbeating
+// (it died, or lost the events stream and distrusts its cache) is not waited for past the
+// live window; the gateways still live are (issue 11: receipts held to their timeout by
+// gateways that had lost a NATS node).
+func TestReceiptsGatewayDropsOut(t *testing.T) {
+	ns := testutil.Namespace(t)
+	nc, err := nats.Connect(testutil.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	gw, err := nats.Connect(testutil.NATSURL())
+	require.NoError(t, err)
+	defer gw.Close()
+
+	tr := New(nc, ns)
+	tr.Window = time.Second
+	sub, err := tr.Start()
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+	beat := func(ids ...string) {
+		for _, id := range ids {
+			publish(t, gw, natsx.GatewayHeartbeatSubject(ns), &eventsv1.GatewayHeartbeat{GatewayId: id})
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		beat("gw-stays", "gw-goes")
+		return tr.Known() && len(tr.Live()) == 2
+	}, "both gateways live")
+
+	w, err := tr.Watch("evt_drop")
+	require.NoError(t, err)
+	done := make(chan Receipt, 1)
+	go func() { done <- w.Wait(context.Background(), 10*time.Second) }()
+	// gw-stays keeps beating but has not confirmed: no receipt however long gw-goes is gone.
+	for range 15 {
+		beat("gw-stays")
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("complete without the confirmation of a gateway still live: %+v", r)
+	default:
+	}
+	publish(t, gw, natsx.GatewayAppliedSubject(ns, "evt_drop"), &eventsv1.GatewayApplied{GatewayId: "gw-stays", EventId: "evt_drop"})
+	r := <-done
+	require.True(t, r.Complete(), "%+v", r)
+	require.Equal(t, 1, r.Live, "gw-goes dropped out")
+	require.Equal(t, 1, r.Applied)
+	require.Less(t, r.Waited, 5*time.Second)
+}
+
+// TestReceiptsRewarmAfterReconnect: heartbeats sent while the tracker was cut off are
+// lost, so after a reconnect it does not know the live set until a warmup has passed.
+func TestReceiptsRewarmAfterReconnect(t *testing.T) {
+	srv := testutil.StartNATS(t)
+	ns := testutil.Namespace(t)
+	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	defer nc.Close()
+	tr := New(nc, ns)
+	sub, err := tr.Start()
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	testutil.Eventually(t, 5*time.Second, tr.Known, "the warmup to end")
+
+	srv.Restart(false)
+	testutil.Eventually(t, 10*time.Second, nc.IsConnected, "the tracker to reconnect")
+	require.False(t, tr.Known(), "just reconnected, the live set is not known")
+	testutil.Eventually(t, 5*time.Second, tr.Known, "a new warmup to end")
+}
