@@ -35,7 +35,7 @@ func BenchmarkVerifyKeyGRPC(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), startCPUMeter(b, s.dbURL)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -47,6 +47,7 @@ func BenchmarkVerifyKeyGRPC(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "calls/s")
+	cpu.report(b, n.Load())
 }
 
 // BenchmarkCreateKeyREST measures POST /v1/keys end to end (HTTP, auth through accounts,
