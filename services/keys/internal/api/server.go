@@ -7,12 +7,12 @@ import (
 	"github.com/latchkey/latchkey/pkg/postgres"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/batch"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/pagetoken"
 	"github.com/latchkey/latchkey/pkg/quota"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
-	"github.com/latchkey/latchkey/services/keys/internal/batch"
 	"github.com/latchkey/latchkey/services/keys/internal/directory"
 	"github.com/latchkey/latchkey/services/keys/internal/link"
 	"github.com/latchkey/latchkey/services/keys/internal/receipts"
@@ -24,7 +24,7 @@ import (
 type Server struct {
 	keysv1.UnimplementedKeysServiceServer
 
-	store    *store.Store
+	store *store.Store
 	// byHash finds keys by keyed hash for verification: the lookups of concurrent calls
 	// are one query (verifyLookups).
 	byHash   *batch.Group[string, *store.Key]

@@ -8,8 +8,8 @@ import (
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/batch"
 	"github.com/latchkey/latchkey/pkg/verdict"
-	"github.com/latchkey/latchkey/services/keys/internal/batch"
 	"github.com/latchkey/latchkey/services/keys/internal/store"
 )
 

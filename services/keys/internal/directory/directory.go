@@ -15,9 +15,9 @@ import (
 	eventsv1 "github.com/latchkey/latchkey/gen/latchkey/events/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/batch"
 	"github.com/latchkey/latchkey/pkg/natsx"
 	"github.com/latchkey/latchkey/pkg/periodic"
-	"github.com/latchkey/latchkey/services/keys/internal/batch"
 )
 
 // Directory answers account and project questions.

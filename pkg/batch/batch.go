@@ -1,6 +1,7 @@
 // Package batch answers lookups that arrive together with one fetch: the keys service
 // verifies concurrent VerifyKey calls with one Postgres query and one call to accounts
-// rather than one each (docs/scale.md, "Misses").
+// rather than one each, and a gateway sends its concurrent cache misses to keys in one
+// VerifyKeys call (docs/scale.md, "Misses").
 //
 // It adds no wait of its own: a lookup that finds a fetch slot free starts a fetch at
 // once; only lookups that arrive while every slot is busy wait, and the next free slot
