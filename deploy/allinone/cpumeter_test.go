@@ -30,8 +30,9 @@ func startCPUMeter(t testing.TB, dbURL string) *cpuMeter {
 	return m
 }
 
-// report adds the CPU per operation since start: µs of this process and of Postgres.
-func (m *cpuMeter) report(b *testing.B, ops int64) {
+// report adds the CPU per operation since start, µs of this process and of Postgres, as
+// metrics named after unit ("call", "key").
+func (m *cpuMeter) report(b *testing.B, ops int64, unit string) {
 	if ops == 0 {
 		return
 	}
@@ -40,8 +41,8 @@ func (m *cpuMeter) report(b *testing.B, ops int64) {
 	for pid, d := range m.backendsCPU() {
 		pg += d - m.pg[pid] // a backend started meanwhile counts whole
 	}
-	b.ReportMetric(float64(proc.Microseconds())/float64(ops), "proc-cpu-µs/op")
-	b.ReportMetric(float64(pg.Microseconds())/float64(ops), "pg-cpu-µs/op")
+	b.ReportMetric(float64(proc.Microseconds())/float64(ops), "proc-cpu-µs/"+unit)
+	b.ReportMetric(float64(pg.Microseconds())/float64(ops), "pg-cpu-µs/"+unit)
 }
 
 func processCPU() time.Duration {

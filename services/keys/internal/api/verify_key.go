@@ -92,13 +92,15 @@ func (s *Server) verify(ctx context.Context, key, viewer string, fresh bool, ori
 }
 
 // Batches of verification lookups: verifySlots queries at once, each of at most
-// maxVerifyBatch hashes. Two rather than one, so that one slow query does not hold up
-// every verification; not more, because fewer slots make bigger batches: on 2 cores, 1
-// slot cost 168 µs of CPU per call, 2 197 µs and 4 254 µs (docs/scale.md, "Misses").
+// maxVerifyBatch hashes. One slot makes the biggest batches: with 16 concurrent VerifyKey
+// callers on 2 cores, 1 slot cost 72 µs of Postgres CPU and 218 to 243 µs of the suite's
+// per call, 2 slots 92 to 113 and 210 to 279 µs, 4 slots 126 to 139 and 254 to 319 µs
+// (BenchmarkVerifyKeyGRPC; docs/scale.md, "Misses"). A query holds the slot for at most
+// verifyTimeout.
 const (
-	verifySlots    = 2
+	verifySlots    = 1
 	maxVerifyBatch = 500
-	verifyTimeout  = 10 * time.Second
+	verifyTimeout  = 5 * time.Second
 )
 
 // verifyLookups finds keys by keyed hash for verify, the lookups of concurrent calls in

@@ -48,12 +48,12 @@ type entry[T any] struct {
 }
 
 // Batches of reads. LookupMany takes at most 1000 of each kind; batchSlots is how many
-// calls to accounts may be under way at once: two, as for the keys' own lookups (api,
-// verifySlots).
+// calls to accounts may be under way at once: one, as for the keys' own lookups (api,
+// verifySlots), which makes the biggest batches.
 const (
 	maxBatch     = 500
-	batchSlots   = 2
-	batchTimeout = 10 * time.Second
+	batchSlots   = 1
+	batchTimeout = 5 * time.Second
 )
 
 var (
