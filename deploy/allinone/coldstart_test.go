@@ -46,10 +46,9 @@ func TestColdStartOfManyGateways(t *testing.T) {
 		urls[i], _ = s.extraGateway(fmt.Sprintf("cold-%d", i))
 	}
 
-	// 100 connections per gateway, as a fleet of clients holds, which the gateway's 1,000
-	// requests share (every one still a miss): 10,000 connections at once would exhaust
-	// this process's file descriptors (the test's clients and servers share them), and
-	// the requests queued in the clients would count against no gateway.
+	// 100 connections per gateway, which its 1,000 requests share (every one still a
+	// miss): 10,000 connections at once would exhaust this process's file descriptors,
+	// which the test's clients and the gateways share.
 	const conns = 100
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
 	defer client.CloseIdleConnections()
