@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
@@ -278,13 +280,16 @@ func (v *Verifier) BatchMisses(keys keysv1.InternalServiceClient) {
 }
 
 // lookup asks the keys service about key: in a batch when BatchMisses was called, else in
-// a VerifyKey call of its own.
+// a VerifyKey call of its own, as also when the keys service is older than VerifyKeys
+// (Unimplemented: a gateway upgraded before the keys service in a rolling deploy).
 func (v *Verifier) lookup(ctx context.Context, key string) (*keysv1.VerifyKeyResponse, error) {
-	if v.misses == nil {
-		return v.keys.VerifyKey(ctx, &keysv1.VerifyKeyRequest{Key: key})
+	if v.misses != nil {
+		resp, _, err := v.misses.Get(ctx, key)
+		if status.Code(err) != codes.Unimplemented {
+			return resp, err
+		}
 	}
-	resp, _, err := v.misses.Get(ctx, key)
-	return resp, err
+	return v.keys.VerifyKey(ctx, &keysv1.VerifyKeyRequest{Key: key})
 }
 
 func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {
