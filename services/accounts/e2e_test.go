@@ -172,6 +172,33 @@ func TestEndToEnd(t *testing.T) {
 	_, err = e.internal().LookupProject(e.operatorCtx(), &accountsv1.LookupProjectRequest{AccountId: accountID, ProjectId: "nope"})
 	require.True(t, apierr.IsCode(err, apierr.InvalidArgument))
 
+	// LookupMany: operator only; found projects and accounts, nothing for another account's
+	// project, a missing one or one that is no id (one bad entry fails no other).
+	manyReq := &accountsv1.LookupManyRequest{
+		Projects: []*accountsv1.LookupProjectRequest{
+			{AccountId: accountID, ProjectId: testutil.Str(p2, "id")},
+			{AccountId: bob.AccountID, ProjectId: testutil.Str(p2, "id")},
+			{AccountId: accountID, ProjectId: "prj_00000000000000000000000000"},
+			{AccountId: accountID, ProjectId: "nope"},
+		},
+		AccountIds: []string{bob.AccountID, "acc_00000000000000000000000000", "nope"},
+	}
+	_, err = e.internal().LookupMany(t.Context(), manyReq)
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	many, err := e.internal().LookupMany(e.operatorCtx(), manyReq)
+	require.NoError(t, err)
+	require.Len(t, many.GetProjects(), 1)
+	require.Equal(t, "renamed", many.GetProjects()[0].GetName())
+	require.Equal(t, accountID, many.GetProjects()[0].GetAccountId())
+	var gotAccounts []string
+	for _, a := range many.GetAccounts() {
+		gotAccounts = append(gotAccounts, a.GetId())
+	}
+	require.ElementsMatch(t, []string{accountID, bob.AccountID}, gotAccounts)
+	tooMany := &accountsv1.LookupManyRequest{AccountIds: make([]string, 1001)}
+	_, err = e.internal().LookupMany(e.operatorCtx(), tooMany)
+	require.True(t, apierr.IsCode(err, apierr.InvalidArgument))
+
 	// Operator: plan and suspension.
 	setPlan := "/v1/admin/accounts/" + accountID + ":setPlan"
 	suspend := "/v1/admin/accounts/" + accountID + ":suspend"

@@ -169,6 +169,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	v := verifier.New(keysv1.NewKeysServiceClient(keysConn), cfg.OperatorToken, cache, perKey, failures, verifier.Config{
 		FailedAuthPerIP: ratelimit.Limit{PerSecond: cfg.FailedAuthPerSecond, Burst: cfg.FailedAuthBurst},
 	})
+	v.BatchMisses(keysv1.NewInternalServiceClient(keysConn))
 
 	icfg := ingest.Config{
 		Namespace: cfg.Namespace, MaxBodyBytes: cfg.MaxBodyBytes, PublishTimeout: cfg.PublishTimeout,

@@ -66,6 +66,11 @@ type Config struct {
 	// KeyProfile names the key types: "default", an embedded profile (typed, envkeys,
 	// deeptracer, gmk, lumiqtrace) or a JSON file (keyformat.LoadProfile).
 	KeyProfile string `env:"LATCHKEY_KEY_PROFILE" envDefault:"default"`
+	// ReplicaURL is a read replica of DATABASE_URL (DATABASE_REPLICA_URL), for key
+	// listings (GET /v1/keys) only; "" reads everything from DATABASE_URL. Verification and
+	// every write always use the primary, so a replica's lag can show a listing a moment
+	// old but never let a revoked key be verified (docs/scale.md, "Read replicas").
+	ReplicaURL string `env:"DATABASE_REPLICA_URL"`
 	// DirectoryTTL bounds how long account and project facts are cached.
 	DirectoryTTL time.Duration `env:"LATCHKEY_DIRECTORY_TTL" envDefault:"30s"`
 	// UsageFlushInterval is how often last_used_at is written.
@@ -199,6 +204,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	u.Closers = append(u.Closers, func() { _ = hbSub.Unsubscribe() })
 
 	st := store.New(pool, cfg.Namespace)
+	if cfg.ReplicaURL != "" {
+		replica, err := postgres.Connect(ctx, cfg.ReplicaURL, Schema, 0)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_REPLICA_URL: %w", err)
+		}
+		u.Closers = append(u.Closers, replica.Close)
+		st.ListFromReplica(replica)
+	}
 	relay := outbox.NewRelay(pool, js, log)
 	uses := usage.New(st.TouchLastUsed, cfg.UsageFlushInterval, log)
 	anonymous := limits.NewBucket(cfg.AnonymousLimit)

@@ -1961,6 +1961,115 @@ func (x *LookupProjectResponse) GetAccount() *Account {
 	return nil
 }
 
+type LookupManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Projects, each of the account given with it (a project of another account is not
+	// found). At most 1000.
+	Projects []*LookupProjectRequest `protobuf:"bytes,1,rep,name=projects,proto3" json:"projects,omitempty"`
+	// Accounts, besides those of the projects. At most 1000.
+	AccountIds    []string `protobuf:"bytes,2,rep,name=account_ids,json=accountIds,proto3" json:"account_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupManyRequest) Reset() {
+	*x = LookupManyRequest{}
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupManyRequest) ProtoMessage() {}
+
+func (x *LookupManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupManyRequest.ProtoReflect.Descriptor instead.
+func (*LookupManyRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *LookupManyRequest) GetProjects() []*LookupProjectRequest {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *LookupManyRequest) GetAccountIds() []string {
+	if x != nil {
+		return x.AccountIds
+	}
+	return nil
+}
+
+type LookupManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The projects found, in no particular order.
+	Projects []*Project `protobuf:"bytes,1,rep,name=projects,proto3" json:"projects,omitempty"`
+	// The accounts found, each once: those asked for, and those the projects were asked with.
+	Accounts      []*Account `protobuf:"bytes,2,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupManyResponse) Reset() {
+	*x = LookupManyResponse{}
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupManyResponse) ProtoMessage() {}
+
+func (x *LookupManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_accounts_v1_accounts_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupManyResponse.ProtoReflect.Descriptor instead.
+func (*LookupManyResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *LookupManyResponse) GetProjects() []*Project {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *LookupManyResponse) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
 var File_latchkey_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
@@ -2095,7 +2204,14 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"project_id\x18\x02 \x01(\tR\tprojectId\"\x89\x01\n" +
 	"\x15LookupProjectResponse\x127\n" +
 	"\aproject\x18\x01 \x01(\v2\x1d.latchkey.accounts.v1.ProjectR\aproject\x127\n" +
-	"\aaccount\x18\x02 \x01(\v2\x1d.latchkey.accounts.v1.AccountR\aaccount2\xc7\n" +
+	"\aaccount\x18\x02 \x01(\v2\x1d.latchkey.accounts.v1.AccountR\aaccount\"|\n" +
+	"\x11LookupManyRequest\x12F\n" +
+	"\bprojects\x18\x01 \x03(\v2*.latchkey.accounts.v1.LookupProjectRequestR\bprojects\x12\x1f\n" +
+	"\vaccount_ids\x18\x02 \x03(\tR\n" +
+	"accountIds\"\x8a\x01\n" +
+	"\x12LookupManyResponse\x129\n" +
+	"\bprojects\x18\x01 \x03(\v2\x1d.latchkey.accounts.v1.ProjectR\bprojects\x129\n" +
+	"\baccounts\x18\x02 \x03(\v2\x1d.latchkey.accounts.v1.AccountR\baccounts2\xc7\n" +
 	"\n" +
 	"\x0fAccountsService\x12l\n" +
 	"\x06SignUp\x12#.latchkey.accounts.v1.SignUpRequest\x1a$.latchkey.accounts.v1.SignUpResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/accounts\x12\x81\x01\n" +
@@ -2113,11 +2229,13 @@ const file_latchkey_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fAdminService\x12\x8a\x01\n" +
 	"\aSetPlan\x12$.latchkey.accounts.v1.SetPlanRequest\x1a%.latchkey.accounts.v1.SetPlanResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/admin/accounts/{account_id}:setPlan\x12\x9f\x01\n" +
 	"\x0eSuspendAccount\x12+.latchkey.accounts.v1.SuspendAccountRequest\x1a,.latchkey.accounts.v1.SuspendAccountResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/admin/accounts/{account_id}:suspend\x12\xa7\x01\n" +
-	"\x10ReinstateAccount\x12-.latchkey.accounts.v1.ReinstateAccountRequest\x1a..latchkey.accounts.v1.ReinstateAccountResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/admin/accounts/{account_id}:reinstate2\xcc\x02\n" +
+	"\x10ReinstateAccount\x12-.latchkey.accounts.v1.ReinstateAccountRequest\x1a..latchkey.accounts.v1.ReinstateAccountResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/admin/accounts/{account_id}:reinstate2\xad\x03\n" +
 	"\x0fInternalService\x12e\n" +
 	"\fAuthenticate\x12).latchkey.accounts.v1.AuthenticateRequest\x1a*.latchkey.accounts.v1.AuthenticateResponse\x12h\n" +
 	"\rLookupAccount\x12*.latchkey.accounts.v1.LookupAccountRequest\x1a+.latchkey.accounts.v1.LookupAccountResponse\x12h\n" +
-	"\rLookupProject\x12*.latchkey.accounts.v1.LookupProjectRequest\x1a+.latchkey.accounts.v1.LookupProjectResponseB\xdd\x01\n" +
+	"\rLookupProject\x12*.latchkey.accounts.v1.LookupProjectRequest\x1a+.latchkey.accounts.v1.LookupProjectResponse\x12_\n" +
+	"\n" +
+	"LookupMany\x12'.latchkey.accounts.v1.LookupManyRequest\x1a(.latchkey.accounts.v1.LookupManyResponseB\xdd\x01\n" +
 	"\x18com.latchkey.accounts.v1B\rAccountsProtoP\x01Z@github.com/latchkey/latchkey/gen/latchkey/accounts/v1;accountsv1\xa2\x02\x03LAX\xaa\x02\x14Latchkey.Accounts.V1\xca\x02\x14Latchkey\\Accounts\\V1\xe2\x02 Latchkey\\Accounts\\V1\\GPBMetadata\xea\x02\x16Latchkey::Accounts::V1b\x06proto3"
 
 var (
@@ -2132,7 +2250,7 @@ func file_latchkey_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_latchkey_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_latchkey_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*Account)(nil),                      // 0: latchkey.accounts.v1.Account
 	(*User)(nil),                         // 1: latchkey.accounts.v1.User
@@ -2171,34 +2289,36 @@ var file_latchkey_accounts_v1_accounts_proto_goTypes = []any{
 	(*LookupAccountResponse)(nil),        // 34: latchkey.accounts.v1.LookupAccountResponse
 	(*LookupProjectRequest)(nil),         // 35: latchkey.accounts.v1.LookupProjectRequest
 	(*LookupProjectResponse)(nil),        // 36: latchkey.accounts.v1.LookupProjectResponse
-	nil,                                  // 37: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
-	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
-	(*v1.Key)(nil),                       // 39: latchkey.keys.v1.Key
-	(*fieldmaskpb.FieldMask)(nil),        // 40: google.protobuf.FieldMask
+	(*LookupManyRequest)(nil),            // 37: latchkey.accounts.v1.LookupManyRequest
+	(*LookupManyResponse)(nil),           // 38: latchkey.accounts.v1.LookupManyResponse
+	nil,                                  // 39: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
+	(*timestamppb.Timestamp)(nil),        // 40: google.protobuf.Timestamp
+	(*v1.Key)(nil),                       // 41: latchkey.keys.v1.Key
+	(*fieldmaskpb.FieldMask)(nil),        // 42: google.protobuf.FieldMask
 }
 var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
-	38, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
-	38, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
-	38, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	38, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	38, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
-	37, // 6: latchkey.accounts.v1.Project.environments_added_at:type_name -> latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
-	38, // 7: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	40, // 0: latchkey.accounts.v1.Account.trial_ends_at:type_name -> google.protobuf.Timestamp
+	40, // 1: latchkey.accounts.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	40, // 2: latchkey.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	40, // 3: latchkey.accounts.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 4: latchkey.accounts.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	40, // 5: latchkey.accounts.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
+	39, // 6: latchkey.accounts.v1.Project.environments_added_at:type_name -> latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry
+	40, // 7: latchkey.accounts.v1.Principal.step_up_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: latchkey.accounts.v1.SignUpResponse.account:type_name -> latchkey.accounts.v1.Account
 	1,  // 9: latchkey.accounts.v1.SignUpResponse.user:type_name -> latchkey.accounts.v1.User
 	2,  // 10: latchkey.accounts.v1.SignUpResponse.session:type_name -> latchkey.accounts.v1.Session
 	2,  // 11: latchkey.accounts.v1.CreateSessionResponse.session:type_name -> latchkey.accounts.v1.Session
 	1,  // 12: latchkey.accounts.v1.CreateSessionResponse.user:type_name -> latchkey.accounts.v1.User
 	0,  // 13: latchkey.accounts.v1.CreateSessionResponse.account:type_name -> latchkey.accounts.v1.Account
-	38, // 14: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
+	40, // 14: latchkey.accounts.v1.VerifyPasswordResponse.step_up_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 15: latchkey.accounts.v1.GetAccountResponse.account:type_name -> latchkey.accounts.v1.Account
 	3,  // 16: latchkey.accounts.v1.CreateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
-	39, // 17: latchkey.accounts.v1.CreateProjectResponse.key:type_name -> latchkey.keys.v1.Key
+	41, // 17: latchkey.accounts.v1.CreateProjectResponse.key:type_name -> latchkey.keys.v1.Key
 	3,  // 18: latchkey.accounts.v1.ListProjectsResponse.projects:type_name -> latchkey.accounts.v1.Project
 	3,  // 19: latchkey.accounts.v1.GetProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	3,  // 20: latchkey.accounts.v1.UpdateProjectRequest.project:type_name -> latchkey.accounts.v1.Project
-	40, // 21: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 21: latchkey.accounts.v1.UpdateProjectRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 22: latchkey.accounts.v1.UpdateProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	0,  // 23: latchkey.accounts.v1.SetPlanResponse.account:type_name -> latchkey.accounts.v1.Account
 	0,  // 24: latchkey.accounts.v1.SuspendAccountResponse.account:type_name -> latchkey.accounts.v1.Account
@@ -2207,44 +2327,49 @@ var file_latchkey_accounts_v1_accounts_proto_depIdxs = []int32{
 	0,  // 27: latchkey.accounts.v1.LookupAccountResponse.account:type_name -> latchkey.accounts.v1.Account
 	3,  // 28: latchkey.accounts.v1.LookupProjectResponse.project:type_name -> latchkey.accounts.v1.Project
 	0,  // 29: latchkey.accounts.v1.LookupProjectResponse.account:type_name -> latchkey.accounts.v1.Account
-	38, // 30: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry.value:type_name -> google.protobuf.Timestamp
-	5,  // 31: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
-	7,  // 32: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
-	9,  // 33: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
-	11, // 34: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
-	13, // 35: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
-	15, // 36: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
-	17, // 37: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
-	19, // 38: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
-	21, // 39: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
-	23, // 40: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
-	25, // 41: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
-	27, // 42: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
-	29, // 43: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
-	31, // 44: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
-	33, // 45: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
-	35, // 46: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
-	6,  // 47: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
-	8,  // 48: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
-	10, // 49: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
-	12, // 50: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
-	14, // 51: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
-	16, // 52: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
-	18, // 53: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
-	20, // 54: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
-	22, // 55: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
-	24, // 56: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
-	26, // 57: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
-	28, // 58: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
-	30, // 59: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
-	32, // 60: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
-	34, // 61: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
-	36, // 62: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
-	47, // [47:63] is the sub-list for method output_type
-	31, // [31:47] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	35, // 30: latchkey.accounts.v1.LookupManyRequest.projects:type_name -> latchkey.accounts.v1.LookupProjectRequest
+	3,  // 31: latchkey.accounts.v1.LookupManyResponse.projects:type_name -> latchkey.accounts.v1.Project
+	0,  // 32: latchkey.accounts.v1.LookupManyResponse.accounts:type_name -> latchkey.accounts.v1.Account
+	40, // 33: latchkey.accounts.v1.Project.EnvironmentsAddedAtEntry.value:type_name -> google.protobuf.Timestamp
+	5,  // 34: latchkey.accounts.v1.AccountsService.SignUp:input_type -> latchkey.accounts.v1.SignUpRequest
+	7,  // 35: latchkey.accounts.v1.AccountsService.CreateSession:input_type -> latchkey.accounts.v1.CreateSessionRequest
+	9,  // 36: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:input_type -> latchkey.accounts.v1.DeleteCurrentSessionRequest
+	11, // 37: latchkey.accounts.v1.AccountsService.VerifyPassword:input_type -> latchkey.accounts.v1.VerifyPasswordRequest
+	13, // 38: latchkey.accounts.v1.AccountsService.GetAccount:input_type -> latchkey.accounts.v1.GetAccountRequest
+	15, // 39: latchkey.accounts.v1.AccountsService.CreateProject:input_type -> latchkey.accounts.v1.CreateProjectRequest
+	17, // 40: latchkey.accounts.v1.AccountsService.ListProjects:input_type -> latchkey.accounts.v1.ListProjectsRequest
+	19, // 41: latchkey.accounts.v1.AccountsService.GetProject:input_type -> latchkey.accounts.v1.GetProjectRequest
+	21, // 42: latchkey.accounts.v1.AccountsService.UpdateProject:input_type -> latchkey.accounts.v1.UpdateProjectRequest
+	23, // 43: latchkey.accounts.v1.AccountsService.DeleteProject:input_type -> latchkey.accounts.v1.DeleteProjectRequest
+	25, // 44: latchkey.accounts.v1.AdminService.SetPlan:input_type -> latchkey.accounts.v1.SetPlanRequest
+	27, // 45: latchkey.accounts.v1.AdminService.SuspendAccount:input_type -> latchkey.accounts.v1.SuspendAccountRequest
+	29, // 46: latchkey.accounts.v1.AdminService.ReinstateAccount:input_type -> latchkey.accounts.v1.ReinstateAccountRequest
+	31, // 47: latchkey.accounts.v1.InternalService.Authenticate:input_type -> latchkey.accounts.v1.AuthenticateRequest
+	33, // 48: latchkey.accounts.v1.InternalService.LookupAccount:input_type -> latchkey.accounts.v1.LookupAccountRequest
+	35, // 49: latchkey.accounts.v1.InternalService.LookupProject:input_type -> latchkey.accounts.v1.LookupProjectRequest
+	37, // 50: latchkey.accounts.v1.InternalService.LookupMany:input_type -> latchkey.accounts.v1.LookupManyRequest
+	6,  // 51: latchkey.accounts.v1.AccountsService.SignUp:output_type -> latchkey.accounts.v1.SignUpResponse
+	8,  // 52: latchkey.accounts.v1.AccountsService.CreateSession:output_type -> latchkey.accounts.v1.CreateSessionResponse
+	10, // 53: latchkey.accounts.v1.AccountsService.DeleteCurrentSession:output_type -> latchkey.accounts.v1.DeleteCurrentSessionResponse
+	12, // 54: latchkey.accounts.v1.AccountsService.VerifyPassword:output_type -> latchkey.accounts.v1.VerifyPasswordResponse
+	14, // 55: latchkey.accounts.v1.AccountsService.GetAccount:output_type -> latchkey.accounts.v1.GetAccountResponse
+	16, // 56: latchkey.accounts.v1.AccountsService.CreateProject:output_type -> latchkey.accounts.v1.CreateProjectResponse
+	18, // 57: latchkey.accounts.v1.AccountsService.ListProjects:output_type -> latchkey.accounts.v1.ListProjectsResponse
+	20, // 58: latchkey.accounts.v1.AccountsService.GetProject:output_type -> latchkey.accounts.v1.GetProjectResponse
+	22, // 59: latchkey.accounts.v1.AccountsService.UpdateProject:output_type -> latchkey.accounts.v1.UpdateProjectResponse
+	24, // 60: latchkey.accounts.v1.AccountsService.DeleteProject:output_type -> latchkey.accounts.v1.DeleteProjectResponse
+	26, // 61: latchkey.accounts.v1.AdminService.SetPlan:output_type -> latchkey.accounts.v1.SetPlanResponse
+	28, // 62: latchkey.accounts.v1.AdminService.SuspendAccount:output_type -> latchkey.accounts.v1.SuspendAccountResponse
+	30, // 63: latchkey.accounts.v1.AdminService.ReinstateAccount:output_type -> latchkey.accounts.v1.ReinstateAccountResponse
+	32, // 64: latchkey.accounts.v1.InternalService.Authenticate:output_type -> latchkey.accounts.v1.AuthenticateResponse
+	34, // 65: latchkey.accounts.v1.InternalService.LookupAccount:output_type -> latchkey.accounts.v1.LookupAccountResponse
+	36, // 66: latchkey.accounts.v1.InternalService.LookupProject:output_type -> latchkey.accounts.v1.LookupProjectResponse
+	38, // 67: latchkey.accounts.v1.InternalService.LookupMany:output_type -> latchkey.accounts.v1.LookupManyResponse
+	51, // [51:68] is the sub-list for method output_type
+	34, // [34:51] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_accounts_v1_accounts_proto_init() }
@@ -2258,7 +2383,7 @@ func file_latchkey_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_accounts_v1_accounts_proto_rawDesc), len(file_latchkey_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

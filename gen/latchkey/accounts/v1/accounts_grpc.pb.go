@@ -686,6 +686,7 @@ const (
 	InternalService_Authenticate_FullMethodName  = "/latchkey.accounts.v1.InternalService/Authenticate"
 	InternalService_LookupAccount_FullMethodName = "/latchkey.accounts.v1.InternalService/LookupAccount"
 	InternalService_LookupProject_FullMethodName = "/latchkey.accounts.v1.InternalService/LookupProject"
+	InternalService_LookupMany_FullMethodName    = "/latchkey.accounts.v1.InternalService/LookupMany"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -700,6 +701,11 @@ type InternalServiceClient interface {
 	LookupAccount(ctx context.Context, in *LookupAccountRequest, opts ...grpc.CallOption) (*LookupAccountResponse, error)
 	// LookupProject reads a project of the given account.
 	LookupProject(ctx context.Context, in *LookupProjectRequest, opts ...grpc.CallOption) (*LookupProjectResponse, error)
+	// LookupMany reads several projects and accounts in one call, each read fresh: the keys
+	// service answers concurrent VerifyKey calls with one of these instead of one
+	// LookupProject each. What does not exist, is another account's project or is not an
+	// id of its kind is left out of the answer, so one bad entry never fails the others.
+	LookupMany(ctx context.Context, in *LookupManyRequest, opts ...grpc.CallOption) (*LookupManyResponse, error)
 }
 
 type internalServiceClient struct {
@@ -740,6 +746,16 @@ func (c *internalServiceClient) LookupProject(ctx context.Context, in *LookupPro
 	return out, nil
 }
 
+func (c *internalServiceClient) LookupMany(ctx context.Context, in *LookupManyRequest, opts ...grpc.CallOption) (*LookupManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupManyResponse)
+	err := c.cc.Invoke(ctx, InternalService_LookupMany_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -752,6 +768,11 @@ type InternalServiceServer interface {
 	LookupAccount(context.Context, *LookupAccountRequest) (*LookupAccountResponse, error)
 	// LookupProject reads a project of the given account.
 	LookupProject(context.Context, *LookupProjectRequest) (*LookupProjectResponse, error)
+	// LookupMany reads several projects and accounts in one call, each read fresh: the keys
+	// service answers concurrent VerifyKey calls with one of these instead of one
+	// LookupProject each. What does not exist, is another account's project or is not an
+	// id of its kind is left out of the answer, so one bad entry never fails the others.
+	LookupMany(context.Context, *LookupManyRequest) (*LookupManyResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -770,6 +791,9 @@ func (UnimplementedInternalServiceServer) LookupAccount(context.Context, *Lookup
 }
 func (UnimplementedInternalServiceServer) LookupProject(context.Context, *LookupProjectRequest) (*LookupProjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LookupProject not implemented")
+}
+func (UnimplementedInternalServiceServer) LookupMany(context.Context, *LookupManyRequest) (*LookupManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupMany not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -846,6 +870,24 @@ func _InternalService_LookupProject_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_LookupMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).LookupMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_LookupMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).LookupMany(ctx, req.(*LookupManyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -864,6 +906,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LookupProject",
 			Handler:    _InternalService_LookupProject_Handler,
+		},
+		{
+			MethodName: "LookupMany",
+			Handler:    _InternalService_LookupMany_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

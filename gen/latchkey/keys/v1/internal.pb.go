@@ -268,6 +268,95 @@ func (x *MintProjectKeyResponse) GetSecret() string {
 	return ""
 }
 
+type VerifyKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*VerifyKeyRequest    `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyKeysRequest) Reset() {
+	*x = VerifyKeysRequest{}
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyKeysRequest) ProtoMessage() {}
+
+func (x *VerifyKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyKeysRequest.ProtoReflect.Descriptor instead.
+func (*VerifyKeysRequest) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_internal_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VerifyKeysRequest) GetRequests() []*VerifyKeyRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type VerifyKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One answer per request, in the requests' order.
+	Responses     []*VerifyKeyResponse `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyKeysResponse) Reset() {
+	*x = VerifyKeysResponse{}
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyKeysResponse) ProtoMessage() {}
+
+func (x *VerifyKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_latchkey_keys_v1_internal_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyKeysResponse.ProtoReflect.Descriptor instead.
+func (*VerifyKeysResponse) Descriptor() ([]byte, []int) {
+	return file_latchkey_keys_v1_internal_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *VerifyKeysResponse) GetResponses() []*VerifyKeyResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 var File_latchkey_keys_v1_internal_proto protoreflect.FileDescriptor
 
 const file_latchkey_keys_v1_internal_proto_rawDesc = "" +
@@ -293,10 +382,16 @@ const file_latchkey_keys_v1_internal_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\"Y\n" +
 	"\x16MintProjectKeyResponse\x12'\n" +
 	"\x03key\x18\x01 \x01(\v2\x15.latchkey.keys.v1.KeyR\x03key\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret2\xd5\x01\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"S\n" +
+	"\x11VerifyKeysRequest\x12>\n" +
+	"\brequests\x18\x01 \x03(\v2\".latchkey.keys.v1.VerifyKeyRequestR\brequests\"W\n" +
+	"\x12VerifyKeysResponse\x12A\n" +
+	"\tresponses\x18\x01 \x03(\v2#.latchkey.keys.v1.VerifyKeyResponseR\tresponses2\xae\x02\n" +
 	"\x0fInternalService\x12]\n" +
 	"\fListLiveKeys\x12%.latchkey.keys.v1.ListLiveKeysRequest\x1a&.latchkey.keys.v1.ListLiveKeysResponse\x12c\n" +
-	"\x0eMintProjectKey\x12'.latchkey.keys.v1.MintProjectKeyRequest\x1a(.latchkey.keys.v1.MintProjectKeyResponseB\xc1\x01\n" +
+	"\x0eMintProjectKey\x12'.latchkey.keys.v1.MintProjectKeyRequest\x1a(.latchkey.keys.v1.MintProjectKeyResponse\x12W\n" +
+	"\n" +
+	"VerifyKeys\x12#.latchkey.keys.v1.VerifyKeysRequest\x1a$.latchkey.keys.v1.VerifyKeysResponseB\xc1\x01\n" +
 	"\x14com.latchkey.keys.v1B\rInternalProtoP\x01Z8github.com/latchkey/latchkey/gen/latchkey/keys/v1;keysv1\xa2\x02\x03LKX\xaa\x02\x10Latchkey.Keys.V1\xca\x02\x10Latchkey\\Keys\\V1\xe2\x02\x1cLatchkey\\Keys\\V1\\GPBMetadata\xea\x02\x12Latchkey::Keys::V1b\x06proto3"
 
 var (
@@ -311,26 +406,34 @@ func file_latchkey_keys_v1_internal_proto_rawDescGZIP() []byte {
 	return file_latchkey_keys_v1_internal_proto_rawDescData
 }
 
-var file_latchkey_keys_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_latchkey_keys_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_latchkey_keys_v1_internal_proto_goTypes = []any{
 	(*ListLiveKeysRequest)(nil),    // 0: latchkey.keys.v1.ListLiveKeysRequest
 	(*ListLiveKeysResponse)(nil),   // 1: latchkey.keys.v1.ListLiveKeysResponse
 	(*MintProjectKeyRequest)(nil),  // 2: latchkey.keys.v1.MintProjectKeyRequest
 	(*MintProjectKeyResponse)(nil), // 3: latchkey.keys.v1.MintProjectKeyResponse
-	(*Key)(nil),                    // 4: latchkey.keys.v1.Key
+	(*VerifyKeysRequest)(nil),      // 4: latchkey.keys.v1.VerifyKeysRequest
+	(*VerifyKeysResponse)(nil),     // 5: latchkey.keys.v1.VerifyKeysResponse
+	(*Key)(nil),                    // 6: latchkey.keys.v1.Key
+	(*VerifyKeyRequest)(nil),       // 7: latchkey.keys.v1.VerifyKeyRequest
+	(*VerifyKeyResponse)(nil),      // 8: latchkey.keys.v1.VerifyKeyResponse
 }
 var file_latchkey_keys_v1_internal_proto_depIdxs = []int32{
-	4, // 0: latchkey.keys.v1.ListLiveKeysResponse.keys:type_name -> latchkey.keys.v1.Key
-	4, // 1: latchkey.keys.v1.MintProjectKeyResponse.key:type_name -> latchkey.keys.v1.Key
-	0, // 2: latchkey.keys.v1.InternalService.ListLiveKeys:input_type -> latchkey.keys.v1.ListLiveKeysRequest
-	2, // 3: latchkey.keys.v1.InternalService.MintProjectKey:input_type -> latchkey.keys.v1.MintProjectKeyRequest
-	1, // 4: latchkey.keys.v1.InternalService.ListLiveKeys:output_type -> latchkey.keys.v1.ListLiveKeysResponse
-	3, // 5: latchkey.keys.v1.InternalService.MintProjectKey:output_type -> latchkey.keys.v1.MintProjectKeyResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 0: latchkey.keys.v1.ListLiveKeysResponse.keys:type_name -> latchkey.keys.v1.Key
+	6, // 1: latchkey.keys.v1.MintProjectKeyResponse.key:type_name -> latchkey.keys.v1.Key
+	7, // 2: latchkey.keys.v1.VerifyKeysRequest.requests:type_name -> latchkey.keys.v1.VerifyKeyRequest
+	8, // 3: latchkey.keys.v1.VerifyKeysResponse.responses:type_name -> latchkey.keys.v1.VerifyKeyResponse
+	0, // 4: latchkey.keys.v1.InternalService.ListLiveKeys:input_type -> latchkey.keys.v1.ListLiveKeysRequest
+	2, // 5: latchkey.keys.v1.InternalService.MintProjectKey:input_type -> latchkey.keys.v1.MintProjectKeyRequest
+	4, // 6: latchkey.keys.v1.InternalService.VerifyKeys:input_type -> latchkey.keys.v1.VerifyKeysRequest
+	1, // 7: latchkey.keys.v1.InternalService.ListLiveKeys:output_type -> latchkey.keys.v1.ListLiveKeysResponse
+	3, // 8: latchkey.keys.v1.InternalService.MintProjectKey:output_type -> latchkey.keys.v1.MintProjectKeyResponse
+	5, // 9: latchkey.keys.v1.InternalService.VerifyKeys:output_type -> latchkey.keys.v1.VerifyKeysResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_latchkey_keys_v1_internal_proto_init() }
@@ -345,7 +448,7 @@ func file_latchkey_keys_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_latchkey_keys_v1_internal_proto_rawDesc), len(file_latchkey_keys_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

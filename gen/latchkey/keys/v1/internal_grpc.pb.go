@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	InternalService_ListLiveKeys_FullMethodName   = "/latchkey.keys.v1.InternalService/ListLiveKeys"
 	InternalService_MintProjectKey_FullMethodName = "/latchkey.keys.v1.InternalService/MintProjectKey"
+	InternalService_VerifyKeys_FullMethodName     = "/latchkey.keys.v1.InternalService/VerifyKeys"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -39,6 +40,10 @@ type InternalServiceClient interface {
 	// project. The project must exist (it is read fresh from accounts) and hold no live key
 	// of the type (already_exists); not_found when the profile has no per_project type.
 	MintProjectKey(ctx context.Context, in *MintProjectKeyRequest, opts ...grpc.CallOption) (*MintProjectKeyResponse, error)
+	// VerifyKeys answers several VerifyKey requests in one call, each as VerifyKey answers
+	// the operator: a gateway sends the cache misses that arrive together in one call
+	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests.
+	VerifyKeys(ctx context.Context, in *VerifyKeysRequest, opts ...grpc.CallOption) (*VerifyKeysResponse, error)
 }
 
 type internalServiceClient struct {
@@ -69,6 +74,16 @@ func (c *internalServiceClient) MintProjectKey(ctx context.Context, in *MintProj
 	return out, nil
 }
 
+func (c *internalServiceClient) VerifyKeys(ctx context.Context, in *VerifyKeysRequest, opts ...grpc.CallOption) (*VerifyKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyKeysResponse)
+	err := c.cc.Invoke(ctx, InternalService_VerifyKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -85,6 +100,10 @@ type InternalServiceServer interface {
 	// project. The project must exist (it is read fresh from accounts) and hold no live key
 	// of the type (already_exists); not_found when the profile has no per_project type.
 	MintProjectKey(context.Context, *MintProjectKeyRequest) (*MintProjectKeyResponse, error)
+	// VerifyKeys answers several VerifyKey requests in one call, each as VerifyKey answers
+	// the operator: a gateway sends the cache misses that arrive together in one call
+	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests.
+	VerifyKeys(context.Context, *VerifyKeysRequest) (*VerifyKeysResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -100,6 +119,9 @@ func (UnimplementedInternalServiceServer) ListLiveKeys(context.Context, *ListLiv
 }
 func (UnimplementedInternalServiceServer) MintProjectKey(context.Context, *MintProjectKeyRequest) (*MintProjectKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MintProjectKey not implemented")
+}
+func (UnimplementedInternalServiceServer) VerifyKeys(context.Context, *VerifyKeysRequest) (*VerifyKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyKeys not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -158,6 +180,24 @@ func _InternalService_MintProjectKey_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_VerifyKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).VerifyKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_VerifyKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).VerifyKeys(ctx, req.(*VerifyKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -172,6 +212,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MintProjectKey",
 			Handler:    _InternalService_MintProjectKey_Handler,
+		},
+		{
+			MethodName: "VerifyKeys",
+			Handler:    _InternalService_VerifyKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

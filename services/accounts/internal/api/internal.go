@@ -72,3 +72,45 @@ func (s internalServer) LookupProject(ctx context.Context, req *accountsv1.Looku
 	}
 	return &accountsv1.LookupProjectResponse{Project: projectPB(p), Account: accountPB(a)}, nil
 }
+
+// maxLookupMany bounds the projects, and the accounts, of one LookupMany call.
+const maxLookupMany = 1000
+
+// LookupMany reads several projects and accounts at once (operator and services only): the
+// keys service's batched lookups ask for everything their concurrent calls need in one
+// call. What does not exist, is another account's project or is not even an id of its
+// kind is left out, so that one caller's entry never fails the others' in the same batch.
+func (s internalServer) LookupMany(ctx context.Context, req *accountsv1.LookupManyRequest) (*accountsv1.LookupManyResponse, error) {
+	if _, err := auth.RequireOperator(ctx); err != nil {
+		return nil, err
+	}
+	if len(req.GetProjects()) > maxLookupMany || len(req.GetAccountIds()) > maxLookupMany {
+		return nil, invalid("at most %d projects and %d accounts per call", maxLookupMany, maxLookupMany)
+	}
+	refs := make([]store.ProjectRef, 0, len(req.GetProjects()))
+	for _, p := range req.GetProjects() {
+		if ids.Valid(ids.Account, p.GetAccountId()) && ids.Valid(ids.Project, p.GetProjectId()) {
+			refs = append(refs, store.ProjectRef{AccountID: p.GetAccountId(), ProjectID: p.GetProjectId()})
+		}
+	}
+	accountIDs := make([]string, 0, len(req.GetAccountIds()))
+	for _, id := range req.GetAccountIds() {
+		if ids.Valid(ids.Account, id) {
+			accountIDs = append(accountIDs, id)
+		}
+	}
+	ps, as, err := s.cfg.Store.LookupMany(ctx, refs, accountIDs)
+	if err != nil {
+		return nil, storeErr(err, nil)
+	}
+	resp := &accountsv1.LookupManyResponse{
+		Projects: make([]*accountsv1.Project, len(ps)), Accounts: make([]*accountsv1.Account, len(as)),
+	}
+	for i := range ps {
+		resp.Projects[i] = projectPB(ps[i])
+	}
+	for i := range as {
+		resp.Accounts[i] = accountPB(as[i])
+	}
+	return resp, nil
+}

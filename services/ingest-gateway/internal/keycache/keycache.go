@@ -322,11 +322,16 @@ func (c *Cache) Sweep(now int64) int {
 	c.negMu.Unlock()
 	c.size.Add(-int64(n))
 
+	// Put takes a shard's lock and then idxMu; here idxMu is held first, so a shard's lock
+	// is only tried: blocking on it would deadlock with a Put that holds it and waits for
+	// idxMu. An index entry whose shard is busy is looked at again next sweep.
 	c.idxMu.Lock()
 	defer c.idxMu.Unlock()
 	for id, h := range c.byKey {
 		s := c.shard(&h)
-		s.mu.RLock()
+		if !s.mu.TryRLock() {
+			continue
+		}
 		e, ok := s.m[short(&h)]
 		s.mu.RUnlock()
 		if !ok || e.KeyID != id {

@@ -1,6 +1,7 @@
 package keycache
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -144,5 +145,34 @@ func TestDistrustedFromTheMomentOfDisconnect(t *testing.T) {
 	}
 	if !c.Put(b, entry("key_b", "acc", "prj"), c.Epoch(), now) {
 		t.Fatal("trusted again, answers are cached")
+	}
+}
+
+// TestSweepBesidePuts: a sweep while answers are being stored, as on a gateway's cold
+// start, never blocks them. Put takes a shard's lock, then the index's; the sweep once took
+// them the other way round, and a gateway's requests then hung for good on that shard.
+func TestSweepBesidePuts(t *testing.T) {
+	c := New(time.Nanosecond, time.Nanosecond) // every entry is already past its bound
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20_000 {
+			c.Put(Sum(strconv.Itoa(i)), entry("key_"+strconv.Itoa(i), "acc_1", "prj_1"), c.Epoch(), time.Now().UnixNano())
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				c.Sweep(time.Now().UnixNano())
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Put blocked behind Sweep")
 	}
 }

@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
+	"github.com/latchkey/latchkey/pkg/batch"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/keyformat/typepb"
 	"github.com/latchkey/latchkey/pkg/ratelimit"
@@ -46,6 +49,9 @@ type Verifier struct {
 	// gwErrors is the profile's gateway_errors, loaded with types.
 	gwErrors atomic.Pointer[keyformat.GatewayErrors]
 	flight   singleflight.Group
+	// misses, when set (BatchMisses), sends the lookups of concurrent misses to the keys
+	// service in one VerifyKeys call.
+	misses   *batch.Group[string, *keysv1.VerifyKeyResponse]
 	perKey   *ratelimit.Limiter
 	failures *ratelimit.Limiter
 	now      func() time.Time
@@ -210,7 +216,7 @@ func (v *Verifier) fetch(ctx context.Context, key string, h keycache.Hash) (*key
 		cctx, cancel := context.WithTimeout(auth.OutgoingBearer(context.WithoutCancel(ctx), v.token), v.cfg.CallTimeout)
 		defer cancel()
 		start := time.Now()
-		resp, err := v.keys.VerifyKey(cctx, &keysv1.VerifyKeyRequest{Key: key})
+		resp, err := v.lookup(cctx, key)
 		verifySeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, err
@@ -237,6 +243,53 @@ func (v *Verifier) fetch(ctx context.Context, key string, h keycache.Hash) (*key
 		return nil, errKeysDown
 	}
 	return res.(*keycache.Entry), nil
+}
+
+// Batches of misses sent to keys: at most missSlots VerifyKeys calls under way, each of at
+// most maxMisses keys (keys takes 1000).
+const (
+	missSlots = 4
+	maxMisses = 500
+)
+
+// BatchMisses makes the verifier send the lookups of misses that arrive together to the
+// keys service in one VerifyKeys call (keys' InternalService on the same connection)
+// rather than one VerifyKey call each: a cold start of a gateway is then a few calls, not
+// one per hot key (docs/scale.md, "Cold start"). Every call begins after each lookup it
+// carries was asked (package batch), as a VerifyKey call of its own would. Call it before
+// the verifier serves.
+func (v *Verifier) BatchMisses(keys keysv1.InternalServiceClient) {
+	v.misses = batch.New(func(ctx context.Context, plain []string) (map[string]*keysv1.VerifyKeyResponse, error) {
+		req := &keysv1.VerifyKeysRequest{Requests: make([]*keysv1.VerifyKeyRequest, len(plain))}
+		for i, k := range plain {
+			req.Requests[i] = &keysv1.VerifyKeyRequest{Key: k}
+		}
+		resp, err := keys.VerifyKeys(auth.OutgoingBearer(ctx, v.token), req)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.GetResponses()) != len(plain) {
+			return nil, errors.New("verifier: VerifyKeys answered a different number of keys")
+		}
+		out := make(map[string]*keysv1.VerifyKeyResponse, len(plain))
+		for i, k := range plain {
+			out[k] = resp.GetResponses()[i]
+		}
+		return out, nil
+	}, missSlots, maxMisses, v.cfg.CallTimeout)
+}
+
+// lookup asks the keys service about key: in a batch when BatchMisses was called, else in
+// a VerifyKey call of its own, as also when the keys service is older than VerifyKeys
+// (Unimplemented: a gateway upgraded before the keys service in a rolling deploy).
+func (v *Verifier) lookup(ctx context.Context, key string) (*keysv1.VerifyKeyResponse, error) {
+	if v.misses != nil {
+		resp, _, err := v.misses.Get(ctx, key)
+		if status.Code(err) != codes.Unimplemented {
+			return resp, err
+		}
+	}
+	return v.keys.VerifyKey(ctx, &keysv1.VerifyKeyRequest{Key: key})
 }
 
 func (v *Verifier) entry(resp *keysv1.VerifyKeyResponse) *keycache.Entry {

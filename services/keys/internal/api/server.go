@@ -7,6 +7,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/postgres"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
+	"github.com/latchkey/latchkey/pkg/batch"
 	"github.com/latchkey/latchkey/pkg/keyformat"
 	"github.com/latchkey/latchkey/pkg/limits"
 	"github.com/latchkey/latchkey/pkg/pagetoken"
@@ -23,7 +24,10 @@ import (
 type Server struct {
 	keysv1.UnimplementedKeysServiceServer
 
-	store    *store.Store
+	store *store.Store
+	// byHash finds keys by keyed hash for verification: the lookups of concurrent calls
+	// are one query (verifyLookups).
+	byHash   *batch.Group[string, *store.Key]
 	types    *keyformat.Registry
 	hasher   *keyformat.Hasher
 	dir      *directory.Directory
@@ -115,7 +119,7 @@ func New(d Deps) *Server {
 		d.Anonymous = limits.NewBucket(ratelimit.Limit{})
 	}
 	return &Server{
-		store: d.Store, types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
+		store: d.Store, byHash: verifyLookups(d.Store), types: d.Types, hasher: d.Hasher, dir: d.Dir, usage: d.Usage, receipts: d.Receipts,
 		caps: d.Caps, anonymous: d.Anonymous, linker: d.Linker, sweeps: newSweeper(), serverCaps: d.ServerCaps,
 		notify: d.Notify, operator: d.Operator, now: postgres.Now,
 		// Page tokens are keyed by the operator token, which every replica shares.

@@ -18,7 +18,8 @@ import (
 const RevokeReasonExposed = "exposed"
 
 // byHashesSQL finds keys by hash alone, in any account, as ByHash does: a leak report
-// names keys by their plaintext, before anyone knows whose they are.
+// names keys by their plaintext, before anyone knows whose they are, and VerifyKey calls
+// that arrive together are answered with one query (api's batched lookup).
 const byHashesSQL = `SELECT ` + columns + ` FROM keys WHERE key_hash = ANY($1::bytea[])`
 
 // ByHashes finds the keys among hashes (keyed, as stored), in any account, anonymous keys

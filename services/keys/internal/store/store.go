@@ -116,11 +116,24 @@ func scan(row pgx.Row) (*Key, error) {
 // Store runs the keys service's queries.
 type Store struct {
 	pool *pgxpool.Pool
-	ns   string
+	// listings is where List reads: a read replica when one is set (ListFromReplica), else
+	// pool. Nothing else reads it: see ListFromReplica.
+	listings *pgxpool.Pool
+	ns       string
 }
 
-// New returns a store; ns is the NATS namespace events are written under.
-func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, ns: ns} }
+// New returns a store on the primary pool; ns is the NATS namespace events are written
+// under.
+func New(pool *pgxpool.Pool, ns string) *Store { return &Store{pool: pool, listings: pool, ns: ns} }
+
+// ListFromReplica makes List read from replica (DATABASE_REPLICA_URL), a read replica of
+// the primary that may lag behind it. Only List: a listing a moment old misleads no one,
+// whereas verification (ByHash, ByHashes), every write and every read a write or a
+// decision rests on stay on the primary. A gateway that dropped a revoked key looks it up
+// again through VerifyKey, which reads the primary, so a replica that has not yet replayed
+// the revocation can never put the key back in a gateway's cache (docs/scale.md, "Read
+// replicas").
+func (s *Store) ListFromReplica(replica *pgxpool.Pool) { s.listings = replica }
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
@@ -240,7 +253,7 @@ func (s *Store) List(ctx context.Context, accountID string, f Filter) ([]*Key, s
 	args = append(args, f.Limit+1)
 	q := `SELECT ` + columns + ` FROM keys WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.listings.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", postgres.Error(err, nil)
 	}
