@@ -39,10 +39,11 @@ type Group[K comparable, V any] struct {
 }
 
 type call[V any] struct {
-	done  chan struct{}
-	v     V
-	found bool
-	err   error
+	done    chan struct{}
+	waiters int // lookups sharing this call (under Group.mu)
+	v       V
+	found   bool
+	err     error
 }
 
 // New returns a group that runs at most slots fetches at once (for a Postgres lookup, at
@@ -66,6 +67,7 @@ func (g *Group[K, V]) Get(ctx context.Context, k K) (V, bool, error) {
 		g.pending[k] = c
 		g.order = append(g.order, k)
 	}
+	c.waiters++
 	if g.running < g.slots {
 		g.running++
 		go g.run()

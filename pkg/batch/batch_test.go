@@ -44,7 +44,7 @@ func TestNeverSharesAFetchAlreadyUnderway(t *testing.T) {
 		v, _, _ := g.Get(context.Background(), "k") // asked after the change
 		second <- v
 	}()
-	time.Sleep(20 * time.Millisecond) // let it queue behind the running fetch
+	waitFor(t, func() bool { return waiting(g, "k") == 1 }) // queued behind the running fetch
 	close(release)
 	if v := <-first; v != 0 {
 		t.Fatalf("first lookup: %d", v)
@@ -98,7 +98,7 @@ func TestCoalescesWaitingLookups(t *testing.T) {
 			go get(k, "v-"+k, true)
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, func() bool { return waiting(g, "b") == 1 && waiting(g, "c") == 2 && waiting(g, "missing") == 1 })
 	close(release)
 	wg.Wait()
 	mu.Lock()
@@ -175,6 +175,16 @@ func TestSlots(t *testing.T) {
 	if p := peak.Load(); p > 2 {
 		t.Fatalf("%d fetches at once, slots 2", p)
 	}
+}
+
+// waiting is how many lookups of k wait for a fetch that has not begun.
+func waiting[V any](g *Group[string, V], k string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.pending[k]; ok {
+		return c.waiters
+	}
+	return 0
 }
 
 func waitFor(t *testing.T, cond func() bool) {
