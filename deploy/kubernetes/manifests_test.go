@@ -91,6 +91,7 @@ func TestOverlays(t *testing.T) {
 			checkMigrations(t, r, vars)
 			checkNATS(t, r, want, vars)
 			checkNATSServer(t, r, vars)
+			checkNATSLameDuck(t, r)
 			checkPodSecurity(t, r)
 			checkDisruption(t, r, want)
 			checkNetwork(t, r, want)

@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
@@ -75,4 +77,47 @@ func checkNATSServer(t *testing.T, r *rendered, vars map[string][]settingVar) {
 	}
 	require.GreaterOrEqual(t, payload, body+headerRoom,
 		"NATS max_payload %d must hold the gateway's largest body, %d bytes, and its headers", payload, body)
+}
+
+// ldmHook is the preStop script of the NATS container: lame duck mode by signal to the
+// pid in pid_file, then a wait while the server moves its clients away and exits.
+var ldmHook = regexp.MustCompile(`^nats-server --signal ldm=(\S+) && sleep (\d+)$`)
+
+// checkNATSLameDuck: lame_duck_duration takes effect. nats-server exits at once on
+// SIGTERM; lame duck mode starts only by `nats-server --signal ldm=<pid file>`, so a
+// preStop hook sends it and waits out the duration (the server exits at its end, which
+// ends the container and the hook), all within terminationGracePeriodSeconds. The pid
+// file is on a writable volume (the root filesystem is read-only).
+func checkNATSLameDuck(t *testing.T, r *rendered) {
+	s := r.StatefulSets["nats"]
+	opts := natsOptions(t, r, s)
+	require.NotEmpty(t, opts.PidFile, "nats.conf sets pid_file, for the preStop hook's signal")
+	lameDuck := opts.LameDuckDuration
+	if lameDuck == 0 {
+		lameDuck = server.DEFAULT_LAME_DUCK_DURATION
+	}
+
+	pod := s.Spec.Template.Spec
+	c := pod.Containers[0]
+	require.True(t, slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.MountPath == filepath.Dir(opts.PidFile) && !m.ReadOnly && slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.Name == m.Name && v.EmptyDir != nil
+		})
+	}), "pid_file %s is on a writable emptyDir", opts.PidFile)
+
+	require.NotNil(t, c.Lifecycle, "nats: a preStop hook starts lame duck mode")
+	require.NotNil(t, c.Lifecycle.PreStop, "nats: a preStop hook starts lame duck mode")
+	require.NotNil(t, c.Lifecycle.PreStop.Exec, "nats: the preStop hook runs nats-server --signal")
+	cmd := c.Lifecycle.PreStop.Exec.Command
+	require.Len(t, cmd, 3, "nats preStop: sh -c <script>")
+	require.Equal(t, []string{"sh", "-c"}, cmd[:2])
+	m := ldmHook.FindStringSubmatch(cmd[2])
+	require.NotNil(t, m, "nats preStop %q is %s", cmd[2], ldmHook)
+	require.Equal(t, opts.PidFile, m[1], "the hook signals the pid in pid_file")
+	wait, err := strconv.Atoi(m[2])
+	require.NoError(t, err)
+	require.Greater(t, time.Duration(wait)*time.Second, lameDuck, "the hook waits out lame_duck_duration (%s)", lameDuck)
+
+	require.NotNil(t, pod.TerminationGracePeriodSeconds)
+	require.Greater(t, *pod.TerminationGracePeriodSeconds, int64(wait), "the hook's wait ends before the kubelet's SIGKILL")
 }
