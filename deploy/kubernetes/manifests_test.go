@@ -92,6 +92,7 @@ func TestOverlays(t *testing.T) {
 			checkNATS(t, r, want, vars)
 			checkNATSServer(t, r, vars)
 			checkNATSLameDuck(t, r)
+			checkNATSImage(t, r)
 			checkPodSecurity(t, r)
 			checkDisruption(t, r, want)
 			checkNetwork(t, r, want)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +122,21 @@ func checkNATSLameDuck(t *testing.T, r *rendered) {
 
 	require.NotNil(t, pod.TerminationGracePeriodSeconds)
 	require.Greater(t, *pod.TerminationGracePeriodSeconds, int64(wait), "the hook's wait ends before the kubelet's SIGKILL")
+}
+
+// checkNATSImage: the NATS image runs the nats-server version make cluster and its chaos
+// test run (the go.work workspace's, pinned in deploy/allinone/go.mod), the one this
+// module parses nats.conf with: nats:<version>-alpine (alpine: the preStop hook needs sh).
+func checkNATSImage(t *testing.T, r *rendered) {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	list := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/nats-io/nats-server/v2")
+	list.Dir = root
+	list.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
+	out, err := list.CombinedOutput()
+	require.NoError(t, err, "go list -m nats-server in the workspace: %s", out)
+	tested := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	require.Equal(t, tested, server.VERSION, "deploy/kubernetes/go.mod pins the workspace's nats-server")
+	c := r.StatefulSets["nats"].Spec.Template.Spec.Containers[0]
+	require.Equal(t, "nats:"+tested+"-alpine", c.Image, "the NATS image runs the tested nats-server")
 }
