@@ -92,8 +92,9 @@ func TestREADMESettingsTables(t *testing.T) {
 			}
 			var documented []string
 			for _, row := range tables[title] {
-				documented = append(documented, row.vars...)
 				for i, name := range row.vars {
+					require.False(t, slices.Contains(documented, name), "the README's table names %s twice (one row per variable)", name)
+					documented = append(documented, name)
 					v, ok := read[name]
 					require.True(t, ok, "the README names %s, which the configuration does not read", name)
 					if !v.HasDefault {

@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -92,6 +90,9 @@ func TestOverlays(t *testing.T) {
 			checkSecrets(t, r, want)
 			checkMigrations(t, r, vars)
 			checkNATS(t, r, want, vars)
+			checkNATSServer(t, r, vars)
+			checkNATSLameDuck(t, r)
+			checkNATSImage(t, r)
 			checkPodSecurity(t, r)
 			checkDisruption(t, r, want)
 			checkNetwork(t, r, want)
@@ -274,18 +275,23 @@ func checkNATS(t *testing.T, r *rendered, want shape, vars map[string][]settingV
 	require.Equal(t, corev1.ClusterIPNone, headless.Spec.ClusterIP)
 	require.NotEmpty(t, s.Spec.VolumeClaimTemplates, "JetStream keeps its store on a volume")
 
-	conf := natsConf(t, r, s)
-	require.Regexp(t, `(?m)^jetstream\s*\{[^}]*store_dir:\s*/data`, conf)
-	routes := regexp.MustCompile(`nats://(nats-\d+)\.`+regexp.QuoteMeta(s.Spec.ServiceName)+`:6222`).FindAllStringSubmatch(conf, -1)
+	opts := natsOptions(t, r, s)
+	require.True(t, opts.JetStream, "JetStream")
+	require.Equal(t, "/data", opts.StoreDir, "JetStream stores on the volume")
+	require.True(t, slices.ContainsFunc(s.Spec.Template.Spec.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.MountPath == opts.StoreDir && m.Name == s.Spec.VolumeClaimTemplates[0].Name
+	}), "the volume claim is mounted at %s", opts.StoreDir)
 	if want.natsNodes == 1 {
-		require.NotRegexp(t, `(?m)^cluster\s*\{`, conf, "one node is no cluster")
+		require.Zero(t, opts.Cluster.Port, "one node is no cluster")
 	} else {
-		require.Regexp(t, `(?m)^cluster\s*\{`, conf)
-		var got []string
-		for _, m := range routes {
-			got = append(got, m[1])
+		require.Equal(t, 6222, opts.Cluster.Port)
+		var got, all []string
+		for _, u := range opts.Routes {
+			require.Equal(t, "6222", u.Port(), "route %s", u)
+			host, ok := strings.CutSuffix(u.Hostname(), "."+s.Spec.ServiceName)
+			require.True(t, ok, "route %s through Service %s", u, s.Spec.ServiceName)
+			got = append(got, host)
 		}
-		var all []string
 		for i := range want.natsNodes {
 			all = append(all, fmt.Sprintf("nats-%d", i))
 		}
@@ -311,23 +317,6 @@ func checkNATS(t *testing.T, r *rendered, want shape, vars map[string][]settingV
 		}
 		require.Equal(t, strconv.Itoa(int(want.natsNodes)), replicas, "%s: its streams on every NATS node", name)
 	}
-}
-
-// natsConf is the nats.conf the StatefulSet mounts, from its ConfigMap.
-func natsConf(t *testing.T, r *rendered, s *appsv1.StatefulSet) string {
-	t.Helper()
-	c := s.Spec.Template.Spec.Containers[0]
-	require.Equal(t, []string{"--config", "/etc/nats/nats.conf"}, c.Args)
-	for _, v := range s.Spec.Template.Spec.Volumes {
-		if v.ConfigMap != nil {
-			cm, ok := r.ConfigMaps[v.ConfigMap.Name]
-			require.True(t, ok, "ConfigMap %s", v.ConfigMap.Name)
-			require.Contains(t, cm.Data, "nats.conf")
-			return cm.Data["nats.conf"]
-		}
-	}
-	t.Fatal("the nats StatefulSet mounts no configuration")
-	return ""
 }
 
 // checkPodSecurity: every pod runs non-root with a read-only root filesystem, no

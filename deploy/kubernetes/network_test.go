@@ -25,6 +25,17 @@ var public = map[string][]string{
 	"audit":          {"http"},
 }
 
+// scraped are the ports Prometheus reads /metrics on, from the namespace named
+// "monitoring": NATS's monitoring port (the NetworkPolicy monitoring), and the ports
+// serving each service's /metrics, which are public anyway.
+var scraped = map[string][]string{
+	"nats":           {"monitor"},
+	"ingest-gateway": {"http"},
+	"accounts":       {"http"},
+	"keys":           {"http"},
+	"audit":          {"http"},
+}
+
 // endpoint is one end of a connection: a pod (namespace and labels) or an address outside
 // the cluster.
 type endpoint struct {
@@ -44,6 +55,7 @@ var (
 	outside  = endpoint{namespace: "ingress", labels: map[string]string{"app": "ingress-controller"}}
 	kubeDNS  = endpoint{namespace: "kube-system", labels: map[string]string{"k8s-app": "kube-dns"}}
 	postgres = endpoint{ip: net.ParseIP("10.20.30.40")}
+	scraper  = endpoint{namespace: "monitoring", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}}
 )
 
 // edge is one connection the manifests must allow: from a workload to a port of another.
@@ -57,7 +69,8 @@ type edge struct {
 // selecting it, on both ends) and requires exactly what must talk to what: every pod-to-pod
 // connection the services' own settings make (their *_GRPC_ADDR and NATS_URL, resolved
 // through the Services), NATS nodes to each other, and nothing else inside the namespace;
-// the public ports from anywhere and no other port; cluster DNS for everyone; Postgres for
+// the public ports from anywhere and no other port; the metrics ports from the
+// namespace monitoring, and no other port but the public ones; cluster DNS for everyone; Postgres for
 // exactly the workloads that read DATABASE_URL.
 func checkNetwork(t *testing.T, r *rendered, want shape) {
 	if !want.policies {
@@ -94,6 +107,8 @@ func checkNetwork(t *testing.T, r *rendered, want shape) {
 			for _, p := range c.Ports {
 				open := slices.Contains(public[to.name], p.Name)
 				require.Equal(t, open, allowed(r, outside, dst, p.ContainerPort, corev1.ProtocolTCP), "outside -> %s:%d (%s)", to.name, p.ContainerPort, p.Name)
+				open = open || slices.Contains(scraped[to.name], p.Name)
+				require.Equal(t, open, allowed(r, scraper, dst, p.ContainerPort, corev1.ProtocolTCP), "monitoring -> %s:%d (%s)", to.name, p.ContainerPort, p.Name)
 			}
 		}
 	}
