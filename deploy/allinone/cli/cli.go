@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkey/latchkey/pkg/buildinfo"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // DefaultAPI is the REST address of `latchkey dev` and `make run`, used when neither
@@ -61,6 +62,7 @@ type app struct {
 // Main runs the command line with args (without the program name) and returns its exit
 // status. ctx ends the run (main ties it to SIGINT and SIGTERM).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stderr = redacting{stderr}
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.root()
 	root.SetArgs(args)
@@ -130,10 +132,11 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 	return c
 }
 
-// noArgs and exactArgs are cobra's checks, as usage errors.
+// noArgs and exactArgs are cobra's checks, as usage errors. They say how many arguments
+// came, never what they were: a key pasted as an argument by mistake must not be echoed.
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments; got %q", c.CommandPath(), args)}
+		return usageError{fmt.Errorf("%s takes no arguments; got %d", c.CommandPath(), len(args))}
 	}
 	return nil
 }
@@ -141,10 +144,24 @@ func noArgs(c *cobra.Command, args []string) error {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s takes %s", c.CommandPath(), what)}
+			return usageError{fmt.Errorf("%s takes %s; got %d arguments", c.CommandPath(), what, len(args))}
 		}
 		return nil
 	}
+}
+
+// redacting is standard error as the command line writes it: every key and session token
+// in what is written (keyformat.Redact) is replaced by its prefix and "[redacted]". Every
+// message goes through it, whichever command wrote it, so an argument, a path or an API's
+// message that quotes a secret is never echoed in full. Each write is one whole message
+// (fmt.Fprint*), so a key is never split between two writes.
+type redacting struct{ w io.Writer }
+
+func (r redacting) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, keyformat.Redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // client is an API client with the credentials to use: LATCHKEY_TOKEN, else the login's
