@@ -48,3 +48,21 @@ func writeFile(t *testing.T, path, text string) {
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 }
+
+// TestCLIUsageExit: bad usage exits 2 wherever it is; an API error prints nothing on
+// standard output.
+func TestCLIUsageExit(t *testing.T) {
+	cli := buildCLI(t)
+	for _, args := range [][]string{{"nosuchcmd"}, {"keys", "nosuchcmd"}, {"keys", "create", "--bogus"}, {"keys", "get"}} {
+		out, errs, status := cli.run("", args...)
+		require.Equal(t, 2, status, "%v: %s", args, errs)
+		require.Empty(t, out, args)
+		require.Contains(t, errs, "Run 'latchkey --help' for usage.", args)
+	}
+	// No answer from the API: the error on stderr, nothing on stdout (no table header).
+	cli.env = []string{"LATCHKEY_API=http://127.0.0.1:1", "LATCHKEY_TOKEN=lks_test"}
+	out, errs, status := cli.run("", "audit", "tail")
+	require.Equal(t, 1, status, errs)
+	require.Empty(t, out)
+	require.Contains(t, errs, "cannot reach the API")
+}

@@ -73,9 +73,6 @@ Ctrl-C. With --json each event is one line of the API's JSON.`,
 				return err
 			}
 			t := &tailer{app: a, cl: cl, filters: filters, seen: map[string]time.Time{}}
-			if !a.json {
-				a.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", "TIME (UTC)", "ACTION", "RESULT", "ACTOR", "RESOURCE", "REQUEST ID")
-			}
 			if err := t.poll(cmd.Context(), last, 1, true); err != nil {
 				return err
 			}
@@ -119,6 +116,8 @@ type tailer struct {
 	// seen holds the ids printed, with their times, back to tailLookback before newest.
 	seen   map[string]time.Time
 	newest time.Time
+	// headed: the table's header is printed (after the first answer, never before).
+	headed bool
 }
 
 // poll reads up to pages pages of limit events, newest first, until it reaches events
@@ -166,6 +165,11 @@ func (t *tailer) poll(ctx context.Context, limit, pages int, show bool) error {
 			break
 		}
 		cursor = page.Next
+	}
+	if show && !t.json && !t.headed {
+		// Only now, after an answer: an error leaves standard output empty.
+		t.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", "TIME (UTC)", "ACTION", "RESULT", "ACTOR", "RESOURCE", "REQUEST ID")
+		t.headed = true
 	}
 	order := make([]int, len(fresh))
 	for i := range order {

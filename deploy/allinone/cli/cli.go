@@ -116,20 +116,28 @@ Every listing prints a table, or with --json the API's JSON answer.`,
 	root.PersistentFlags().StringVar(&a.api, "api", "", "the Latchkey REST API's address (default: the login's, "+EnvAPI+", or "+DefaultAPI+")")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the API's JSON answer instead of a table")
 	root.AddCommand(a.devCmd(), a.loginCmd(), a.logoutCmd(), a.projectsCmd(), a.keysCmd(), a.serversCmd(), a.auditCmd(), a.scanCmd())
+	holdsOnly(root)
 	return root
 }
 
 // group is a command that only holds subcommands; run alone it prints its help.
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: func(c *cobra.Command, args []string) error {
+	c := &cobra.Command{Use: use, Short: short}
+	c.AddCommand(subs...)
+	holdsOnly(c)
+	return c
+}
+
+// holdsOnly makes c, a command that holds subcommands, print its help when run alone and
+// refuse an unknown subcommand as bad usage (exit 2), which cobra's own check does not.
+func holdsOnly(c *cobra.Command) {
+	c.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Errorf("unknown command %q for %s", args[0], c.CommandPath())}
 		}
 		return nil
-	}}
-	c.AddCommand(subs...)
+	}
 	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
-	return c
 }
 
 // noArgs and exactArgs are cobra's checks, as usage errors. They say how many arguments
