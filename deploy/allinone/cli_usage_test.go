@@ -66,3 +66,51 @@ func TestCLIUsageExit(t *testing.T) {
 	require.Empty(t, out)
 	require.Contains(t, errs, "cannot reach the API")
 }
+
+// TestCLIUsageSession: logout forgets the session even when the server cannot be told; a
+// session file others can read is refused; an expired one is not sent.
+func TestCLIUsageSession(t *testing.T) {
+	cli := buildCLI(t)
+	file := filepath.Join(cli.config, "latchkey", "session.json")
+	keep := func(text string, mode os.FileMode) {
+		t.Helper()
+		writeFile(t, file, text)
+		require.NoError(t, os.Chmod(file, mode))
+	}
+	live := `{"api":"http://127.0.0.1:1","email":"a@example.com","token":"lks_x","expires_at":"2999-01-01T00:00:00Z"}`
+
+	// The API unreachable: the file goes anyway, with a warning, exit 1.
+	keep(live, 0o600)
+	out, errs, status := cli.run("", "logout")
+	require.Equal(t, 1, status, errs)
+	require.Empty(t, out)
+	require.Contains(t, errs, "cannot reach the API")
+	require.Contains(t, errs, "session may stay live")
+	require.NoFileExists(t, file)
+
+	// A corrupt file: the same.
+	keep("{not json", 0o600)
+	_, errs, status = cli.run("", "logout")
+	require.Equal(t, 1, status, errs)
+	require.Contains(t, errs, "is not a session file")
+	require.NoFileExists(t, file)
+	require.Contains(t, cli.ok("", "logout"), "Not logged in.")
+
+	// Readable by others: refused, as ssh refuses such a key; logout still removes it.
+	keep(live, 0o644)
+	_, errs, status = cli.run("", "projects", "list")
+	require.Equal(t, 1, status, errs)
+	require.Contains(t, errs, "is readable by others (mode 0644)")
+	_, _, status = cli.run("", "logout")
+	require.Equal(t, 1, status)
+	require.NoFileExists(t, file)
+
+	// Expired: said so, without calling the server (which would be "cannot reach").
+	keep(`{"api":"http://127.0.0.1:1","email":"a@example.com","token":"lks_x","expires_at":"2001-01-01T00:00:00Z"}`, 0o600)
+	_, errs, status = cli.run("", "projects", "list")
+	require.Equal(t, 1, status, errs)
+	require.Contains(t, errs, "the session expired at 2001-01-01 00:00:00 UTC: run `latchkey login")
+	require.NotContains(t, errs, "cannot reach")
+	require.Contains(t, cli.ok("", "logout"), "Logged out of http://127.0.0.1:1")
+	require.NoFileExists(t, file)
+}

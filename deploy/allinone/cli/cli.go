@@ -202,6 +202,9 @@ func (a *app) client() (*client, error) {
 		// The session token is sent only where it came from.
 		return nil, fmt.Errorf("logged in to %s, not %s: run `latchkey login --api %s --email …`", s.API, api, api)
 	}
+	if s.expired() {
+		return nil, fmt.Errorf("the session expired at %s UTC: run `latchkey login --api %s --email %s`", s.ExpiresAt.UTC().Format(time.DateTime), s.API, s.Email)
+	}
 	c := newClient(api, s.Token)
 	c.session = true
 	return c, nil
