@@ -1,6 +1,7 @@
 package allinone
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -113,4 +114,66 @@ func TestCLIUsageSession(t *testing.T) {
 	require.NotContains(t, errs, "cannot reach")
 	require.Contains(t, cli.ok("", "logout"), "Logged out of http://127.0.0.1:1")
 	require.NoFileExists(t, file)
+}
+
+// TestCLIUsageScan: scan follows links named and links to files, not links to
+// directories; reports each unreadable file and goes on (exit 2 over 1); skips files over
+// --max-size with a note.
+func TestCLIUsageScan(t *testing.T) {
+	cli := buildCLI(t)
+	reg, err := keyformat.LoadProfile("default")
+	require.NoError(t, err)
+	key, err := reg.Generate("ingest")
+	require.NoError(t, err)
+	shown := key[:len("lk_ing_")+8] + "…"
+
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(elsewhere, "secret.env"), "K="+key+"\n")
+	writeFile(t, filepath.Join(elsewhere, "sub", "other.env"), "K="+key+"\n")
+	tree := filepath.Join(dir, "tree")
+	writeFile(t, filepath.Join(tree, "clean.txt"), "nothing\n")
+	require.NoError(t, os.Symlink(filepath.Join(elsewhere, "secret.env"), filepath.Join(tree, "linked.env")))
+	require.NoError(t, os.Symlink(filepath.Join(elsewhere, "sub"), filepath.Join(tree, "linked-dir")))
+	require.NoError(t, os.Symlink(tree, filepath.Join(tree, "loop")))
+
+	// A link to a file inside a tree is read; links to directories are named, not walked.
+	out, errs, status := cli.run("", "scan", tree)
+	require.Equal(t, 1, status, errs)
+	require.Equal(t, filepath.Join(tree, "linked.env")+":1:3: ingest "+shown+" verified\n", out)
+	require.Contains(t, errs, filepath.Join(tree, "linked-dir")+": a symbolic link to a directory, not followed")
+	require.Contains(t, errs, filepath.Join(tree, "loop")+": a symbolic link to a directory, not followed")
+
+	// A link named on the command line is followed, to a file or a directory.
+	named := filepath.Join(dir, "named.env")
+	require.NoError(t, os.Symlink(filepath.Join(elsewhere, "secret.env"), named))
+	out, errs, status = cli.run("", "scan", named, filepath.Join(tree, "linked-dir"))
+	require.Equal(t, 1, status, errs)
+	require.Equal(t, named+":1:3: ingest "+shown+" verified\n"+
+		filepath.Join(tree, "linked-dir", "other.env")+":1:3: ingest "+shown+" verified\n", out)
+
+	// Unreadable things are each reported; the scan goes on; exit 2 wins over 1.
+	if os.Geteuid() != 0 {
+		locked := filepath.Join(dir, "locked")
+		writeFile(t, filepath.Join(locked, "a", "x"), "")
+		writeFile(t, filepath.Join(locked, "b.txt"), "")
+		writeFile(t, filepath.Join(locked, "z.env"), "K="+key+"\n")
+		require.NoError(t, os.Chmod(filepath.Join(locked, "a"), 0))
+		require.NoError(t, os.Chmod(filepath.Join(locked, "b.txt"), 0))
+		t.Cleanup(func() { _ = os.Chmod(filepath.Join(locked, "a"), 0o700) })
+		out, errs, status = cli.run("", "scan", locked, filepath.Join(dir, "missing"))
+		require.Equal(t, 2, status, errs)
+		require.Equal(t, filepath.Join(locked, "z.env")+":1:3: ingest "+shown+" verified\n", out, "the scan went on")
+		require.Contains(t, errs, filepath.Join(locked, "a")+": permission denied")
+		require.Contains(t, errs, filepath.Join(locked, "b.txt")+": permission denied")
+		require.Contains(t, errs, filepath.Join(dir, "missing")+": no such file or directory")
+	}
+
+	// Over --max-size: skipped with a note (a file), refused (standard input).
+	out, errs, status = cli.run("", "scan", "--max-size", "10", filepath.Join(elsewhere, "secret.env"))
+	require.Equal(t, 0, status, errs)
+	require.Empty(t, out)
+	require.Contains(t, errs, fmt.Sprintf("skipped, %d bytes is over --max-size 10", len("K="+key+"\n")))
+	_, errs, status = cli.run("K="+key, "scan", "--max-size", "10")
+	require.Equal(t, 2, status, errs)
+	require.Contains(t, errs, "standard input: more than --max-size 10 bytes")
 }
