@@ -151,22 +151,17 @@ func TestCLIUsageScan(t *testing.T) {
 	require.Equal(t, named+":1:3: ingest "+shown+" verified\n"+
 		filepath.Join(tree, "linked-dir", "other.env")+":1:3: ingest "+shown+" verified\n", out)
 
-	// Unreadable things are each reported; the scan goes on; exit 2 wins over 1.
-	if os.Geteuid() != 0 {
-		locked := filepath.Join(dir, "locked")
-		writeFile(t, filepath.Join(locked, "a", "x"), "")
-		writeFile(t, filepath.Join(locked, "b.txt"), "")
-		writeFile(t, filepath.Join(locked, "z.env"), "K="+key+"\n")
-		require.NoError(t, os.Chmod(filepath.Join(locked, "a"), 0))
-		require.NoError(t, os.Chmod(filepath.Join(locked, "b.txt"), 0))
-		t.Cleanup(func() { _ = os.Chmod(filepath.Join(locked, "a"), 0o700) })
-		out, errs, status = cli.run("", "scan", locked, filepath.Join(dir, "missing"))
-		require.Equal(t, 2, status, errs)
-		require.Equal(t, filepath.Join(locked, "z.env")+":1:3: ingest "+shown+" verified\n", out, "the scan went on")
-		require.Contains(t, errs, filepath.Join(locked, "a")+": permission denied")
-		require.Contains(t, errs, filepath.Join(locked, "b.txt")+": permission denied")
-		require.Contains(t, errs, filepath.Join(dir, "missing")+": no such file or directory")
-	}
+	// Unreadable things are each reported; the scan goes on; exit 2 wins over 1. (A link
+	// to /proc/self/mem: a regular file whose first byte no process can read, root or not.)
+	broken := filepath.Join(dir, "broken")
+	require.NoError(t, os.MkdirAll(broken, 0o700))
+	require.NoError(t, os.Symlink("/proc/self/mem", filepath.Join(broken, "a-mem")))
+	writeFile(t, filepath.Join(broken, "z.env"), "K="+key+"\n")
+	out, errs, status = cli.run("", "scan", filepath.Join(dir, "missing"), broken)
+	require.Equal(t, 2, status, errs)
+	require.Equal(t, filepath.Join(broken, "z.env")+":1:3: ingest "+shown+" verified\n", out, "the scan went on")
+	require.Contains(t, errs, filepath.Join(dir, "missing")+": no such file or directory")
+	require.Contains(t, errs, filepath.Join(broken, "a-mem")+": read ")
 
 	// Over --max-size: skipped with a note (a file), refused (standard input).
 	out, errs, status = cli.run("", "scan", "--max-size", "10", filepath.Join(elsewhere, "secret.env"))

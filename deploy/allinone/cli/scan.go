@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -222,8 +223,12 @@ func (sc *scanner) read(name string, r io.Reader) {
 		said = "standard input"
 	}
 	text, err := io.ReadAll(io.LimitReader(r, sc.maxSize+1))
+	var pathErr *fs.PathError
+	if err != nil && !errors.As(err, &pathErr) { // a PathError names the file already
+		err = fmt.Errorf("%s: %w", said, err)
+	}
 	if err != nil {
-		sc.fail(fmt.Errorf("%s: %w", said, err))
+		sc.fail(err)
 		return
 	}
 	if int64(len(text)) > sc.maxSize {
