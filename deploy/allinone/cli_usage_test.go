@@ -161,7 +161,7 @@ func TestCLIUsageScan(t *testing.T) {
 	require.Equal(t, 2, status, errs)
 	require.Equal(t, filepath.Join(broken, "z.env")+":1:3: ingest "+shown+" verified\n", out, "the scan went on")
 	require.Contains(t, errs, filepath.Join(dir, "missing")+": no such file or directory")
-	require.Contains(t, errs, filepath.Join(broken, "a-mem")+": read ")
+	require.Contains(t, errs, "read "+filepath.Join(broken, "a-mem")+": ")
 
 	// Over --max-size: skipped with a note (a file), refused (standard input).
 	out, errs, status = cli.run("", "scan", "--max-size", "10", filepath.Join(elsewhere, "secret.env"))
