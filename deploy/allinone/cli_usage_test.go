@@ -2,6 +2,9 @@ package allinone
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -171,4 +174,51 @@ func TestCLIUsageScan(t *testing.T) {
 	_, errs, status = cli.run("K="+key, "scan", "--max-size", "10")
 	require.Equal(t, 2, status, errs)
 	require.Contains(t, errs, "standard input: more than --max-size 10 bytes")
+}
+
+// TestCLIUsageInput: values that would be sent wrong are refused before anything is sent:
+// bytes that are not UTF-8, API addresses with a query or /v1; an answer that is not
+// Latchkey's is named as such.
+func TestCLIUsageInput(t *testing.T) {
+	cli := buildCLI(t)
+	cli.env = []string{"LATCHKEY_TOKEN=lks_test"}
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"audit", "tail", "--action", "\xff"}, "the value of --action is not valid UTF-8"},
+		{[]string{"projects", "create", "w\xffb"}, "argument 1 of latchkey projects create is not valid UTF-8"},
+		{[]string{"projects", "list", "--api", "http://h/?x=1"}, "has a query or a fragment"},
+		{[]string{"projects", "list", "--api", "http://h#top"}, "has a query or a fragment"},
+		{[]string{"projects", "list", "--api", "http://h:8080/v1"}, "ends in /v1: leave it out"},
+		{[]string{"projects", "list", "--api", "http://h:8080/v1/"}, "ends in /v1: leave it out"},
+		{[]string{"projects", "list", "--api", "ftp://h"}, "is not an http:// or https:// URL"},
+		{[]string{"projects", "list", "--api", "http:///x"}, "has no host"},
+		{[]string{"login", "--email", "a@b.c", "--api", "http://u:p@h"}, "holds user info"},
+	} {
+		out, errs, status := cli.run("pw\n", c.args...)
+		require.Equal(t, 2, status, "%q: %s", c.args, errs)
+		require.Empty(t, out)
+		require.Contains(t, errs, c.says, "%q", c.args)
+		require.NotContains(t, errs, "\ufffd")
+	}
+	// scan's arguments are paths, which may be any bytes.
+	_, errs, status := cli.run("", "scan", filepath.Join(t.TempDir(), "no-such-\xff"))
+	require.Equal(t, 2, status)
+	require.Contains(t, errs, "no such file")
+
+	// A trailing "/" is trimmed; a proxy's answer is named as not Latchkey's, without an
+	// empty request id.
+	var asked lockedBuffer
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = asked.Write([]byte(r.URL.String() + "\n"))
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>bad gateway</html>")
+	}))
+	defer proxy.Close()
+	out, errs, status := cli.run("", "projects", "list", "--api", proxy.URL+"/")
+	require.Equal(t, 1, status, errs)
+	require.Empty(t, out)
+	require.Equal(t, "latchkey: "+proxy.URL+" answered HTTP 502 Bad Gateway, not a Latchkey answer (no JSON error envelope): is a proxy or another server at that address?\n", errs)
+	require.Equal(t, "/v1/projects\n", asked.String())
 }

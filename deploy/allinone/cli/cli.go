@@ -19,8 +19,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/latchkey/latchkey/pkg/buildinfo"
 	"github.com/latchkey/latchkey/pkg/keyformat"
@@ -82,10 +84,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		_, _ = fmt.Fprintf(stderr, "latchkey: %v\nRun 'latchkey --help' for usage.\n", usage.error)
 		return 2
 	case errors.As(err, &apiErr):
-		_, _ = fmt.Fprintf(stderr, "latchkey: %s\n  code: %s (HTTP %d)\n  request id: %s\n", apiErr.Message, apiErr.Code, apiErr.Status, apiErr.RequestID)
-		if apiErr.hint != "" {
-			_, _ = fmt.Fprintf(stderr, "  hint: %s\n", apiErr.hint)
-		}
+		_, _ = io.WriteString(stderr, apiErr.report())
 		return 1
 	case errors.Is(err, context.Canceled):
 		return 130 // interrupted, as a shell reports SIGINT
@@ -112,6 +111,7 @@ Every listing prints a table, or with --json the API's JSON answer.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentPreRunE = checkUTF8
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&a.api, "api", "", "the Latchkey REST API's address (default: the login's, "+EnvAPI+", or "+DefaultAPI+")")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the API's JSON answer instead of a table")
@@ -158,6 +158,30 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	}
 }
 
+// pathArgs annotates a command whose arguments are file paths, which may be any bytes.
+const pathArgs = "latchkey/path-args"
+
+// checkUTF8 refuses a flag value or an argument that is not UTF-8 (exit 2), rather than let
+// JSON and URLs silently turn its bytes into U+FFFD; file paths (pathArgs) are exempt. It
+// names the flag or the argument's position, never the value.
+func checkUTF8(c *cobra.Command, args []string) error {
+	var bad error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if bad == nil && !utf8.ValidString(f.Value.String()) {
+			bad = usageError{fmt.Errorf("the value of --%s is not valid UTF-8", f.Name)}
+		}
+	})
+	if bad != nil || c.Annotations[pathArgs] != "" {
+		return bad
+	}
+	for i, arg := range args {
+		if !utf8.ValidString(arg) {
+			return usageError{fmt.Errorf("argument %d of %s is not valid UTF-8", i+1, c.CommandPath())}
+		}
+	}
+	return nil
+}
+
 // redacting is standard error as the command line writes it: every key and session token
 // in what is written (keyformat.Redact) is replaced by its prefix and "[redacted]". Every
 // message goes through it, whichever command wrote it, so an argument, a path or an API's
@@ -189,7 +213,8 @@ func (a *app) client() (*client, error) {
 	if api == "" {
 		api = DefaultAPI
 	}
-	if err := checkAPI(api); err != nil {
+	api, err = normalAPI(api)
+	if err != nil {
 		return nil, err
 	}
 	if tok := os.Getenv(EnvToken); tok != "" {
@@ -198,7 +223,7 @@ func (a *app) client() (*client, error) {
 	switch {
 	case s == nil:
 		return nil, fmt.Errorf("not logged in: run `latchkey login --api %s --email you@example.com` (or set %s)", api, EnvToken)
-	case strings.TrimRight(s.API, "/") != strings.TrimRight(api, "/"):
+	case s.API != api:
 		// The session token is sent only where it came from.
 		return nil, fmt.Errorf("logged in to %s, not %s: run `latchkey login --api %s --email …`", s.API, api, api)
 	}
@@ -210,13 +235,31 @@ func (a *app) client() (*client, error) {
 	return c, nil
 }
 
-// checkAPI refuses an address that is not an http(s) URL, before any token goes to it.
-func checkAPI(api string) error {
-	u, err := url.Parse(api)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{fmt.Errorf("the API address %q is not an http:// or https:// URL", api)}
+// normalAPI checks an API address (--api, LATCHKEY_API) before any token goes to it, and
+// returns it without a trailing "/": an http:// or https:// URL with a host, no user
+// info, query or fragment, and no /v1 (the commands add it; a path before it, a proxy's
+// prefix, is kept). Anything else is bad usage.
+func normalAPI(api string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", usageError{fmt.Errorf("the API address %q %s", api, why)}
 	}
-	return nil
+	u, err := url.Parse(api)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+		return bad("is not an http:// or https:// URL")
+	case u.Host == "":
+		return bad("has no host")
+	case u.User != nil:
+		return bad("holds user info: give credentials with login or " + EnvToken)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(api, "#"):
+		return bad("has a query or a fragment: give the address only, e.g. " + DefaultAPI)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if u.Path == "/v1" || strings.HasSuffix(u.Path, "/v1") {
+		return bad("ends in /v1: leave it out, the commands add it")
+	}
+	u.RawPath = ""
+	return u.String(), nil
 }
 
 // get decodes a JSON answer into v.

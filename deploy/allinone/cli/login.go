@@ -42,7 +42,8 @@ history and process listings.`,
 			if api == "" {
 				api = DefaultAPI
 			}
-			if err := checkAPI(api); err != nil {
+			api, err := normalAPI(api)
+			if err != nil {
 				return err
 			}
 			password, err := a.password()

@@ -67,8 +67,9 @@ func (a *app) scanCmd() *cobra.Command {
 	var profile string
 	var maxSize int64
 	c := &cobra.Command{
-		Use:   "scan [PATH...]",
-		Short: "Find API keys in files (exit 1 when one is found); works offline",
+		Use:         "scan [PATH...]",
+		Annotations: map[string]string{pathArgs: "yes"},
+		Short:       "Find API keys in files (exit 1 when one is found); works offline",
 		Long: `scan finds the keys of a key profile in files, with the finder the keys service judges
 leak reports by: whole tokens that parse as keys, verified by their checksum or, for a
 type without one and for legacy prefixes, flagged unverified.
