@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -221,4 +222,25 @@ func TestCLIUsageInput(t *testing.T) {
 	require.Empty(t, out)
 	require.Equal(t, "latchkey: "+proxy.URL+" answered HTTP 502 Bad Gateway, not a Latchkey answer (no JSON error envelope): is a proxy or another server at that address?\n", errs)
 	require.Equal(t, "/v1/projects\n", asked.String())
+}
+
+// TestCLIUsageStdin: a password or a key read from standard input is one line of at most
+// 64 KiB; more is refused before anything is sent.
+func TestCLIUsageStdin(t *testing.T) {
+	cli := buildCLI(t)
+	cli.env = []string{"LATCHKEY_API=http://127.0.0.1:1", "LATCHKEY_TOKEN=lks_test"}
+	huge := strings.Repeat("a", 64<<10+1)
+	for _, args := range [][]string{
+		{"keys", "verify"},
+		{"keys", "import", "--type", "ingest", "--project", "prj_1", "--environment", "dev"},
+		{"login", "--email", "a@example.com"},
+	} {
+		_, errs, status := cli.run(huge, args...)
+		require.Equal(t, 2, status, "%v: %s", args, errs)
+		require.Contains(t, errs, "on standard input is over 64 KiB", args)
+	}
+	// 64 KiB is read, and sent.
+	_, errs, status := cli.run(huge[1:]+"\n", "keys", "verify")
+	require.Equal(t, 1, status, errs)
+	require.Contains(t, errs, "cannot reach the API")
 }

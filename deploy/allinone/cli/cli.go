@@ -9,6 +9,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,6 +261,23 @@ func normalAPI(api string) (string, error) {
 	}
 	u.RawPath = ""
 	return u.String(), nil
+}
+
+// maxStdinLine bounds the line a command reads from standard input (a password, a key):
+// far above any real one, far below what a mistaken pipe could send.
+const maxStdinLine = 64 << 10
+
+// firstLine reads the first line of standard input, what names it in errors; a line over
+// maxStdinLine bytes is bad usage, refused before anything is sent.
+func (a *app) firstLine(what string) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(a.stdin, maxStdinLine+1)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	}
+	if len(strings.TrimRight(line, "\r\n")) > maxStdinLine {
+		return "", usageError{fmt.Errorf("%s on standard input is over %d KiB", what, maxStdinLine>>10)}
+	}
+	return line, nil
 }
 
 // get decodes a JSON answer into v.

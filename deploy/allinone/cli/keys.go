@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -321,9 +319,9 @@ func (a *app) showRevoked(k key, r *receipt, waited bool) {
 // readSecret reads a key from standard input, its first line, for the commands that take
 // one: never an argument, which shell history and process listings would keep.
 func (a *app) readSecret(what string) (string, error) {
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	line, err := a.firstLine(what)
+	if err != nil {
+		return "", err
 	}
 	line = strings.TrimSpace(line)
 	if line == "" {

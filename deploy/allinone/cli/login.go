@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -69,9 +67,9 @@ func (a *app) password() (string, error) {
 		_, _ = fmt.Fprintln(a.stderr)
 		return string(b), err
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	line, err := a.firstLine("the password")
+	if err != nil {
+		return "", err
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
