@@ -244,3 +244,19 @@ func TestCLIUsageStdin(t *testing.T) {
 	require.Equal(t, 1, status, errs)
 	require.Contains(t, errs, "cannot reach the API")
 }
+
+// TestCLIUsageHelp: help shows ids as the API makes them and each default once.
+func TestCLIUsageHelp(t *testing.T) {
+	cli := buildCLI(t)
+	for _, path := range [][]string{{"keys", "create"}, {"keys", "list"}, {"servers", "create"}} {
+		out := cli.ok("", append(path, "--help")...)
+		require.Contains(t, out, "--project prj_01…", path)
+		require.NotContains(t, out, "proj_", path)
+	}
+	out := cli.ok("", "scan", "--help")
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(l, "--profile") && strings.Contains(l, "string") {
+			require.Equal(t, 1, strings.Count(l, "default \""), l)
+		}
+	}
+}
