@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -259,4 +262,41 @@ func TestCLIUsageHelp(t *testing.T) {
 			require.Equal(t, 1, strings.Count(l, "default \""), l)
 		}
 	}
+}
+
+// TestCLIUsageFollow: audit tail --follow outlasts an API that drops connections for a
+// while: it says so once, retries with backoff, and prints the event that comes after.
+func TestCLIUsageFollow(t *testing.T) {
+	cli := buildCLI(t)
+	var mu sync.Mutex
+	calls := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		switch {
+		case n <= 2: // the first page, then the catch-up: nothing yet
+			_, _ = io.WriteString(w, `{"events":[]}`)
+		case n <= 5: // the connection drops
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+		default:
+			_, _ = io.WriteString(w, `{"events":[{"id":"evt_after","time":"2026-01-01T00:00:00Z","action":"keys.create","result":"ok"}]}`)
+		}
+	}))
+	defer api.Close()
+	cli.env = []string{"LATCHKEY_API=" + api.URL, "LATCHKEY_TOKEN=lks_test"}
+	cmd := cli.cmd("", "audit", "tail", "--follow", "--interval", "100ms", "--json")
+	var out, errs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "evt_after") }, 20*time.Second, 20*time.Millisecond,
+		"stdout: %s\nstderr: %s", out.String(), errs.String())
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "Ctrl-C ends a follow cleanly: %s", errs.String())
+	require.Equal(t, 1, strings.Count(errs.String(), "retrying with backoff"), errs.String())
+	require.Contains(t, errs.String(), "(the API answers again; following)")
 }

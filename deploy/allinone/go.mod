@@ -3,6 +3,7 @@ module github.com/latchkey/latchkey/deploy/allinone
 go 1.26.0
 
 require (
+	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/latchkey/latchkey/gen v0.0.0
 	github.com/latchkey/latchkey/pkg v0.0.0
@@ -31,7 +32,6 @@ require (
 
 require (
 	github.com/caarlos0/env/v11 v11.4.2 // indirect
-	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect

@@ -56,6 +56,9 @@ func (e *APIError) report() string {
 }
 
 func (e *APIError) Error() string {
+	if e.RequestID == "" {
+		return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+	}
 	return fmt.Sprintf("%s (%s, HTTP %d, request id %s)", e.Message, e.Code, e.Status, e.RequestID)
 }
 
