@@ -61,7 +61,7 @@ func writeFile(t *testing.T, path, text string) {
 // standard output.
 func TestCLIUsageExit(t *testing.T) {
 	cli := buildCLI(t)
-	for _, args := range [][]string{{"nosuchcmd"}, {"keys", "nosuchcmd"}, {"keys", "create", "--bogus"}, {"keys", "get"}} {
+	for _, args := range [][]string{{"nosuchcmd"}, {"keys", "nosuchcmd"}, {"keys", "create", "--bogus"}, {"keys", "get"}, {"completion", "nosuchshell"}} {
 		out, errs, status := cli.run("", args...)
 		require.Equal(t, 2, status, "%v: %s", args, errs)
 		require.Empty(t, out, args)
@@ -121,6 +121,13 @@ func TestCLIUsageSession(t *testing.T) {
 	require.NotContains(t, errs, "cannot reach")
 	require.Contains(t, cli.ok("", "logout"), "Logged out of http://127.0.0.1:1")
 	require.NoFileExists(t, file)
+
+	// LATCHKEY_TOKEN needs no session: a bad session file is no obstacle to it.
+	keep("{not json", 0o600)
+	cli.env = []string{"LATCHKEY_TOKEN=lks_test", "LATCHKEY_API=http://127.0.0.1:1"}
+	_, errs, status = cli.run("", "projects", "list")
+	require.Equal(t, 1, status, errs)
+	require.Contains(t, errs, "cannot reach the API at http://127.0.0.1:1")
 }
 
 // TestCLIUsageScan: scan follows links named and links to files, not links to

@@ -4,8 +4,11 @@
 //
 // Output is a table for people, or with --json the API's JSON answer unchanged, for
 // scripts. An error answer of the API prints its message, code and request id on standard
-// error. Exit status: 0 on success, 1 on an error or a negative finding (a key found by
-// scan, a key that does not verify, an audit chain that does not verify), 2 on bad usage.
+// error; an answer that is not Latchkey's says so. Everything written on standard error
+// goes through keyformat.Redact (redacting), and argument errors count, never quote.
+// Exit status: 0 on success, 1 on an error or a negative finding (a key found by scan, a
+// key that does not verify, an audit chain that does not verify), 2 on bad usage (and for
+// scan, anything it could not read, which wins over a finding).
 package cli
 
 import (
@@ -118,6 +121,14 @@ Every listing prints a table, or with --json the API's JSON answer.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the API's JSON answer instead of a table")
 	root.AddCommand(a.devCmd(), a.loginCmd(), a.logoutCmd(), a.projectsCmd(), a.keysCmd(), a.serversCmd(), a.auditCmd(), a.scanCmd())
 	holdsOnly(root)
+	// cobra's `completion` (bash|zsh|fish|powershell), made now so that an unknown shell
+	// is bad usage too.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			holdsOnly(c)
+		}
+	}
 	return root
 }
 
@@ -200,9 +211,13 @@ func (r redacting) Write(p []byte) (int, error) {
 // client is an API client with the credentials to use: LATCHKEY_TOKEN, else the login's
 // session token when the API is the one logged in to.
 func (a *app) client() (*client, error) {
+	tok := os.Getenv(EnvToken)
 	s, err := loadSession()
-	if err != nil {
+	if err != nil && tok == "" {
 		return nil, err
+	}
+	if err != nil {
+		s = nil // LATCHKEY_TOKEN is the credential: an unusable session file is not needed
 	}
 	api := a.api
 	if api == "" {
@@ -218,7 +233,7 @@ func (a *app) client() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tok := os.Getenv(EnvToken); tok != "" {
+	if tok != "" {
 		return newClient(api, tok), nil
 	}
 	switch {
