@@ -236,6 +236,8 @@ func TestCLI(t *testing.T) {
 		require.Contains(t, cli.ok("", "servers", "get", id), "web-1.fra.example.net")
 		rotated := cli.json("", "servers", "rotate-key", id)
 		require.NotEqual(t, apiKey, str(t, rotated, "server.api_key"))
+		out = cli.ok("", "servers", "rotate-key", id)
+		require.Regexp(t, `The previous key key_\S+ \(lk_srv_\S+…\) works until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.\n$`, out)
 		out = cli.ok("", "servers", "delete", id)
 		require.Contains(t, out, "Deleted server "+id)
 		_, errs, status := cli.run("", "servers", "get", id)

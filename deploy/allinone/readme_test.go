@@ -289,5 +289,6 @@ func TestReadmeCommandLine(t *testing.T) {
 	require.Contains(t, text, "The audit chain holds")
 	require.Regexp(t, `(?m)^app\.env:1:18: ingest lk_ing_\S+… verified\nscan exited 1\n`, text)
 	require.Contains(t, text, `{"file":"app.env","line":1,"type":"ingest","display_prefix":"lk_ing_`)
-	require.FileExists(t, filepath.Join(dir, "config", "latchkey", "session.json"))
+	require.Contains(t, text, "Logged out of "+s.api)
+	require.NoFileExists(t, filepath.Join(dir, "config", "latchkey", "session.json"))
 }

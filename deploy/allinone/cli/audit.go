@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 )
 
@@ -73,9 +74,6 @@ Ctrl-C. With --json each event is one line of the API's JSON.`,
 				return err
 			}
 			t := &tailer{app: a, cl: cl, filters: filters, seen: map[string]time.Time{}}
-			if !a.json {
-				a.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", "TIME (UTC)", "ACTION", "RESULT", "ACTOR", "RESOURCE", "REQUEST ID")
-			}
 			if err := t.poll(cmd.Context(), last, 1, true); err != nil {
 				return err
 			}
@@ -87,21 +85,7 @@ Ctrl-C. With --json each event is one line of the API's JSON.`,
 				return err
 			}
 			_, _ = fmt.Fprintln(a.stderr, "(following new events; Ctrl-C stops)")
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-cmd.Context().Done():
-					return nil // Ctrl-C: done, not failed
-				case <-tick.C:
-				}
-				if err := t.poll(cmd.Context(), 100, tailPages, true); err != nil {
-					if errors.Is(err, context.Canceled) {
-						return nil
-					}
-					return err
-				}
-			}
+			return t.follow(cmd.Context(), interval)
 		},
 	}
 	filters.add(c)
@@ -109,6 +93,47 @@ Ctrl-C. With --json each event is one line of the API's JSON.`,
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until Ctrl-C")
 	c.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often --follow asks for new events")
 	return c
+}
+
+// maxFollowBackoff caps the wait between the polls of a follow while the API fails.
+const maxFollowBackoff = 30 * time.Second
+
+// follow polls every interval until ctx ends (Ctrl-C, not a failure). While the API cannot
+// be reached or fails (a connection error, 5xx, 429: what may pass), it retries with
+// exponential backoff from interval up to maxFollowBackoff, saying so on standard error
+// once per outage; an answer that will not change by retrying (401, 403, 400) ends it.
+func (t *tailer) follow(ctx context.Context, interval time.Duration) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = interval, maxFollowBackoff
+	wait, failing := interval, false
+	for {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil // Ctrl-C: done, not failed
+		case <-timer.C:
+		}
+		err := t.poll(ctx, 100, tailPages, true)
+		var apiErr *APIError
+		switch {
+		case err == nil:
+			if failing {
+				_, _ = fmt.Fprintln(t.stderr, "(the API answers again; following)")
+			}
+			wait, failing = interval, false
+			b.Reset()
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &apiErr) && apiErr.Status != http.StatusTooManyRequests && apiErr.Status < 500:
+			return err
+		default:
+			if !failing {
+				_, _ = fmt.Fprintf(t.stderr, "latchkey: %v\n(retrying with backoff, up to every %s; Ctrl-C stops)\n", err, maxFollowBackoff)
+			}
+			wait, failing = b.NextBackOff(), true
+		}
+	}
 }
 
 // tailer prints the events it has not printed yet.
@@ -119,6 +144,8 @@ type tailer struct {
 	// seen holds the ids printed, with their times, back to tailLookback before newest.
 	seen   map[string]time.Time
 	newest time.Time
+	// headed: the table's header is printed (after the first answer, never before).
+	headed bool
 }
 
 // poll reads up to pages pages of limit events, newest first, until it reaches events
@@ -166,6 +193,11 @@ func (t *tailer) poll(ctx context.Context, limit, pages int, show bool) error {
 			break
 		}
 		cursor = page.Next
+	}
+	if show && !t.json && !t.headed {
+		// Only now, after an answer: an error leaves standard output empty.
+		t.printf("%-19s  %-24s  %-18s  %-30s  %-34s  %s\n", "TIME (UTC)", "ACTION", "RESULT", "ACTOR", "RESOURCE", "REQUEST ID")
+		t.headed = true
 	}
 	order := make([]int, len(fresh))
 	for i := range order {

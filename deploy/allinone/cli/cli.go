@@ -4,11 +4,15 @@
 //
 // Output is a table for people, or with --json the API's JSON answer unchanged, for
 // scripts. An error answer of the API prints its message, code and request id on standard
-// error. Exit status: 0 on success, 1 on an error or a negative finding (a key found by
-// scan, a key that does not verify, an audit chain that does not verify), 2 on bad usage.
+// error; an answer that is not Latchkey's says so. Everything written on standard error
+// goes through keyformat.Redact (redacting), and argument errors count, never quote.
+// Exit status: 0 on success, 1 on an error or a negative finding (a key found by scan, a
+// key that does not verify, an audit chain that does not verify), 2 on bad usage (and for
+// scan, anything it could not read, which wins over a finding).
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,10 +23,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/latchkey/latchkey/pkg/buildinfo"
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // DefaultAPI is the REST address of `latchkey dev` and `make run`, used when neither
@@ -61,6 +68,7 @@ type app struct {
 // Main runs the command line with args (without the program name) and returns its exit
 // status. ctx ends the run (main ties it to SIGINT and SIGTERM).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stderr = redacting{stderr}
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.root()
 	root.SetArgs(args)
@@ -80,10 +88,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		_, _ = fmt.Fprintf(stderr, "latchkey: %v\nRun 'latchkey --help' for usage.\n", usage.error)
 		return 2
 	case errors.As(err, &apiErr):
-		_, _ = fmt.Fprintf(stderr, "latchkey: %s\n  code: %s (HTTP %d)\n  request id: %s\n", apiErr.Message, apiErr.Code, apiErr.Status, apiErr.RequestID)
-		if apiErr.hint != "" {
-			_, _ = fmt.Fprintf(stderr, "  hint: %s\n", apiErr.hint)
-		}
+		_, _ = io.WriteString(stderr, apiErr.report())
 		return 1
 	case errors.Is(err, context.Canceled):
 		return 130 // interrupted, as a shell reports SIGINT
@@ -110,30 +115,48 @@ Every listing prints a table, or with --json the API's JSON answer.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentPreRunE = checkUTF8
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&a.api, "api", "", "the Latchkey REST API's address (default: the login's, "+EnvAPI+", or "+DefaultAPI+")")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the API's JSON answer instead of a table")
 	root.AddCommand(a.devCmd(), a.loginCmd(), a.logoutCmd(), a.projectsCmd(), a.keysCmd(), a.serversCmd(), a.auditCmd(), a.scanCmd())
+	holdsOnly(root)
+	// cobra's `completion` (bash|zsh|fish|powershell), made now so that an unknown shell
+	// is bad usage too.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			holdsOnly(c)
+		}
+	}
 	return root
 }
 
 // group is a command that only holds subcommands; run alone it prints its help.
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: func(c *cobra.Command, args []string) error {
+	c := &cobra.Command{Use: use, Short: short}
+	c.AddCommand(subs...)
+	holdsOnly(c)
+	return c
+}
+
+// holdsOnly makes c, a command that holds subcommands, print its help when run alone and
+// refuse an unknown subcommand as bad usage (exit 2), which cobra's own check does not.
+func holdsOnly(c *cobra.Command) {
+	c.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Errorf("unknown command %q for %s", args[0], c.CommandPath())}
 		}
 		return nil
-	}}
-	c.AddCommand(subs...)
+	}
 	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
-	return c
 }
 
-// noArgs and exactArgs are cobra's checks, as usage errors.
+// noArgs and exactArgs are cobra's checks, as usage errors. They say how many arguments
+// came, never what they were: a key pasted as an argument by mistake must not be echoed.
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments; got %q", c.CommandPath(), args)}
+		return usageError{fmt.Errorf("%s takes no arguments; got %d", c.CommandPath(), len(args))}
 	}
 	return nil
 }
@@ -141,18 +164,60 @@ func noArgs(c *cobra.Command, args []string) error {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s takes %s", c.CommandPath(), what)}
+			return usageError{fmt.Errorf("%s takes %s; got %d arguments", c.CommandPath(), what, len(args))}
 		}
 		return nil
 	}
 }
 
+// pathArgs annotates a command whose arguments are file paths, which may be any bytes.
+const pathArgs = "latchkey/path-args"
+
+// checkUTF8 refuses a flag value or an argument that is not UTF-8 (exit 2), rather than let
+// JSON and URLs silently turn its bytes into U+FFFD; file paths (pathArgs) are exempt. It
+// names the flag or the argument's position, never the value.
+func checkUTF8(c *cobra.Command, args []string) error {
+	var bad error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if bad == nil && !utf8.ValidString(f.Value.String()) {
+			bad = usageError{fmt.Errorf("the value of --%s is not valid UTF-8", f.Name)}
+		}
+	})
+	if bad != nil || c.Annotations[pathArgs] != "" {
+		return bad
+	}
+	for i, arg := range args {
+		if !utf8.ValidString(arg) {
+			return usageError{fmt.Errorf("argument %d of %s is not valid UTF-8", i+1, c.CommandPath())}
+		}
+	}
+	return nil
+}
+
+// redacting is standard error as the command line writes it: every key and session token
+// in what is written (keyformat.Redact) is replaced by its prefix and "[redacted]". Every
+// message goes through it, whichever command wrote it, so an argument, a path or an API's
+// message that quotes a secret is never echoed in full. Each write is one whole message
+// (fmt.Fprint*), so a key is never split between two writes.
+type redacting struct{ w io.Writer }
+
+func (r redacting) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, keyformat.Redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // client is an API client with the credentials to use: LATCHKEY_TOKEN, else the login's
 // session token when the API is the one logged in to.
 func (a *app) client() (*client, error) {
+	tok := os.Getenv(EnvToken)
 	s, err := loadSession()
-	if err != nil {
+	if err != nil && tok == "" {
 		return nil, err
+	}
+	if err != nil {
+		s = nil // LATCHKEY_TOKEN is the credential: an unusable session file is not needed
 	}
 	api := a.api
 	if api == "" {
@@ -164,31 +229,70 @@ func (a *app) client() (*client, error) {
 	if api == "" {
 		api = DefaultAPI
 	}
-	if err := checkAPI(api); err != nil {
+	api, err = normalAPI(api)
+	if err != nil {
 		return nil, err
 	}
-	if tok := os.Getenv(EnvToken); tok != "" {
+	if tok != "" {
 		return newClient(api, tok), nil
 	}
 	switch {
 	case s == nil:
 		return nil, fmt.Errorf("not logged in: run `latchkey login --api %s --email you@example.com` (or set %s)", api, EnvToken)
-	case strings.TrimRight(s.API, "/") != strings.TrimRight(api, "/"):
+	case s.API != api:
 		// The session token is sent only where it came from.
 		return nil, fmt.Errorf("logged in to %s, not %s: run `latchkey login --api %s --email …`", s.API, api, api)
+	}
+	if s.expired() {
+		return nil, fmt.Errorf("the session expired at %s UTC: run `latchkey login --api %s --email %s`", s.ExpiresAt.UTC().Format(time.DateTime), s.API, s.Email)
 	}
 	c := newClient(api, s.Token)
 	c.session = true
 	return c, nil
 }
 
-// checkAPI refuses an address that is not an http(s) URL, before any token goes to it.
-func checkAPI(api string) error {
-	u, err := url.Parse(api)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{fmt.Errorf("the API address %q is not an http:// or https:// URL", api)}
+// normalAPI checks an API address (--api, LATCHKEY_API) before any token goes to it, and
+// returns it without a trailing "/": an http:// or https:// URL with a host, no user
+// info, query or fragment, and no /v1 (the commands add it; a path before it, a proxy's
+// prefix, is kept). Anything else is bad usage.
+func normalAPI(api string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", usageError{fmt.Errorf("the API address %q %s", api, why)}
 	}
-	return nil
+	u, err := url.Parse(api)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+		return bad("is not an http:// or https:// URL")
+	case u.Host == "":
+		return bad("has no host")
+	case u.User != nil:
+		return bad("holds user info: give credentials with login or " + EnvToken)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(api, "#"):
+		return bad("has a query or a fragment: give the address only, e.g. " + DefaultAPI)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if u.Path == "/v1" || strings.HasSuffix(u.Path, "/v1") {
+		return bad("ends in /v1: leave it out, the commands add it")
+	}
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// maxStdinLine bounds the line a command reads from standard input (a password, a key):
+// far above any real one, far below what a mistaken pipe could send.
+const maxStdinLine = 64 << 10
+
+// firstLine reads the first line of standard input, what names it in errors; a line over
+// maxStdinLine bytes is bad usage, refused before anything is sent.
+func (a *app) firstLine(what string) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(a.stdin, maxStdinLine+1)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	}
+	if len(strings.TrimRight(line, "\r\n")) > maxStdinLine {
+		return "", usageError{fmt.Errorf("%s on standard input is over %d KiB", what, maxStdinLine>>10)}
+	}
+	return line, nil
 }
 
 // get decodes a JSON answer into v.

@@ -29,9 +29,36 @@ type APIError struct {
 	RequestID string `json:"request_id"`
 	// hint is what the command line suggests doing about it, if anything.
 	hint string
+	// foreign: the answer is not Latchkey's envelope (a proxy's error page, another
+	// server): only Status is known.
+	foreign bool
+	// base is the API address asked.
+	base string
+}
+
+// report is what the command line prints on standard error for e: the message, the code,
+// the request id when there is one, the hint; or, for an answer that is not Latchkey's,
+// the HTTP status and that it is not.
+func (e *APIError) report() string {
+	if e.foreign {
+		return fmt.Sprintf("latchkey: %s answered HTTP %d %s, not a Latchkey answer (no JSON error envelope): is a proxy or another server at that address?\n",
+			e.base, e.Status, http.StatusText(e.Status))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "latchkey: %s\n  code: %s (HTTP %d)\n", e.Message, e.Code, e.Status)
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, "  request id: %s\n", e.RequestID)
+	}
+	if e.hint != "" {
+		fmt.Fprintf(&b, "  hint: %s\n", e.hint)
+	}
+	return b.String()
 }
 
 func (e *APIError) Error() string {
+	if e.RequestID == "" {
+		return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+	}
 	return fmt.Sprintf("%s (%s, HTTP %d, request id %s)", e.Message, e.Code, e.Status, e.RequestID)
 }
 
@@ -99,10 +126,11 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 	if resp.StatusCode/100 == 2 {
 		return raw, nil
 	}
-	apiErr := &APIError{Status: resp.StatusCode}
-	if json.Unmarshal(raw, apiErr) != nil || apiErr.Message == "" {
+	apiErr := &APIError{Status: resp.StatusCode, base: c.base}
+	if json.Unmarshal(raw, apiErr) != nil || apiErr.Message == "" || apiErr.Code == "" {
 		// Not the envelope (a proxy in between, say): the status is all there is.
 		apiErr.Code, apiErr.Message = "http_"+fmt.Sprint(resp.StatusCode), http.StatusText(resp.StatusCode)
+		apiErr.foreign = true
 	}
 	if apiErr.RequestID == "" {
 		apiErr.RequestID = resp.Header.Get("X-Request-Id")

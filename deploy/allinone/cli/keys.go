@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,8 +37,8 @@ environment; an account key (type account) takes --capability instead.
 
 The secret is printed once and never again: Latchkey stores only a keyed hash of it, and
 this command line keeps no copy.`,
-		Example: `  latchkey keys create --type ingest --project proj_01… --environment prd --name production-web
-  latchkey keys create --type ingest --project proj_01… --environment prd --name ci --json | jq -r .secret`,
+		Example: `  latchkey keys create --type ingest --project prj_01… --environment prd --name production-web
+  latchkey keys create --type ingest --project prj_01… --environment prd --name ci --json | jq -r .secret`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if typ == "" {
@@ -115,7 +113,7 @@ func (a *app) keysListCmd() *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List keys, newest first (display prefixes, never secrets)",
-		Example: `  latchkey keys list --project proj_01… --status active`,
+		Example: `  latchkey keys list --project prj_01… --status active`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := a.client()
@@ -233,12 +231,7 @@ working for --grace (the type's grace when not given, 24 hours by default; 0 end
 				return err
 			}
 			a.showSecret(answer.Key, answer.Secret)
-			p := answer.Previous
-			if p.GraceUntil != nil {
-				a.printf("The previous key %s (%s) works until %s UTC.\n", p.ID, prefix(p.DisplayPrefix), when(p.GraceUntil))
-			} else {
-				a.printf("The previous key %s (%s) is %s.\n", p.ID, prefix(p.DisplayPrefix), p.Status)
-			}
+			a.showPrevious(answer.Previous)
 			return nil
 		},
 	}
@@ -306,6 +299,16 @@ is revoked either way, but an incomplete receipt exits 1, so a script can tell.`
 	return c
 }
 
+// showPrevious prints what became of the key a rotation replaced: working until its grace
+// ends, or its status (revoked, with no grace).
+func (a *app) showPrevious(p key) {
+	if p.GraceUntil != nil {
+		a.printf("The previous key %s (%s) works until %s UTC.\n", p.ID, prefix(p.DisplayPrefix), when(p.GraceUntil))
+		return
+	}
+	a.printf("The previous key %s (%s) is %s.\n", p.ID, prefix(p.DisplayPrefix), p.Status)
+}
+
 // showRevoked prints a revoked key and, after a wait, its receipt.
 func (a *app) showRevoked(k key, r *receipt, waited bool) {
 	a.printf("Key %s (%s) is %s since %s UTC.\n", k.ID, prefix(k.DisplayPrefix), k.Status, when(k.RevokedAt))
@@ -321,9 +324,9 @@ func (a *app) showRevoked(k key, r *receipt, waited bool) {
 // readSecret reads a key from standard input, its first line, for the commands that take
 // one: never an argument, which shell history and process listings would keep.
 func (a *app) readSecret(what string) (string, error) {
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("reading %s from standard input: %w", what, err)
+	line, err := a.firstLine(what)
+	if err != nil {
+		return "", err
 	}
 	line = strings.TrimSpace(line)
 	if line == "" {

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -42,7 +40,8 @@ history and process listings.`,
 			if api == "" {
 				api = DefaultAPI
 			}
-			if err := checkAPI(api); err != nil {
+			api, err := normalAPI(api)
+			if err != nil {
 				return err
 			}
 			password, err := a.password()
@@ -68,9 +67,9 @@ func (a *app) password() (string, error) {
 		_, _ = fmt.Fprintln(a.stderr)
 		return string(b), err
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	line, err := a.firstLine("the password")
+	if err != nil {
+		return "", err
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
@@ -121,23 +120,36 @@ func (a *app) logoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
 		Short: "End the session and forget it",
-		Args:  noArgs,
+		Long: `logout ends the login's session on the server (DELETE /v1/sessions/current) and removes
+the session file. The file is removed even when the server cannot be told (unreachable, or
+the file unreadable): then logout says so and exits 1, since the session may stay live on
+the server until it expires.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadSession()
-			if err != nil {
-				return err
-			}
-			if s == nil {
+			s, loadErr := loadSession()
+			if loadErr == nil && s == nil {
 				a.printf("Not logged in.\n")
 				return nil
 			}
-			_, err = newClient(s.API, s.Token).call(cmd.Context(), http.MethodDelete, "/v1/sessions/current", nil, nil, nil)
-			var apiErr *APIError
-			if err != nil && (!errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized) {
-				return err // an expired session (401) is as good as ended
+			var endErr error
+			switch {
+			case loadErr != nil:
+				endErr = loadErr
+			case s.expired():
+				// Nothing to end on the server.
+			default:
+				_, err := newClient(s.API, s.Token).call(cmd.Context(), http.MethodDelete, "/v1/sessions/current", nil, nil, nil)
+				var apiErr *APIError
+				if err != nil && (!errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized) {
+					endErr = err // an ended session (401) is as good as ended
+				}
 			}
 			if err := removeSession(); err != nil {
 				return err
+			}
+			if endErr != nil {
+				_, _ = fmt.Fprintf(a.stderr, "latchkey: %v\nThe session file is removed, but the server was not told: the session may stay live until it expires.\n", endErr)
+				return exitStatus(1)
 			}
 			a.printf("Logged out of %s.\n", s.API)
 			return nil

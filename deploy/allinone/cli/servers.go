@@ -76,7 +76,7 @@ func (a *app) serversCreateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "create NAME --project ID",
 		Short: "Create a server and its collector key, shown once",
-		Example: `  latchkey servers create web-1 --project proj_01… --hostname web-1.fra.example.net --tag fra,web \
+		Example: `  latchkey servers create web-1 --project prj_01… --hostname web-1.fra.example.net --tag fra,web \
     --idempotency-key provision-web-1`,
 		Args: exactArgs(1, "one argument, the server's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -172,12 +172,8 @@ func (a *app) serversRotateKeyCmd() *cobra.Command {
 				return err
 			}
 			a.showServerKey(answer.Server)
-			if p := answer.Previous; p != nil {
-				a.printf("The previous key %s (%s) is %s", p.ID, prefix(p.DisplayPrefix), p.Status)
-				if p.GraceUntil != nil {
-					a.printf(" until %s UTC", when(p.GraceUntil))
-				}
-				a.printf(".\n")
+			if answer.Previous != nil {
+				a.showPrevious(*answer.Previous)
 			}
 			return nil
 		},

@@ -19,6 +19,11 @@ type session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// expired says whether the session's expires_at has passed (the server would answer 401).
+func (s *session) expired() bool {
+	return !s.ExpiresAt.IsZero() && time.Now().After(s.ExpiresAt)
+}
+
 // sessionFile is where the session is kept: latchkey/session.json under the user's
 // configuration directory (os.UserConfigDir: $XDG_CONFIG_HOME or ~/.config on Linux,
 // ~/Library/Application Support on macOS, %AppData% on Windows).
@@ -30,16 +35,25 @@ func sessionFile() (string, error) {
 	return filepath.Join(dir, "latchkey", "session.json"), nil
 }
 
-// loadSession reads the kept session; a missing file is (nil, nil).
+// loadSession reads the kept session; a missing file is (nil, nil). A file others may
+// read (any group or other permission bit) is refused, as ssh refuses such a private key.
 func loadSession() (*session, error) {
 	file, err := sessionFile()
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(file) //nolint:gosec // our own file, under the user's config dir
+	info, err := os.Stat(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		// As ssh refuses a private key others can read: the token may have leaked already.
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): its token may have leaked; run `latchkey logout` and `latchkey login` again (or chmod 600 it)", file, perm)
+	}
+	b, err := os.ReadFile(file) //nolint:gosec // our own file, under the user's config dir
 	if err != nil {
 		return nil, err
 	}
