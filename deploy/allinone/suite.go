@@ -6,17 +6,15 @@ package allinone
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/devsecret"
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/settings"
@@ -99,7 +97,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}
 	token, generated := o.OperatorToken, ""
 	if token == "" {
-		token = "lkop_" + randomString(32)
+		token = devsecret.NewOperatorToken()
 		generated = token
 	}
 	pepper, err := pepperOf(o)
@@ -133,7 +131,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	gcfg.NATSURL, gcfg.OperatorToken = natsURL, token
 	aucfg.DatabaseURL, aucfg.NATSURL, aucfg.OperatorToken, aucfg.HTTPAddr = dbURL, natsURL, token, ""
 	if aucfg.SigningKey == "" && generated != "" && o.SigningKeyFile != "" {
-		if aucfg.SigningKey, err = kept(o.SigningKeyFile, newSigningKey, validSigningKey); err != nil {
+		if aucfg.SigningKey, err = devsecret.SigningKey(o.SigningKeyFile); err != nil {
 			return err
 		}
 	}
@@ -209,43 +207,5 @@ func pepperOf(o Options) (string, error) {
 	if o.Pepper != "" {
 		return o.Pepper, nil
 	}
-	return kept(o.PepperFile, func() string { return randomString(48) },
-		func(p string) bool { return len(p) >= 32 })
-}
-
-// newSigningKey is an audit signing key as AUDIT_SIGNING_KEY takes it: standard base64 of
-// a 32-byte Ed25519 seed.
-func newSigningKey() string {
-	seed := make([]byte, 32)
-	_, _ = rand.Read(seed)
-	return base64.StdEncoding.EncodeToString(seed)
-}
-
-func validSigningKey(k string) bool {
-	seed, err := base64.StdEncoding.DecodeString(k)
-	return err == nil && len(seed) == 32
-}
-
-// kept returns the secret kept in file when it is valid, else a new one from generate,
-// written to file (mode 0600) so that the next start finds it.
-func kept(file string, generate func() string, valid func(string) bool) (string, error) {
-	if b, err := os.ReadFile(file); err == nil && valid(strings.TrimSpace(string(b))) { //nolint:gosec // file is the developer's own setting (LATCHKEY_PEPPER_FILE) or a fixed path under .cache, never request input
-		return strings.TrimSpace(string(b)), nil
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	v := generate()
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(file, []byte(v+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keeping a generated secret in %s: %w", file, err)
-	}
-	return v, nil
-}
-
-func randomString(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)[:n]
+	return devsecret.Pepper(o.PepperFile)
 }
