@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,6 +141,21 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}
 	gcfg.KeysAddr, gcfg.Namespace = kcfg.GRPCAddr, kcfg.Namespace
 	aucfg.AccountsAddr, aucfg.KeysAddr, aucfg.Namespace = acfg.GRPCAddr, kcfg.GRPCAddr, kcfg.Namespace
+	// Before any service migrates its schema or creates its streams.
+	listens := []string{"LATCHKEY_HTTP_ADDR", o.HTTPAddr}
+	for _, svc := range []struct{ name, grpcVar, grpc, httpVar, http string }{
+		{"accounts", "ACCOUNTS_GRPC_ADDR", acfg.GRPCAddr, "ACCOUNTS_HTTP_ADDR", acfg.HTTPAddr},
+		{"keys", "KEYS_GRPC_ADDR", kcfg.GRPCAddr, "KEYS_HTTP_ADDR", kcfg.HTTPAddr},
+		{"ingest-gateway", "GATEWAY_GRPC_ADDR", gcfg.GRPCAddr, "GATEWAY_HTTP_ADDR", gcfg.HTTPAddr},
+		{"audit", "AUDIT_GRPC_ADDR", aucfg.GRPCAddr, "AUDIT_HTTP_ADDR", aucfg.HTTPAddr},
+	} {
+		if o.runs(svc.name) {
+			listens = append(listens, svc.grpcVar, svc.grpc, svc.httpVar, svc.http)
+		}
+	}
+	if err := checkFree(listens...); err != nil {
+		return err
+	}
 
 	builders := []struct {
 		name  string
@@ -185,6 +201,29 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 			}
 		},
 	}, units...)
+}
+
+// checkFree fails when an address the suite is to listen on is taken (another
+// `make run`, most often), naming each with its variable, so that the suite stops before
+// it migrates a database or creates streams. pairs are variable and address; an empty
+// address is not listened on.
+func checkFree(pairs ...string) error {
+	var taken []error
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", pairs[i+1])
+		if err != nil {
+			taken = append(taken, fmt.Errorf("%s=%s: %w", pairs[i], pairs[i+1], err))
+			continue
+		}
+		_ = l.Close()
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("cannot listen (is another `make run` or `latchkey dev` running? stop it, or set these variables): %w", errors.Join(taken...))
+	}
+	return nil
 }
 
 // sharedTLS is what the shared REST listener serves: every service read the same
