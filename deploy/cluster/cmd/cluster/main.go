@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -20,7 +21,11 @@ import (
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "cluster:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "cluster: ") {
+			msg = "cluster: " + msg // package cluster's errors say so already
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }
@@ -67,7 +72,7 @@ func run() error {
 	}
 	_ = w.Flush()
 	fmt.Printf("\nNATS_URL=%s\nLATCHKEY_OPERATOR_TOKEN=%s\ntopology: %s\n"+
-		"ready: every process's /healthz answers 200; Ctrl-C or SIGTERM stops every process\n", c.NATSURL, c.OperatorToken, c.Topology())
+		"ready: every /healthz answers 200, every service reaches accounts and keys; Ctrl-C or SIGTERM stops every process\n", c.NATSURL, c.OperatorToken, c.Topology())
 	<-ctx.Done()
 	fmt.Println("stopping")
 	return nil
