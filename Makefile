@@ -99,11 +99,15 @@ test: check-generated
 bench:
 	go test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(MODULES)
 
+# Built, then exec'd: make's SIGTERM (and Ctrl-C) reaches the suite itself. `go run` kept
+# it running, re-parented, after make was gone.
 run:
-	go run ./deploy/allinone/cmd/latchkey dev
+	go build -ldflags "$(LDFLAGS)" -o bin/latchkey ./deploy/allinone/cmd/latchkey
+	exec bin/latchkey dev
 
 # The suite on a 3-node NATS cluster on this machine, each replica its own process (README
-# "Cluster"): binaries, stores, logs and topology.json in .cache/cluster. Ctrl-C stops it.
+# "Cluster"): binaries, stores, logs, kept secrets and topology.json in .cache/cluster, one
+# cluster at a time. Ctrl-C or SIGTERM stops it.
 cluster:
 	go build -o .cache/cluster/launcher ./deploy/cluster/cmd/cluster
 	exec .cache/cluster/launcher -ldflags "$(LDFLAGS)"

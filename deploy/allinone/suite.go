@@ -6,17 +6,16 @@ package allinone
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/pkg/devsecret"
 	"github.com/latchkey/latchkey/pkg/logging"
 	"github.com/latchkey/latchkey/pkg/server"
 	"github.com/latchkey/latchkey/pkg/settings"
@@ -99,7 +98,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}
 	token, generated := o.OperatorToken, ""
 	if token == "" {
-		token = "lkop_" + randomString(32)
+		token = devsecret.NewOperatorToken()
 		generated = token
 	}
 	pepper, err := pepperOf(o)
@@ -133,7 +132,7 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	gcfg.NATSURL, gcfg.OperatorToken = natsURL, token
 	aucfg.DatabaseURL, aucfg.NATSURL, aucfg.OperatorToken, aucfg.HTTPAddr = dbURL, natsURL, token, ""
 	if aucfg.SigningKey == "" && generated != "" && o.SigningKeyFile != "" {
-		if aucfg.SigningKey, err = kept(o.SigningKeyFile, newSigningKey, validSigningKey); err != nil {
+		if aucfg.SigningKey, err = devsecret.SigningKey(o.SigningKeyFile); err != nil {
 			return err
 		}
 	}
@@ -142,6 +141,21 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}
 	gcfg.KeysAddr, gcfg.Namespace = kcfg.GRPCAddr, kcfg.Namespace
 	aucfg.AccountsAddr, aucfg.KeysAddr, aucfg.Namespace = acfg.GRPCAddr, kcfg.GRPCAddr, kcfg.Namespace
+	// Before any service migrates its schema or creates its streams.
+	listens := []string{"LATCHKEY_HTTP_ADDR", o.HTTPAddr}
+	for _, svc := range []struct{ name, grpcVar, grpc, httpVar, http string }{
+		{"accounts", "ACCOUNTS_GRPC_ADDR", acfg.GRPCAddr, "ACCOUNTS_HTTP_ADDR", acfg.HTTPAddr},
+		{"keys", "KEYS_GRPC_ADDR", kcfg.GRPCAddr, "KEYS_HTTP_ADDR", kcfg.HTTPAddr},
+		{"ingest-gateway", "GATEWAY_GRPC_ADDR", gcfg.GRPCAddr, "GATEWAY_HTTP_ADDR", gcfg.HTTPAddr},
+		{"audit", "AUDIT_GRPC_ADDR", aucfg.GRPCAddr, "AUDIT_HTTP_ADDR", aucfg.HTTPAddr},
+	} {
+		if o.runs(svc.name) {
+			listens = append(listens, svc.grpcVar, svc.grpc, svc.httpVar, svc.http)
+		}
+	}
+	if err := checkFree(listens...); err != nil {
+		return err
+	}
 
 	builders := []struct {
 		name  string
@@ -189,6 +203,29 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}, units...)
 }
 
+// checkFree fails when an address the suite is to listen on is taken (another
+// `make run`, most often), naming each with its variable, so that the suite stops before
+// it migrates a database or creates streams. pairs are variable and address; an empty
+// address is not listened on.
+func checkFree(pairs ...string) error {
+	var taken []error
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", pairs[i+1])
+		if err != nil {
+			taken = append(taken, fmt.Errorf("%s=%s: %w", pairs[i], pairs[i+1], err))
+			continue
+		}
+		_ = l.Close()
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("cannot listen (is another `make run` or `latchkey dev` running? stop it, or set these variables): %w", errors.Join(taken...))
+	}
+	return nil
+}
+
 // sharedTLS is what the shared REST listener serves: every service read the same
 // LATCHKEY_TLS_* files (none by default, plaintext).
 func sharedTLS(units []*server.Unit) *tlsfiles.Files {
@@ -209,43 +246,5 @@ func pepperOf(o Options) (string, error) {
 	if o.Pepper != "" {
 		return o.Pepper, nil
 	}
-	return kept(o.PepperFile, func() string { return randomString(48) },
-		func(p string) bool { return len(p) >= 32 })
-}
-
-// newSigningKey is an audit signing key as AUDIT_SIGNING_KEY takes it: standard base64 of
-// a 32-byte Ed25519 seed.
-func newSigningKey() string {
-	seed := make([]byte, 32)
-	_, _ = rand.Read(seed)
-	return base64.StdEncoding.EncodeToString(seed)
-}
-
-func validSigningKey(k string) bool {
-	seed, err := base64.StdEncoding.DecodeString(k)
-	return err == nil && len(seed) == 32
-}
-
-// kept returns the secret kept in file when it is valid, else a new one from generate,
-// written to file (mode 0600) so that the next start finds it.
-func kept(file string, generate func() string, valid func(string) bool) (string, error) {
-	if b, err := os.ReadFile(file); err == nil && valid(strings.TrimSpace(string(b))) { //nolint:gosec // file is the developer's own setting (LATCHKEY_PEPPER_FILE) or a fixed path under .cache, never request input
-		return strings.TrimSpace(string(b)), nil
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	v := generate()
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(file, []byte(v+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keeping a generated secret in %s: %w", file, err)
-	}
-	return v, nil
-}
-
-func randomString(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)[:n]
+	return devsecret.Pepper(o.PepperFile)
 }

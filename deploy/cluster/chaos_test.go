@@ -195,10 +195,8 @@ func startCluster(ctx context.Context, t *testing.T, root, bin string) *Cluster 
 		}
 		c.Stop()
 	})
-	topo := filepath.Join(dir, "topology.json")
-	require.NoError(t, c.WriteTopology(topo))
 	var procs []Process
-	b, err := os.ReadFile(topo)
+	b, err := os.ReadFile(c.Topology())
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &procs))
 	require.Len(t, procs, 11)

@@ -9,7 +9,6 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/latchkey/latchkey/pkg/keyformat"
 )
 
 // Service names, as in topology.json.
@@ -67,7 +68,8 @@ type Config struct {
 	// BinDir holds the binaries Build made.
 	BinDir string
 	// Dir receives the NATS nodes' configurations and stores (nats/), the processes' logs
-	// (logs/<name>.log) and topology.json.
+	// (logs/<name>.log), topology.json while the cluster runs, and the secrets KeptSecrets
+	// keeps. One cluster at a time may use it (Lock).
 	Dir string
 	// DatabaseURL is the Postgres database every service uses, each in its own schema
 	// (Database makes one).
@@ -122,15 +124,18 @@ type proc struct {
 type Cluster struct {
 	cfg   Config
 	procs []*proc
-	// OperatorToken and Pepper are the services' LATCHKEY_OPERATOR_TOKEN and
-	// LATCHKEY_PEPPER, made for this cluster.
-	OperatorToken, Pepper string
+	// Secrets are the services' LATCHKEY_OPERATOR_TOKEN, LATCHKEY_PEPPER and
+	// AUDIT_SIGNING_KEY: the same at every start with the same Dir (KeptSecrets).
+	Secrets
 	// NATSURL lists every node's client URL, comma-separated (the services' NATS_URL).
 	NATSURL string
 }
 
-// Start runs migrations, then every process, and waits until each answers its health
-// check. On error, whatever it started is stopped.
+// Start runs migrations, then every process, and returns once the cluster is ready:
+// every process's /healthz answers 200 and every service that resolves sessions through
+// accounts (keys, audit) or keys through keys (gateways) reaches it (waitServing). Then it writes topology.json in
+// cfg.Dir (replacing a stale one); Stop removes it. On error, whatever it started is
+// stopped.
 func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "latchkey"
@@ -147,7 +152,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{cfg: cfg, OperatorToken: randomHex(24), Pepper: randomHex(32)}
+	if err := os.Remove(topologyFile(cfg.Dir)); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	secrets, err := KeptSecrets(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, Secrets: secrets}
 	if err := c.plan(); err != nil {
 		return nil, err
 	}
@@ -199,7 +211,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	return c, nil
+	for _, p := range append(append(c.byService(Keys), c.byService(Audit)...), c.byService(Gateway)...) {
+		if err := c.waitServing(rctx, p); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.writeTopology()
 }
 
 // plan chooses every process's ports and environment.
@@ -251,7 +268,8 @@ func (c *Cluster) plan() error {
 	}
 	au := Addresses{HTTP: next(), GRPC: next()}
 	c.add("audit-1", Audit, au, nil, append(slicesClone(common),
-		"AUDIT_GRPC_ADDR="+au.GRPC, "AUDIT_HTTP_ADDR="+au.HTTP, "ACCOUNTS_GRPC_ADDR="+acc[0].GRPC, "KEYS_GRPC_ADDR="+keys[0].GRPC))
+		"AUDIT_GRPC_ADDR="+au.GRPC, "AUDIT_HTTP_ADDR="+au.HTTP, "ACCOUNTS_GRPC_ADDR="+acc[0].GRPC, "KEYS_GRPC_ADDR="+keys[0].GRPC,
+		"AUDIT_SIGNING_KEY="+c.SigningKey))
 	for i := range 3 {
 		g := Addresses{HTTP: next(), GRPC: next()}
 		name := fmt.Sprintf("gateway-%d", i+1)
@@ -364,7 +382,7 @@ func (c *Cluster) Kill(name string) error {
 		return err
 	}
 	p.stop(syscall.SIGKILL, time.Minute)
-	return nil
+	return c.writeTopology()
 }
 
 // Restart starts the named process again, on the same addresses (a NATS node with its
@@ -377,12 +395,17 @@ func (c *Cluster) Restart(ctx context.Context, name string) error {
 	if err := c.start(p); err != nil {
 		return err
 	}
+	if err := c.writeTopology(); err != nil {
+		return err
+	}
 	return c.waitReady(ctx, p)
 }
 
 // Stop stops every process: gateways first, then the other services (SIGTERM: they drain),
-// then the NATS nodes; whatever has not exited after its grace is killed.
+// then the NATS nodes; whatever has not exited after its grace is killed. It removes
+// topology.json: its pids are gone.
 func (c *Cluster) Stop() {
+	defer func() { _ = os.Remove(c.Topology()) }()
 	for _, svc := range []string{Gateway, Keys, Accounts, Audit, NATS} {
 		var wg sync.WaitGroup
 		for _, p := range c.byService(svc) {
@@ -415,13 +438,18 @@ func (c *Cluster) Service(svc string) []Process {
 	return out
 }
 
-// WriteTopology writes Processes as JSON to path (`.cache/cluster/topology.json`).
-func (c *Cluster) WriteTopology(path string) error {
+// Topology is the path of topology.json: Processes as JSON, written once the cluster is
+// ready and whenever Kill or Restart changes a pid, removed by Stop.
+func (c *Cluster) Topology() string { return topologyFile(c.cfg.Dir) }
+
+func topologyFile(dir string) string { return filepath.Join(dir, "topology.json") }
+
+func (c *Cluster) writeTopology() error {
 	b, err := json.MarshalIndent(c.Processes(), "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o600)
+	return os.WriteFile(c.Topology(), append(b, '\n'), 0o600)
 }
 
 // Log returns the named process's log so far (for a test's failure message).
@@ -497,6 +525,51 @@ func (c *Cluster) waitReady(ctx context.Context, p *proc) error {
 	}
 }
 
+// waitServing waits until p, a service that checks credentials through another (keys and
+// audit resolve sessions through accounts, a gateway keys through keys), answers an
+// unknown credential with 401 rather than 503: /healthz says nothing of those gRPC
+// connections, and one dialled while its peer was still starting backs off and fails
+// calls fast (503 unavailable) for seconds after the peer is up.
+func (c *Cluster) waitServing(ctx context.Context, p *proc) error {
+	method, path, token, body := http.MethodGet, "/v1/keys", "lks_"+strings.Repeat("0", 43), "" // a session token's shape; no such session
+	switch p.Service {
+	case Audit:
+		path = "/v1/audit/verify"
+	case Gateway:
+		key, err := keyformat.Default().Generate("ingest") // a key's shape; no such key
+		if err != nil {
+			return err
+		}
+		method, path, token, body = http.MethodPost, "/v1/logs", key, "{}"
+	}
+	url := "http://" + p.Addresses.HTTP + path
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := client.Do(req); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: %s cannot check credentials (%s %s with an unknown one: %s); its log:\n%s", p.Name, method, url, last, tail(c.Log(p.Name), 4000))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // waitListening waits until p accepts connections on its NATS client port.
 func (c *Cluster) waitListening(ctx context.Context, p *proc) error {
 	addr := strings.TrimPrefix(p.Addresses.NATS, "nats://")
@@ -551,14 +624,6 @@ func freePorts(n int) ([]int, error) {
 		return nil, fmt.Errorf("cluster: %d free ports wanted from %d, found %d", n, base, len(out))
 	}
 	return out, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	return hex.EncodeToString(b)
 }
 
 func binary(service string) string {
