@@ -307,3 +307,39 @@ func TestCLIUsageFollow(t *testing.T) {
 	require.Equal(t, 1, strings.Count(errs.String(), "retrying with backoff"), errs.String())
 	require.Contains(t, errs.String(), "(the API answers again; following)")
 }
+
+// A command blocked where it cannot see the first Ctrl-C (scan waiting on a FIFO nobody
+// writes to) ends at the second.
+func TestCLIUsageSecondInterruptEnds(t *testing.T) {
+	cli := buildCLI(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	cmd := cli.cmd("", "scan", fifo)
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill() }()
+
+	// Opening the write end without blocking succeeds once scan has the FIFO open to read:
+	// by then its signal handling is in place. Nothing is written: scan waits.
+	var w *os.File
+	require.Eventually(t, func() bool {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		w = f
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond, "scan never opened the FIFO")
+	defer w.Close()
+
+	// Ctrl-C, then again each 100 ms (the first takes a moment to be acted on) until it ends.
+	deadline := time.After(20 * time.Second)
+	for {
+		require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+		select {
+		case <-done:
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("latchkey scan <fifo> ignored every interrupt after the first")
+		}
+	}
+}

@@ -2,10 +2,12 @@ package allinone
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/pkg/settings"
 	"github.com/latchkey/latchkey/pkg/testutil"
@@ -54,6 +56,43 @@ func TestReplicaNeverResurrectsARevokedKey(t *testing.T) {
 	for range 3 { // the first answer and any cached after it
 		require.Equal(t, 401, send())
 	}
+
+	// The replica goes away: listings answer 503 unavailable (retry), never a 500, and
+	// reads of the primary go on.
+	dropDatabase(t, replicaURL)
+	down := s.Call("GET", "/v1/keys?project_id="+project, token, nil)
+	require.Equal(t, 503, down.Status, "%s", down.Raw)
+	require.Equal(t, "unavailable", down.Get("error"))
+	require.NotEmpty(t, down.Header.Get("Retry-After"))
+	s.Must(200, s.Call("GET", "/v1/keys/"+id, token, nil))
+}
+
+// A DATABASE_REPLICA_URL whose database is not a copy of the keys service's (no keys
+// table) stops the service at start, naming the setting, rather than failing every
+// listing later.
+func TestReplicaWithoutKeysRefusedAtStart(t *testing.T) {
+	cfg, err := keys.ConfigFromEnv()
+	require.NoError(t, err)
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DatabaseURL, cfg.NATSURL, cfg.Namespace = "127.0.0.1:0", "", testutil.DatabaseURL(t), testutil.NATSURL(), testutil.Namespace(t)
+	cfg.OperatorToken, cfg.Pepper = "test-operator-"+testutil.Suffix(), "test-pepper-"+strings.Repeat("x", 40)
+	cfg.ReplicaURL = testutil.DatabaseURL(t) // a database, but never migrated
+	_, err = keys.New(context.Background(), cfg, zap.NewNop())
+	require.ErrorContains(t, err, "DATABASE_REPLICA_URL: no table keys in schema")
+}
+
+// dropDatabase removes the database of url, closing its connections.
+func dropDatabase(t *testing.T, url string) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	name := cfg.Database
+	cfg.Database = "postgres"
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer func() { _ = c.Close(ctx) }()
+	_, err = c.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	require.NoError(t, err)
 }
 
 // copyKeys copies the keys table of the primary into the replica's, as it is now.

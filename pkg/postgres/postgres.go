@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +32,10 @@ const (
 	UntranslatableChar   = "22P05"
 	InsufficientPriv     = "42501"
 	RaiseException       = "P0001"
+	AdminShutdown        = "57P01"
+	CrashShutdown        = "57P02"
+	CannotConnectNow     = "57P03"
+	TooManyConnections   = "53300"
 )
 
 // Now is the current time as Postgres keeps it: truncated to the microsecond. A service
@@ -54,11 +61,11 @@ func AsRole(role string) Option {
 }
 
 // Connect opens a pool whose connections use schema (the service's own) and waits until
-// the server answers.
+// the server answers. Its errors do not name the setting url came from: callers prefix it.
 func Connect(ctx context.Context, url, schema string, maxConns int32, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, errors.New("postgres: DATABASE_URL is not a valid connection string")
+		return nil, errors.New("postgres: not a valid connection string")
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	if maxConns > 0 {
@@ -78,6 +85,27 @@ func Connect(ctx context.Context, url, schema string, maxConns int32, opts ...Op
 		return nil, fmt.Errorf("postgres: cannot reach %s: %w", cfg.ConnConfig.Host, err)
 	}
 	return pool, nil
+}
+
+// Unreachable reports whether err means the database could not be reached or dropped the
+// connection, rather than refusing the query: a failed connect (pgconn.ConnectError:
+// refused, unknown host, a database or role that is gone), a network error mid-query, or
+// a SQLSTATE of class 08 (connection exception), 57P01–57P03 (shutting down, cannot
+// connect now) or 53300 (too many connections). Such a failure is the client's to retry:
+// pkg/server answers it as unavailable (503), never as an internal error.
+func Unreachable(err error) bool {
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connect) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	switch code := Code(err); {
+	case strings.HasPrefix(code, "08"):
+		return true
+	case code == AdminShutdown || code == CrashShutdown || code == CannotConnectNow || code == TooManyConnections:
+		return true
+	}
+	return false
 }
 
 // Code returns the SQLSTATE of err, or "".

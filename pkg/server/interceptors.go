@@ -15,6 +15,7 @@ import (
 	"github.com/latchkey/latchkey/pkg/apierr"
 	"github.com/latchkey/latchkey/pkg/auth"
 	"github.com/latchkey/latchkey/pkg/logging"
+	"github.com/latchkey/latchkey/pkg/postgres"
 	"github.com/latchkey/latchkey/pkg/requestid"
 )
 
@@ -99,6 +100,10 @@ func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnarySer
 	return resp, err
 }
 
+// databaseUnreachable answers a call whose database (the primary, or a replica it reads)
+// could not be reached: the client may retry, as for any unavailable.
+var databaseUnreachable = &apierr.Error{Code: apierr.Unavailable, Message: "the database cannot be reached; retry shortly", RetryAfter: time.Second}
+
 // errors makes every error a client-facing status; causes of internal errors are logged
 // here and never sent.
 func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
@@ -107,7 +112,11 @@ func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServ
 		return resp, nil
 	}
 	e := apierr.FromError(err)
-	if e.Code == apierr.Internal {
+	switch {
+	case e.Code == apierr.Internal && postgres.Unreachable(err):
+		logging.From(ctx).Warn("database unreachable", zap.String("method", info.FullMethod), zap.Error(err))
+		e = databaseUnreachable
+	case e.Code == apierr.Internal:
 		logging.From(ctx).Error("internal error", zap.String("method", info.FullMethod), zap.Error(err))
 	}
 	return nil, e.GRPCStatus().Err()

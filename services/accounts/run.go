@@ -102,7 +102,7 @@ func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 	}
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS)
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	u.Closers = append(u.Closers, pool.Close)
 	if applied, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS); err != nil {

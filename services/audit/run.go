@@ -148,7 +148,7 @@ func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 	}
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 	return postgres.Migrate(ctx, pool, Schema, migrations.FS)

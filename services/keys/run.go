@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -158,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	u.Closers = append(u.Closers, pool.Close)
 	if _, err := postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS); err != nil {
@@ -210,6 +211,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 			return nil, fmt.Errorf("DATABASE_REPLICA_URL: %w", err)
 		}
 		u.Closers = append(u.Closers, replica.Close)
+		if err := replicaHoldsKeys(ctx, replica); err != nil {
+			return nil, err
+		}
 		st.ListFromReplica(replica)
 	}
 	relay := outbox.NewRelay(pool, js, log)
@@ -286,8 +290,22 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 func Migrate(ctx context.Context, cfg Config) ([]string, error) {
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, Schema, 2)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 	return postgres.Migrate(ctx, pool, Schema, outbox.Migrations, quota.Migrations, idempotency.Migrations, migrations.FS)
+}
+
+// replicaHoldsKeys checks, at start, that DATABASE_REPLICA_URL is a copy of this service's
+// database (its schema holds the keys table), so a wrong URL stops the service with a clear
+// error rather than failing every listing later.
+func replicaHoldsKeys(ctx context.Context, replica *pgxpool.Pool) error {
+	var table *string
+	if err := replica.QueryRow(ctx, "SELECT to_regclass('keys')::text").Scan(&table); err != nil {
+		return fmt.Errorf("DATABASE_REPLICA_URL: %w", err)
+	}
+	if table == nil {
+		return fmt.Errorf("DATABASE_REPLICA_URL: no table keys in schema %q: point it at a replica of DATABASE_URL's database, migrated", Schema)
+	}
+	return nil
 }

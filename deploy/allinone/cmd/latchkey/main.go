@@ -14,6 +14,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks the command to stop (dev drains, tail ends); a second one ends
+	// the process at once: a command blocked in a system call (scan opening a FIFO no one
+	// writes to) never sees the first.
+	go func() { <-ctx.Done(); stop() }()
 	status := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(status)

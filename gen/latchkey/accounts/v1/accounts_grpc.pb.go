@@ -704,7 +704,9 @@ type InternalServiceClient interface {
 	// LookupMany reads several projects and accounts in one call, each read fresh: the keys
 	// service answers concurrent VerifyKey calls with one of these instead of one
 	// LookupProject each. What does not exist, is another account's project or is not an
-	// id of its kind is left out of the answer, so one bad entry never fails the others.
+	// id of its kind is left out of the answer, so one such entry never fails the others;
+	// text that is not valid UTF-8 or holds NUL fails the whole call (InvalidArgument), as
+	// in every call.
 	LookupMany(ctx context.Context, in *LookupManyRequest, opts ...grpc.CallOption) (*LookupManyResponse, error)
 }
 
@@ -771,7 +773,9 @@ type InternalServiceServer interface {
 	// LookupMany reads several projects and accounts in one call, each read fresh: the keys
 	// service answers concurrent VerifyKey calls with one of these instead of one
 	// LookupProject each. What does not exist, is another account's project or is not an
-	// id of its kind is left out of the answer, so one bad entry never fails the others.
+	// id of its kind is left out of the answer, so one such entry never fails the others;
+	// text that is not valid UTF-8 or holds NUL fails the whole call (InvalidArgument), as
+	// in every call.
 	LookupMany(context.Context, *LookupManyRequest) (*LookupManyResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }

@@ -42,7 +42,9 @@ type InternalServiceClient interface {
 	MintProjectKey(ctx context.Context, in *MintProjectKeyRequest, opts ...grpc.CallOption) (*MintProjectKeyResponse, error)
 	// VerifyKeys answers several VerifyKey requests in one call, each as VerifyKey answers
 	// the operator: a gateway sends the cache misses that arrive together in one call
-	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests.
+	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests. A key
+	// that is not valid UTF-8 or holds NUL fails the whole call (InvalidArgument), as in
+	// every call; gateways never send one (they refuse such a key before asking).
 	VerifyKeys(ctx context.Context, in *VerifyKeysRequest, opts ...grpc.CallOption) (*VerifyKeysResponse, error)
 }
 
@@ -102,7 +104,9 @@ type InternalServiceServer interface {
 	MintProjectKey(context.Context, *MintProjectKeyRequest) (*MintProjectKeyResponse, error)
 	// VerifyKeys answers several VerifyKey requests in one call, each as VerifyKey answers
 	// the operator: a gateway sends the cache misses that arrive together in one call
-	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests.
+	// rather than one call each (docs/scale.md, "Misses"). At most 1000 requests. A key
+	// that is not valid UTF-8 or holds NUL fails the whole call (InvalidArgument), as in
+	// every call; gateways never send one (they refuse such a key before asking).
 	VerifyKeys(context.Context, *VerifyKeysRequest) (*VerifyKeysResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
