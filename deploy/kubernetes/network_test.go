@@ -157,11 +157,23 @@ func neededEdges(t *testing.T, r *rendered, ws []workload) []edge {
 				require.NoError(t, err, "%s: %s=%s", from.name, k, e.value)
 				sp := slices.IndexFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == int32(n) })
 				require.GreaterOrEqual(t, sp, 0, "%s: %s=%s: Service %s has no port %d", from.name, k, e.value, host, n)
+				// A gRPC peer's Service is headless: its name resolves to every ready pod, and
+				// the caller spreads its calls over them (server.DialPeer); a ClusterIP would
+				// keep each caller's one connection on one pod. Callers then dial the pods'
+				// own port, so the Service's port must be it.
+				grpcPeer := strings.HasSuffix(k, "_GRPC_ADDR")
+				if grpcPeer {
+					require.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP, "%s: %s=%s: Service %s must be headless", from.name, k, e.value, host)
+				}
 				for _, to := range ws {
 					if !selects(&metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, to.labels) {
 						continue
 					}
-					edges = append(edges, edge{from.name, to.name, targetPort(t, to, svc.Spec.Ports[sp].TargetPort)})
+					port := targetPort(t, to, svc.Spec.Ports[sp].TargetPort)
+					if grpcPeer {
+						require.Equal(t, int32(n), port, "%s: %s=%s: headless Service %s: the port callers dial is the pod's", from.name, k, e.value, host)
+					}
+					edges = append(edges, edge{from.name, to.name, port})
 				}
 			}
 		}

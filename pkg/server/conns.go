@@ -32,6 +32,10 @@ type ConnLimits struct {
 	// MinPingInterval is the shortest interval between client keepalive pings the server
 	// tolerates; a client pinging more often is sent GOAWAY (too_many_pings).
 	MinPingInterval time.Duration
+	// MaxConnectionAge ends a connection (GOAWAY, after MaxConnectionAgeGrace for the
+	// calls under way) once it is this old, give or take 10%: its client connects again and
+	// resolves the name again, so a replica added behind a name gets calls (DialPeer).
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
 	// MaxHeaderListBytes bounds a call's metadata (HTTP/2 header list, as RFC 9113 §6.5.2
 	// counts it); a call over it is refused before any handler runs. The default is twice
 	// the HTTP edge's MaxHeaderBytes, so whatever the REST bridge forwards always fits.
@@ -46,6 +50,10 @@ var DefaultConnLimits = ConnLimits{
 	KeepaliveTime:    time.Minute,
 	KeepaliveTimeout: 20 * time.Second,
 	MinPingInterval:  10 * time.Second,
+	// Long enough to cost nothing (one TLS handshake per client per 5 minutes), short
+	// enough that a scaled-out keys or accounts takes load within minutes.
+	MaxConnectionAge:      5 * time.Minute,
+	MaxConnectionAgeGrace: 30 * time.Second,
 	// Twice the HTTP edge's limit: the bridge forwards a subset of an HTTP request's headers.
 	MaxHeaderListBytes: 2 * MaxHeaderBytes,
 }
@@ -66,6 +74,8 @@ func (l ConnLimits) withDefaults() ConnLimits {
 	l.KeepaliveTime = pick(l.KeepaliveTime, d.KeepaliveTime)
 	l.KeepaliveTimeout = pick(l.KeepaliveTimeout, d.KeepaliveTimeout)
 	l.MinPingInterval = pick(l.MinPingInterval, d.MinPingInterval)
+	l.MaxConnectionAge = pick(l.MaxConnectionAge, d.MaxConnectionAge)
+	l.MaxConnectionAgeGrace = pick(l.MaxConnectionAgeGrace, d.MaxConnectionAgeGrace)
 	if l.MaxHeaderListBytes == 0 {
 		l.MaxHeaderListBytes = d.MaxHeaderListBytes
 	}
@@ -78,9 +88,11 @@ func (l ConnLimits) serverOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
 		grpc.MaxHeaderListSize(l.MaxHeaderListBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: l.IdleTimeout,
-			Time:              l.KeepaliveTime,
-			Timeout:           l.KeepaliveTimeout,
+			MaxConnectionIdle:     l.IdleTimeout,
+			MaxConnectionAge:      l.MaxConnectionAge,
+			MaxConnectionAgeGrace: l.MaxConnectionAgeGrace,
+			Time:                  l.KeepaliveTime,
+			Timeout:               l.KeepaliveTimeout,
 		}),
 		// Pings on an idle connection are allowed (they do not keep it from IdleTimeout).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.MinPingInterval, PermitWithoutStream: true}),

@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	var liveKeys keysv1.InternalServiceClient
 	if cfg.KeysAddr != "" {
 		// NewClient does not connect until the first call, so keys may start later.
-		conn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
+		conn, err := server.DialPeer(cfg.KeysAddr, files)
 		if err != nil {
 			return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
 		}

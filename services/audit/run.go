@@ -209,12 +209,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	}
 
 	// NewClient does not connect until the first call, so accounts and keys may start later.
-	accConn, err := grpc.NewClient(cfg.AccountsAddr, files.DialOption())
+	accConn, err := server.DialPeer(cfg.AccountsAddr, files)
 	if err != nil {
 		return nil, fmt.Errorf("accounts client for %q: %w", cfg.AccountsAddr, err)
 	}
 	u.Closers = append(u.Closers, func() { _ = accConn.Close() })
-	keysConn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
+	keysConn, err := server.DialPeer(cfg.KeysAddr, files)
 	if err != nil {
 		return nil, fmt.Errorf("keys client for %q: %w", cfg.KeysAddr, err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	keysv1 "github.com/latchkey/latchkey/gen/latchkey/keys/v1"
 	"github.com/latchkey/latchkey/pkg/natsx"
@@ -160,7 +159,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (gw *Gateway, err err
 	sub := eventsub.New(nc, js, cfg.Namespace, cfg.ID, cache, keeper.Ensure, log)
 	subRef.Store(sub)
 
-	keysConn, err := grpc.NewClient(cfg.KeysAddr, files.DialOption())
+	keysConn, err := server.DialPeer(cfg.KeysAddr, files)
 	if err != nil {
 		return nil, err
 	}

@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (_ *server.Unit, err 
 	if err != nil {
 		return nil, err
 	}
-	accConn, err := grpc.NewClient(cfg.AccountsAddr, files.DialOption())
+	accConn, err := server.DialPeer(cfg.AccountsAddr, files)
 	if err != nil {
 		return nil, err
 	}
