@@ -31,12 +31,9 @@ func TestEnsureWithin(t *testing.T) {
 		k := natsx.NewKeeper(js, zap.NewNop(), natsx.EventsStreamResource(js, ns))
 		done := make(chan error, 1)
 		go func() { done <- k.EnsureWithin(context.Background(), 30*time.Second) }()
-		time.Sleep(time.Second)
-		select {
-		case err := <-done:
-			t.Fatalf("returned while NATS was down: %v", err)
-		default:
-		}
+		// Still waiting once the client knows NATS is gone, and for a while after.
+		testutil.Eventually(t, 10*time.Second, func() bool { return !nc.IsConnected() }, "the client saw NATS go")
+		require.Never(t, func() bool { return len(done) > 0 }, time.Second, 20*time.Millisecond, "returned while NATS was down")
 		srv.Start()
 		require.NoError(t, <-done)
 		require.True(t, k.Ready())

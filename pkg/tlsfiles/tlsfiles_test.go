@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -216,7 +217,7 @@ func TestRotatedFilesAreUsed(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() { _ = c.(*tls.Conn).Handshake(); time.Sleep(time.Second); _ = c.Close() }()
+			go func() { _ = c.(*tls.Conn).Handshake(); _, _ = io.Copy(io.Discard, c); _ = c.Close() }() // open until the client is done
 		}
 	}()
 	addr := lis.Addr().String()

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -303,6 +304,21 @@ func get[T any](raw json.RawMessage) (T, error) {
 		err = fmt.Errorf("the API's answer is not what this version of latchkey expects: %w", err)
 	}
 	return v, err
+}
+
+// show GETs path with query q (nil for none) from the API and, under --json, prints the
+// answer as it came: printed then tells the caller it has nothing left to do; otherwise
+// the caller renders raw for people.
+func (a *app) show(ctx context.Context, path string, q url.Values) (raw json.RawMessage, printed bool, err error) {
+	cl, err := a.client()
+	if err != nil {
+		return nil, false, err
+	}
+	if raw, err = cl.call(ctx, http.MethodGet, path, q, nil, nil); err != nil {
+		return nil, false, err
+	}
+	printed, err = a.emit(raw)
+	return raw, printed, err
 }
 
 // emit prints raw as JSON under --json and returns true; else it returns false and the

@@ -116,21 +116,14 @@ func (a *app) keysListCmd() *cobra.Command {
 		Example: `  latchkey keys list --project prj_01… --status active`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			setIf(q, "project_id", projectID)
 			setIf(q, "environment", env)
 			setIf(q, "type", typ)
 			setIf(q, "status", status)
 			page.query(q)
-			raw, err := cl.call(cmd.Context(), http.MethodGet, "/v1/keys", q, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), "/v1/keys", q)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {
@@ -162,15 +155,8 @@ func (a *app) keysGetCmd() *cobra.Command {
 		Short: "Show a key",
 		Args:  exactArgs(1, "one argument, the key's id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			raw, err := cl.call(cmd.Context(), http.MethodGet, keyPath(args[0], ""), nil, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), keyPath(args[0], ""), nil)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {

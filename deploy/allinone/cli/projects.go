@@ -39,17 +39,10 @@ func (a *app) projectsListCmd() *cobra.Command {
 		Short:   "List the account's projects",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			page.query(q)
-			raw, err := cl.call(cmd.Context(), http.MethodGet, "/v1/projects", q, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), "/v1/projects", q)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {
@@ -128,15 +121,8 @@ func (a *app) projectsGetCmd() *cobra.Command {
 		Short: "Show a project",
 		Args:  exactArgs(1, "one argument, the project's id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			raw, err := cl.call(cmd.Context(), http.MethodGet, "/v1/projects/"+url.PathEscape(args[0]), nil, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), "/v1/projects/"+url.PathEscape(args[0]), nil)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {

@@ -30,21 +30,14 @@ func (a *app) serversListCmd() *cobra.Command {
 		Example: `  latchkey servers list --tag fra`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			setIf(q, "project_id", projectID)
 			setIf(q, "name", name)
 			setIf(q, "hostname", hostname)
 			setIf(q, "tag", tag)
 			page.query(q)
-			raw, err := cl.call(cmd.Context(), http.MethodGet, "/v1/servers", q, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), "/v1/servers", q)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {
@@ -121,15 +114,8 @@ func (a *app) serversGetCmd() *cobra.Command {
 		Short: "Show a server (never its key)",
 		Args:  exactArgs(1, "one argument, the server's id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			raw, err := cl.call(cmd.Context(), http.MethodGet, serverPath(args[0], ""), nil, nil, nil)
-			if err != nil {
-				return err
-			}
-			if done, err := a.emit(raw); done {
+			raw, printed, err := a.show(cmd.Context(), serverPath(args[0], ""), nil)
+			if err != nil || printed {
 				return err
 			}
 			answer, err := get[struct {

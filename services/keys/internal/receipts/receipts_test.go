@@ -134,11 +134,12 @@ func TestReceiptsGatewayDropsOut(t *testing.T) {
 	require.NoError(t, err)
 	done := make(chan Receipt, 1)
 	go func() { done <- w.Wait(context.Background(), 10*time.Second) }()
-	// gw-stays keeps beating but has not confirmed: no receipt however long gw-goes is gone.
-	for range 15 {
+	// gw-stays keeps beating but has not confirmed: no receipt, even once gw-goes has
+	// dropped out of the live set.
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		beat("gw-stays")
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(tr.Live()) == 1
+	}, "gw-goes dropped out")
 	select {
 	case r := <-done:
 		t.Fatalf("complete without the confirmation of a gateway still live: %+v", r)
